@@ -1,0 +1,30 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  {ignores: ['node_modules/', 'bundle/dist/', 'bundle/out/', 'bundle/.pkg-home/', 'coverage/', '**/*.d.ts']},
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      globals: {
+        process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
+        setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', clearImmediate: 'readonly',
+        URL: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly',
+        TextDecoder: 'readonly', TextEncoder: 'readonly', queueMicrotask: 'readonly', performance: 'readonly', fetch: 'readonly',
+        WebSocket: 'readonly', require: 'readonly', module: 'readonly', __dirname: 'readonly',
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', {argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none'}],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-constant-condition': ['error', {checkLoops: false}],
+      'prefer-const': 'error',
+      'eqeqeq': ['error', 'smart'],
+    },
+  },
+  {
+    files: ['test/fixtures/**/*.js', 'examples/**/*.js', 'bin/**/*.js', 'integrations/**/*.js'],
+    rules: {'@typescript-eslint/no-require-imports': 'off'},
+  },
+);

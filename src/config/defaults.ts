@@ -1,0 +1,35 @@
+/** Defaults shared by the config schema, CLI flags and test builders. Upstream-compatible where upstream has one. */
+export const DEFAULT_PROXY_HOST = `127.0.0.1`;
+export const DEFAULT_PROXY_PORT = 8182;
+export const DEFAULT_HEALTH_PATH = `/ping`;
+export const DEFAULT_HEALTH_TIMEOUT_MS = 30_000;
+export const DEFAULT_HEALTH_INTERVAL_MS = 250;
+/** Per-probe timeout: a hung health endpoint can never stall a deploy (upstream had none). */
+export const DEFAULT_HEALTH_PROBE_TIMEOUT_MS = 2_000;
+export const DEFAULT_HEALTH_SUCCESS_THRESHOLD = 1;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 60_000;
+export const DEFAULT_FORCE_STOP_TIMEOUT_MS = 10_000;
+/** WebSockets still open at the drain deadline are closed with 1001 spread over this window. */
+export const DEFAULT_WS_CLOSE_JITTER_MS = 1_000;
+export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+/** Time a client has to send a complete request head (408 after). */
+export const DEFAULT_REQUEST_HEAD_TIMEOUT_MS = 30_000;
+/** Idle keep-alive client connections are closed after this long. */
+export const DEFAULT_CLIENT_IDLE_TIMEOUT_MS = 65_000;
+/** Time the app has to send response headers once the request is sent (504 after); 0 disables. */
+export const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS = 300_000;
+/** Pooled idle connections to the app are dropped after this long (below Node's 5 s server keep-alive). */
+export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 4_000;
+export const DEFAULT_TRUST_FORWARDED = [`loopback`] as const;
+export const DEFAULT_RESTART_DELAY_MS = 1_000;
+export const DEFAULT_OUTPUT_LINES = 50;
+export const DEFAULT_STOP_SIGNAL = `SIGTERM`;
+export const DEFAULT_RELEASE_KEEP = 10;
+export const DEFAULT_RELEASE_MAX_AGE_MS = 0;
+export const DEFAULT_MEMORY_CHECK_INTERVAL_MS = 5_000;
+export const DEFAULT_EVENT_HISTORY = 1_000;
+/** Largest control message accepted on the socket, in bytes (one NDJSON line). */
+export const DEFAULT_CONTROL_MAX_MESSAGE_BYTES = 1024 * 1024;
+export const DEFAULT_DAEMON_START_TIMEOUT_MS = 10_000;
+export const DEFAULT_STATE_PERSIST_INTERVAL_MS = 5_000;
+export const CONFIG_FILE_NAMES = [`rollbridge.js`, `rollbridge.mjs`, `rollbridge.cjs`, `rollbridge.json`] as const;

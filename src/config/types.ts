@@ -1,0 +1,110 @@
+/**
+ * The normalized configuration: what `loadConfig` returns after validation and defaults.
+ * Field names and defaults follow upstream rollbridge 0.1.21 (docs/config.md).
+ */
+export type ProcessPolicy = `proxied` | `companion` | `singleton` | `service`;
+export type DeployStrategy = `persistent` | `handoff`;
+
+export type PortRange = {from: number; to: number};
+
+export type HealthConfig = {
+  path: string;
+  timeoutMs: number;
+  intervalMs: number;
+  startDelayMs: number;
+  /** Timeout of one probe. */
+  probeTimeoutMs: number;
+  /** Consecutive passing probes needed. */
+  successThreshold: number;
+};
+
+export type LifecycleConfig = {
+  quietCommand: string | undefined;
+  drainCommand: string | undefined;
+  stopCommand: string | undefined;
+  drainTimeoutMs: number;
+};
+
+export type RestartConfig = {
+  /** undefined = unlimited; 0 disables automatic restarts. */
+  maxRestarts: number | undefined;
+  windowMs: number;
+  backoffFactor: number;
+  maxDelayMs: number;
+};
+
+export type MemoryConfig = {limitBytes: number; warnBytes: number; checkIntervalMs: number};
+
+export type ProcessConfig = {
+  id: string;
+  command: string;
+  policy: ProcessPolicy;
+  deployStrategy: DeployStrategy;
+  /** Templated; relative values resolve against the release path. undefined = release path. */
+  cwd: string | undefined;
+  env: Record<string, string>;
+  port: PortRange | undefined;
+  /** null = no health check. */
+  health: HealthConfig | null;
+  stopSignal: NodeJS.Signals;
+  nonBlockingDrain: boolean;
+  lifecycle: LifecycleConfig;
+  gracefulStopMs: number | `indefinite`;
+  restartDelayMs: number;
+  restart: RestartConfig;
+  memory: MemoryConfig | undefined;
+  replicas: number;
+  outputLines: number;
+};
+
+export type ControlConfig = {
+  path: string;
+  mode: number | undefined;
+  owner: string | number | undefined;
+  group: string | number | undefined;
+};
+
+export type ProxyConfig = {
+  host: string;
+  port: number;
+  upstreamHost: string;
+  healthPath: string;
+  healthTimeoutMs: number;
+  drainTimeoutMs: number;
+  forceStopTimeoutMs: number;
+  /** Peers whose X-Forwarded-Proto/-Host are kept: `loopback` or IP addresses. */
+  trustForwarded: string[];
+  maxHeaderBytes: number;
+  requestHeadTimeoutMs: number;
+  clientIdleTimeoutMs: number;
+  upstreamResponseTimeoutMs: number;
+  upstreamIdleTimeoutMs: number;
+  wsCloseJitterMs: number;
+};
+
+export type LegacyTakeoverConfig = {
+  screens: string[];
+  processes: Array<{name: string; includes: string[]}>;
+  forceStopTimeoutMs: number;
+};
+
+export type Config = {
+  /** Absolute path of the file this config was loaded from. */
+  configPath: string;
+  application: string;
+  control: ControlConfig;
+  proxy: ProxyConfig;
+  releaseRetention: {keep: number; maxAgeMs: number};
+  statePath: string | undefined;
+  legacyTakeover: LegacyTakeoverConfig | undefined;
+  processes: ProcessConfig[];
+};
+
+export type ConfigIssue = {
+  /** Dotted path of the offending key, e.g. `processes[1].port`. */
+  path: string;
+  message: string;
+  fix: string;
+};
+
+export type ConfigWarning = ConfigIssue;

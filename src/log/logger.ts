@@ -1,0 +1,58 @@
+import {toWireError} from '../errors/rollbridge-error.ts';
+
+export type LogLevel = `debug` | `info` | `warn` | `error`;
+export type LogFields = Record<string, unknown>;
+export type LogRecord = {time: string; level: LogLevel; msg: string} & LogFields;
+export type LogSink = (record: LogRecord) => void;
+
+const LEVEL_ORDER: Record<LogLevel, number> = {debug: 10, info: 20, warn: 30, error: 40};
+
+/**
+ * JSON-lines logger: one object per line, `msg` constant, context in fields.
+ * Sinks receive every record at or above the level (the daemon adds the event history as a sink).
+ */
+export class Logger {
+  readonly #bindings: LogFields;
+  readonly #shared: {level: LogLevel; sinks: LogSink[]};
+
+  constructor(options: {level?: LogLevel; sinks?: LogSink[]; bindings?: LogFields; shared?: {level: LogLevel; sinks: LogSink[]}} = {}) {
+    this.#bindings = options.bindings ?? {};
+    this.#shared = options.shared ?? {level: options.level ?? `info`, sinks: options.sinks ?? []};
+  }
+
+  child(bindings: LogFields): Logger {
+    return new Logger({bindings: {...this.#bindings, ...bindings}, shared: this.#shared});
+  }
+
+  addSink(sink: LogSink): void {
+    this.#shared.sinks.push(sink);
+  }
+
+  debug(msg: string, fields?: LogFields): void { this.#write(`debug`, msg, fields); }
+  info(msg: string, fields?: LogFields): void { this.#write(`info`, msg, fields); }
+  warn(msg: string, fields?: LogFields): void { this.#write(`warn`, msg, fields); }
+  error(msg: string, fields?: LogFields): void { this.#write(`error`, msg, fields); }
+
+  #write(level: LogLevel, msg: string, fields: LogFields | undefined): void {
+    if (LEVEL_ORDER[level] < LEVEL_ORDER[this.#shared.level]) return;
+    const record: LogRecord = {time: new Date().toISOString(), level, msg, ...this.#bindings};
+    if (fields) {
+      for (const [key, value] of Object.entries(fields)) {
+        record[key] = key === `err` && value !== undefined ? toWireError(value) : value;
+      }
+    }
+    for (const sink of this.#shared.sinks) sink(record);
+  }
+}
+
+/** A sink that writes one JSON line per record to a stream (the daemon's stdout). */
+export function createStreamSink(stream: {write(chunk: string): unknown}): LogSink {
+  return (record) => {
+    stream.write(`${JSON.stringify(record)}\n`);
+  };
+}
+
+/** A logger that drops everything (tests and library callers that do not care). */
+export function createSilentLogger(): Logger {
+  return new Logger({level: `error`, sinks: []});
+}
