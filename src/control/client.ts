@@ -1,0 +1,179 @@
+import net from 'node:net';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {createLineDecoder, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateResult} from './protocol.ts';
+import type {ControlCommandName, ParamsOf, ResponseFrame, ResultOf} from './protocol.ts';
+
+export type ControlCallOptions = {
+  onProgress?: (event: Record<string, unknown>) => void;
+  /** Rejects the call locally with the signal's reason; the daemon is not told (the protocol has no cancel). */
+  signal?: AbortSignal;
+};
+
+type PendingCall = {
+  command: ControlCommandName;
+  onProgress: ((event: Record<string, unknown>) => void) | undefined;
+  resolve(result: Record<string, unknown>): void;
+  reject(error: unknown): void;
+};
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Replies (status with logs) can be large, but a runaway peer must not exhaust memory. */
+const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+const UNREACHABLE_FIX = `Start one with "rollbridge ensure-daemon" (or "rollbridge deploy --ensure-daemon"), or check control.path`;
+
+/**
+ * The CLI's end of the control socket. Several calls may run at once on one client; replies are
+ * matched by request id (an upstream daemon without ids is answered in order).
+ */
+export class ControlClient {
+  readonly #socket: net.Socket;
+  readonly #path: string;
+  readonly #pending = new Map<number, PendingCall>();
+  #nextId = 1;
+  #closedError: RollbridgeError | undefined;
+
+  private constructor(socket: net.Socket, socketPath: string) {
+    this.#socket = socket;
+    this.#path = socketPath;
+    socket.on(`data`, createLineDecoder({
+      maxLineBytes: MAX_RESPONSE_BYTES,
+      onLine: (line) => this.#receive(line),
+      onOverflow: () => {
+        this.#fail(() => new RollbridgeError(ErrorCode.CONTROL_INVALID_RESPONSE, `The daemon on ${socketPath} sent a line over ${MAX_RESPONSE_BYTES} bytes`, {details: {path: socketPath}}));
+        socket.destroy();
+      },
+    }));
+    socket.on(`error`, (error: NodeJS.ErrnoException) => {
+      this.#fail((command) => new RollbridgeError(ErrorCode.DAEMON_UNREACHABLE, `The connection to the rollbridge daemon on ${socketPath} failed${during(command)} (${error.code ?? error.message})`, {
+        fix: UNREACHABLE_FIX,
+        details: {path: socketPath},
+        cause: error,
+      }));
+    });
+    socket.on(`close`, () => {
+      this.#fail((command) => new RollbridgeError(ErrorCode.DAEMON_UNREACHABLE, `The rollbridge daemon on ${socketPath} closed the connection${command === undefined ? `` : ` before answering "${command}"`}`, {
+        fix: `Check the daemon's log for a crash or shutdown, then retry (run "rollbridge status")`,
+        details: {path: socketPath},
+      }));
+    });
+  }
+
+  static connect(socketPath: string, options: {timeoutMs?: number} = {}): Promise<ControlClient> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(socketPath);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(unreachable(socketPath, `timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onError = (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(unreachable(socketPath, error.code === `ECONNREFUSED` ? `ECONNREFUSED: stale socket` : error.code ?? error.message, error));
+      };
+      socket.once(`error`, onError);
+      socket.once(`connect`, () => {
+        clearTimeout(timer);
+        socket.off(`error`, onError);
+        resolve(new ControlClient(socket, socketPath));
+      });
+    });
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Sends one request and resolves with its validated result; an error reply rejects with RollbridgeError.fromWire. */
+  call<C extends ControlCommandName>(command: C, params: ParamsOf<C>, options: ControlCallOptions = {}): Promise<ResultOf<C>> {
+    return new Promise<ResultOf<C>>((resolve, reject) => {
+      if (this.#closedError !== undefined) return reject(this.#closedError);
+      validateParams(command, params);
+      const {signal} = options;
+      if (signal?.aborted) return reject(signal.reason);
+      const id = this.#nextId++;
+      const onAbort = () => {
+        this.#pending.delete(id);
+        reject(signal?.reason);
+      };
+      const settle = () => signal?.removeEventListener(`abort`, onAbort);
+      this.#pending.set(id, {
+        command,
+        onProgress: options.onProgress,
+        resolve: (result) => {
+          settle();
+          try {
+            resolve(validateResult(command, result));
+          } catch (error) {
+            reject(error);
+          }
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      });
+      signal?.addEventListener(`abort`, onAbort, {once: true});
+      this.#socket.write(encodeFrame(createRequestFrame(id, command, params as Record<string, unknown>)));
+    });
+  }
+
+  /** Closes the connection; calls still waiting reject with ERR_DAEMON_UNREACHABLE. */
+  close(): void {
+    this.#fail((command) => new RollbridgeError(ErrorCode.DAEMON_UNREACHABLE, `The control connection to ${this.#path} was closed by the client${during(command)}`, {details: {path: this.#path}}));
+    this.#socket.destroy();
+  }
+
+  #receive(line: string): void {
+    let frame: ResponseFrame;
+    try {
+      frame = decodeResponseLine(line);
+    } catch (error) {
+      this.#fail(() => error as RollbridgeError);
+      this.#socket.destroy();
+      return;
+    }
+    const key = typeof frame.id === `number` ? frame.id : frame.id === null ? this.#oldestPending() : Number(frame.id);
+    const call = key === undefined ? undefined : this.#pending.get(key);
+    if (call === undefined || key === undefined) return;
+    switch (frame.status) {
+      case `progress`:
+        call.onProgress?.(frame.event);
+        return;
+      case `success`:
+        this.#pending.delete(key);
+        call.resolve(resultOf(frame));
+        return;
+      case `error`:
+        this.#pending.delete(key);
+        call.reject(RollbridgeError.fromWire(frame.error));
+        return;
+    }
+  }
+
+  /** Replies without an id (upstream daemons, or requests the server could not parse) go to the oldest call. */
+  #oldestPending(): number | undefined {
+    return this.#pending.keys().next().value;
+  }
+
+  /** Rejects every waiting call with the error `describe` builds for its command; later calls get the first one. */
+  #fail(describe: (command?: string) => RollbridgeError): void {
+    this.#closedError ??= describe();
+    const calls = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of calls) call.reject(describe(call.command));
+  }
+}
+
+function during(command: string | undefined): string {
+  return command === undefined ? `` : ` during "${command}"`;
+}
+
+function unreachable(socketPath: string, reason: string, cause?: unknown): RollbridgeError {
+  return new RollbridgeError(ErrorCode.DAEMON_UNREACHABLE, `No rollbridge daemon is listening on ${socketPath} (${reason})`, {
+    fix: UNREACHABLE_FIX,
+    details: {path: socketPath},
+    cause,
+  });
+}

@@ -1,0 +1,368 @@
+import * as t from 'typanion';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import type {WireError} from '../errors/rollbridge-error.ts';
+
+/*
+ * The control-socket wire contract, shared by the CLI (client.ts) and the daemon (server.ts).
+ *
+ * Framing: newline-delimited JSON, UTF-8, one object per line, both directions.
+ * Request:  {"id"?: string|number, "command": "<name>", ...params}
+ * Success:  {"id", "status": "success", ...result}       (result fields at the top level, like upstream)
+ * Error:    {"id", "status": "error", "error": {"code", "message", "fix"?, "details"?}}
+ * Progress: {"id", "status": "progress", "event": {...}}  (zero or more before the final frame)
+ * A request without an id is answered with `"id": null`.
+ */
+
+/** Release ids as they appear in paths and on the wire. */
+export const RELEASE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+export const PROCESS_POLICIES = [`companion`, `singleton`, `service`, `proxied`] as const;
+
+const isReleaseId = () => t.cascade(t.isString(), [t.matchesRegExp(RELEASE_ID_PATTERN)]);
+
+const isAbsolutePath = () => t.cascade(t.isString(), [
+  t.makeValidator<string>({
+    test: (value, state) => {
+      if (value.startsWith(`/`)) return true;
+      state?.errors?.push(`${state.p ?? `.`}: Expected an absolute path (got ${JSON.stringify(value)})`);
+      return false;
+    },
+  }),
+]);
+
+const isPositiveInteger = () => t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]);
+
+/** Unknown keys inside results are accepted: a newer daemon may send more than this client knows. */
+const LOOSE = {extra: t.isUnknown()};
+
+// ── params ──────────────────────────────────────────────────────────────────────────────────────
+
+export const isStatusParams = t.isObject({});
+
+export const isDeployParams = t.isObject({
+  releasePath: isAbsolutePath(),
+  releaseId: t.isOptional(isReleaseId()),
+  revision: t.isOptional(t.isString()),
+  /** Queue behind a running deploy (default) or fail fast with ERR_DAEMON_BUSY. @default true */
+  wait: t.isOptional(t.isBoolean()),
+  dryRun: t.isOptional(t.isBoolean()),
+  skipHealthCheck: t.isOptional(t.isBoolean()),
+});
+
+export const isRollbackParams = t.isObject({
+  releaseId: t.isOptional(isReleaseId()),
+  wait: t.isOptional(t.isBoolean()),
+});
+
+export const isStopParams = t.isObject({
+  releaseId: t.isOptional(isReleaseId()),
+});
+
+export const isRestartParams = t.isObject({
+  processId: t.isOptional(t.isString()),
+  policy: t.isOptional(t.isEnum(PROCESS_POLICIES)),
+  names: t.isOptional(t.isArray(t.isString())),
+  wait: t.isOptional(t.isBoolean()),
+});
+
+export const isEventsParams = t.isObject({
+  limit: t.isOptional(isPositiveInteger()),
+});
+
+export const isLogsParams = t.isObject({
+  processId: t.isOptional(t.isString()),
+});
+
+export const isShutdownParams = t.isObject({});
+
+// ── results ─────────────────────────────────────────────────────────────────────────────────────
+
+/** The status object (upstream §4.20): validated loosely, extra keys are part of the shape. */
+export const isStatusResult = t.isPartial({
+  application: t.isString(),
+  activeReleaseId: t.isNullable(t.isString()),
+});
+
+export const isDeployResult = t.isObject({
+  /** Null only when nothing is active, e.g. after a dry run on an empty daemon. */
+  activeReleaseId: t.isNullable(t.isString()),
+  previousReleaseId: t.isNullable(t.isString()),
+  releaseId: t.isString(),
+  durationMs: t.isNumber(),
+  phases: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+}, LOOSE);
+
+export const isRestartResult = t.isObject({
+  restarted: t.isArray(t.isString()),
+}, LOOSE);
+
+export const isEvent = t.isObject({
+  at: t.isString(),
+  message: t.isString(),
+  level: t.isOptional(t.isEnum([`debug`, `info`, `warn`, `error`])),
+  data: t.isRecord(t.isUnknown()),
+}, LOOSE);
+
+export const isEventsResult = t.isObject({
+  events: t.isArray(isEvent),
+}, LOOSE);
+
+export const isLogLine = t.isObject({
+  at: t.isString(),
+  stream: t.isString(),
+  line: t.isString(),
+}, LOOSE);
+
+export const isLogsResult = t.isObject({
+  sources: t.isArray(t.isObject({
+    id: t.isString(),
+    source: t.isString(),
+    logs: t.isArray(isLogLine),
+  }, LOOSE)),
+}, LOOSE);
+
+export const isShutdownResult = t.isObject({
+  message: t.isLiteral(`shutdown`),
+}, LOOSE);
+
+/** Every command: its params and result schema. The CLI command of the same name sends it. */
+export const ControlCommands = {
+  status: {params: isStatusParams, result: isStatusResult},
+  deploy: {params: isDeployParams, result: isDeployResult},
+  rollback: {params: isRollbackParams, result: isDeployResult},
+  stop: {params: isStopParams, result: isStatusResult},
+  restart: {params: isRestartParams, result: isRestartResult},
+  events: {params: isEventsParams, result: isEventsResult},
+  logs: {params: isLogsParams, result: isLogsResult},
+  shutdown: {params: isShutdownParams, result: isShutdownResult},
+} as const;
+
+export type ControlCommandName = keyof typeof ControlCommands;
+export type ParamsOf<C extends ControlCommandName> = t.InferType<(typeof ControlCommands)[C][`params`]>;
+export type ResultOf<C extends ControlCommandName> = t.InferType<(typeof ControlCommands)[C][`result`]>;
+
+export type StatusResult = ResultOf<`status`>;
+export type DeployParams = ParamsOf<`deploy`>;
+export type DeployResult = ResultOf<`deploy`>;
+export type RestartParams = ParamsOf<`restart`>;
+export type ControlEvent = t.InferType<typeof isEvent>;
+
+export const CONTROL_COMMAND_NAMES = Object.keys(ControlCommands) as ControlCommandName[];
+
+export function isControlCommandName(value: unknown): value is ControlCommandName {
+  return typeof value === `string` && Object.hasOwn(ControlCommands, value);
+}
+
+// ── frames ──────────────────────────────────────────────────────────────────────────────────────
+
+export type RequestId = string | number;
+
+export type ControlRequestFrame = {id?: RequestId; command: string} & Record<string, unknown>;
+
+export type SuccessFrame = {id: RequestId | null; status: `success`} & Record<string, unknown>;
+export type ErrorFrame = {id: RequestId | null; status: `error`; error: WireError};
+export type ProgressFrame = {id: RequestId | null; status: `progress`; event: Record<string, unknown>};
+export type ResponseFrame = SuccessFrame | ErrorFrame | ProgressFrame;
+
+/** A request line, already parsed, split into its id, command and params. */
+export type DecodedRequest = {id: RequestId | null; command: ControlCommandName; params: Record<string, unknown>};
+
+export function encodeFrame(frame: ControlRequestFrame | ResponseFrame): string {
+  return `${JSON.stringify(frame)}\n`;
+}
+
+export function createRequestFrame(id: RequestId, command: string, params: Record<string, unknown>): ControlRequestFrame {
+  return {...params, id, command};
+}
+
+export function createSuccessFrame(id: RequestId | null, result: Record<string, unknown>): SuccessFrame {
+  const {id: _id, status: _status, ...rest} = result;
+  return {id, status: `success`, ...rest};
+}
+
+export function createErrorFrame(id: RequestId | null, error: WireError): ErrorFrame {
+  return {id, status: `error`, error};
+}
+
+export function createProgressFrame(id: RequestId | null, event: Record<string, unknown>): ProgressFrame {
+  return {id, status: `progress`, event};
+}
+
+function isRequestId(value: unknown): value is RequestId {
+  return typeof value === `string` || (typeof value === `number` && Number.isFinite(value));
+}
+
+/**
+ * Turns one received line into a request, or throws the RollbridgeError to send back.
+ * The error carries `details.id` when the id could be read, so the reply can be correlated.
+ */
+export function decodeRequestLine(line: string): DecodedRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    throw new RollbridgeError(ErrorCode.CONTROL_INVALID_JSON, `Control request is not valid JSON: ${(error as Error).message}`, {
+      fix: `Send one JSON object per line (newline-delimited JSON, UTF-8)`,
+    });
+  }
+  if (typeof value !== `object` || value === null || Array.isArray(value)) {
+    const got = value === null ? `null` : Array.isArray(value) ? `an array` : typeof value;
+    throw new RollbridgeError(ErrorCode.CONTROL_INVALID_REQUEST, `Control request must be a JSON object (got ${got})`, {
+      fix: `Send {"command": "<name>", ...params} as one JSON object per line`,
+    });
+  }
+  const {id: rawId, command, ...params} = value as Record<string, unknown>;
+  const id = rawId === undefined || rawId === null ? null : rawId;
+  if (id !== null && !isRequestId(id)) {
+    throw new RollbridgeError(ErrorCode.CONTROL_INVALID_REQUEST, `Invalid control request: .id: Expected a string or a number (got ${describe(id)})`, {
+      fix: `Send a string or number "id", or none`,
+    });
+  }
+  if (typeof command !== `string`) {
+    throw new RollbridgeError(ErrorCode.CONTROL_INVALID_REQUEST, `Invalid control request: .command: Expected a string (got ${describe(command)})`, {
+      fix: `Send a "command" field naming one of: ${CONTROL_COMMAND_NAMES.join(`, `)}`,
+      details: {id},
+    });
+  }
+  if (!isControlCommandName(command)) {
+    throw new RollbridgeError(ErrorCode.CONTROL_UNKNOWN_COMMAND, `Unknown control command "${command}"`, {
+      fix: `Use one of the known commands: ${CONTROL_COMMAND_NAMES.join(`, `)} (upgrade the daemon if the CLI is newer)`,
+      details: {id, command},
+    });
+  }
+  return {id, command, params};
+}
+
+/** Validates a command's params (server side, and the client before sending). Lists every issue. */
+export function validateParams<C extends ControlCommandName>(command: C, params: unknown): ParamsOf<C> {
+  const errors: string[] = [];
+  if (!ControlCommands[command].params(params, {errors})) {
+    throw new RollbridgeError(ErrorCode.CONTROL_INVALID_REQUEST, `Invalid "${command}" request: ${errors.join(`; `)}`, {
+      fix: `Pass valid arguments to "rollbridge ${command}" (see "rollbridge ${command} --help")`,
+      details: {command, issues: errors},
+    });
+  }
+  return params as ParamsOf<C>;
+}
+
+/** Validates a command's result (client side). */
+export function validateResult<C extends ControlCommandName>(command: C, result: unknown): ResultOf<C> {
+  const errors: string[] = [];
+  if (!ControlCommands[command].result(result, {errors})) {
+    throw invalidResponse(`Invalid "${command}" response from the daemon: ${errors.join(`; `)}`, {command, issues: errors});
+  }
+  return result as ResultOf<C>;
+}
+
+/**
+ * Turns one line received from the daemon into a frame, or throws ERR_CONTROL_INVALID_RESPONSE.
+ * Upstream 0.1.21 daemons send no id and a plain string `error`; both are accepted.
+ */
+export function decodeResponseLine(line: string): ResponseFrame {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (error) {
+    throw invalidResponse(`The daemon sent a line that is not valid JSON: ${(error as Error).message}`, {});
+  }
+  if (typeof value !== `object` || value === null || Array.isArray(value)) {
+    throw invalidResponse(`The daemon sent a response that is not a JSON object (got ${describe(value)})`, {});
+  }
+  const frame = value as Record<string, unknown>;
+  const id = frame.id === undefined || frame.id === null ? null : frame.id;
+  if (id !== null && !isRequestId(id)) throw invalidResponse(`The daemon sent a response with an invalid id (got ${describe(id)})`, {});
+  switch (frame.status) {
+    case `success`:
+      return {...frame, id, status: `success`};
+    case `progress`:
+      if (typeof frame.event !== `object` || frame.event === null || Array.isArray(frame.event)) {
+        throw invalidResponse(`The daemon sent a progress frame without an event object`, {id});
+      }
+      return {id, status: `progress`, event: frame.event as Record<string, unknown>};
+    case `error`:
+      return {id, status: `error`, error: normalizeWireError(frame.error)};
+    default:
+      throw invalidResponse(`The daemon sent a response with an unknown status (got ${describe(frame.status)})`, {id});
+  }
+}
+
+/** The result part of a success frame: everything except `id` and `status`. */
+export function resultOf(frame: SuccessFrame): Record<string, unknown> {
+  const {id: _id, status: _status, ...result} = frame;
+  return result;
+}
+
+function normalizeWireError(error: unknown): WireError {
+  if (typeof error === `string`) return {code: ErrorCode.INTERNAL, message: error, details: {legacy: true}};
+  if (typeof error === `object` && error !== null) {
+    const {code, message, fix, details} = error as Record<string, unknown>;
+    if (typeof code === `string` && typeof message === `string`) {
+      const wire: WireError = {code, message};
+      if (typeof fix === `string`) wire.fix = fix;
+      if (typeof details === `object` && details !== null && !Array.isArray(details)) wire.details = details as Record<string, unknown>;
+      return wire;
+    }
+  }
+  throw invalidResponse(`The daemon sent an error frame without a code and message (got ${describe(error)})`, {});
+}
+
+function invalidResponse(message: string, details: Record<string, unknown>): RollbridgeError {
+  return new RollbridgeError(ErrorCode.CONTROL_INVALID_RESPONSE, message, {
+    fix: `Run the same rollbridge version for the CLI and the daemon (compare "rollbridge --version" with "rollbridge status")`,
+    details,
+  });
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return `undefined`;
+  const json = JSON.stringify(value);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+}
+
+// ── line framing ────────────────────────────────────────────────────────────────────────────────
+
+export type LineDecoderOptions = {
+  /** Longest accepted line, newline excluded; checked while buffering, so no more is ever held. */
+  maxLineBytes: number;
+  onLine(line: string): void;
+  onOverflow(): void;
+};
+
+/**
+ * Splits a byte stream into UTF-8 lines. Empty lines are skipped, a trailing `\r` is dropped.
+ * After an overflow it stops and ignores every further chunk.
+ */
+export function createLineDecoder({maxLineBytes, onLine, onOverflow}: LineDecoderOptions): (chunk: Buffer) => void {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let overflowed = false;
+  const overflow = () => {
+    overflowed = true;
+    pending = [];
+    pendingBytes = 0;
+    onOverflow();
+  };
+  return (chunk) => {
+    if (overflowed) return;
+    let start = 0;
+    while (true) {
+      const newline = chunk.indexOf(0x0a, start);
+      if (newline === -1) break;
+      if (pendingBytes + newline - start > maxLineBytes) return overflow();
+      const tail = chunk.subarray(start, newline);
+      const bytes = pending.length === 0 ? tail : Buffer.concat([...pending, tail]);
+      pending = [];
+      pendingBytes = 0;
+      start = newline + 1;
+      const line = bytes.toString(`utf8`).replace(/\r$/, ``);
+      if (line.trim() !== ``) onLine(line);
+      if (overflowed) return;
+    }
+    if (start < chunk.length) {
+      if (pendingBytes + chunk.length - start > maxLineBytes) return overflow();
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+    }
+  };
+}

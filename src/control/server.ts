@@ -1,0 +1,439 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError, errorMessage, isRollbridgeError, toWireError} from '../errors/rollbridge-error.ts';
+import type {Logger} from '../log/logger.ts';
+import {
+  createErrorFrame, createLineDecoder, createProgressFrame, createRequestFrame, createSuccessFrame, decodeRequestLine,
+  decodeResponseLine, encodeFrame, resultOf, validateParams,
+} from './protocol.ts';
+import type {ControlCommandName, ParamsOf, RequestId, ResponseFrame, ResultOf} from './protocol.ts';
+
+export type ControlHandlerContext = {
+  /** Sends a progress frame for this request; ignored once the final frame is sent or the client is gone. */
+  progress(event: Record<string, unknown>): void;
+  /** Aborted when the client disconnects. */
+  signal: AbortSignal;
+  /** The client connection, opaque: pass it as `close({keep})` from the `shutdown` handler. */
+  connection: unknown;
+};
+
+export type ControlHandlers = {
+  [C in ControlCommandName]: (params: ParamsOf<C>, context: ControlHandlerContext) => Promise<ResultOf<C>>;
+};
+
+export type ControlServerOptions = {
+  path: string;
+  /** Permission bits of the socket. @default 0o600 */
+  mode?: number | undefined;
+  /** Numeric uid for chown (resolve names with system/users.ts). */
+  owner?: number | undefined;
+  /** Numeric gid for chown; a directory we create then gets mode 0710 and this group. */
+  group?: number | undefined;
+  application: string;
+  maxMessageBytes: number;
+  handlers: ControlHandlers;
+  log: Logger;
+};
+
+export type ProbeResult = {state: `absent`} | {state: `stale`} | {state: `daemon`; status: Record<string, unknown>} | {state: `foreign`};
+
+const DEFAULT_SOCKET_MODE = 0o600;
+const DEFAULT_PROBE_TIMEOUT_MS = 1_000;
+const PROBE_MAX_REPLY_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The daemon's end of the control socket: accepts connections, frames NDJSON, validates each request
+ * against protocol.ts and dispatches it to the injected handler table. Nothing a client sends can
+ * throw out of it.
+ */
+export class ControlServer {
+  readonly #server: net.Server;
+  readonly #path: string;
+  #inode: {dev: number; ino: number} = {dev: -1, ino: -1};
+  #listening = false;
+  readonly #options: ControlServerOptions;
+  readonly #log: Logger;
+  readonly #connections = new Set<net.Socket>();
+  #closed = false;
+
+  private constructor(socketPath: string, options: ControlServerOptions, log: Logger) {
+    this.#path = socketPath;
+    this.#options = options;
+    this.#log = log;
+    this.#server = net.createServer((socket) => this.#accept(socket));
+    this.#server.on(`error`, (error) => log.error(`Control socket error`, {err: error}));
+  }
+
+  static async start(options: ControlServerOptions): Promise<ControlServer> {
+    const log = options.log.child({component: `control`});
+    const socketPath = path.resolve(options.path);
+    await prepareDirectory(socketPath, options.group);
+    await clearSocketPath(socketPath, options.application, log);
+
+    const instance = new ControlServer(socketPath, options, log);
+    instance.#inode = await bindSocket(instance.#server, socketPath, options, log);
+    instance.#listening = true;
+    log.info(`Control socket listening`, {path: socketPath});
+    return instance;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Stop accepting, destroy every open connection except `keep` (the one that asked for shutdown), unlink the socket file. */
+  async close(options: {keep?: unknown} = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#connections) {
+      if (socket !== options.keep) socket.destroy();
+    }
+    try {
+      const stat = fs.lstatSync(this.#path);
+      if (stat.dev === this.#inode.dev && stat.ino === this.#inode.ino) fs.unlinkSync(this.#path);
+    } catch {
+      // Already gone, or replaced by someone else's socket: nothing of ours to remove.
+    }
+    // The kept connection ends after its shutdown reply, which may still be pending on this very call.
+    if (options.keep === undefined || !this.#connections.has(options.keep as net.Socket)) await serverClosed;
+  }
+
+  #accept(socket: net.Socket): void {
+    // Connections that arrive before the socket has its final permissions and name are refused.
+    if (this.#closed || !this.#listening) {
+      socket.on(`error`, () => {});
+      socket.destroy();
+      return;
+    }
+    this.#connections.add(socket);
+    const abort = new AbortController();
+    let overflowed = false;
+    socket.on(`error`, (error: NodeJS.ErrnoException) => {
+      this.#log.debug(`Control connection error`, {code: error.code, error: error.message});
+    });
+    socket.on(`close`, () => {
+      this.#connections.delete(socket);
+      abort.abort(new RollbridgeError(ErrorCode.DAEMON_UNREACHABLE, `The control client disconnected`));
+    });
+    const send = (frame: ResponseFrame): boolean => {
+      if (socket.destroyed || socket.writableEnded) return false;
+      socket.write(encodeFrame(frame));
+      return true;
+    };
+    const decode = createLineDecoder({
+      maxLineBytes: this.#options.maxMessageBytes,
+      onLine: (line) => {
+        if (overflowed) return;
+        void this.#handleLine(line, socket, abort.signal, send);
+      },
+      onOverflow: () => {
+        overflowed = true;
+        const max = this.#options.maxMessageBytes;
+        this.#log.warn(`Control request rejected`, {code: ErrorCode.CONTROL_MESSAGE_TOO_LARGE, maxMessageBytes: max});
+        const error = new RollbridgeError(ErrorCode.CONTROL_MESSAGE_TOO_LARGE, `Control message exceeds the limit of ${max} bytes`, {
+          fix: `Send one JSON request per line, each under ${max} bytes`,
+          details: {maxMessageBytes: max},
+        });
+        // Reply, then drop the connection: the rest of the oversized line is never read.
+        if (!socket.destroyed && !socket.writableEnded) socket.end(encodeFrame(createErrorFrame(null, error.toWire())), () => socket.destroy());
+        else socket.destroy();
+      },
+    });
+    socket.on(`data`, decode);
+  }
+
+  async #handleLine(line: string, socket: net.Socket, signal: AbortSignal, send: (frame: ResponseFrame) => boolean): Promise<void> {
+    let id: RequestId | null = null;
+    let command: ControlCommandName | undefined;
+    try {
+      const request = decodeRequestLine(line);
+      id = request.id;
+      command = request.command;
+      const params = validateParams(command, request.params);
+      let finished = false;
+      const context: ControlHandlerContext = {
+        progress: (event) => {
+          if (!finished) send(createProgressFrame(id, event));
+        },
+        signal,
+        connection: socket,
+      };
+      const handler = this.#options.handlers[command] as (params: unknown, context: ControlHandlerContext) => Promise<Record<string, unknown>>;
+      const result = await handler(params, context);
+      finished = true;
+      send(createSuccessFrame(id, result));
+      if (command === `shutdown`) socket.end();
+    } catch (error) {
+      if (id === null && isRollbridgeError(error)) {
+        const detailId = error.details.id;
+        if (typeof detailId === `string` || typeof detailId === `number`) id = detailId;
+      }
+      this.#logFailure(command, error);
+      send(createErrorFrame(id, toWireError(error)));
+    }
+  }
+
+  #logFailure(command: ControlCommandName | undefined, error: unknown): void {
+    if (!isRollbridgeError(error)) {
+      this.#log.error(`Control command failed`, {command, code: ErrorCode.INTERNAL, err: error, stack: error instanceof Error ? error.stack : undefined});
+    } else if (command === undefined) {
+      this.#log.warn(`Control request rejected`, {code: error.code, reason: error.message});
+    } else {
+      this.#log.warn(`Control command failed`, {command, code: error.code});
+    }
+  }
+}
+
+/**
+ * What is at a control socket path: nothing, a stale socket file, a rollbridge daemon (with its status),
+ * or some other listener that does not answer `status` within `timeoutMs`.
+ */
+export async function probeControlSocket(socketPath: string, timeoutMs = DEFAULT_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  return new Promise<ProbeResult>((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let settled = false;
+    let connected = false;
+    const finish = (result: ProbeResult | Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const timer = setTimeout(() => finish({state: `foreign`}), timeoutMs);
+    socket.on(`error`, (error: NodeJS.ErrnoException) => {
+      if (connected) return finish({state: `foreign`});
+      if (error.code === `ENOENT`) finish({state: `absent`});
+      else if (error.code === `ECONNREFUSED`) finish({state: `stale`});
+      else finish(error);
+    });
+    socket.on(`connect`, () => {
+      connected = true;
+      socket.write(encodeFrame(createRequestFrame(`probe`, `status`, {})));
+    });
+    socket.on(`data`, createLineDecoder({
+      maxLineBytes: PROBE_MAX_REPLY_BYTES,
+      onLine: (line) => {
+        try {
+          const frame = decodeResponseLine(line);
+          if (frame.status === `progress`) return;
+          if (frame.status === `success` && typeof frame.application === `string`) {
+            finish({state: `daemon`, status: resultOf(frame)});
+            return;
+          }
+        } catch {
+          // Not our protocol.
+        }
+        finish({state: `foreign`});
+      },
+      onOverflow: () => finish({state: `foreign`}),
+    }));
+    socket.on(`close`, () => finish({state: `foreign`}));
+  });
+}
+
+async function prepareDirectory(socketPath: string, group: number | undefined): Promise<void> {
+  const dir = path.dirname(socketPath);
+  let stat = await tryLstat(dir);
+  if (stat === null) {
+    const parent = path.dirname(dir);
+    if (await tryLstat(parent) === null) {
+      throw listenFailed(socketPath, `its parent directory ${parent} does not exist`, undefined, `Create ${parent} or set a different control.path`);
+    }
+    try {
+      await fsp.mkdir(dir, {mode: 0o700});
+      // mkdir's mode is filtered by the umask; set the exact bits.
+      await fsp.chmod(dir, group === undefined ? 0o700 : 0o710);
+      if (group !== undefined) await chownOrThrow(dir, -1, group);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== `EEXIST`) {
+        if (isRollbridgeError(error)) throw error;
+        throw listenFailed(socketPath, `creating ${dir} failed (${codeOf(error)})`, error, `Create ${dir} (mode 0700) or set a different control.path`);
+      }
+    }
+    stat = await tryLstat(dir);
+    if (stat === null) throw listenFailed(socketPath, `${dir} disappeared while it was being created`, undefined);
+  }
+  if (stat.isSymbolicLink()) {
+    throw unsafe(socketPath, `its directory ${dir} is a symbolic link`, `Point control.path at a real directory, not a symbolic link`);
+  }
+  if (!stat.isDirectory()) {
+    throw listenFailed(socketPath, `${dir} is not a directory`, undefined, `Set control.path inside a directory`);
+  }
+  if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) {
+    throw unsafe(socketPath, `its directory ${dir} is writable by other users (mode ${formatMode(stat.mode)}) without the sticky bit`,
+      `Run "chmod go-w ${dir}" or set control.path inside a directory only the daemon's user can write`);
+  }
+  const uid = currentUid();
+  if (stat.uid !== 0 && stat.uid !== uid) {
+    throw unsafe(socketPath, `its directory ${dir} is owned by another user (uid ${stat.uid})`,
+      `Set control.path inside a directory owned by the daemon's user (uid ${uid}) or root`);
+  }
+}
+
+/** Leaves the path free: removes a stale socket, refuses anything alive or not a socket. */
+async function clearSocketPath(socketPath: string, application: string, log: Logger): Promise<void> {
+  const stat = await tryLstat(socketPath);
+  if (stat === null) return;
+  if (stat.isSymbolicLink()) {
+    throw unsafe(socketPath, `it is a symbolic link`, `Remove the symbolic link ${socketPath} or set a different control.path`);
+  }
+  if (!stat.isSocket()) {
+    throw inUse(socketPath, `${socketPath} exists and is not a socket`);
+  }
+  const probe = await probeOrWrap(socketPath);
+  switch (probe.state) {
+    case `absent`:
+      return;
+    case `stale`:
+      await removeStale(socketPath, log);
+      return;
+    case `daemon`:
+      throw daemonRunning(socketPath, application, probe.status);
+    case `foreign`:
+      throw inUse(socketPath, `The control socket ${socketPath} is already in use by another process`);
+  }
+}
+
+async function probeOrWrap(socketPath: string): Promise<ProbeResult> {
+  try {
+    return await probeControlSocket(socketPath);
+  } catch (error) {
+    throw listenFailed(socketPath, `probing the existing socket failed (${codeOf(error)})`, error);
+  }
+}
+
+async function removeStale(socketPath: string, log: Logger): Promise<void> {
+  try {
+    await fsp.unlink(socketPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== `ENOENT`) {
+      throw listenFailed(socketPath, `removing the stale socket failed (${codeOf(error)})`, error, `Remove ${socketPath} by hand or set a different control.path`);
+    }
+  }
+  log.info(`Removed stale control socket`, {path: socketPath});
+}
+
+/**
+ * Listens on `<path>.<pid>.tmp`, applies mode and ownership, then hard-links it onto `<path>` (which
+ * fails instead of replacing a socket another daemon created meanwhile). The final path therefore
+ * never exists with umask permissions.
+ */
+async function bindSocket(server: net.Server, socketPath: string, options: ControlServerOptions, log: Logger): Promise<{dev: number; ino: number}> {
+  const tmpPath = `${socketPath}.${process.pid}.tmp`;
+  const leftover = await tryLstat(tmpPath);
+  if (leftover?.isSocket()) await fsp.unlink(tmpPath);
+  try {
+    await listen(server, tmpPath);
+  } catch (error) {
+    throw listenFailed(socketPath, `listening on ${tmpPath} failed (${codeOf(error)})`, error);
+  }
+  try {
+    await fsp.chmod(tmpPath, options.mode ?? DEFAULT_SOCKET_MODE);
+    if (options.owner !== undefined || options.group !== undefined) await chownOrThrow(tmpPath, options.owner ?? -1, options.group ?? -1);
+    const stat = await fsp.lstat(tmpPath);
+    await publish(tmpPath, socketPath, options.application, log);
+    return {dev: stat.dev, ino: stat.ino};
+  } catch (error) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await fsp.unlink(tmpPath).catch(() => {});
+    if (isRollbridgeError(error)) throw error;
+    throw listenFailed(socketPath, `preparing the socket failed (${codeOf(error)})`, error);
+  }
+}
+
+async function publish(tmpPath: string, socketPath: string, application: string, log: Logger): Promise<void> {
+  try {
+    await fsp.link(tmpPath, socketPath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === `EEXIST`) {
+      // Someone took the path between our check and now.
+      await clearSocketPath(socketPath, application, log);
+      await fsp.rename(tmpPath, socketPath);
+      return;
+    }
+    // Filesystems without hard links for sockets: rename is still atomic, only not exclusive.
+    await fsp.rename(tmpPath, socketPath);
+    return;
+  }
+  await fsp.unlink(tmpPath);
+}
+
+function listen(server: net.Server, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once(`error`, onError);
+    server.listen(socketPath, () => {
+      server.off(`error`, onError);
+      resolve();
+    });
+  });
+}
+
+async function chownOrThrow(target: string, owner: number, group: number): Promise<void> {
+  try {
+    await fsp.chown(target, owner, group);
+  } catch (error) {
+    const who = [owner === -1 ? undefined : `uid ${owner}`, group === -1 ? undefined : `gid ${group}`].filter(Boolean).join(` and `);
+    throw new RollbridgeError(ErrorCode.CONTROL_SOCKET_PERMISSIONS, `Cannot give ${target} to ${who} (${codeOf(error)})`, {
+      fix: `Run the daemon as root or as a member of that group, or unset control.owner / control.group`,
+      details: {path: target, owner, group},
+      cause: error,
+    });
+  }
+}
+
+async function tryLstat(target: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.lstat(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === `ENOENT` || (error as NodeJS.ErrnoException).code === `ENOTDIR`) return null;
+    throw error;
+  }
+}
+
+function daemonRunning(socketPath: string, application: string, status: Record<string, unknown>): RollbridgeError {
+  const running = typeof status.application === `string` ? status.application : application;
+  const active = typeof status.activeReleaseId === `string` ? status.activeReleaseId : `none`;
+  return new RollbridgeError(ErrorCode.DAEMON_RUNNING, `A rollbridge daemon for application "${running}" is already running on ${socketPath} (active release: ${active})`, {
+    fix: `Run "rollbridge status" to inspect it or "rollbridge shutdown" to stop it, or set a different control.path`,
+    details: {path: socketPath, application: running, activeReleaseId: active === `none` ? null : active},
+  });
+}
+
+function inUse(socketPath: string, message: string): RollbridgeError {
+  return new RollbridgeError(ErrorCode.CONTROL_SOCKET_IN_USE, message, {
+    fix: `Stop the process holding ${socketPath} or set a different control.path`,
+    details: {path: socketPath},
+  });
+}
+
+function unsafe(socketPath: string, reason: string, fix: string): RollbridgeError {
+  return new RollbridgeError(ErrorCode.CONTROL_SOCKET_UNSAFE, `Refusing control socket ${socketPath}: ${reason}`, {fix, details: {path: socketPath}});
+}
+
+function listenFailed(socketPath: string, reason: string, cause: unknown, fix = `Set control.path to a writable location (at most about 100 bytes long)`): RollbridgeError {
+  return new RollbridgeError(ErrorCode.CONTROL_LISTEN_FAILED, `Cannot create control socket ${socketPath}: ${reason}`, {
+    fix,
+    details: {path: socketPath},
+    cause,
+  });
+}
+
+function codeOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException | undefined)?.code ?? errorMessage(error);
+}
+
+function formatMode(mode: number): string {
+  return `0${(mode & 0o7777).toString(8)}`;
+}
+
+function currentUid(): number {
+  return typeof process.getuid === `function` ? process.getuid() : 0;
+}
