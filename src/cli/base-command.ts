@@ -1,0 +1,58 @@
+import {Command, Option, UsageError} from 'clipanion';
+import {ControlClient} from '../control/client.ts';
+import {loadConfig} from '../config/load.ts';
+import type {Config} from '../config/types.ts';
+import type {CliContext} from './context.ts';
+import {ExitCode, renderError, writeJson} from './render.ts';
+import {parseDurationMs} from './options.ts';
+
+/**
+ * Shared flags (--config, --json) and helpers. Commands implement `run()`; errors are rendered once
+ * here (human text on stderr, or `{"error":{…}}` with --json) and turned into exit codes 0/1/2.
+ */
+export abstract class BaseCommand extends Command<CliContext> {
+  configPath = Option.String(`-c,--config`, {description: `Path of the config file (default: rollbridge.js, then rollbridge.json, in the current directory)`});
+  json = Option.Boolean(`--json`, false, {description: `Print one JSON document on stdout (errors as {"error":{code,message,fix}})`});
+
+  abstract run(): Promise<number | void>;
+
+  async execute(): Promise<number> {
+    try {
+      const code = await this.run();
+      return code ?? ExitCode.OK;
+    } catch (error) {
+      return renderError(error, {json: this.json, stdout: this.context.stdout, stderr: this.context.stderr});
+    }
+  }
+
+  async loadConfig(): Promise<Config> {
+    const {config, warnings} = await loadConfig({cwd: this.context.cwd, configPath: this.configPath});
+    if (!this.json) {
+      for (const warning of warnings) this.context.stderr.write(`warning: ${warning.message}\n  fix: ${warning.fix}\n`);
+    }
+    return config;
+  }
+
+  async connect(config: Config): Promise<ControlClient> {
+    return ControlClient.connect(config.control.path);
+  }
+
+  writeJson(value: unknown): void {
+    writeJson(this.context.stdout, value);
+  }
+
+  writeLine(text = ``): void {
+    this.context.stdout.write(`${text}\n`);
+  }
+
+  get isTTY(): boolean {
+    return Boolean((this.context.stdout as {isTTY?: boolean}).isTTY);
+  }
+
+  parseDuration(flag: string, value: string | undefined): number | undefined {
+    if (value === undefined) return undefined;
+    const ms = parseDurationMs(value);
+    if (ms === null) throw new UsageError(`Invalid value for ${flag}: expected a duration such as 500ms, 10s or 2m (got "${value}")`);
+    return ms;
+  }
+}

@@ -1,0 +1,68 @@
+import {Builtins, Cli} from 'clipanion';
+import type {BaseContext} from 'clipanion';
+import type {CliContext} from './context.ts';
+import {renderError} from './render.ts';
+import {getVersionInfo} from './version.ts';
+import {DaemonCommand} from './commands/daemon.ts';
+import {DeployCommand} from './commands/deploy.ts';
+import {EnsureDaemonCommand} from './commands/ensure-daemon.ts';
+import {EventsCommand} from './commands/events.ts';
+import {LogsCommand} from './commands/logs.ts';
+import {RestartCommand} from './commands/restart.ts';
+import {RollbackCommand} from './commands/rollback.ts';
+import {ShutdownCommand} from './commands/shutdown.ts';
+import {StatusCommand} from './commands/status.ts';
+import {StopCommand} from './commands/stop.ts';
+import {ValidateCommand} from './commands/validate.ts';
+import {VersionCommand} from './commands/version.ts';
+
+/** Every command, in the order help lists them. Shared by main.ts, tests and the docs generator. */
+export const COMMANDS = [
+  DaemonCommand,
+  EnsureDaemonCommand,
+  DeployCommand,
+  RollbackCommand,
+  RestartCommand,
+  StopCommand,
+  ShutdownCommand,
+  StatusCommand,
+  LogsCommand,
+  EventsCommand,
+  ValidateCommand,
+  VersionCommand,
+] as const;
+
+export function createCli(): Cli<CliContext> {
+  const cli = new Cli<CliContext>({
+    binaryLabel: `rollbridge`,
+    binaryName: `rollbridge`,
+    binaryVersion: getVersionInfo().version,
+    enableCapture: false,
+  });
+  cli.register(Builtins.HelpCommand);
+  for (const command of COMMANDS) cli.register(command);
+  return cli;
+}
+
+/**
+ * Parses argv and runs the command. Usage errors (unknown command or flag, bad flag value) exit 2;
+ * operational failures exit 1 (rendered by BaseCommand).
+ */
+export async function runCli(argv: string[], context: Omit<CliContext, keyof BaseContext> & Partial<BaseContext>): Promise<number> {
+  const cli = createCli();
+  const fullContext = {...Cli.defaultContext, ...context} as CliContext;
+  if (argv.length === 0) {
+    fullContext.stderr.write(cli.usage(null));
+    return 2;
+  }
+  let command;
+  try {
+    command = cli.process(argv, fullContext);
+  } catch (error) {
+    const json = argv.includes(`--json`);
+    if (!json) fullContext.stderr.write(cli.error(error));
+    else renderError(error, {json, stdout: fullContext.stdout, stderr: fullContext.stderr});
+    return 2;
+  }
+  return cli.run(command, fullContext);
+}

@@ -1,0 +1,50 @@
+import {Command, Option, UsageError} from 'clipanion';
+import {BaseCommand} from '../base-command.ts';
+import {ensureDaemon} from '../daemon-launcher.ts';
+
+export class EnsureDaemonCommand extends BaseCommand {
+  static paths = [[`ensure-daemon`]];
+
+  static usage = Command.Usage({
+    description: `Start a detached daemon unless one already answers on the control socket`,
+    details: `
+      Idempotent: prints the running daemon's status when there is one. Otherwise spawns
+      \`rollbridge daemon --config <absolute config path>\` detached, with the config's directory as its
+      working directory, appends its output to \`--daemon-log-path\`, writes its pid to
+      \`--daemon-pid-path\`, and waits until it answers.
+    `,
+    examples: [
+      [`Make sure a daemon runs for ./rollbridge.js`, `$0 ensure-daemon`],
+      [`With explicit log and pid files`, `$0 ensure-daemon --daemon-log-path /var/log/app/rollbridge.log --daemon-pid-path /run/app/rollbridge.pid`],
+    ],
+  });
+
+  daemonLogPath = Option.String(`--daemon-log-path`, {description: `Where the daemon's output is appended (default: /tmp/rollbridge-<application>.log)`});
+  daemonPidPath = Option.String(`--daemon-pid-path`, {description: `Where the daemon's pid is written (default: /tmp/rollbridge-<application>.pid)`});
+  daemonStartTimeoutMs = Option.String(`--daemon-start-timeout-ms`, {description: `How long to wait for the daemon to answer, in ms (default: 10000)`});
+  daemonRuntimePath = Option.String(`--daemon-runtime-path`, {hidden: true, description: `Accepted for compatibility with rollbridge 0.1; the binary is self-contained, so it is ignored`});
+
+  async run(): Promise<number> {
+    const config = await this.loadConfig();
+    const result = await ensureDaemon(config, this.context, {
+      logPath: this.daemonLogPath,
+      pidPath: this.daemonPidPath,
+      startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs),
+    });
+    if (this.json || !this.isTTY) {
+      this.writeJson({status: `success`, ...result.status});
+    } else {
+      this.writeLine(result.started ? `Started the rollbridge daemon (pid ${result.pid}) on ${config.control.path}` : `A rollbridge daemon is already running on ${config.control.path}`);
+    }
+    return 0;
+  }
+}
+
+export function parseStartTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!Number.isFinite(ms) || ms < 1) {
+    throw new UsageError(`--daemon-start-timeout-ms must be a positive number (got "${value}")`);
+  }
+  return ms;
+}

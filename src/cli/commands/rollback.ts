@@ -1,0 +1,41 @@
+import {Command, Option} from 'clipanion';
+import {BaseCommand} from '../base-command.ts';
+import {isReleaseId} from '../options.ts';
+import {formatDuration} from '../render.ts';
+import {formatPhase} from './deploy.ts';
+
+export class RollbackCommand extends BaseCommand {
+  static paths = [[`rollback`]];
+
+  static usage = Command.Usage({
+    description: `Switch back to the previous retained release (or --release-id), health-checked`,
+    details: `
+      Runs a normal deploy of the target release's directory, id and revision with the current config:
+      fresh ports, a fresh health check, then the switch and the drain of the current release. A failed
+      rollback leaves the current release serving. The release directory must still exist.
+    `,
+    examples: [
+      [`Roll back to the previously active release`, `$0 rollback`],
+      [`Roll back to a specific retained release`, `$0 rollback --release-id 41`],
+    ],
+  });
+
+  releaseId = Option.String(`--release-id`, {validator: isReleaseId, description: `Retained release to activate (default: the most recently active one before the current)`});
+  wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once)`});
+
+  async run(): Promise<number> {
+    const config = await this.loadConfig();
+    const human = !this.json && this.isTTY;
+    const client = await this.connect(config);
+    try {
+      const result = await client.call(`rollback`, {...(this.releaseId !== undefined ? {releaseId: this.releaseId} : {}), wait: this.wait}, {
+        onProgress: human ? (event) => this.writeLine(formatPhase(event)) : undefined,
+      });
+      if (human) this.writeLine(`✓ rolled back: release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
+      else this.writeJson({status: `success`, ...result});
+    } finally {
+      client.close();
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,114 @@
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {setTimeout as delay} from 'node:timers/promises';
+import {ControlClient} from '../control/client.ts';
+import {getDefaultDaemonLogPath, getDefaultDaemonPidPath} from '../config/paths.ts';
+import type {Config} from '../config/types.ts';
+import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
+import type {CliContext} from './context.ts';
+
+export type EnsureDaemonOptions = {
+  logPath?: string | undefined;
+  pidPath?: string | undefined;
+  startTimeoutMs?: number | undefined;
+};
+
+/**
+ * Returns the status of the daemon on `control.path`, starting a detached one first when none answers.
+ * The daemon runs with the config's directory as its cwd (never a release directory that may be deleted)
+ * and the absolute config path. Concurrent starters converge: the loser's daemon refuses to bind.
+ */
+export async function ensureDaemon(config: Config, context: CliContext, options: EnsureDaemonOptions = {}): Promise<{started: boolean; pid: number | null; status: Record<string, unknown>}> {
+  const existing = await tryStatus(config);
+  if (existing) return {started: false, pid: null, status: existing};
+
+  const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
+  const pidPath = path.resolve(context.cwd, options.pidPath ?? getDefaultDaemonPidPath(config.application));
+  fs.mkdirSync(path.dirname(logPath), {recursive: true});
+  fs.mkdirSync(path.dirname(pidPath), {recursive: true});
+  const logFd = fs.openSync(logPath, `a`, 0o600);
+  let child;
+  try {
+    child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath], {
+      cwd: path.dirname(config.configPath),
+      env: context.env as NodeJS.ProcessEnv,
+      detached: true,
+      stdio: [`ignore`, logFd, logFd],
+    });
+  } finally {
+    fs.closeSync(logFd);
+  }
+  const exited = new Promise<number | null>((resolve) => child.once(`exit`, (code) => resolve(code)));
+  child.once(`error`, () => undefined);
+  child.unref();
+  if (child.pid !== undefined) fs.writeFileSync(pidPath, `${child.pid}\n`);
+
+  const timeoutMs = options.startTimeoutMs ?? DEFAULT_DAEMON_START_TIMEOUT_MS;
+  const deadline = Date.now() + timeoutMs;
+  let lastError = `no answer yet`;
+  let childExitCode: number | null | undefined;
+  void exited.then((code) => {
+    childExitCode = code;
+  });
+  while (Date.now() < deadline) {
+    try {
+      const status = await statusOf(config);
+      return {started: true, pid: child.pid ?? null, status};
+    } catch (error) {
+      lastError = errorMessage(error);
+    }
+    if (childExitCode !== undefined) {
+      // Our daemon exited: maybe a concurrent starter won the race, so look once more before failing.
+      const winner = await tryStatus(config);
+      if (winner) return {started: false, pid: null, status: winner};
+      throw new RollbridgeError(ErrorCode.DAEMON_START_TIMEOUT, `The rollbridge daemon exited with code ${childExitCode} during start-up: ${lastLogLine(logPath) ?? lastError}`, {
+        fix: `Read ${logPath} for the reason, or run "rollbridge daemon --config ${config.configPath}" in the foreground to see it`,
+        details: {logPath, exitCode: childExitCode},
+      });
+    }
+    await delay(25);
+  }
+  throw new RollbridgeError(ErrorCode.DAEMON_START_TIMEOUT, `The rollbridge daemon did not become ready within ${timeoutMs} ms. Last error: ${lastError}`, {
+    fix: `Read ${logPath}, or raise --daemon-start-timeout-ms`,
+    details: {logPath, timeoutMs},
+  });
+}
+
+async function statusOf(config: Config): Promise<Record<string, unknown>> {
+  const client = await ControlClient.connect(config.control.path);
+  try {
+    return await client.call(`status`, {}) as Record<string, unknown>;
+  } finally {
+    client.close();
+  }
+}
+
+async function tryStatus(config: Config): Promise<Record<string, unknown> | null> {
+  try {
+    return await statusOf(config);
+  } catch (error) {
+    if (isRollbridgeError(error) && error.code === ErrorCode.DAEMON_UNREACHABLE) return null;
+    throw error;
+  }
+}
+
+function lastLogLine(logPath: string): string | null {
+  try {
+    const lines = fs.readFileSync(logPath, `utf8`).trim().split(`\n`);
+    const rendered = lines.findLast((line) => line.startsWith(`error ERR_`));
+    if (rendered) return rendered.slice(`error `.length);
+    const last = lines.at(-1);
+    if (!last) return null;
+    try {
+      const record = JSON.parse(last) as {msg?: string; err?: {message?: string}};
+      return record.err?.message ?? record.msg ?? last;
+    } catch {
+      return last;
+    }
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,164 @@
+import {ControlServer, probeControlSocket} from '../control/server.ts';
+import {DEFAULT_CONTROL_MAX_MESSAGE_BYTES, DEFAULT_EVENT_HISTORY} from '../config/defaults.ts';
+import type {Config} from '../config/types.ts';
+import {Deployer, proxyRuntimeOptions} from '../deploy/deployer.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {Logger, createStreamSink} from '../log/logger.ts';
+import {ProxyServer} from '../proxy/proxy-server.ts';
+import {PortAllocator} from '../supervisor/port-allocator.ts';
+import {resolveGroupId, resolveUserId} from '../system/users.ts';
+import {EventHistory} from './event-history.ts';
+import {createHandlers} from './handlers.ts';
+
+export type DaemonOptions = {
+  config: Config;
+  /** The daemon's environment: base of every child environment and of `{{env.X}}`. */
+  env: Record<string, string | undefined>;
+  stdout: {write(chunk: string): unknown};
+  version: {version: string; commit: string; node: string};
+};
+
+/**
+ * The composition root: event history → proxy → deployer (supervisor + deploy path) → control socket.
+ * `shutdown()` reverses it and runs once.
+ */
+export class Daemon {
+  readonly log: Logger;
+  readonly history: EventHistory;
+  readonly deployer: Deployer;
+  readonly proxy: ProxyServer;
+  readonly startedAt = new Date();
+  readonly #options: DaemonOptions;
+  #control: ControlServer | undefined;
+  #shutdown: Promise<void> | undefined;
+  #stopping = false;
+  readonly #stopped = Promise.withResolvers<void>();
+
+  private constructor(options: DaemonOptions, parts: {log: Logger; history: EventHistory; proxy: ProxyServer; deployer: Deployer}) {
+    this.#options = options;
+    this.log = parts.log;
+    this.history = parts.history;
+    this.proxy = parts.proxy;
+    this.deployer = parts.deployer;
+  }
+
+  static async start(options: DaemonOptions): Promise<Daemon> {
+    const {config} = options;
+    const history = new EventHistory(DEFAULT_EVENT_HISTORY);
+    const log = new Logger({sinks: [createStreamSink(options.stdout), history.sink]});
+    const daemonLog = log.child({component: `daemon`});
+
+    // Refuse early (before binding the proxy port) when another daemon owns the control socket.
+    const probe = await probeControlSocket(config.control.path);
+    if (probe.state === `daemon`) {
+      const activeReleaseId = typeof probe.status.activeReleaseId === `string` ? probe.status.activeReleaseId : `none`;
+      throw new RollbridgeError(ErrorCode.DAEMON_RUNNING, `A rollbridge daemon for application "${String(probe.status.application)}" is already running on ${config.control.path} (active release: ${activeReleaseId})`, {
+        fix: `Run "rollbridge status" to inspect it or "rollbridge shutdown" to stop it, or set a different control.path`,
+        details: {path: config.control.path},
+      });
+    }
+
+    const proxy = await ProxyServer.start({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
+    daemonLog.info(`proxy listening`, {host: proxy.address.host, port: proxy.address.port});
+    const ports = new PortAllocator({host: config.proxy.upstreamHost});
+    const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
+    const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});
+    try {
+      daemon.#control = await ControlServer.start({
+        path: config.control.path,
+        mode: config.control.mode,
+        owner: config.control.owner === undefined ? undefined : resolveUserId(config.control.owner),
+        group: config.control.group === undefined ? undefined : resolveGroupId(config.control.group),
+        application: config.application,
+        maxMessageBytes: DEFAULT_CONTROL_MAX_MESSAGE_BYTES,
+        handlers: createHandlers(daemon),
+        log: log.child({component: `control`}),
+      });
+    } catch (error) {
+      await proxy.close();
+      throw error;
+    }
+    daemonLog.info(`daemon started`, {pid: process.pid, application: config.application, version: options.version.version});
+    return daemon;
+  }
+
+  get config(): Config {
+    return this.deployer.config;
+  }
+
+  get isStopping(): boolean {
+    return this.#stopping;
+  }
+
+  /** Settles once a shutdown (signal or `shutdown` command) has finished. */
+  get stopped(): Promise<void> {
+    return this.#stopped.promise;
+  }
+
+  /** The status document (upstream §4.20 field names, plus daemon and deploy additions). */
+  status(): Record<string, unknown> {
+    const config = this.config;
+    const deployer = this.deployer.status();
+    const address = this.proxy.address;
+    return {
+      activeReleaseId: deployer.activeReleaseId,
+      application: config.application,
+      control: {
+        path: config.control.path,
+        ...(config.control.mode !== undefined ? {mode: config.control.mode} : {}),
+        ...(config.control.owner !== undefined ? {owner: config.control.owner} : {}),
+        ...(config.control.group !== undefined ? {group: config.control.group} : {}),
+      },
+      daemon: {
+        pid: process.pid,
+        startedAt: this.startedAt.toISOString(),
+        uptimeMs: Date.now() - this.startedAt.getTime(),
+        configPath: config.configPath,
+        deploying: deployer.deploying,
+        stopping: this.#stopping,
+      },
+      daemonRuntime: {...this.#options.version, format: 1},
+      orphans: [],
+      proxy: {host: address.host, port: address.port, upstreamHost: config.proxy.upstreamHost},
+      releases: deployer.releases,
+      services: deployer.services,
+      singletons: deployer.singletons,
+    };
+  }
+
+  /**
+   * Stops accepting control commands, stops every managed process (graceful), closes the proxy.
+   * Idempotent: every caller shares one promise. `keep` is the control connection that asked.
+   */
+  shutdown(options: {keep?: unknown} = {}): Promise<void> {
+    this.#shutdown ??= (async () => {
+      this.#stopping = true;
+      this.log.info(`daemon stopping`, {});
+      const errors: string[] = [];
+      try {
+        await this.#control?.close({keep: options.keep});
+      } catch (error) {
+        errors.push(`control socket close failed: ${(error as Error).message}`);
+      }
+      try {
+        await this.deployer.shutdown();
+      } catch (error) {
+        errors.push((error as Error).message);
+      }
+      try {
+        await this.proxy.close();
+      } catch (error) {
+        errors.push(`proxy close failed: ${(error as Error).message}`);
+      }
+      this.log.info(`daemon stopped`, {errors: errors.length});
+      if (errors.length > 0) {
+        throw new RollbridgeError(ErrorCode.PROCESS_STOP_FAILED, `Shutdown finished with errors: ${errors.join(`; `)}`, {
+          fix: `Run "rollbridge recover" to list leftover processes`,
+        });
+      }
+    })();
+    this.#shutdown.then(() => this.#stopped.resolve(), (error: unknown) => this.#stopped.reject(error));
+    return this.#shutdown;
+  }
+}

@@ -1,0 +1,616 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {loadConfig} from '../config/load.ts';
+import {diffLiveReload} from '../config/live-reload.ts';
+import type {Config, ProcessConfig} from '../config/types.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
+import type {Logger} from '../log/logger.ts';
+import type {ProxyServer} from '../proxy/proxy-server.ts';
+import type {Target} from '../proxy/target.ts';
+import {waitForHealthy} from '../supervisor/health-check.ts';
+import {ManagedProcess} from '../supervisor/managed-process.ts';
+import type {PortAllocator} from '../supervisor/port-allocator.ts';
+import {SerialQueue} from '../util/serial-queue.ts';
+import {buildInstanceSpec, formatHttpUrl} from './instance-spec.ts';
+import {planRelease} from './plan.ts';
+import type {ReleasePlan} from './plan.ts';
+import {Release, generateReleaseId} from './release.ts';
+import type {ReleaseStatus} from './release.ts';
+
+export type DeployRequest = {
+  releasePath: string;
+  releaseId?: string | undefined;
+  revision?: string | undefined;
+  /** Queue behind a running deploy (default) or fail fast with ERR_DAEMON_BUSY. */
+  wait?: boolean | undefined;
+  skipHealthCheck?: boolean | undefined;
+};
+
+export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
+export type ProgressListener = (event: DeployPhase & Record<string, unknown>) => void;
+
+export type DeployResult = {
+  activeReleaseId: string;
+  previousReleaseId: string | null;
+  releaseId: string;
+  durationMs: number;
+  phases: DeployPhase[];
+};
+
+type DaemonProcess = {process: ManagedProcess; release: Release | null; port: number | undefined};
+
+/**
+ * Owns releases, daemon-wide services and singletons, and runs deploys, rollbacks, stops and restarts
+ * one at a time. Joins the supervisor and the proxy (which never import each other).
+ */
+export class Deployer {
+  #config: Config;
+  readonly #proxy: ProxyServer;
+  readonly #ports: PortAllocator;
+  readonly #log: Logger;
+  readonly #baseEnv: Record<string, string | undefined>;
+  readonly #queue = new SerialQueue();
+  readonly #releases: Release[] = [];
+  readonly #services = new Map<string, DaemonProcess>();
+  readonly #singletons = new Map<string, DaemonProcess>();
+  #active: Release | null = null;
+  #stopping = false;
+  #deploying: string | null = null;
+
+  constructor(options: {config: Config; proxy: ProxyServer; ports: PortAllocator; log: Logger; baseEnv: Record<string, string | undefined>}) {
+    this.#config = options.config;
+    this.#proxy = options.proxy;
+    this.#ports = options.ports;
+    this.#log = options.log.child({component: `deploy`});
+    this.#baseEnv = options.baseEnv;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get activeRelease(): Release | null {
+    return this.#active;
+  }
+
+  get releases(): readonly Release[] {
+    return this.#releases;
+  }
+
+  // ---- commands -------------------------------------------------------------------------------
+
+  deploy(request: DeployRequest, onProgress?: ProgressListener): Promise<DeployResult> {
+    return this.#serialized(request.wait, `deploy`, () => this.#deploy(request, onProgress, `deploy`));
+  }
+
+  rollback(request: {releaseId?: string | undefined; wait?: boolean | undefined}, onProgress?: ProgressListener): Promise<DeployResult> {
+    return this.#serialized(request.wait, `rollback`, async () => {
+      const target = this.#pickRollbackTarget(request.releaseId);
+      if (target.state !== `stopped` && target.state !== `failed`) {
+        // Still draining: stop it now so its id can be reused without orphaning its processes.
+        await this.#stopRelease(target);
+      }
+      this.#log.info(`rollback starting`, {releaseId: target.releaseId, releasePath: target.releasePath});
+      return this.#deploy({releasePath: target.releasePath, releaseId: target.releaseId, revision: target.revision}, onProgress, `rollback`);
+    });
+  }
+
+  stop(request: {releaseId?: string | undefined}): Promise<void> {
+    return this.#serialized(true, `stop`, async () => {
+      const release = request.releaseId === undefined ? this.#active : this.#findRelease(request.releaseId);
+      if (!release) {
+        throw new RollbridgeError(ErrorCode.RELEASE_NOT_FOUND, `Release not found: ${request.releaseId ?? `active`}`, {
+          fix: `Run "rollbridge status" to list the retained releases and pass one of their ids with --release-id`,
+          details: {releaseId: request.releaseId ?? null},
+        });
+      }
+      if (release === this.#active) {
+        this.#proxy.setActiveTargets([]);
+        this.#active = null;
+      }
+      await this.#stopRelease(release);
+      this.#prune();
+    });
+  }
+
+  restart(request: {processId?: string | undefined; policy?: string | undefined; wait?: boolean | undefined}): Promise<{restarted: string[]}> {
+    return this.#serialized(request.wait, `restart`, async () => {
+      const proxied = this.#config.processes.find((p) => p.policy === `proxied`);
+      if (request.policy === `proxied` || (request.processId !== undefined && proxied && (request.processId === proxied.id || request.processId.startsWith(`${proxied.id}#`)))) {
+        throw new RollbridgeError(ErrorCode.RESTART_PROXIED, `The proxied process cannot be restarted in place`, {
+          fix: `Run "rollbridge deploy --release-path <path>" for a zero-downtime replacement of the web process`,
+        });
+      }
+      const targets: ManagedProcess[] = [];
+      for (const process of this.#config.processes) {
+        if (process.policy === `proxied`) continue;
+        if (request.policy !== undefined && process.policy !== request.policy) continue;
+        for (const managed of this.#instancesOf(process)) {
+          if (request.processId === undefined || request.processId === process.id || request.processId === managed.id) targets.push(managed);
+        }
+      }
+      if (request.processId !== undefined && targets.length === 0) {
+        const valid = this.#allInstanceIds();
+        throw new RollbridgeError(ErrorCode.PROCESS_NOT_FOUND, `No managed process with id "${request.processId}" to restart`, {
+          fix: `Pass one of: ${valid.join(`, `) || `(none running)`} to --process`,
+          details: {processId: request.processId, valid},
+        });
+      }
+      const restarted: string[] = [];
+      for (const managed of targets) {
+        this.#log.info(`process restart requested`, {processId: managed.id});
+        await managed.stop();
+        await managed.start(`manual`);
+        restarted.push(managed.id);
+      }
+      return {restarted};
+    });
+  }
+
+  status(): DeployerStatus {
+    return {
+      activeReleaseId: this.#active?.releaseId ?? null,
+      deploying: this.#deploying,
+      releases: this.#releases.map((release) => release.status()),
+      services: [...this.#services.entries()].map(([id, entry]) => ({id, port: entry.port, process: entry.process.status() as unknown as Record<string, unknown>})),
+      singletons: [...this.#singletons.entries()].map(([id, entry]) => ({id, releaseId: entry.release?.releaseId ?? null, process: entry.process.status() as unknown as Record<string, unknown>})),
+    };
+  }
+
+  /** Every managed process with a label saying where it belongs (for `logs`). */
+  processSources(): Array<{id: string; source: string; process: ManagedProcess}> {
+    const sources: Array<{id: string; source: string; process: ManagedProcess}> = [];
+    for (const release of this.#releases) {
+      for (const process of release.processes) sources.push({id: process.id, source: `release ${release.releaseId} (${release.state})`, process});
+    }
+    for (const [id, entry] of this.#services) sources.push({id, source: `service`, process: entry.process});
+    for (const [id, entry] of this.#singletons) sources.push({id, source: `singleton`, process: entry.process});
+    return sources;
+  }
+
+  /** Stops everything this deployer manages (graceful stops, in parallel). Idempotent. */
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    this.#proxy.setActiveTargets([]);
+    const stops: Array<Promise<void>> = [];
+    for (const release of this.#releases) stops.push(this.#stopRelease(release));
+    for (const entry of this.#services.values()) stops.push(entry.process.stop());
+    for (const entry of this.#singletons.values()) stops.push(entry.process.stop());
+    const results = await Promise.allSettled(stops);
+    const failures = results.filter((result) => result.status === `rejected`);
+    if (failures.length > 0) {
+      throw new RollbridgeError(ErrorCode.PROCESS_STOP_FAILED, `Shutdown failed to stop ${failures.length} managed process group(s): ${failures.map((failure) => errorMessage((failure as PromiseRejectedResult).reason)).join(`; `)}`, {
+        fix: `Run "rollbridge recover" to list leftover processes, then stop them`,
+      });
+    }
+  }
+
+  // ---- deploy path ----------------------------------------------------------------------------
+
+  async #serialized<T>(wait: boolean | undefined, what: string, task: () => Promise<T>): Promise<T> {
+    this.#assertNotStopping();
+    if (wait === false && this.#queue.isBusy) {
+      throw new RollbridgeError(ErrorCode.DAEMON_BUSY, `Another deploy, rollback or restart is in progress (${this.#deploying ?? `queued work`}); "${what}" was not started`, {
+        fix: `Retry when it has finished, or drop --no-wait to queue behind it`,
+      });
+    }
+    return this.#queue.run(async () => {
+      this.#assertNotStopping();
+      return task();
+    });
+  }
+
+  #assertNotStopping(): void {
+    if (this.#stopping) {
+      throw new RollbridgeError(ErrorCode.DAEMON_SHUTTING_DOWN, `The rollbridge daemon is shutting down`, {
+        fix: `Wait for it to exit, then start a new one with "rollbridge ensure-daemon"`,
+      });
+    }
+  }
+
+  async #deploy(request: DeployRequest, onProgress: ProgressListener | undefined, kind: `deploy` | `rollback`): Promise<DeployResult> {
+    const startedAt = performance.now();
+    const phases: DeployPhase[] = [];
+    let phaseStartedAt = startedAt;
+    const releasePath = path.resolve(request.releasePath);
+    const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
+    const revision = request.revision ?? releaseId;
+    const phase = (name: string, extra: Record<string, unknown> = {}) => {
+      const now = performance.now();
+      const entry: DeployPhase = {phase: name, releaseId, durationMs: Math.round(now - phaseStartedAt)};
+      phaseStartedAt = now;
+      phases.push(entry);
+      onProgress?.({...entry, ...extra});
+    };
+    this.#deploying = `${kind} ${releaseId}`;
+    try {
+      const config = await this.#reloadConfig();
+      validateReleasePath(releasePath);
+      const previous = this.#active;
+      const release = new Release({releaseId, releasePath, revision, config});
+      this.#log.info(`deploy starting`, {releaseId, releasePath, ...(request.revision !== undefined ? {revision: request.revision} : {})});
+      const plan = planRelease(config);
+      const startedServices: string[] = [];
+      try {
+        await this.#allocatePorts(release, plan);
+        await this.#startServices(release, plan, startedServices);
+        await this.#startReleaseProcesses(release, plan, phase, request.skipHealthCheck === true);
+      } catch (error) {
+        await this.#abortRelease(release, startedServices, error);
+        throw error;
+      }
+      // The switch: from here on new requests and upgrades go to the new release.
+      this.#config = config;
+      this.#proxy.updateOptions(proxyRuntimeOptions(config));
+      this.#releases.push(release);
+      release.state = `active`;
+      release.activatedAt = new Date();
+      this.#active = release;
+      this.#proxy.setActiveTargets(release.targets);
+      this.#log.info(`traffic switched`, {previousReleaseId: previous?.releaseId ?? null, releaseId});
+      phase(`switched`, {previousReleaseId: previous?.releaseId ?? null});
+      this.#refreshServices(release);
+      try {
+        await this.#replaceSingletons(release, plan, previous);
+      } catch (error) {
+        await this.#switchBack(release, previous, error);
+        throw error;
+      }
+      if (previous) {
+        this.#retire(previous, config);
+        phase(`draining`, {previousReleaseId: previous.releaseId, detail: `continues in the background for up to ${config.proxy.drainTimeoutMs} ms`});
+      }
+      return {
+        activeReleaseId: release.releaseId,
+        previousReleaseId: previous?.releaseId ?? null,
+        releaseId,
+        durationMs: Math.round(performance.now() - startedAt),
+        phases,
+      };
+    } catch (error) {
+      this.#log.warn(`deploy failed`, {releaseId, err: error});
+      throw error;
+    } finally {
+      this.#deploying = null;
+    }
+  }
+
+  async #reloadConfig(): Promise<Config> {
+    const {config} = await loadConfig({cwd: path.dirname(this.#config.configPath), configPath: this.#config.configPath});
+    const changed = diffLiveReload(this.#config, config);
+    if (changed.length > 0) {
+      throw new RollbridgeError(ErrorCode.CONFIG_LIVE_RELOAD, `Config changes to ${changed.join(`, `)} cannot be applied live`, {
+        fix: `Revert those fields in ${this.#config.configPath}, or restart the daemon ("rollbridge shutdown", then deploy with --ensure-daemon) to apply them`,
+        details: {fields: changed},
+      });
+    }
+    return config;
+  }
+
+  async #allocatePorts(release: Release, plan: ReleasePlan): Promise<void> {
+    for (const {process, configKey} of plan.portRequests) {
+      if (process.port === undefined) continue;
+      const service = process.policy === `service` && process.deployStrategy !== `handoff` ? this.#services.get(process.id) : undefined;
+      if (service?.port !== undefined) {
+        release.ports[process.id] = service.port;
+        continue;
+      }
+      release.ports[process.id] = await this.#ports.allocate({owner: release.key, processId: process.id, range: process.port, configKey});
+    }
+  }
+
+  async #startServices(release: Release, plan: ReleasePlan, started: string[]): Promise<void> {
+    for (const {process} of plan.services) {
+      const existing = this.#services.get(process.id);
+      if (existing && (existing.process.state === `running` || existing.process.state === `starting` || existing.process.state === `stopping`)) continue;
+      const port = release.ports[process.id];
+      if (existing) {
+        // A stopped or failed service is revived by the next deploy (upstream left it down).
+        existing.process.updateSpec(this.#spec(release, process, process.id, 0, 1));
+        await existing.process.start(`deploy`);
+        continue;
+      }
+      const managed = this.#createProcess(release, process, process.id, 0, 1, () => !this.#stopping);
+      if (port !== undefined) this.#ports.lease(`service:${process.id}`, port);
+      this.#services.set(process.id, {process: managed, release, port});
+      started.push(process.id);
+      await managed.start(`deploy`);
+    }
+  }
+
+  async #startReleaseProcesses(release: Release, plan: ReleasePlan, phase: (name: string, extra?: Record<string, unknown>) => void, skipHealthCheck: boolean): Promise<void> {
+    for (const instance of plan.instances) {
+      this.#assertNotStopping();
+      const managed = this.#createProcess(release, instance.process, instance.instanceId, instance.replicaIndex, instance.replicaCount, () => release.isLive);
+      release.processes.push(managed);
+      await managed.start(`deploy`);
+      if (instance.process.policy !== `proxied`) continue;
+      const port = release.ports[instance.process.id];
+      if (port === undefined) continue;
+      phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
+      if (instance.process.health && !skipHealthCheck) {
+        await this.#waitHealthy(release, managed, instance.process, port, instance.configIndex);
+        phase(`healthy`, {processId: instance.instanceId});
+      } else if (skipHealthCheck) {
+        this.#log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});
+      }
+      release.targets.push(this.#proxy.createTarget({releaseId: release.releaseId, processId: instance.instanceId, host: release.config.proxy.upstreamHost, port}));
+    }
+  }
+
+  async #waitHealthy(release: Release, managed: ManagedProcess, process: ProcessConfig, port: number, configIndex: number): Promise<void> {
+    const health = process.health;
+    if (!health) return;
+    const controller = new AbortController();
+    const exited = managed.waitForExit().then((exit) => {
+      const output = managed.recentOutput().slice(-10).map((line) => line.line);
+      const error = new RollbridgeError(ErrorCode.PROCESS_EXITED, `Process "${managed.id}" of release ${release.releaseId} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}) before it became healthy`, {
+        fix: `Check the output below; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
+        details: {processId: managed.id, releaseId: release.releaseId, exitCode: exit.code, exitSignal: exit.signal, output},
+      });
+      controller.abort(error);
+      throw error;
+    });
+    exited.catch(() => undefined);
+    try {
+      await waitForHealthy({
+        url: formatHttpUrl(release.config.proxy.upstreamHost, port, health.path),
+        timeoutMs: health.timeoutMs,
+        intervalMs: health.intervalMs,
+        startDelayMs: health.startDelayMs,
+        probeTimeoutMs: health.probeTimeoutMs,
+        successThreshold: health.successThreshold,
+        signal: controller.signal,
+        configKey: `processes[${configIndex}].health`,
+      });
+    } catch (error) {
+      if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
+      if (isRollbridgeError(error)) {
+        throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
+      }
+      throw error;
+    } finally {
+      controller.abort();
+    }
+  }
+
+  async #abortRelease(release: Release, startedServices: string[], error: unknown): Promise<void> {
+    release.state = `failed`;
+    this.#log.warn(`release startup failed`, {releaseId: release.releaseId, phase: `before cleanup`, err: error});
+    await Promise.allSettled(release.processes.map((process) => process.stop()));
+    for (const target of release.targets) target.close();
+    for (const id of startedServices) {
+      const entry = this.#services.get(id);
+      if (!entry) continue;
+      await entry.process.stop().catch(() => undefined);
+      this.#services.delete(id);
+      this.#ports.releaseOwner(`service:${id}`);
+    }
+    this.#ports.releaseOwner(release.key);
+    for (const process of release.processes) {
+      const status = process.status() as unknown as Record<string, unknown>;
+      this.#log.info(`release startup process status`, {releaseId: release.releaseId, processId: process.id, phase: `after cleanup`, state: status.state, exitCode: status.exitCode, exitSignal: status.exitSignal, pid: status.pid});
+    }
+  }
+
+  #refreshServices(release: Release): void {
+    for (const [id, entry] of this.#services) {
+      const process = release.config.processes.find((p) => p.id === id);
+      if (!process) continue;
+      entry.process.updateSpec(this.#spec(release, process, id, 0, 1));
+      entry.release = release;
+    }
+  }
+
+  async #replaceSingletons(release: Release, plan: ReleasePlan, previous: Release | null): Promise<void> {
+    for (const {process} of plan.singletons) {
+      const old = this.#singletons.get(process.id);
+      if (old) await old.process.stop();
+      const managed = this.#createProcess(release, process, process.id, 0, 1, () => this.#singletons.get(process.id)?.release?.isLive === true);
+      const entry: DaemonProcess = {process: managed, release, port: release.ports[process.id]};
+      this.#singletons.set(process.id, entry);
+      try {
+        await managed.start(`deploy`);
+      } catch (error) {
+        // Put the previous singleton back before reporting the failure (it was stopped to avoid overlap).
+        if (old) {
+          this.#singletons.set(process.id, old);
+          if (previous) await old.process.start(`deploy`).catch(() => undefined);
+        } else {
+          this.#singletons.delete(process.id);
+        }
+        throw new RollbridgeError(ErrorCode.SINGLETON_START_FAILED, `Singleton "${process.id}" of release ${release.releaseId} could not start: ${errorMessage(error)}`, {
+          fix: `Check processes[${release.config.processes.indexOf(process)}].command and cwd; the previous release keeps serving`,
+          details: {processId: process.id, releaseId: release.releaseId},
+          cause: error,
+        });
+      }
+    }
+  }
+
+  /** After the switch something failed: route back to the still-running previous release and stop the new one. */
+  async #switchBack(release: Release, previous: Release | null, error: unknown): Promise<void> {
+    this.#log.warn(`switching back`, {releaseId: release.releaseId, previousReleaseId: previous?.releaseId ?? null, err: error});
+    if (previous) {
+      this.#proxy.setActiveTargets(previous.targets);
+      this.#active = previous;
+      this.#config = previous.config;
+    } else {
+      this.#proxy.setActiveTargets([]);
+      this.#active = null;
+    }
+    release.state = `failed`;
+    await this.#stopRelease(release, `failed`);
+  }
+
+  #retire(release: Release, config: Config): void {
+    release.state = `draining`;
+    release.drainStartedAt = new Date();
+    // The retiring release stops with the stop settings of the new config (upstream §4.4).
+    for (const process of release.processes) {
+      const definition = config.processes.find((p) => p.id === process.spec.processId);
+      if (definition) process.updateSpec({...process.spec, stopSignal: definition.stopSignal, gracefulStopMs: definition.gracefulStopMs, lifecycle: definition.lifecycle});
+    }
+    release.retirement = (async () => {
+      const byPolicy = (policy: string) => release.processes.filter((process) => release.config.processes.find((p) => p.id === process.spec.processId)?.policy === policy);
+      const nonBlocking = release.processes.filter((process) => config.processes.find((p) => p.id === process.spec.processId)?.nonBlockingDrain === true);
+      const handoff = byPolicy(`service`);
+      const early = Promise.allSettled(nonBlocking.map((process) => process.stop()));
+      const drains = await Promise.all(release.targets.map((target) => target.drain({timeoutMs: config.proxy.drainTimeoutMs, wsCloseJitterMs: config.proxy.wsCloseJitterMs})));
+      const timedOut = drains.some((drain) => drain.timedOut);
+      const dependents = release.processes.filter((process) => !nonBlocking.includes(process) && !handoff.includes(process));
+      await Promise.allSettled(dependents.map((process) => process.stop()));
+      await early;
+      await Promise.allSettled(handoff.map((process) => process.stop()));
+      for (const target of release.targets) target.close();
+      this.#ports.releaseOwner(release.key);
+      if (release.state === `draining`) {
+        release.state = `stopped`;
+        release.stoppedAt = new Date();
+      }
+      this.#log.info(`release drained`, {releaseId: release.releaseId, timedOut});
+      this.#prune();
+    })().catch((error: unknown) => {
+      this.#log.error(`release drain failed`, {releaseId: release.releaseId, err: error});
+    });
+  }
+
+  async #stopRelease(release: Release, finalState: `stopped` | `failed` = `stopped`): Promise<void> {
+    if (release.state === `stopped`) return;
+    const wasDraining = release.state === `draining`;
+    release.state = finalState;
+    await Promise.allSettled(release.processes.map((process) => process.stop()));
+    for (const target of release.targets) target.close();
+    if (wasDraining) await release.retirement;
+    this.#ports.releaseOwner(release.key);
+    release.stoppedAt = new Date();
+    this.#log.info(`release stopped`, {releaseId: release.releaseId});
+  }
+
+  /** Forgets stopped releases beyond `releaseRetention` (never the active or draining ones). */
+  #prune(): void {
+    const {keep, maxAgeMs} = this.#config.releaseRetention;
+    const stopped = this.#releases
+      .map((release, index) => ({release, index}))
+      .filter(({release}) => release.state === `stopped` || release.state === `failed`)
+      .sort((a, b) => (b.release.stoppedAt?.getTime() ?? 0) - (a.release.stoppedAt?.getTime() ?? 0) || b.index - a.index);
+    const now = Date.now();
+    const drop = new Set<Release>();
+    stopped.forEach(({release}, rank) => {
+      if (rank >= keep) drop.add(release);
+      if (maxAgeMs > 0 && release.stoppedAt && now - release.stoppedAt.getTime() > maxAgeMs) drop.add(release);
+    });
+    if (drop.size === 0) return;
+    for (let index = this.#releases.length - 1; index >= 0; index--) {
+      const release = this.#releases[index];
+      if (release && drop.has(release)) this.#releases.splice(index, 1);
+    }
+  }
+
+  #pickRollbackTarget(releaseId: string | undefined): Release {
+    if (releaseId !== undefined) {
+      const candidates = this.#releases.filter((release) => release.releaseId === releaseId);
+      if (candidates.length === 0) {
+        throw new RollbridgeError(ErrorCode.RELEASE_NOT_FOUND, `No retained release "${releaseId}" to roll back to`, {
+          fix: `Run "rollbridge status" to list retained releases; raise releaseRetention.keep to retain more`,
+          details: {releaseId},
+        });
+      }
+      if (candidates.some((release) => release === this.#active)) {
+        throw new RollbridgeError(ErrorCode.RELEASE_ALREADY_ACTIVE, `Release "${releaseId}" is already active`, {fix: `Pass the id of another retained release to --release-id`});
+      }
+      return candidates[candidates.length - 1] as Release;
+    }
+    const previous = this.#releases
+      .filter((release) => release !== this.#active && release.activatedAt !== undefined && release.releaseId !== this.#active?.releaseId)
+      .sort((a, b) => (b.activatedAt?.getTime() ?? 0) - (a.activatedAt?.getTime() ?? 0))[0];
+    if (!previous) {
+      throw new RollbridgeError(ErrorCode.NO_PREVIOUS_RELEASE, `No previous release to roll back to`, {
+        fix: `Deploy the release you want with "rollbridge deploy --release-path <path>"`,
+      });
+    }
+    return previous;
+  }
+
+  #findRelease(releaseId: string): Release | undefined {
+    for (let index = this.#releases.length - 1; index >= 0; index--) {
+      const release = this.#releases[index];
+      if (release?.releaseId === releaseId && release.state !== `stopped`) return release;
+    }
+    return this.#releases.findLast((release) => release.releaseId === releaseId);
+  }
+
+  #instancesOf(process: ProcessConfig): ManagedProcess[] {
+    if (process.policy === `service` && process.deployStrategy !== `handoff`) {
+      const entry = this.#services.get(process.id);
+      return entry ? [entry.process] : [];
+    }
+    if (process.policy === `singleton`) {
+      const entry = this.#singletons.get(process.id);
+      return entry ? [entry.process] : [];
+    }
+    return this.#active ? this.#active.processes.filter((managed) => managed.spec.processId === process.id) : [];
+  }
+
+  #allInstanceIds(): string[] {
+    return this.#config.processes.filter((process) => process.policy !== `proxied`).flatMap((process) => this.#instancesOf(process).map((managed) => managed.id));
+  }
+
+  #spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number) {
+    return buildInstanceSpec({
+      config: release.config,
+      process,
+      instanceId,
+      releaseId: release.releaseId,
+      releasePath: release.releasePath,
+      revision: release.revision,
+      replicaIndex,
+      replicaCount,
+      ports: release.ports,
+      baseEnv: this.#baseEnv,
+    });
+  }
+
+  #createProcess(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number, shouldRestart: () => boolean): ManagedProcess {
+    const spec = this.#spec(release, process, instanceId, replicaIndex, replicaCount);
+    return new ManagedProcess(spec, {log: this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: instanceId}), shouldRestart});
+  }
+}
+
+export type DeployerStatus = {
+  activeReleaseId: string | null;
+  deploying: string | null;
+  releases: ReleaseStatus[];
+  services: Array<{id: string; port: number | undefined; process: Record<string, unknown>}>;
+  singletons: Array<{id: string; releaseId: string | null; process: Record<string, unknown>}>;
+};
+
+export function proxyRuntimeOptions(config: Config) {
+  return {
+    trustForwarded: config.proxy.trustForwarded,
+    maxHeaderBytes: config.proxy.maxHeaderBytes,
+    requestHeadTimeoutMs: config.proxy.requestHeadTimeoutMs,
+    clientIdleTimeoutMs: config.proxy.clientIdleTimeoutMs,
+    upstreamResponseTimeoutMs: config.proxy.upstreamResponseTimeoutMs,
+    upstreamIdleTimeoutMs: config.proxy.upstreamIdleTimeoutMs,
+  };
+}
+
+function validateReleasePath(releasePath: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(releasePath);
+  } catch (error) {
+    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not accessible: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`, {
+      fix: `Pass the directory of a prepared release to --release-path`,
+      details: {releasePath},
+    });
+  }
+  if (!stat.isDirectory()) {
+    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not a directory`, {
+      fix: `Pass the directory of a prepared release to --release-path`,
+      details: {releasePath},
+    });
+  }
+}

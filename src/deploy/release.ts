@@ -1,0 +1,88 @@
+import type {Config} from '../config/types.ts';
+import type {Target} from '../proxy/target.ts';
+import type {ManagedProcess} from '../supervisor/managed-process.ts';
+
+export type ReleaseState = `starting` | `active` | `draining` | `stopped` | `failed`;
+
+let sequence = 0;
+
+/** One deployed release: its processes, its proxy targets and its ports. */
+export class Release {
+  /** Internal identity: release ids may repeat (redeploy of the same revision), keys never do. */
+  readonly key: string;
+  readonly releaseId: string;
+  readonly releasePath: string;
+  readonly revision: string;
+  readonly createdAt = new Date();
+  state: ReleaseState = `starting`;
+  config: Config;
+  activatedAt: Date | undefined;
+  drainStartedAt: Date | undefined;
+  stoppedAt: Date | undefined;
+  ports: Record<string, number> = {};
+  processes: ManagedProcess[] = [];
+  targets: Target[] = [];
+  /** Set while the release drains; resolves when its processes are stopped. */
+  retirement: Promise<void> | undefined;
+
+  constructor(options: {releaseId: string; releasePath: string; revision: string; config: Config}) {
+    sequence += 1;
+    this.key = `${options.releaseId}~${sequence}`;
+    this.releaseId = options.releaseId;
+    this.releasePath = options.releasePath;
+    this.revision = options.revision;
+    this.config = options.config;
+  }
+
+  get isLive(): boolean {
+    return this.state === `starting` || this.state === `active`;
+  }
+
+  get connections(): {http: number; websocket: number} {
+    let http = 0;
+    let websocket = 0;
+    for (const target of this.targets) {
+      http += target.connections.http;
+      websocket += target.connections.websocket;
+    }
+    return {http, websocket};
+  }
+
+  status(): ReleaseStatus {
+    const connections = this.connections;
+    return {
+      releaseId: this.releaseId,
+      releasePath: this.releasePath,
+      revision: this.revision,
+      state: this.state,
+      createdAt: this.createdAt.toISOString(),
+      ...(this.activatedAt ? {activatedAt: this.activatedAt.toISOString()} : {}),
+      ...(this.drainStartedAt ? {drainStartedAt: this.drainStartedAt.toISOString()} : {}),
+      ...(this.stoppedAt ? {stoppedAt: this.stoppedAt.toISOString()} : {}),
+      connectionCount: connections.http + connections.websocket,
+      connections,
+      ports: {...this.ports},
+      processes: this.processes.map((process) => process.status() as unknown as Record<string, unknown>),
+    };
+  }
+}
+
+export type ReleaseStatus = {
+  releaseId: string;
+  releasePath: string;
+  revision: string;
+  state: ReleaseState;
+  createdAt: string;
+  activatedAt?: string;
+  drainStartedAt?: string;
+  stoppedAt?: string;
+  connectionCount: number;
+  connections: {http: number; websocket: number};
+  ports: Record<string, number>;
+  processes: Array<Record<string, unknown>>;
+};
+
+/** Release id when none is given: `--revision`, else the UTC time with non-digits stripped (17 digits). */
+export function generateReleaseId(now = new Date()): string {
+  return now.toISOString().replace(/\D/g, ``).slice(0, 17);
+}
