@@ -4,7 +4,6 @@ import {once} from 'node:events';
 import {test} from 'node:test';
 import {RollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {CONTROL_COMMAND_NAMES} from '../../src/control/protocol.ts';
-import {waitFor} from '../helpers/wait-for.ts';
 import {RawConnection, STATUS, createTestHandlers, startControlServer} from './start-control-server.ts';
 
 function deferred<T = void>(): {promise: Promise<T>; resolve(value: T): void} {
@@ -238,14 +237,12 @@ test(`aborts the handler's signal when the client disconnects`, async (t) => {
 });
 
 test(`shutdown replies on the asking connection, ends it, drops the others and unlinks the socket`, async (t) => {
-  let server: import('../../src/control/server.ts').ControlServer | undefined;
   const started = await startControlServer(t, {handlers: createTestHandlers({
     shutdown: async (_params, context) => {
-      await server?.close({keep: context.connection});
+      await started.server.close({keep: context.connection});
       return {message: `shutdown`};
     },
   })});
-  server = started.server;
   const other = await RawConnection.open(t, started.socketPath);
   const asking = await RawConnection.open(t, started.socketPath);
   asking.send(`{"id":"bye","command":"shutdown"}\n`);
@@ -259,10 +256,12 @@ test(`shutdown replies on the asking connection, ends it, drops the others and u
 });
 
 test(`drops the reply of a request whose client disconnected, without logging an error`, async (t) => {
+  const started = deferred();
   const gate = deferred();
   const finished = deferred();
   const {socketPath, records} = await startControlServer(t, {handlers: createTestHandlers({
     status: async () => {
+      started.resolve();
       await gate.promise;
       finished.resolve();
       return STATUS;
@@ -270,7 +269,7 @@ test(`drops the reply of a request whose client disconnected, without logging an
   })});
   const connection = await RawConnection.open(t, socketPath);
   connection.send(`{"id":1,"command":"status"}\n`);
-  await waitFor(() => connection.socket.bytesWritten > 0);
+  await started.promise;
   connection.socket.destroy();
   await connection.closed;
   gate.resolve();
