@@ -1,0 +1,599 @@
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as t from 'typanion';
+import {
+  DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_FORCE_STOP_TIMEOUT_MS,
+  DEFAULT_HEALTH_INTERVAL_MS,
+  DEFAULT_HEALTH_PATH,
+  DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
+  DEFAULT_HEALTH_SUCCESS_THRESHOLD,
+  DEFAULT_HEALTH_TIMEOUT_MS,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MEMORY_CHECK_INTERVAL_MS,
+  DEFAULT_OUTPUT_LINES,
+  DEFAULT_PROXY_HOST,
+  DEFAULT_PROXY_PORT,
+  DEFAULT_RELEASE_KEEP,
+  DEFAULT_RELEASE_MAX_AGE_MS,
+  DEFAULT_REQUEST_HEAD_TIMEOUT_MS,
+  DEFAULT_RESTART_DELAY_MS,
+  DEFAULT_STOP_SIGNAL,
+  DEFAULT_TRUST_FORWARDED,
+  DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+  DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
+  DEFAULT_WS_CLOSE_JITTER_MS,
+} from './defaults.ts';
+import {getDefaultControlPath} from './paths.ts';
+import {suggest} from './suggest.ts';
+import type {Config, ConfigIssue, ConfigWarning, DeployStrategy, HealthConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
+
+export type ConfigValidationResult = {config: Config | null; issues: ConfigIssue[]; warnings: ConfigWarning[]};
+
+export const PROCESS_POLICIES: readonly ProcessPolicy[] = [`proxied`, `companion`, `singleton`, `service`];
+export const DEPLOY_STRATEGIES: readonly DeployStrategy[] = [`persistent`, `handoff`];
+
+/** Largest delay Node timers honour; a bigger one fires after 1 ms (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+const MAX_PORT = 65_535;
+const WILDCARD_HOSTS = new Set([`0.0.0.0`, `::`, `::0`, `0:0:0:0:0:0:0:0`]);
+
+/** Typanion's state, extended with our structured sinks (typanion copies unknown state fields to nested states). */
+type SchemaState = t.ValidationState & {issues?: ConfigIssue[]; warnings?: ConfigWarning[]};
+type Validator<T> = t.StrictValidator<unknown, T>;
+type ShapeOf<S> = {[K in keyof S]: t.InferType<S[K]>};
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks: every failure becomes one ConfigIssue with the key path, the value and a fix.
+// ---------------------------------------------------------------------------------------------
+
+function keyPathOf(state: t.ValidationState | undefined): string {
+  const p = state?.p ?? ``;
+  return p.startsWith(`.`) ? p.slice(1) : p;
+}
+
+function labelOf(keyPath: string): string {
+  return keyPath === `` ? `the config` : keyPath;
+}
+
+function joinKey(parent: string, key: string): string {
+  if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key)) return `${parent}[${JSON.stringify(key)}]`;
+  return parent === `` ? key : `${parent}.${key}`;
+}
+
+function fail(state: SchemaState | undefined, message: string, fix: string): false {
+  state?.issues?.push({path: keyPathOf(state), message, fix});
+  return false;
+}
+
+function printable(value: unknown): string {
+  if (value === undefined) return `undefined`;
+  if (typeof value === `function`) return `a function`;
+  if (typeof value === `bigint`) return `${value}n`;
+  if (typeof value === `symbol`) return value.toString();
+  if (typeof value === `number` && !Number.isFinite(value)) return String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === `object` && value !== null && !Array.isArray(value);
+}
+
+function expectation(state: SchemaState | undefined, expected: string, value: unknown): false {
+  const keyPath = labelOf(keyPathOf(state));
+  return fail(state, `Expected ${keyPath} to be ${expected}, got ${printable(value)}`, `Set ${keyPath} to ${expected}`);
+}
+
+function leaf<T>(expected: string, test: (value: unknown) => boolean): Validator<T> {
+  return t.makeValidator<unknown, T>({
+    test: (value, state): value is T => test(value) || expectation(state, expected, value),
+  });
+}
+
+/** Absent (or null) is fine: the default applies. */
+function optional<T>(validator: Validator<T>): Validator<T | undefined | null> {
+  return t.makeValidator<unknown, T | undefined | null>({
+    test: (value, state): value is T | undefined | null => value === undefined || value === null || validator(value, state),
+  });
+}
+
+function required<T>(validator: Validator<T>, fix: (keyPath: string) => string): Validator<T> {
+  return t.makeValidator<unknown, T>({
+    test: (value, state): value is T => {
+      if (value !== undefined) return validator(value, state);
+      const keyPath = keyPathOf(state);
+      return fail(state, `Missing required key "${keyPath}"`, fix(keyPath));
+    },
+  });
+}
+
+/** Unknown keys are warnings with a did-you-mean, never issues: a typo must not stop a deploy. */
+function warnUnknownKeys(known: readonly string[]): Validator<Record<string, unknown>> {
+  return t.makeValidator<unknown, Record<string, unknown>>({
+    test: (extra, state): extra is Record<string, unknown> => {
+      const parent = keyPathOf(state);
+      for (const key of Object.keys(extra as object)) {
+        const keyPath = joinKey(parent, key);
+        const suggestion = suggest(key, known);
+        const fix = suggestion === undefined
+          ? `Remove the key: ${parent === `` ? `the top level` : parent} only knows ${known.join(`, `)}`
+          : `Did you mean "${joinKey(parent, suggestion)}"? Remove the key if it is not a typo.`;
+        (state as SchemaState | undefined)?.warnings?.push({path: keyPath, message: `Unknown key "${keyPath}"`, fix});
+      }
+      return true;
+    },
+  });
+}
+
+function objectOf<S extends Record<string, t.AnyStrictValidator>>(shape: S, example: string): Validator<ShapeOf<S>> {
+  const inner = t.isObject(shape, {extra: warnUnknownKeys(Object.keys(shape))});
+  return t.makeValidator<unknown, ShapeOf<S>>({
+    test: (value, state): value is ShapeOf<S> => {
+      if (isPlainObject(value)) return inner(value, state);
+      const keyPath = labelOf(keyPathOf(state));
+      return fail(state, `Expected ${keyPath} to be an object, got ${printable(value)}`, `Set ${keyPath} to an object such as ${example}`);
+    },
+  });
+}
+
+function arrayOf<T>(item: Validator<T>, expected: string, options: {nonEmpty?: boolean} = {}): Validator<T[]> {
+  const inner = t.isArray(item);
+  return t.makeValidator<unknown, T[]>({
+    test: (value, state): value is T[] => {
+      if (!Array.isArray(value) || (options.nonEmpty === true && value.length === 0)) return expectation(state, expected, value);
+      return inner(value, state);
+    },
+  });
+}
+
+const isFiniteNumber = (value: unknown): value is number => typeof value === `number` && Number.isFinite(value);
+
+const nonEmptyString = leaf<string>(`a non-empty string`, (value) => typeof value === `string` && value !== ``);
+const aString = leaf<string>(`a string`, (value) => typeof value === `string`);
+const aBoolean = leaf<boolean>(`true or false`, (value) => typeof value === `boolean`);
+const positiveInteger = leaf<number>(`a positive integer`, (value) => Number.isSafeInteger(value) && (value as number) > 0);
+const nonNegativeInteger = leaf<number>(`a non-negative integer`, (value) => Number.isSafeInteger(value) && (value as number) >= 0);
+const nonNegativeNumber = leaf<number>(`a non-negative number`, (value) => isFiniteNumber(value) && value >= 0);
+const timerMs = leaf<number>(`a number of milliseconds from 0 to ${MAX_TIMER_MS}`, (value) => isFiniteNumber(value) && value >= 0 && value <= MAX_TIMER_MS);
+const positiveTimerMs = leaf<number>(`a number of milliseconds from 1 to ${MAX_TIMER_MS}`, (value) => isFiniteNumber(value) && value > 0 && value <= MAX_TIMER_MS);
+const portNumber = leaf<number>(`an integer port from 0 to ${MAX_PORT}`, (value) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_PORT);
+const urlPath = leaf<string>(`a URL path starting with "/"`, (value) => typeof value === `string` && value.startsWith(`/`));
+const backoffFactor = leaf<number>(`a number greater than or equal to 1`, (value) => isFiniteNumber(value) && value >= 1);
+const gracefulStop = leaf<number | `indefinite`>(`a number of milliseconds from 0 to ${MAX_TIMER_MS}, or "indefinite"`, (value) => value === `indefinite` || (isFiniteNumber(value) && value >= 0 && value <= MAX_TIMER_MS));
+const userOrGroup = leaf<string | number>(`a non-negative integer id or a name`, (value) => (Number.isSafeInteger(value) && (value as number) >= 0) || (typeof value === `string` && value.trim() !== ``));
+const trustedPeer = leaf<string>(`"loopback" or an IP address`, (value) => value === `loopback` || (typeof value === `string` && net.isIP(value) !== 0));
+const fileMode = leaf<number | string>(`an octal file mode from 0 to 0o777, such as 0o660 or "660"`, (value) => parseFileMode(value) !== undefined);
+
+function oneOf<T extends string>(values: readonly T[]): Validator<T> {
+  return leaf<T>(`one of: ${values.join(`, `)}`, (value) => (values as readonly unknown[]).includes(value));
+}
+
+const signalName = t.makeValidator<unknown, NodeJS.Signals>({
+  test: (value, state): value is NodeJS.Signals => {
+    if (typeof value === `string` && Object.hasOwn(os.constants.signals, value)) return true;
+    const keyPath = keyPathOf(state);
+    return fail(state, `Expected ${keyPath} to be a signal name, got ${printable(value)}`, `Set ${keyPath} to a signal name such as "SIGTERM", "SIGINT", "SIGQUIT" or "SIGUSR2"`);
+  },
+});
+
+const stringValues = t.makeValidator<unknown, Record<string, string>>({
+  test: (value, state): value is Record<string, string> => {
+    if (!isPlainObject(value)) return expectation(state, `an object of string values, such as {NODE_ENV: "production"}`, value);
+    let valid = true;
+    for (const [key, entry] of Object.entries(value)) {
+      if (typeof entry === `string`) continue;
+      const keyPath = joinKey(keyPathOf(state), key);
+      valid = fail({...state, p: `.${keyPath}`}, `Expected ${keyPath} to be a string, got ${printable(entry)}`, `Quote the value of ${keyPath} (environment values are strings), e.g. ${JSON.stringify(String(entry))}`) && valid;
+    }
+    return valid;
+  },
+});
+
+const portRange = objectOf({from: required(portNumber, (p) => `Add ${p}, the first port of the range`), to: optional(portNumber)}, `{from: 4000, to: 4009}`);
+
+const portSpec = t.makeValidator<unknown, number | {from: number; to?: number | null | undefined}>({
+  test: (value, state): value is number => {
+    if (typeof value === `number`) return portNumber(value, state);
+    if (!isPlainObject(value)) return expectation(state, `a port (integer from 0 to ${MAX_PORT}) or a {from, to} range`, value);
+    if (!portRange(value, state)) return false;
+    const {from, to} = value as {from: number; to?: number | null};
+    if (to === undefined || to === null || to >= from) return true;
+    const keyPath = keyPathOf(state);
+    return fail(state, `Port range ${keyPath} is reversed: from ${from} is above to ${to}`, `Set ${keyPath}.to to a port greater than or equal to ${keyPath}.from (${from})`);
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// The known keys. One line per field: adding a config field starts here (unknown keys warn).
+// ---------------------------------------------------------------------------------------------
+
+const healthShape = {
+  path: optional(urlPath),
+  timeoutMs: optional(timerMs),
+  intervalMs: optional(timerMs),
+  startDelayMs: optional(timerMs),
+  probeTimeoutMs: optional(positiveTimerMs),
+  successThreshold: optional(positiveInteger),
+};
+
+const lifecycleShape = {
+  quietCommand: optional(aString),
+  drainCommand: optional(aString),
+  stopCommand: optional(aString),
+  drainTimeoutMs: optional(timerMs),
+};
+
+const restartShape = {
+  maxRestarts: optional(nonNegativeInteger),
+  windowMs: optional(nonNegativeNumber),
+  backoffFactor: optional(backoffFactor),
+  maxDelayMs: optional(timerMs),
+};
+
+const memoryShape = {
+  limitBytes: required(positiveInteger, (p) => `Add ${p}, the resident memory in bytes above which the process is restarted`),
+  warnBytes: optional(nonNegativeInteger),
+  checkIntervalMs: optional(positiveTimerMs),
+};
+
+const healthObject = objectOf(healthShape, `{path: "/ping", timeoutMs: 30000}`);
+const healthSpec = t.makeValidator<unknown, false | ShapeOf<typeof healthShape>>({
+  test: (value, state): value is false | ShapeOf<typeof healthShape> => {
+    if (value === false) return true;
+    if (isPlainObject(value)) return healthObject(value, state);
+    const keyPath = keyPathOf(state);
+    return fail(state, `Expected ${keyPath} to be an object or false, got ${printable(value)}`, `Set ${keyPath} to an object such as {path: "/ping"}, or to false to disable the health check`);
+  },
+});
+
+const processShape = {
+  id: required(nonEmptyString, (p) => `Add ${p}, a unique name for the process such as "web"`),
+  command: required(nonEmptyString, (p) => `Add ${p}, the shell command that starts the process`),
+  policy: optional(oneOf(PROCESS_POLICIES)),
+  deployStrategy: optional(oneOf(DEPLOY_STRATEGIES)),
+  cwd: optional(nonEmptyString),
+  env: optional(stringValues),
+  port: optional(portSpec),
+  health: optional(healthSpec),
+  stopSignal: optional(signalName),
+  nonBlockingDrain: optional(aBoolean),
+  lifecycle: optional(objectOf(lifecycleShape, `{drainCommand: "kill -TSTP $ROLLBRIDGE_PID", drainTimeoutMs: 30000}`)),
+  gracefulStopMs: optional(gracefulStop),
+  restartDelayMs: optional(timerMs),
+  restart: optional(objectOf(restartShape, `{maxRestarts: 5, windowMs: 60000}`)),
+  memory: optional(objectOf(memoryShape, `{limitBytes: 536870912}`)),
+  replicas: optional(positiveInteger),
+  outputLines: optional(positiveInteger),
+};
+
+const controlShape = {
+  path: optional(nonEmptyString),
+  mode: optional(fileMode),
+  owner: optional(userOrGroup),
+  group: optional(userOrGroup),
+};
+
+const proxyShape = {
+  host: optional(nonEmptyString),
+  port: optional(portNumber),
+  upstreamHost: optional(nonEmptyString),
+  healthPath: optional(urlPath),
+  healthTimeoutMs: optional(timerMs),
+  drainTimeoutMs: optional(timerMs),
+  forceStopTimeoutMs: optional(timerMs),
+  trustForwarded: optional(arrayOf(trustedPeer, `an array of "loopback" or IP addresses`)),
+  maxHeaderBytes: optional(positiveInteger),
+  requestHeadTimeoutMs: optional(timerMs),
+  clientIdleTimeoutMs: optional(timerMs),
+  upstreamResponseTimeoutMs: optional(timerMs),
+  upstreamIdleTimeoutMs: optional(timerMs),
+  wsCloseJitterMs: optional(timerMs),
+};
+
+const releaseRetentionShape = {
+  keep: optional(nonNegativeInteger),
+  maxAgeMs: optional(nonNegativeNumber),
+};
+
+const legacyProcessShape = {
+  name: optional(nonEmptyString),
+  includes: required(arrayOf(nonEmptyString, `a non-empty array of command-line substrings`, {nonEmpty: true}), (p) => `Add ${p}, the command-line substrings that identify the legacy process, e.g. ["puma", "/srv/app"]`),
+};
+
+const legacyTakeoverShape = {
+  screens: optional(arrayOf(nonEmptyString, `an array of screen session names`)),
+  processes: optional(arrayOf(objectOf(legacyProcessShape, `{name: "puma", includes: ["puma"]}`), `an array of {name, includes} matchers`)),
+  forceStopTimeoutMs: optional(timerMs),
+};
+
+const configShape = {
+  application: optional(nonEmptyString),
+  control: optional(objectOf(controlShape, `{path: "/run/rollbridge/app.sock"}`)),
+  proxy: required(objectOf(proxyShape, `{host: "127.0.0.1", port: 8182}`), (p) => `Add ${p}: {} (an empty object listens on ${DEFAULT_PROXY_HOST}:${DEFAULT_PROXY_PORT})`),
+  processes: required(arrayOf(objectOf(processShape, `{id: "web", command: "node server.js", policy: "proxied", port: 3000}`), `an array of processes`), (p) => `Add ${p}: [...] listing the app's processes, with exactly one policy: "proxied" process`),
+  releaseRetention: optional(objectOf(releaseRetentionShape, `{keep: 10}`)),
+  statePath: optional(nonEmptyString),
+  legacyTakeover: optional(objectOf(legacyTakeoverShape, `{screens: ["app"]}`)),
+};
+
+const isRawConfig = objectOf(configShape, `{proxy: {}, processes: [...]}`);
+
+type RawConfig = ShapeOf<typeof configShape>;
+type RawProcess = ShapeOf<typeof processShape>;
+type RawProxy = ShapeOf<typeof proxyShape>;
+
+// ---------------------------------------------------------------------------------------------
+// Validation entry point
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Validates a raw config (what the config module exported) and applies every default.
+ * Collects every issue at once; `config` is null when there is any. Unknown keys are warnings.
+ */
+export function validateConfig(raw: unknown, options: {configPath: string}): ConfigValidationResult {
+  const issues: ConfigIssue[] = [];
+  const warnings: ConfigWarning[] = [];
+  // Typanion reports its own failures (e.g. `__proto__` keys) as strings here; ours are structured.
+  const errors: string[] = [];
+  const valid = isRawConfig(raw, {errors, issues, warnings} as SchemaState);
+  for (const error of errors) issues.push(fromTypanionError(error));
+  if (isPlainObject(raw)) checkCrossFieldRules(raw, issues, warnings);
+  if (!valid || issues.length > 0) return {config: null, issues, warnings};
+  return {config: normalizeConfig(raw as RawConfig, options.configPath), issues, warnings};
+}
+
+function fromTypanionError(error: string): ConfigIssue {
+  const separator = error.indexOf(`: `);
+  const keyPath = keyPathOf({p: separator === -1 ? `` : error.slice(0, separator)});
+  const reason = separator === -1 ? error : error.slice(separator + 2);
+  return {path: keyPath, message: `Invalid ${labelOf(keyPath)}: ${reason}`, fix: `Remove or rename ${labelOf(keyPath)}`};
+}
+
+/** Parses control.mode: an integer 0..0o777, or 1-4 octal digits with an optional `0o` prefix. */
+export function parseFileMode(value: unknown): number | undefined {
+  if (typeof value === `number`) return Number.isInteger(value) && value >= 0 && value <= 0o777 ? value : undefined;
+  if (typeof value !== `string`) return undefined;
+  const match = /^(?:0o)?([0-7]{1,4})$/i.exec(value);
+  if (match === null) return undefined;
+  const mode = Number.parseInt(match[1]!, 8);
+  return mode <= 0o777 ? mode : undefined;
+}
+
+export function isWildcardHost(host: string): boolean {
+  return WILDCARD_HOSTS.has(host);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-field rules (they run on the raw value, and skip fields whose type is already wrong)
+// ---------------------------------------------------------------------------------------------
+
+function checkCrossFieldRules(raw: Record<string, unknown>, issues: ConfigIssue[], warnings: ConfigWarning[]): void {
+  if (Array.isArray(raw[`processes`])) checkProcesses(raw[`processes`], issues, warnings);
+  const legacy = raw[`legacyTakeover`];
+  if (isPlainObject(legacy)) {
+    const screens = Array.isArray(legacy[`screens`]) ? legacy[`screens`].length : 0;
+    const matchers = Array.isArray(legacy[`processes`]) ? legacy[`processes`].length : 0;
+    if (screens === 0 && matchers === 0) {
+      issues.push({
+        path: `legacyTakeover`,
+        message: `No screen or process matcher in legacyTakeover`,
+        fix: `Add legacyTakeover.screens (screen session names) or legacyTakeover.processes ([{includes: ["..."]}]), or remove legacyTakeover`,
+      });
+    }
+  }
+}
+
+function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: ConfigWarning[]): void {
+  const firstIndexById = new Map<string, number>();
+  const proxied: Array<{index: number; label: string}> = [];
+
+  processes.forEach((entry, index) => {
+    if (!isPlainObject(entry)) return;
+    const at = `processes[${index}]`;
+    const id = typeof entry[`id`] === `string` && entry[`id`] !== `` ? entry[`id`] : undefined;
+    const label = id === undefined ? `Process ${at}` : `Process "${id}"`;
+    const policy = entry[`policy`] === undefined || entry[`policy`] === null
+      ? `companion`
+      : (PROCESS_POLICIES as readonly unknown[]).includes(entry[`policy`]) ? entry[`policy`] as ProcessPolicy : undefined;
+    const port = normalizePortValue(entry[`port`]);
+    const hasPort = entry[`port`] !== undefined && entry[`port`] !== null;
+
+    if (id !== undefined) {
+      if (id.includes(`#`)) {
+        issues.push({path: `${at}.id`, message: `Process id "${id}" contains "#"`, fix: `Rename ${at}.id without "#" (rollbridge names replicas "<id>#<n>")`});
+      }
+      const first = firstIndexById.get(id);
+      if (first === undefined) {
+        firstIndexById.set(id, index);
+      } else {
+        issues.push({path: `${at}.id`, message: `Duplicate process id "${id}" in processes[${first}] and ${at}`, fix: `Rename ${at}.id to an id no other process uses`});
+      }
+    }
+
+    if (policy === `proxied`) {
+      proxied.push({index, label: id ?? at});
+      if (!hasPort) {
+        issues.push({path: `${at}.port`, message: `Proxied process ${id === undefined ? at : `"${id}"`} has no port`, fix: `Set ${at}.port to the port the process listens on (e.g. 3000, or {from: 3000, to: 3009})`});
+      }
+    }
+
+    if (entry[`deployStrategy`] === `handoff`) {
+      if (policy !== undefined && policy !== `service`) {
+        issues.push({path: `${at}.deployStrategy`, message: `${label} sets deployStrategy "handoff" but its policy is "${policy}"; only a service can hand off`, fix: `Set ${at}.policy to "service", or remove ${at}.deployStrategy`});
+      } else if (policy === `service`) {
+        if (!hasPort) {
+          issues.push({path: `${at}.port`, message: `Handoff service ${id === undefined ? at : `"${id}"`} has no port range`, fix: `Set ${at}.port to a range of at least two ports, e.g. {from: 4100, to: 4101}`});
+        } else if (port !== undefined && port.to <= port.from) {
+          issues.push({path: `${at}.port`, message: `Handoff service ${id === undefined ? at : `"${id}"`} uses the single port ${port.from}; old and new service must run side by side`, fix: `Set ${at}.port to a range of at least two ports, e.g. {from: ${port.from}, to: ${Math.min(port.from + 1, MAX_PORT)}}`});
+        }
+      }
+    }
+
+    if (entry[`nonBlockingDrain`] === true && policy !== undefined && policy !== `companion`) {
+      issues.push({path: `${at}.nonBlockingDrain`, message: `${label} sets nonBlockingDrain but its policy is "${policy}"; only companions drain without blocking`, fix: `Remove ${at}.nonBlockingDrain, or set ${at}.policy to "companion"`});
+    }
+
+    const replicas = entry[`replicas`];
+    if (Number.isSafeInteger(replicas) && (replicas as number) > 1 && policy !== undefined && (policy !== `companion` || hasPort)) {
+      const why = policy === `companion` ? `it has a port` : `its policy is "${policy}"`;
+      issues.push({path: `${at}.replicas`, message: `${label} sets replicas ${replicas as number} but ${why}; only companions without a port run replicas`, fix: `Set ${at}.replicas to 1, or make it a companion without ${at}.port`});
+    }
+
+    const lifecycle = isPlainObject(entry[`lifecycle`]) ? entry[`lifecycle`] : {};
+    const stopSignal = entry[`stopSignal`];
+    if (typeof lifecycle[`stopCommand`] === `string` && lifecycle[`stopCommand`] !== `` && typeof stopSignal === `string` && stopSignal !== DEFAULT_STOP_SIGNAL) {
+      issues.push({path: `${at}.stopSignal`, message: `${label} sets both lifecycle.stopCommand and stopSignal "${stopSignal}"; the stop command replaces the signal`, fix: `Remove ${at}.stopSignal, or remove ${at}.lifecycle.stopCommand`});
+    }
+    const drainTimeoutMs = lifecycle[`drainTimeoutMs`];
+    if (typeof lifecycle[`drainCommand`] === `string` && lifecycle[`drainCommand`] !== `` && (drainTimeoutMs === undefined || drainTimeoutMs === null || drainTimeoutMs === 0)) {
+      issues.push({path: `${at}.lifecycle.drainTimeoutMs`, message: `${label} sets lifecycle.drainCommand but lifecycle.drainTimeoutMs is ${printable(drainTimeoutMs ?? 0)}`, fix: `Set ${at}.lifecycle.drainTimeoutMs to how long the drain may take in milliseconds, e.g. 30000`});
+    }
+
+    const memory = entry[`memory`];
+    if (isPlainObject(memory) && Number.isSafeInteger(memory[`limitBytes`]) && Number.isSafeInteger(memory[`warnBytes`])) {
+      const limitBytes = memory[`limitBytes`] as number;
+      const warnBytes = memory[`warnBytes`] as number;
+      if (warnBytes > 0 && warnBytes >= limitBytes) {
+        warnings.push({path: `${at}.memory.warnBytes`, message: `${label} memory.warnBytes ${warnBytes} is not below memory.limitBytes ${limitBytes}, so the warning never comes before the restart`, fix: `Set ${at}.memory.warnBytes below ${limitBytes}, or remove it`});
+      }
+    }
+  });
+
+  if (proxied.length !== 1) {
+    const found = proxied.length === 0 ? `found none` : `found ${proxied.length} (${proxied.map((entry) => entry.label).join(`, `)})`;
+    const fix = proxied.length === 0
+      ? `Set policy: "proxied" on the process that serves HTTP (one entry of processes)`
+      : `Keep policy: "proxied" on one process and set ${proxied.slice(1).map((entry) => `processes[${entry.index}].policy`).join(`, `)} to "companion", "singleton" or "service"`;
+    issues.push({path: `processes`, message: `Config must define exactly one proxied process, ${found}`, fix});
+  }
+}
+
+function normalizePortValue(value: unknown): PortRange | undefined {
+  if (typeof value === `number` && Number.isInteger(value)) return {from: value, to: value};
+  if (!isPlainObject(value) || !Number.isInteger(value[`from`])) return undefined;
+  const from = value[`from`] as number;
+  const to = Number.isInteger(value[`to`]) ? value[`to`] as number : from;
+  return {from, to};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalization: a valid raw config with every default applied
+// ---------------------------------------------------------------------------------------------
+
+function normalizeConfig(raw: RawConfig, configPath: string): Config {
+  const configDir = path.dirname(configPath);
+  const application = raw.application ?? (path.basename(configDir) || `app`);
+  const proxy = normalizeProxy(raw.proxy);
+  const control = orEmpty(raw.control);
+  const retention = orEmpty(raw.releaseRetention);
+  const legacy = raw.legacyTakeover ?? undefined;
+  return {
+    configPath,
+    application,
+    control: {
+      path: control.path == null ? getDefaultControlPath(application) : path.resolve(configDir, control.path),
+      mode: control.mode == null ? undefined : parseFileMode(control.mode),
+      owner: normalizeId(control.owner),
+      group: normalizeId(control.group),
+    },
+    proxy,
+    releaseRetention: {keep: retention.keep ?? DEFAULT_RELEASE_KEEP, maxAgeMs: retention.maxAgeMs ?? DEFAULT_RELEASE_MAX_AGE_MS},
+    statePath: raw.statePath == null ? undefined : path.resolve(configDir, raw.statePath),
+    legacyTakeover: legacy == null ? undefined : {
+      screens: [...(legacy.screens ?? [])],
+      processes: (legacy.processes ?? []).map((matcher, index) => ({name: matcher.name ?? `legacy process ${index + 1}`, includes: [...matcher.includes]})),
+      forceStopTimeoutMs: legacy.forceStopTimeoutMs ?? proxy.forceStopTimeoutMs,
+    },
+    processes: raw.processes.map((entry) => normalizeProcess(entry, proxy)),
+  };
+}
+
+function normalizeProxy(raw: RawProxy): ProxyConfig {
+  const host = raw.host ?? DEFAULT_PROXY_HOST;
+  return {
+    host,
+    port: raw.port ?? DEFAULT_PROXY_PORT,
+    upstreamHost: raw.upstreamHost ?? (isWildcardHost(host) ? `127.0.0.1` : host),
+    healthPath: raw.healthPath ?? DEFAULT_HEALTH_PATH,
+    healthTimeoutMs: raw.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
+    drainTimeoutMs: raw.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    forceStopTimeoutMs: raw.forceStopTimeoutMs ?? DEFAULT_FORCE_STOP_TIMEOUT_MS,
+    trustForwarded: [...(raw.trustForwarded ?? DEFAULT_TRUST_FORWARDED)],
+    maxHeaderBytes: raw.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+    requestHeadTimeoutMs: raw.requestHeadTimeoutMs ?? DEFAULT_REQUEST_HEAD_TIMEOUT_MS,
+    clientIdleTimeoutMs: raw.clientIdleTimeoutMs ?? DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
+    upstreamResponseTimeoutMs: raw.upstreamResponseTimeoutMs ?? DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
+    upstreamIdleTimeoutMs: raw.upstreamIdleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+    wsCloseJitterMs: raw.wsCloseJitterMs ?? DEFAULT_WS_CLOSE_JITTER_MS,
+  };
+}
+
+function normalizeProcess(raw: RawProcess, proxy: ProxyConfig): ProcessConfig {
+  const lifecycle = orEmpty(raw.lifecycle);
+  const restart = orEmpty(raw.restart);
+  return {
+    id: raw.id,
+    command: raw.command,
+    policy: raw.policy ?? `companion`,
+    deployStrategy: raw.deployStrategy ?? `persistent`,
+    cwd: raw.cwd ?? undefined,
+    env: {...(raw.env ?? {})},
+    port: normalizePortValue(raw.port),
+    health: normalizeHealth(raw.health, proxy),
+    stopSignal: raw.stopSignal ?? DEFAULT_STOP_SIGNAL,
+    nonBlockingDrain: raw.nonBlockingDrain ?? false,
+    lifecycle: {
+      // An empty hook is skipped, exactly like an absent one.
+      quietCommand: lifecycle.quietCommand || undefined,
+      drainCommand: lifecycle.drainCommand || undefined,
+      stopCommand: lifecycle.stopCommand || undefined,
+      drainTimeoutMs: lifecycle.drainTimeoutMs ?? 0,
+    },
+    gracefulStopMs: raw.gracefulStopMs ?? proxy.forceStopTimeoutMs,
+    restartDelayMs: raw.restartDelayMs ?? DEFAULT_RESTART_DELAY_MS,
+    restart: {
+      maxRestarts: restart.maxRestarts ?? undefined,
+      windowMs: restart.windowMs ?? 0,
+      backoffFactor: restart.backoffFactor ?? 1,
+      maxDelayMs: restart.maxDelayMs ?? 0,
+    },
+    memory: raw.memory == null ? undefined : {
+      limitBytes: raw.memory.limitBytes,
+      warnBytes: raw.memory.warnBytes ?? 0,
+      checkIntervalMs: raw.memory.checkIntervalMs ?? DEFAULT_MEMORY_CHECK_INTERVAL_MS,
+    },
+    replicas: raw.replicas ?? 1,
+    outputLines: raw.outputLines ?? DEFAULT_OUTPUT_LINES,
+  };
+}
+
+function normalizeHealth(raw: RawProcess[`health`], proxy: ProxyConfig): HealthConfig | null {
+  if (raw === false || raw === null) return null;
+  const health = orEmpty(raw);
+  return {
+    path: health.path ?? proxy.healthPath,
+    timeoutMs: health.timeoutMs ?? proxy.healthTimeoutMs,
+    intervalMs: health.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+    startDelayMs: health.startDelayMs ?? 0,
+    probeTimeoutMs: health.probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
+    successThreshold: health.successThreshold ?? DEFAULT_HEALTH_SUCCESS_THRESHOLD,
+  };
+}
+
+function orEmpty<T extends object>(value: T | null | undefined): Partial<T> {
+  return value ?? {};
+}
+
+function normalizeId(value: string | number | null | undefined): string | number | undefined {
+  if (value == null) return undefined;
+  if (typeof value === `string` && /^\d+$/.test(value)) return Number(value);
+  return value;
+}
