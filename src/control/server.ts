@@ -121,7 +121,16 @@ export class ControlServer {
     });
     const send = (frame: ResponseFrame): boolean => {
       if (socket.destroyed || socket.writableEnded) return false;
-      socket.write(encodeFrame(frame));
+      let line: string;
+      try {
+        line = encodeFrame(frame);
+      } catch (error) {
+        // A circular or BigInt value in a result or error: the client still gets a final frame.
+        this.#log.error(`Control reply not serialisable`, {err: error, status: frame.status});
+        const message = `The daemon could not serialise its reply: ${errorMessage(error)}`;
+        line = encodeFrame(createErrorFrame(frame.id, {code: ErrorCode.INTERNAL, message}));
+      }
+      socket.write(line);
       return true;
     };
     const decode = createLineDecoder({
@@ -157,7 +166,12 @@ export class ControlServer {
       let finished = false;
       const context: ControlHandlerContext = {
         progress: (event) => {
-          if (!finished) send(createProgressFrame(id, event));
+          if (finished) return;
+          try {
+            send(createProgressFrame(id, JSON.parse(JSON.stringify(event)) as Record<string, unknown>));
+          } catch (error) {
+            this.#log.warn(`Control progress event dropped`, {command, err: error});
+          }
         },
         signal,
         connection: socket,

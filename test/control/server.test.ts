@@ -279,3 +279,23 @@ test(`drops the reply of a request whose client disconnected, without logging an
   assert.equal((await next.waitForFrames(1))[0]?.status, `success`);
   assert.equal(records.filter((record) => record.level === `error`).length, 0);
 });
+
+test(`answers ERR_INTERNAL when a result cannot be serialised, and drops an unserialisable progress event`, async (t) => {
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  const {socketPath} = await startControlServer(t, {handlers: createTestHandlers({
+    deploy: async (_params, context) => {
+      context.progress(circular);
+      context.progress({phase: `fine`});
+      return {activeReleaseId: `r2`, previousReleaseId: null, releaseId: `r2`, durationMs: 1, extra: circular} as never;
+    },
+  })});
+  const connection = await RawConnection.open(t, socketPath);
+  connection.send(`{"id":1,"command":"deploy","releasePath":"/srv/r2"}\n`);
+  const frames = await connection.waitForFrames(2);
+  assert.deepEqual(frames[0], {id: 1, status: `progress`, event: {phase: `fine`}});
+  assert.equal(frames[1]?.status, `error`);
+  assert.equal((frames[1]?.error as {code: string}).code, `ERR_INTERNAL`);
+  connection.send(`{"id":2,"command":"status"}\n`);
+  assert.equal((await connection.waitForFrames(3))[2]?.status, `success`);
+});
