@@ -1,0 +1,656 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type net from 'node:net';
+import {BodyFramer, Framing} from './body-framing.ts';
+import {errorResponse} from './error-response.ts';
+import type {ProxyErrorStatus} from './error-response.ts';
+import {buildUpstreamHead, resolvePeer} from './forwarded-headers.ts';
+import type {Peer} from './forwarded-headers.ts';
+import {WebSocketRelay} from './forward-websocket.ts';
+import {HEAD_TERMINATOR, isRequestKeepAlive, parseRequestHead, parseResponseHead, stripConnectionLines} from './http-head.ts';
+import type {RequestHead} from './http-head.ts';
+import type {Target} from './target.ts';
+import type {UpstreamConnection, UpstreamOwner} from './upstream-pool.ts';
+
+/** The live-reloadable limits every connection reads at use time. */
+export type ProxySettings = {
+  trustForwarded: string[];
+  maxHeaderBytes: number;
+  requestHeadTimeoutMs: number;
+  clientIdleTimeoutMs: number;
+  upstreamResponseTimeoutMs: number;
+  upstreamIdleTimeoutMs: number;
+};
+
+/** What a client connection needs from the server that accepted it. */
+export type ConnectionHost = {
+  readonly settings: ProxySettings;
+  pickTarget(): Target | null;
+  forget(connection: ClientConnection): void;
+  reportFailure(error: unknown): void;
+};
+
+export type RequestEvent = {
+  method: string;
+  statusCode: number;
+  releaseId: string;
+  processId: string;
+  retried: boolean;
+  durationMs: number;
+};
+
+/** Published once per completed request when someone subscribes (zero cost otherwise). */
+export const requestChannel = diagnosticsChannel.channel(`rollbridge:proxy:request`);
+
+const ST_HEAD = 0;
+const ST_BODY = 1;
+const ST_WAIT = 2;
+const ST_WEBSOCKET = 3;
+const ST_CLOSED = 4;
+
+const T_NONE = 0;
+const T_IDLE = 1;
+const T_HEAD = 2;
+const T_RESPONSE = 3;
+const T_LINGER = 4;
+
+const IDEMPOTENT = new Set([`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE`]);
+/** Request bytes (head + body) kept for the keep-alive race replay. */
+const MAX_REPLAY_BYTES = 64 * 1024;
+const MAX_RESPONSE_HEAD_BYTES = 128 * 1024;
+/** After answering with Connection: close, how long the client gets to read it before a hard close. */
+const LINGER_MS = 2_000;
+
+/**
+ * One client TCP connection: parses request heads, routes each request at request time to an
+ * active target, relays bodies untouched, and hands upgraded connections to a WebSocketRelay.
+ * One request at a time; pipelined bytes wait until the response has ended.
+ */
+export class ClientConnection implements UpstreamOwner {
+  readonly socket: net.Socket;
+  readonly #host: ConnectionHost;
+  readonly #peer: Peer;
+  #state = ST_HEAD;
+  #pending: Buffer | null = null;
+  #pausedForPipeline = false;
+  #pausedForBackpressure = false;
+  #clientEnded = false;
+
+  #target: Target | null = null;
+  #upstream: UpstreamConnection | null = null;
+  #head: RequestHead | null = null;
+  #upstreamHead = ``;
+  readonly #request = new BodyFramer();
+  readonly #response = new BodyFramer();
+  #requestDone = false;
+  #responseDone = false;
+  #responseHeadSeen = false;
+  #responseBuffer: Buffer | null = null;
+  #responseStarted = false;
+  #responseWritten = false;
+  #upstreamReusable = false;
+  #upstreamPaused = false;
+  #closeAfterResponse = false;
+  #bodyBytesSent = 0;
+  #replay: Buffer[] | null = null;
+  #replayBytes = 0;
+  #retried = false;
+  #statusCode = 0;
+  #startedAt = 0;
+  #relay: WebSocketRelay | null = null;
+
+  #timer: NodeJS.Timeout | null = null;
+  #timerDueAt = 0;
+  #deadlineKind = T_NONE;
+  #deadlineAt = 0;
+
+  constructor(socket: net.Socket, host: ConnectionHost) {
+    this.socket = socket;
+    this.#host = host;
+    this.#peer = resolvePeer(socket.remoteAddress, host.settings.trustForwarded);
+    socket.on(`data`, (chunk: Buffer) => this.#onData(chunk));
+    socket.on(`drain`, () => this.#onDrain());
+    socket.on(`end`, () => this.#guard(() => this.#onEnd()));
+    socket.on(`error`, () => { /* 'close' follows */ });
+    socket.on(`close`, () => this.#guard(() => this.#onClose()));
+    this.#arm(T_IDLE, host.settings.clientIdleTimeoutMs);
+  }
+
+  /** Closes the connection at once (proxy shutdown). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // ---- client side ------------------------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    try {
+      switch (this.#state) {
+        case ST_BODY:
+          this.#forwardBody(chunk, 0);
+          return;
+        case ST_HEAD:
+          this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+          this.#processPending();
+          return;
+        case ST_WAIT:
+          this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+          this.#pauseForPipeline();
+          return;
+        case ST_WEBSOCKET:
+          this.#relay!.fromClient(chunk);
+          return;
+        default:
+          return; // closing: discard what the client still sends
+      }
+    } catch (error) {
+      this.#crash(error);
+    }
+  }
+
+  #processPending(): void {
+    const settings = this.#host.settings;
+    while (this.#state === ST_HEAD && this.#pending !== null) {
+      const buffer = this.#pending;
+      const end = buffer.indexOf(HEAD_TERMINATOR);
+      if (end === -1) {
+        if (buffer.length > settings.maxHeaderBytes) {
+          this.#respondAndClose(431);
+        } else if (this.#deadlineKind !== T_HEAD) {
+          this.#arm(T_HEAD, settings.requestHeadTimeoutMs);
+        }
+        return;
+      }
+      const headEnd = end + 4;
+      if (headEnd > settings.maxHeaderBytes) {
+        this.#respondAndClose(431);
+        return;
+      }
+      const head = parseRequestHead(buffer, headEnd);
+      if (head === null) {
+        this.#respondAndClose(400);
+        return;
+      }
+      this.#pending = null;
+      this.#startExchange(head, headEnd < buffer.length ? buffer.subarray(headEnd) : null);
+    }
+    if (this.#state === ST_HEAD) this.#arm(T_IDLE, settings.clientIdleTimeoutMs);
+  }
+
+  #startExchange(head: RequestHead, rest: Buffer | null): void {
+    this.#deadlineKind = T_NONE;
+    const keepAlive = isRequestKeepAlive(head);
+    const framing = head.chunked ? Framing.CHUNKED : head.contentLength > 0 ? Framing.LENGTH : Framing.NONE;
+    const target = this.#host.pickTarget();
+    if (target === null) {
+      if (!head.upgrade && framing === Framing.NONE && keepAlive) {
+        this.socket.write(errorResponse(503, false));
+        this.#pending = rest;
+      } else {
+        this.#respondAndClose(503);
+      }
+      return;
+    }
+    this.#head = head;
+    this.#request.reset(framing, head.contentLength);
+    this.#requestDone = framing === Framing.NONE;
+    this.#responseDone = false;
+    this.#responseHeadSeen = false;
+    this.#responseBuffer = null;
+    this.#responseStarted = false;
+    this.#responseWritten = false;
+    this.#upstreamReusable = false;
+    this.#closeAfterResponse = !keepAlive;
+    this.#bodyBytesSent = 0;
+    this.#replay = framing !== Framing.NONE && IDEMPOTENT.has(head.method) ? [] : null;
+    this.#replayBytes = 0;
+    this.#retried = false;
+    this.#statusCode = 0;
+    if (requestChannel.hasSubscribers) this.#startedAt = performance.now();
+    this.#upstreamHead = buildUpstreamHead(head, this.#peer);
+    this.#state = this.#requestDone ? ST_WAIT : ST_BODY;
+
+    const connection = target.acquire();
+    this.#attach(target, connection);
+    const socket = connection.socket;
+    if (rest === null) {
+      socket.write(this.#upstreamHead, `latin1`);
+    } else if (this.#requestDone) {
+      socket.write(this.#upstreamHead, `latin1`);
+      this.#pending = rest;
+      this.#pauseForPipeline();
+    } else {
+      socket.cork();
+      socket.write(this.#upstreamHead, `latin1`);
+      this.#forwardBody(rest, 0);
+      socket.uncork();
+    }
+    if (this.#requestDone) this.#armResponseTimeout();
+  }
+
+  #attach(target: Target, connection: UpstreamConnection): void {
+    this.#target = target;
+    this.#upstream = connection;
+    connection.owner = this;
+    target.beginRequest();
+  }
+
+  #forwardBody(chunk: Buffer, start: number): void {
+    const framer = this.#request;
+    const n = framer.consume(chunk, start);
+    if (framer.failed) {
+      this.#failExchange(400);
+      return;
+    }
+    if (n > 0) {
+      const part = start === 0 && n === chunk.length ? chunk : chunk.subarray(start, start + n);
+      this.#bodyBytesSent += n;
+      if (this.#replay !== null) {
+        this.#replayBytes += n;
+        if (this.#replayBytes + this.#upstreamHead.length <= MAX_REPLAY_BYTES) this.#replay.push(part);
+        else this.#replay = null;
+      }
+      if (!this.#upstream!.socket.write(part) && !this.#pausedForBackpressure) {
+        this.#pausedForBackpressure = true;
+        this.socket.pause();
+      }
+    }
+    if (!framer.done) return;
+    this.#requestDone = true;
+    if (start + n < chunk.length) {
+      this.#pending = chunk.subarray(start + n);
+      this.#pauseForPipeline();
+    }
+    if (this.#responseDone) {
+      this.#finishExchange();
+    } else {
+      this.#state = ST_WAIT;
+      if (!this.#responseHeadSeen) this.#armResponseTimeout();
+    }
+  }
+
+  #onDrain(): void {
+    if (this.#state === ST_WEBSOCKET) {
+      this.#relay!.onClientDrain();
+    } else if (this.#upstreamPaused) {
+      this.#upstreamPaused = false;
+      this.#upstream?.socket.resume();
+    }
+  }
+
+  #onEnd(): void {
+    this.#clientEnded = true;
+    switch (this.#state) {
+      case ST_HEAD:
+        this.#closeGracefully();
+        return;
+      case ST_BODY:
+        this.#abort(); // the client gave up mid-request: the app must not see a truncated request reused
+        return;
+      case ST_WEBSOCKET:
+        this.#relay!.onClientEnd();
+        return;
+      default:
+        return; // ST_WAIT: deliver the response, then close; ST_CLOSED: already closing
+    }
+  }
+
+  #onClose(): void {
+    this.#state = ST_CLOSED;
+    this.#deadlineKind = T_NONE;
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (this.#relay !== null) this.#relay.onClientClose();
+    this.#releaseFailed();
+    this.#host.forget(this);
+  }
+
+  #pauseForPipeline(): void {
+    if (this.#pausedForPipeline) return;
+    this.#pausedForPipeline = true;
+    this.socket.pause();
+  }
+
+  #resumeClient(): void {
+    this.#pausedForPipeline = false;
+    this.#pausedForBackpressure = false;
+    this.socket.resume();
+  }
+
+  // ---- upstream side ----------------------------------------------------------------------
+
+  /** @internal */
+  onUpstreamData(chunk: Buffer): void {
+    try {
+      this.#responseStarted = true;
+      if (!this.#responseHeadSeen) {
+        this.#onResponseHeadData(chunk);
+        return;
+      }
+      const framer = this.#response;
+      const n = framer.consume(chunk, 0);
+      if (n > 0) this.#writeToClient(n === chunk.length ? chunk : chunk.subarray(0, n));
+      if (framer.failed) {
+        this.#abort();
+        return;
+      }
+      if (n < chunk.length) this.#upstreamReusable = false;
+      if (framer.done) this.#onResponseDone();
+    } catch (error) {
+      this.#crash(error);
+    }
+  }
+
+  #onResponseHeadData(chunk: Buffer): void {
+    let buffer = this.#responseBuffer === null ? chunk : Buffer.concat([this.#responseBuffer, chunk]);
+    const head = this.#head!;
+    while (true) {
+      const end = buffer.indexOf(HEAD_TERMINATOR);
+      if (end === -1) {
+        if (buffer.length > MAX_RESPONSE_HEAD_BYTES) this.#upstreamFailed(502);
+        else this.#responseBuffer = buffer;
+        return;
+      }
+      const headEnd = end + 4;
+      const response = parseResponseHead(buffer, headEnd);
+      if (response === null) {
+        this.#upstreamFailed(502);
+        return;
+      }
+      if (response.status === 101) {
+        if (head.upgrade) this.#becomeWebSocket(buffer, headEnd);
+        else this.#upstreamFailed(502);
+        return;
+      }
+      if (response.status < 200) {
+        // 1xx (100 Continue, 103 Early Hints): relay and keep waiting for the final head.
+        this.#writeToClient(headEnd === buffer.length ? buffer : buffer.subarray(0, headEnd));
+        if (headEnd === buffer.length) {
+          this.#responseBuffer = null;
+          return;
+        }
+        buffer = buffer.subarray(headEnd);
+        continue;
+      }
+      this.#responseBuffer = null;
+      this.#responseHeadSeen = true;
+      if (this.#deadlineKind === T_RESPONSE) this.#deadlineKind = T_NONE;
+      const status = response.status;
+      this.#statusCode = status;
+      this.#target!.recordStatus(status);
+      const framing = head.method === `HEAD` || status === 204 || status === 304
+        ? Framing.NONE
+        : response.chunked ? Framing.CHUNKED : response.contentLength >= 0 ? Framing.LENGTH : Framing.CLOSE;
+      this.#response.reset(framing, response.contentLength);
+      this.#upstreamReusable = framing !== Framing.CLOSE && !head.upgrade
+        && (response.minorVersion === 1 ? !response.connectionClose : response.connectionKeepAlive);
+      if (framing === Framing.CLOSE || (response.minorVersion === 0 && !response.connectionKeepAlive)) this.#closeAfterResponse = true;
+      this.#responseWritten = true;
+      const n = this.#response.consume(buffer, headEnd);
+      if (response.connectionClose && !this.#closeAfterResponse) {
+        // The app closes its side (e.g. it is shutting down); the client connection stays usable.
+        this.socket.cork();
+        this.#writeToClient(stripConnectionLines(buffer, headEnd, response.connectionLines), true);
+        if (n > 0) this.#writeToClient(buffer.subarray(headEnd, headEnd + n));
+        this.socket.uncork();
+      } else {
+        this.#writeToClient(headEnd + n === buffer.length ? buffer : buffer.subarray(0, headEnd + n));
+      }
+      if (headEnd + n < buffer.length) this.#upstreamReusable = false;
+      if (this.#response.failed) this.#abort();
+      else if (this.#response.done) this.#onResponseDone();
+      return;
+    }
+  }
+
+  #writeToClient(data: Buffer | string, latin1 = false): void {
+    const ok = latin1 ? this.socket.write(data as string, `latin1`) : this.socket.write(data);
+    if (!ok && !this.#upstreamPaused && this.#upstream !== null) {
+      this.#upstreamPaused = true;
+      this.#upstream.socket.pause();
+    }
+  }
+
+  /** @internal */
+  onUpstreamDrain(): void {
+    if (this.#pausedForBackpressure) {
+      this.#pausedForBackpressure = false;
+      if (!this.#pausedForPipeline) this.socket.resume();
+    }
+  }
+
+  /** @internal The app ended, errored or closed our connection. */
+  onUpstreamGone(error: Error | undefined): void {
+    try {
+      this.#onUpstreamGone(error);
+    } catch (caught) {
+      this.#crash(caught);
+    }
+  }
+
+  #onUpstreamGone(_error: Error | undefined): void {
+    if (this.#state === ST_CLOSED || this.#upstream === null) return;
+    const connection = this.#upstream;
+    if (this.#responseHeadSeen && this.#response.framing === Framing.CLOSE && !this.#response.done) {
+      this.#response.end();
+      this.#onResponseDone();
+      return;
+    }
+    if (this.#responseDone) {
+      // Complete response, but the app closed before taking the whole request body.
+      this.#closeAfterResponse = true;
+      this.#requestDone = true;
+      this.#finishExchange();
+      return;
+    }
+    if (!this.#responseStarted && connection.reused && !this.#retried && (this.#bodyBytesSent === 0 || this.#replay !== null)) {
+      this.#retry();
+      return;
+    }
+    this.#upstreamFailed(502);
+  }
+
+  /** The keep-alive race: the app closed a reused connection as we sent on it. Replay once on a new one. */
+  #retry(): void {
+    this.#upstream!.destroy();
+    this.#upstream = null;
+    this.#target!.endRequest();
+    this.#target = null;
+    const target = this.#host.pickTarget();
+    if (target === null) {
+      this.#failExchange(503);
+      return;
+    }
+    this.#retried = true;
+    this.#responseBuffer = null;
+    this.#upstreamPaused = false;
+    const connection = target.connect();
+    this.#attach(target, connection);
+    const socket = connection.socket;
+    socket.cork();
+    socket.write(this.#upstreamHead, `latin1`);
+    if (this.#replay !== null) {
+      for (const part of this.#replay) socket.write(part);
+    }
+    socket.uncork();
+    if (this.#pausedForBackpressure) {
+      this.#pausedForBackpressure = false;
+      if (!this.#pausedForPipeline) this.socket.resume();
+    }
+    if (this.#requestDone) this.#armResponseTimeout();
+  }
+
+  #onResponseDone(): void {
+    this.#responseDone = true;
+    if (this.#requestDone) this.#finishExchange();
+  }
+
+  #finishExchange(): void {
+    const connection = this.#upstream!;
+    const target = this.#target!;
+    this.#upstream = null;
+    this.#target = null;
+    if (this.#upstreamPaused) {
+      this.#upstreamPaused = false;
+      connection.socket.resume();
+    }
+    target.release(connection, this.#upstreamReusable);
+    target.endRequest();
+    if (requestChannel.hasSubscribers) this.#publish(target);
+    this.#head = null;
+    this.#replay = null;
+    if (this.#closeAfterResponse || this.#clientEnded) {
+      this.#closeGracefully();
+      return;
+    }
+    this.#state = ST_HEAD;
+    if (this.#pausedForPipeline || this.#pausedForBackpressure) this.#resumeClient();
+    this.#processPending();
+  }
+
+  #publish(target: Target): void {
+    const event: RequestEvent = {
+      method: this.#head?.method ?? ``,
+      statusCode: this.#statusCode,
+      releaseId: target.releaseId,
+      processId: target.processId,
+      retried: this.#retried,
+      durationMs: performance.now() - this.#startedAt,
+    };
+    requestChannel.publish(event);
+  }
+
+  #becomeWebSocket(buffer: Buffer, headEnd: number): void {
+    this.#deadlineKind = T_NONE;
+    const connection = this.#upstream!;
+    const target = this.#target!;
+    this.#upstream = null;
+    this.#target = null;
+    this.#state = ST_WEBSOCKET;
+    this.#statusCode = 101;
+    this.socket.write(buffer);
+    const relay = new WebSocketRelay(this.socket, connection, target, this.#head!.websocket);
+    this.#relay = relay;
+    relay.trackToClient(buffer, headEnd);
+    this.#pausedForPipeline = false;
+    this.#pausedForBackpressure = false;
+    this.#upstreamPaused = false;
+    const pending = this.#pending;
+    this.#pending = null;
+    if (pending !== null) relay.fromClient(pending);
+  }
+
+  // ---- failures -----------------------------------------------------------------------------
+
+  /** The target failed this request (connect error, reset, bad response, timeout). */
+  #upstreamFailed(status: 502 | 504): void {
+    this.#target?.recordError();
+    this.#failExchange(status);
+  }
+
+  #failExchange(status: ProxyErrorStatus): void {
+    this.#releaseFailed();
+    if (this.#responseWritten) this.#abort();
+    else this.#respondAndClose(status);
+  }
+
+  /** Destroys the in-flight upstream connection (never pooled) and ends its accounting. */
+  #releaseFailed(): void {
+    const connection = this.#upstream;
+    const target = this.#target;
+    this.#upstream = null;
+    this.#target = null;
+    if (connection !== null) connection.destroy();
+    if (target !== null) target.endRequest();
+  }
+
+  #respondAndClose(status: ProxyErrorStatus): void {
+    if (this.socket.writable) this.socket.write(errorResponse(status, true));
+    this.#closeGracefully();
+  }
+
+  /** Ends our side; what the client still sends is read and discarded until it closes or LINGER_MS. */
+  #closeGracefully(): void {
+    this.#state = ST_CLOSED;
+    this.#pending = null;
+    this.#releaseFailed();
+    if (this.#clientEnded) {
+      this.socket.destroySoon();
+      return;
+    }
+    this.socket.end();
+    if (this.socket.isPaused()) this.socket.resume();
+    this.#arm(T_LINGER, LINGER_MS);
+  }
+
+  #abort(): void {
+    this.#state = ST_CLOSED;
+    this.#releaseFailed();
+    this.socket.destroy();
+  }
+
+  #crash(error: unknown): void {
+    this.#host.reportFailure(error);
+    this.#abort();
+  }
+
+  #guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#crash(error);
+    }
+  }
+
+  // ---- deadlines ----------------------------------------------------------------------------
+  // One lazy timer per connection: arming a later deadline costs no timer operation.
+
+  #armResponseTimeout(): void {
+    this.#arm(T_RESPONSE, this.#host.settings.upstreamResponseTimeoutMs);
+  }
+
+  #arm(kind: number, ms: number): void {
+    if (ms <= 0) {
+      this.#deadlineKind = T_NONE;
+      return;
+    }
+    const at = Date.now() + ms;
+    this.#deadlineKind = kind;
+    this.#deadlineAt = at;
+    if (this.#timer === null || at < this.#timerDueAt) {
+      if (this.#timer !== null) clearTimeout(this.#timer);
+      this.#timerDueAt = at;
+      this.#timer = setTimeout(this.#onTimer, ms);
+    }
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = null;
+    if (this.#deadlineKind === T_NONE || this.socket.destroyed) return;
+    const now = Date.now();
+    if (now < this.#deadlineAt) {
+      this.#timerDueAt = this.#deadlineAt;
+      this.#timer = setTimeout(this.#onTimer, this.#deadlineAt - now);
+      return;
+    }
+    const kind = this.#deadlineKind;
+    this.#deadlineKind = T_NONE;
+    this.#guard(() => {
+      switch (kind) {
+        case T_IDLE:
+          this.#closeGracefully();
+          break;
+        case T_HEAD:
+          this.#respondAndClose(408);
+          break;
+        case T_RESPONSE:
+          if (this.#state === ST_WAIT || this.#state === ST_BODY) this.#upstreamFailed(504);
+          break;
+        case T_LINGER:
+          this.socket.destroy();
+          break;
+      }
+    });
+  };
+}

@@ -1,0 +1,77 @@
+import net from 'node:net';
+import type {RequestHead} from './http-head.ts';
+
+/** The client on the other end of a proxy connection, resolved once per connection. */
+export type Peer = {
+  /** Plain IP (IPv4-mapped IPv6 unwrapped), as it appears in X-Forwarded-For. */
+  ip: string;
+  /** Whether its X-Forwarded-Proto/-Host/-Port are kept (`proxy.trustForwarded`). */
+  trusted: boolean;
+};
+
+export function normalizeIp(address: string | undefined): string {
+  if (address === undefined) return `unknown`;
+  return address.startsWith(`::ffff:`) && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip === `::1` || (net.isIPv4(ip) && ip.startsWith(`127.`));
+}
+
+/** Whether `ip` matches a `trustForwarded` list (`loopback` or IP literals). */
+export function isTrustedPeer(ip: string, trustForwarded: readonly string[]): boolean {
+  for (const entry of trustForwarded) {
+    if (entry === `loopback` ? isLoopback(ip) : normalizeIp(entry) === ip) return true;
+  }
+  return false;
+}
+
+export function resolvePeer(remoteAddress: string | undefined, trustForwarded: readonly string[]): Peer {
+  const ip = normalizeIp(remoteAddress);
+  return {ip, trusted: isTrustedPeer(ip, trustForwarded)};
+}
+
+/** `host:port` for URLs and logs, with IPv6 literals bracketed. */
+export function formatHostPort(host: string, port: number): string {
+  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Port part of a Host header value (`[::1]:8080`, `example.com:81`), or the scheme default. */
+export function portOfHost(host: string | undefined, proto: string): string {
+  if (host !== undefined) {
+    const bracket = host.startsWith(`[`) ? host.indexOf(`]`) : -1;
+    const colon = host.indexOf(`:`, bracket === -1 ? 0 : bracket);
+    if (colon !== -1 && (bracket !== -1 || host.indexOf(`:`, colon + 1) === -1) && colon + 1 < host.length) {
+      return host.slice(colon + 1);
+    }
+  }
+  return proto === `https` || proto === `wss` ? `443` : `80`;
+}
+
+/**
+ * The request head sent to the app: the client's head minus hop-by-hop and X-Forwarded-* lines,
+ * plus X-Forwarded-For (appended), -Proto, -Host and -Port (kept from trusted peers, else ours).
+ */
+export function buildUpstreamHead(head: RequestHead, peer: Peer): string {
+  const text = head.text;
+  const strip = head.strip;
+  let out: string;
+  if (strip.length === 0) {
+    out = text.slice(0, text.length - 2);
+  } else {
+    out = ``;
+    let from = 0;
+    for (let i = 0; i < strip.length; i += 2) {
+      out += text.slice(from, strip[i]);
+      from = strip[i + 1]!;
+    }
+    out += text.slice(from, text.length - 2);
+  }
+  const forwardedFor = head.forwardedFor === undefined || head.forwardedFor === `` ? peer.ip : `${head.forwardedFor}, ${peer.ip}`;
+  const proto = peer.trusted && head.forwardedProto !== undefined ? head.forwardedProto : `http`;
+  const host = peer.trusted && head.forwardedHost !== undefined ? head.forwardedHost : head.host;
+  const port = peer.trusted && head.forwardedPort !== undefined ? head.forwardedPort : portOfHost(head.host, proto);
+  out += `X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
+  if (host !== undefined) out += `X-Forwarded-Host: ${host}\r\n`;
+  return `${out}X-Forwarded-Port: ${port}\r\n\r\n`;
+}

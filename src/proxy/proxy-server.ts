@@ -1,0 +1,203 @@
+import net from 'node:net';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import type {Logger} from '../log/logger.ts';
+import {ClientConnection} from './client-connection.ts';
+import type {ConnectionHost, ProxySettings} from './client-connection.ts';
+import {formatHostPort, normalizeIp} from './forwarded-headers.ts';
+import {Target} from './target.ts';
+
+export type ProxyOptions = {
+  host: string;
+  /** 0 = ephemeral (read the bound port from `address`). */
+  port: number;
+  /** `loopback` or IP literals: peers whose X-Forwarded-Proto/-Host/-Port are kept. */
+  trustForwarded: string[];
+  /** A request head larger than this is answered 431. */
+  maxHeaderBytes: number;
+  /** A request head not complete in time is answered 408 and the connection closed. */
+  requestHeadTimeoutMs: number;
+  /** Idle keep-alive client connections are closed after this long. */
+  clientIdleTimeoutMs: number;
+  /** No response head from the app in time → 504. 0 = off. */
+  upstreamResponseTimeoutMs: number;
+  /** Pooled idle app connections are dropped after this long. */
+  upstreamIdleTimeoutMs: number;
+  /** SO_REUSEPORT, so a replacement daemon can bind the same port before this one stops. */
+  reusePort?: boolean;
+  log: Logger;
+};
+
+export type ProxyOptionsUpdate = Partial<Omit<ProxyOptions, `host` | `port` | `log` | `reusePort`>>;
+
+const NUMERIC_OPTIONS = [`maxHeaderBytes`, `requestHeadTimeoutMs`, `clientIdleTimeoutMs`, `upstreamResponseTimeoutMs`, `upstreamIdleTimeoutMs`] as const;
+/** Options that must be > 0 (the others accept 0 = off). */
+const POSITIVE_OPTIONS = new Set([`maxHeaderBytes`, `upstreamIdleTimeoutMs`]);
+
+function invalid(key: string, message: string): RollbridgeError {
+  return new RollbridgeError(ErrorCode.PROXY_OPTIONS_INVALID, message, {
+    fix: `Set proxy.${key} in the config to a valid value`,
+    details: {key},
+  });
+}
+
+function validateOptions(options: ProxyOptionsUpdate): void {
+  for (const key of NUMERIC_OPTIONS) {
+    const value = options[key];
+    if (value === undefined) continue;
+    if (!Number.isInteger(value) || value < 0 || (value === 0 && POSITIVE_OPTIONS.has(key))) {
+      throw invalid(key, `Proxy option ${key} must be a ${POSITIVE_OPTIONS.has(key) ? `positive` : `non-negative`} integer, received ${String(value)}`);
+    }
+  }
+  if (options.trustForwarded !== undefined) {
+    for (const entry of options.trustForwarded) {
+      if (entry !== `loopback` && net.isIP(entry) === 0) {
+        throw invalid(`trustForwarded`, `Proxy option trustForwarded contains "${entry}", expected "loopback" or an IP address`);
+      }
+    }
+  }
+}
+
+/**
+ * The stable HTTP/WebSocket port in front of the web process: an HTTP/1.1-aware byte relay on
+ * node:net. Routes every request at request time to the active targets (round-robin).
+ */
+export class ProxyServer {
+  readonly #server: net.Server;
+  readonly #log: Logger;
+  readonly #settings: ProxySettings;
+  readonly #clients = new Set<ClientConnection>();
+  readonly #targets = new Set<Target>();
+  readonly #host: ConnectionHost;
+  #active: readonly Target[] = [];
+  #next = 0;
+  #address: {host: string; port: number} = {host: ``, port: 0};
+  #sweeper: NodeJS.Timeout | null = null;
+  #closing: Promise<void> | null = null;
+
+  private constructor(options: ProxyOptions) {
+    this.#log = options.log.child({component: `proxy`});
+    this.#settings = {
+      trustForwarded: [...options.trustForwarded],
+      maxHeaderBytes: options.maxHeaderBytes,
+      requestHeadTimeoutMs: options.requestHeadTimeoutMs,
+      clientIdleTimeoutMs: options.clientIdleTimeoutMs,
+      upstreamResponseTimeoutMs: options.upstreamResponseTimeoutMs,
+      upstreamIdleTimeoutMs: options.upstreamIdleTimeoutMs,
+    };
+    this.#host = {
+      settings: this.#settings,
+      pickTarget: () => this.#pickTarget(),
+      forget: (connection) => this.#clients.delete(connection),
+      reportFailure: (error) => this.#log.error(`Proxy connection failed`, {err: error}),
+    };
+    this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => {
+      this.#clients.add(new ClientConnection(socket, this.#host));
+    });
+    this.#server.on(`error`, (error) => this.#log.error(`Proxy server error`, {err: error}));
+  }
+
+  /** Binds the port; rejects with ERR_PROXY_LISTEN_FAILED (port in use, permission, bad address). */
+  static async start(options: ProxyOptions): Promise<ProxyServer> {
+    validateOptions(options);
+    const proxy = new ProxyServer(options);
+    await proxy.#listen(options);
+    return proxy;
+  }
+
+  async #listen(options: ProxyOptions): Promise<void> {
+    const server = this.#server;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException): void => {
+        server.off(`listening`, onListening);
+        reject(new RollbridgeError(ErrorCode.PROXY_LISTEN_FAILED, `Proxy could not listen on ${formatHostPort(options.host, options.port)}: ${error.code ?? error.message}`, {
+          fix: error.code === `EADDRINUSE`
+            ? `Set proxy.port to a free port, or stop whatever holds ${options.port} (\`rollbridge status\` shows whether a daemon already runs)`
+            : `Check proxy.host and proxy.port in the config`,
+          details: {host: options.host, port: options.port, errno: error.code},
+          cause: error,
+        }));
+      };
+      const onListening = (): void => {
+        server.off(`error`, onError);
+        resolve();
+      };
+      server.once(`error`, onError);
+      server.once(`listening`, onListening);
+      server.listen({host: options.host, port: options.port, reusePort: options.reusePort === true});
+    });
+    const bound = server.address() as net.AddressInfo;
+    this.#address = {host: normalizeIp(bound.address), port: bound.port};
+    this.#scheduleSweep();
+    this.#log.info(`Proxy listening`, {host: this.#address.host, port: this.#address.port});
+  }
+
+  get address(): {host: string; port: number} {
+    return {...this.#address};
+  }
+
+  createTarget(options: {releaseId: string; processId: string; host: string; port: number}): Target {
+    const target = new Target(options);
+    this.#targets.add(target);
+    return target;
+  }
+
+  /** The switch: new requests and upgrades go to these targets (round-robin); [] → 503. Atomic. */
+  setActiveTargets(targets: readonly Target[]): void {
+    this.#active = Object.freeze([...targets]);
+    this.#next = 0;
+  }
+
+  get activeTargets(): readonly Target[] {
+    return this.#active;
+  }
+
+  /** Live reload: every connection reads these at use time. */
+  updateOptions(options: ProxyOptionsUpdate): void {
+    validateOptions(options);
+    for (const key of NUMERIC_OPTIONS) {
+      const value = options[key];
+      if (value !== undefined) this.#settings[key] = value;
+    }
+    if (options.trustForwarded !== undefined) this.#settings.trustForwarded = [...options.trustForwarded];
+    if (options.upstreamIdleTimeoutMs !== undefined) this.#scheduleSweep();
+  }
+
+  /** Stops listening and destroys every client and upstream connection. */
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      if (this.#sweeper !== null) clearInterval(this.#sweeper);
+      this.#active = [];
+      this.#server.close(() => resolve());
+      for (const client of [...this.#clients]) client.destroy();
+      for (const target of this.#targets) target.close();
+      this.#log.info(`Proxy closed`, {port: this.#address.port});
+    });
+    return this.#closing;
+  }
+
+  #pickTarget(): Target | null {
+    const active = this.#active;
+    const count = active.length;
+    for (let i = 0; i < count; i++) {
+      const target = active[this.#next]!;
+      this.#next = this.#next + 1 === count ? 0 : this.#next + 1;
+      if (target.state === `serving`) return target;
+    }
+    return null;
+  }
+
+  #scheduleSweep(): void {
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    const idleMs = this.#settings.upstreamIdleTimeoutMs;
+    const periodMs = Math.max(10, Math.min(1_000, Math.floor(idleMs / 4)));
+    this.#sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const target of this.#targets) {
+        if (target.state === `closed`) this.#targets.delete(target);
+        else target.sweep(now, this.#settings.upstreamIdleTimeoutMs);
+      }
+    }, periodMs);
+    this.#sweeper.unref();
+  }
+}
