@@ -1,28 +1,28 @@
-import type {Daemon} from './daemon.ts';
+import type {ControlHandlers} from '../control/server.ts';
+import type {ResultOf} from '../control/protocol.ts';
 import {baseProcessId} from '../deploy/plan.ts';
+import type {Daemon} from './daemon.ts';
 
 /** Control command → domain call, one line each where possible (kamal-proxy's commands.go). */
-export function createHandlers(daemon: Daemon) {
+export function createHandlers(daemon: Daemon): ControlHandlers {
   return {
-    status: async () => daemon.status(),
-    deploy: async (params: {releasePath: string; releaseId?: string | undefined; revision?: string | undefined; wait?: boolean | undefined; skipHealthCheck?: boolean | undefined}, context: {progress(event: Record<string, unknown>): void}) =>
-      daemon.deployer.deploy(params, (event) => context.progress({type: `phase`, ...event})),
-    rollback: async (params: {releaseId?: string | undefined; wait?: boolean | undefined}, context: {progress(event: Record<string, unknown>): void}) =>
-      daemon.deployer.rollback(params, (event) => context.progress({type: `phase`, ...event})),
-    stop: async (params: {releaseId?: string | undefined}) => {
+    status: async () => daemon.status() as ResultOf<`status`>,
+    deploy: async (params, context) => daemon.deployer.deploy(params, (event) => context.progress({type: `phase`, ...event})),
+    rollback: async (params, context) => daemon.deployer.rollback(params, (event) => context.progress({type: `phase`, ...event})),
+    stop: async (params) => {
       await daemon.deployer.stop(params);
-      return daemon.status();
+      return daemon.status() as ResultOf<`stop`>;
     },
-    restart: async (params: {processId?: string | undefined; policy?: string | undefined; wait?: boolean | undefined}) => daemon.deployer.restart(params),
-    events: async (params: {limit?: number | undefined}) => ({events: daemon.history.recent(params.limit)}),
-    logs: async (params: {processId?: string | undefined}) => ({
+    restart: async (params) => daemon.deployer.restart(params),
+    events: async (params) => ({events: daemon.history.recent(params.limit) as ResultOf<`events`>[`events`]}),
+    logs: async (params) => ({
       sources: daemon.deployer.processSources()
         .filter(({id}) => params.processId === undefined || id === params.processId || baseProcessId(id) === params.processId)
         .map(({id, source, process}) => ({id, source, logs: process.recentOutput()})),
     }),
-    shutdown: async (_params: Record<string, never>, context: {connection?: unknown}) => {
+    shutdown: async (_params, context) => {
       await daemon.shutdown({keep: context.connection});
-      return {message: `shutdown` as const};
+      return {message: `shutdown`};
     },
   };
 }

@@ -29,7 +29,7 @@ export class RestartCommand extends BaseCommand {
     try {
       const result = await client.call(`restart`, {
         ...(this.processId !== undefined ? {processId: this.processId} : {}),
-        ...(this.policy !== undefined ? {policy: this.policy} : {}),
+        ...(this.policy !== undefined ? {policy: this.policy as `companion` | `singleton` | `service`} : {}),
         wait: this.wait,
       });
       if (!this.json && this.isTTY) this.writeLine(result.restarted.length > 0 ? `Restarted ${result.restarted.join(`, `)}` : `Nothing to restart`);
