@@ -1,0 +1,132 @@
+/**
+ * Proxy throughput: wrk against a tiny Node app directly and through our proxy (each in its own
+ * process), interleaved A B A B, reporting req/s, ratio, p50/p99 and the proxy's CPU per request.
+ *
+ *   node scripts/bench/proxy-throughput.ts [--rounds 3] [--duration 5s] [--connections 50] [--json]
+ */
+import {spawn, execFileSync} from 'node:child_process';
+import type {ChildProcess} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import {parseArgs} from 'node:util';
+import {
+  DEFAULT_CLIENT_IDLE_TIMEOUT_MS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_HEAD_TIMEOUT_MS,
+  DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
+} from '../../src/config/defaults.ts';
+import {createSilentLogger} from '../../src/log/logger.ts';
+import {ProxyServer} from '../../src/proxy/proxy-server.ts';
+
+const root = path.resolve(import.meta.dirname, `../..`);
+const APP = path.join(root, `test/fixtures/apps/proxy-hello.js`);
+
+async function runProxyChild(appPort: number): Promise<void> {
+  const proxy = await ProxyServer.start({
+    host: `127.0.0.1`, port: 0, trustForwarded: [`loopback`], maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
+    requestHeadTimeoutMs: DEFAULT_REQUEST_HEAD_TIMEOUT_MS, clientIdleTimeoutMs: DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
+    upstreamResponseTimeoutMs: DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS, upstreamIdleTimeoutMs: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+    log: createSilentLogger(),
+  });
+  proxy.setActiveTargets([proxy.createTarget({releaseId: `bench`, processId: `web`, host: `127.0.0.1`, port: appPort})]);
+  process.stdout.write(`${JSON.stringify({port: proxy.address.port})}\n`);
+  process.on(`SIGTERM`, () => void proxy.close().then(() => process.exit(0)));
+}
+
+function startChild(args: string[]): Promise<{child: ChildProcess; port: number}> {
+  const child = spawn(process.execPath, args, {stdio: [`ignore`, `pipe`, `inherit`]});
+  return new Promise((resolve, reject) => {
+    const lines = readline.createInterface({input: child.stdout!});
+    lines.once(`line`, (line) => resolve({child, port: (JSON.parse(line) as {port: number}).port}));
+    child.once(`exit`, (code) => reject(new Error(`Child ${args.join(` `)} exited with ${code}`)));
+  });
+}
+
+function cpuTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, `utf8`);
+  const fields = stat.slice(stat.lastIndexOf(`)`) + 2).split(` `);
+  return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+}
+
+type WrkResult = {requestsPerSec: number; requests: number; p50Ms: number; p99Ms: number; errors: number};
+
+function toMs(value: string): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (!match) return Number.NaN;
+  const n = Number(match[1]);
+  return match[2] === `us` ? n / 1000 : match[2] === `s` ? n * 1000 : n;
+}
+
+function runWrk(port: number, duration: string, connections: number): WrkResult {
+  const out = execFileSync(`wrk`, [`-t2`, `-c${connections}`, `-d${duration}`, `--latency`, `http://127.0.0.1:${port}/`], {encoding: `utf8`});
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const total = /(\d+) requests in/.exec(out);
+  const p50 = /\s50%\s+(\S+)/.exec(out);
+  const p99 = /\s99%\s+(\S+)/.exec(out);
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  return {
+    requestsPerSec: Number(rps?.[1]),
+    requests: Number(total?.[1]),
+    p50Ms: toMs(p50?.[1] ?? ``),
+    p99Ms: toMs(p99?.[1] ?? ``),
+    errors: (errors ? errors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0) + Number(non2xx?.[1] ?? 0),
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const {values} = parseArgs({options: {
+    'child-proxy': {type: `string`},
+    rounds: {type: `string`, default: `3`},
+    duration: {type: `string`, default: `5s`},
+    connections: {type: `string`, default: `50`},
+    json: {type: `boolean`, default: false},
+  }});
+  if (values[`child-proxy`] !== undefined) {
+    await runProxyChild(Number(values[`child-proxy`]));
+    return;
+  }
+  const rounds = Number(values.rounds);
+  const connections = Number(values.connections);
+  const app = await startChild([APP, `0`]);
+  const proxy = await startChild([import.meta.filename, `--child-proxy`, String(app.port)]);
+  const children = [app.child, proxy.child];
+  process.on(`exit`, () => children.forEach((child) => child.kill(`SIGKILL`)));
+  const direct: WrkResult[] = [];
+  const proxied: WrkResult[] = [];
+  const cpuUsPerRequest: number[] = [];
+  const ticksPerSecond = Number(execFileSync(`getconf`, [`CLK_TCK`], {encoding: `utf8`}).trim()) || 100;
+  runWrk(proxy.port, `1s`, connections); // warm-up (JIT, pool)
+  for (let round = 1; round <= rounds; round++) {
+    const a = runWrk(app.port, values.duration, connections);
+    direct.push(a);
+    const before = cpuTicks(proxy.child.pid!);
+    const b = runWrk(proxy.port, values.duration, connections);
+    const ticks = cpuTicks(proxy.child.pid!) - before;
+    proxied.push(b);
+    cpuUsPerRequest.push((ticks / ticksPerSecond) * 1e6 / b.requests);
+    if (!values.json) {
+      process.stdout.write(`round ${round}: direct ${a.requestsPerSec.toFixed(0)} req/s (p50 ${a.p50Ms} ms, p99 ${a.p99Ms} ms) | `
+        + `proxy ${b.requestsPerSec.toFixed(0)} req/s (p50 ${b.p50Ms} ms, p99 ${b.p99Ms} ms, ${cpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/req, errors ${b.errors}) | `
+        + `ratio ${(b.requestsPerSec / a.requestsPerSec).toFixed(2)}\n`);
+    }
+  }
+  const ratios = proxied.map((b, i) => b.requestsPerSec / direct[i]!.requestsPerSec);
+  const summary = {
+    directRequestsPerSec: Math.round(median(direct.map((r) => r.requestsPerSec))),
+    proxyRequestsPerSec: Math.round(median(proxied.map((r) => r.requestsPerSec))),
+    ratio: Number(median(ratios).toFixed(3)),
+    directP50Ms: median(direct.map((r) => r.p50Ms)), directP99Ms: median(direct.map((r) => r.p99Ms)),
+    proxyP50Ms: median(proxied.map((r) => r.p50Ms)), proxyP99Ms: median(proxied.map((r) => r.p99Ms)),
+    proxyCpuUsPerRequest: Number(median(cpuUsPerRequest).toFixed(1)),
+    proxyErrors: proxied.reduce((sum, r) => sum + r.errors, 0),
+  };
+  process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `median: ${JSON.stringify(summary)}\n`);
+  for (const child of children) child.kill(`SIGTERM`);
+}
+
+await main();
