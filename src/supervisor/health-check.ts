@@ -1,0 +1,102 @@
+import {setTimeout as delay} from 'node:timers/promises';
+import {request} from 'undici';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+
+// Larger health bodies are cut off (the connection is closed) instead of read to the end.
+const MAX_DISCARDED_BODY_BYTES = 64 * 1024;
+
+export type HealthCheckOptions = {
+  url: string;
+  /** Budget for all probes, counted after the start delay. */
+  timeoutMs: number;
+  /** Pause between two probes. */
+  intervalMs: number;
+  /** Pause before the first probe. */
+  startDelayMs: number;
+  /** Limit of one probe; never longer than the time left before the deadline. */
+  probeTimeoutMs: number;
+  /** Consecutive passing probes needed. */
+  successThreshold: number;
+  /** Aborting rejects with the signal's reason (the caller aborts when the process exits). */
+  signal?: AbortSignal | undefined;
+  /** Config key of the health settings, named in the error's fix, e.g. `processes[1].health`. */
+  configKey: string;
+};
+
+export type HealthCheckResult = {attempts: number; /** From the call, start delay included. */ durationMs: number};
+
+export type ProbeResult = {ok: true; status: number} | {ok: false; error: string};
+
+/** Probes `url` until it passes `successThreshold` times in a row, or throws ERR_HEALTH_CHECK_FAILED at the deadline. */
+export async function waitForHealthy(options: HealthCheckOptions): Promise<HealthCheckResult> {
+  const {url, signal} = options;
+  const startedAt = Date.now();
+  signal?.throwIfAborted();
+  if (options.startDelayMs > 0) await delay(options.startDelayMs, undefined, {signal});
+  const deadline = Date.now() + Math.max(0, options.timeoutMs);
+  const successThreshold = Math.max(1, options.successThreshold);
+  let attempts = 0;
+  let passes = 0;
+  let lastFailure = `no attempts`;
+  while (Date.now() <= deadline) {
+    const probeTimeoutMs = Math.max(1, Math.min(options.probeTimeoutMs, deadline - Date.now()));
+    attempts++;
+    const result = await probeHttp(url, probeTimeoutMs, signal);
+    if (result.ok) {
+      passes++;
+      if (passes >= successThreshold) return {attempts, durationMs: Date.now() - startedAt};
+    } else {
+      passes = 0;
+      lastFailure = result.error;
+    }
+    if (Date.now() + Math.max(0, options.intervalMs) > deadline) break;
+    await delay(Math.max(0, options.intervalMs), undefined, {signal});
+  }
+  if (passes > 0) lastFailure = `${passes} of ${successThreshold} consecutive passes before the deadline`;
+  const durationMs = Date.now() - startedAt;
+  throw new RollbridgeError(`ERR_HEALTH_CHECK_FAILED`, `Health check failed for ${url} after ${attempts} ${attempts === 1 ? `attempt` : `attempts`} in ${durationMs} ms: ${lastFailure}`, {
+    fix: `Make ${url} answer 2xx, or correct ${options.configKey}.path or raise ${options.configKey}.timeoutMs; \`rollbridge logs\` shows the process output`,
+    details: {url, attempts, durationMs, lastFailure},
+  });
+}
+
+/**
+ * One GET without redirects; any 2xx passes. The body is read and discarded. A probe never outlives
+ * `timeoutMs`; aborting `signal` rejects with its reason.
+ */
+export async function probeHttp(url: string, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
+  signal?.throwIfAborted();
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+  try {
+    const response = await request(url, {
+      method: `GET`,
+      signal: combined,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      // A probe must not leave a pooled connection to a process that may be stopped next.
+      reset: true,
+    });
+    await response.body.dump({limit: MAX_DISCARDED_BODY_BYTES, signal: combined});
+    const {statusCode} = response;
+    return statusCode >= 200 && statusCode < 300 ? {ok: true, status: statusCode} : {ok: false, error: `HTTP ${statusCode}`};
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    if (timeout.aborted || isUndiciTimeout(error)) return {ok: false, error: `probe timed out after ${timeoutMs} ms`};
+    return {ok: false, error: describeProbeError(error)};
+  }
+}
+
+function isUndiciTimeout(error: unknown): boolean {
+  const code = (error as {code?: unknown} | null)?.code;
+  return code === `UND_ERR_HEADERS_TIMEOUT` || code === `UND_ERR_BODY_TIMEOUT` || code === `UND_ERR_CONNECT_TIMEOUT`;
+}
+
+function describeProbeError(error: unknown): string {
+  if (error instanceof Error) {
+    // Connection failures carry the useful text (`connect ECONNREFUSED 127.0.0.1:4001`) on themselves or their cause.
+    if (error.message === `fetch failed` && error.cause instanceof Error) return error.cause.message;
+    return error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,441 @@
+import {spawn} from 'node:child_process';
+import type {ChildProcess} from 'node:child_process';
+import {setTimeout as delay} from 'node:timers/promises';
+import type {LifecycleConfig, RestartConfig} from '../config/types.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import type {Logger} from '../log/logger.ts';
+import {isProcessGroupAlive} from '../system/proc.ts';
+import {OutputBuffer} from './output-buffer.ts';
+import type {OutputLine} from './output-buffer.ts';
+import {planRestart} from './restart-policy.ts';
+
+export type ProcessState = `starting` | `running` | `stopping` | `stopped` | `failed`;
+export type StartReason = `deploy` | `crash` | `manual` | `memory`;
+
+export type ProcessSpec = {
+  /** Instance id: `web`, `worker#0`. */
+  id: string;
+  /** Base id from the config: `worker`. */
+  processId: string;
+  /** Already rendered; run as `/bin/sh -c command`. */
+  command: string;
+  /** Absolute. */
+  cwd: string;
+  /** The complete child environment (the caller builds it). */
+  env: Record<string, string>;
+  port: number | undefined;
+  stopSignal: NodeJS.Signals;
+  /** Time between the stop signal (or stop command) and SIGKILL; `indefinite` never sends SIGKILL. */
+  gracefulStopMs: number | `indefinite`;
+  lifecycle: LifecycleConfig;
+  restart: RestartConfig;
+  restartDelayMs: number;
+  /** Size of the recent-output ring. */
+  outputLines: number;
+};
+
+export type ProcessExit = {code: number | null; signal: NodeJS.Signals | null; /** True when stop() caused it. */ intentional: boolean};
+
+/** Upstream's ProcessStatus shape (status JSON), plus `port`. Undefined keys are left out of the JSON. */
+export type ProcessStatus = {
+  id: string;
+  command: string;
+  cwd: string;
+  state: ProcessState;
+  pid?: number;
+  port?: number;
+  startedAt?: string;
+  /** Only while running. */
+  uptimeMs?: number;
+  lastStartReason?: StartReason;
+  exitCode?: number | null;
+  exitSignal?: NodeJS.Signals | null;
+  restarts: number;
+  memoryRestarts: number;
+  lastMemoryRestartAt?: string;
+  children: Array<{command: string; pid: number; rssBytes?: number}>;
+  logs: OutputLine[];
+};
+
+// Hook timeout used when gracefulStopMs is `indefinite` (upstream value).
+const INDEFINITE_HOOK_TIMEOUT_MS = 30_000;
+const GROUP_POLL_INTERVAL_MS = 15;
+const SIGKILL_WAIT_MS = 5_000;
+// After the shell exits, output still in the pipes is read before the exit is reported. Descendants
+// that keep the pipes open must not hold the exit back, so the wait is bounded.
+const EXIT_OUTPUT_GRACE_MS = 250;
+
+/**
+ * One supervised OS process: spawned as `/bin/sh -c` in its own process group and session, its
+ * recent output kept in memory, restarted after unexpected exits by the restart policy while the
+ * owner still wants it, and stopped gracefully (hooks, signal or stop command, SIGKILL escalation).
+ */
+export class ManagedProcess {
+  readonly id: string;
+  #spec: ProcessSpec;
+  readonly #log: Logger;
+  readonly #shouldRestart: () => boolean;
+  readonly #output: OutputBuffer;
+  readonly #exitListeners = new Set<(exit: ProcessExit) => void>();
+  #state: ProcessState = `stopped`;
+  #child: ChildProcess | undefined;
+  #pid: number | undefined;
+  #pgid: number | undefined;
+  #childExited: Promise<void> = Promise.resolve();
+  #intentional = false;
+  #startPromise: Promise<void> | undefined;
+  #stopPromise: Promise<void> | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restartHistory: number[] = [];
+  #restarts = 0;
+  #memoryRestarts = 0;
+  #lastMemoryRestartAt: string | undefined;
+  #startedAt: number | undefined;
+  #lastStartReason: StartReason | undefined;
+  #exitCode: number | null | undefined;
+  #exitSignal: NodeJS.Signals | null | undefined;
+
+  constructor(spec: ProcessSpec, options: {log: Logger; shouldRestart: () => boolean}) {
+    this.id = spec.id;
+    this.#spec = spec;
+    this.#log = options.log;
+    this.#shouldRestart = options.shouldRestart;
+    this.#output = new OutputBuffer(spec.outputLines);
+  }
+
+  get spec(): ProcessSpec {
+    return this.#spec;
+  }
+
+  /** Live config reload: the new spec applies at the next start or stop. */
+  updateSpec(spec: ProcessSpec): void {
+    if (spec.id !== this.id) throw new Error(`Assertion failed: updateSpec changes the id of process "${this.id}" to "${spec.id}"`);
+    this.#spec = spec;
+    this.#output.capacity = spec.outputLines;
+  }
+
+  get state(): ProcessState {
+    return this.#state;
+  }
+
+  get pid(): number | undefined {
+    return this.#pid;
+  }
+
+  get pgid(): number | undefined {
+    return this.#pgid;
+  }
+
+  /**
+   * Spawns the process; resolves once it runs. A spawn failure rejects with ERR_PROCESS_SPAWN_FAILED
+   * and leaves the state `failed`. Starting a running process does nothing; starting a stopping one
+   * waits for the stop first.
+   */
+  async start(reason: StartReason): Promise<void> {
+    if (this.#stopPromise) await this.#stopPromise.catch(() => undefined);
+    if (this.#startPromise) return this.#startPromise;
+    if (this.#state === `running`) return;
+    this.#cancelRestart();
+    // A deliberate start gives the process a fresh restart budget.
+    if (reason === `manual` || reason === `deploy`) this.#restartHistory = [];
+    this.#startPromise = this.#spawn(reason).finally(() => {
+      this.#startPromise = undefined;
+    });
+    return this.#startPromise;
+  }
+
+  /** Stops gracefully; idempotent (callers share one promise while stopping). Hook failures are logged, never thrown. */
+  stop(): Promise<void> {
+    this.#stopPromise ??= this.#stop().finally(() => {
+      this.#stopPromise = undefined;
+    });
+    return this.#stopPromise;
+  }
+
+  /** Calls `listener` at every exit of the shell wrapper; returns the unsubscribe function. */
+  onExit(listener: (exit: ProcessExit) => void): () => void {
+    this.#exitListeners.add(listener);
+    return () => {
+      this.#exitListeners.delete(listener);
+    };
+  }
+
+  /** Resolves at the next exit of the shell wrapper. */
+  waitForExit(): Promise<ProcessExit> {
+    return new Promise((resolve) => {
+      const unsubscribe = this.onExit((exit) => {
+        unsubscribe();
+        resolve(exit);
+      });
+    });
+  }
+
+  recentOutput(): OutputLine[] {
+    return this.#output.lines();
+  }
+
+  status(): ProcessStatus {
+    const running = this.#state === `running`;
+    return {
+      id: this.id,
+      command: this.#spec.command,
+      cwd: this.#spec.cwd,
+      state: this.#state,
+      pid: this.#pid,
+      port: this.#spec.port,
+      startedAt: this.#startedAt === undefined ? undefined : new Date(this.#startedAt).toISOString(),
+      uptimeMs: running && this.#startedAt !== undefined ? Date.now() - this.#startedAt : undefined,
+      lastStartReason: this.#lastStartReason,
+      exitCode: this.#exitCode,
+      exitSignal: this.#exitSignal,
+      restarts: this.#restarts,
+      memoryRestarts: this.#memoryRestarts,
+      lastMemoryRestartAt: this.#lastMemoryRestartAt,
+      children: [],
+      logs: this.recentOutput(),
+    };
+  }
+
+  #spawn(reason: StartReason): Promise<void> {
+    const spec = this.#spec;
+    this.#intentional = false;
+    this.#state = `starting`;
+    return new Promise<void>((resolve, reject) => {
+      const fail = (error: unknown): void => {
+        this.#state = `failed`;
+        this.#child = undefined;
+        reject(new RollbridgeError(`ERR_PROCESS_SPAWN_FAILED`, `Process "${spec.id}" could not be started in ${spec.cwd}: ${errorText(error)}`, {
+          fix: `Create ${spec.cwd} or correct processes[].cwd of process "${spec.processId}" in the config`,
+          details: {id: spec.id, processId: spec.processId, cwd: spec.cwd, reason},
+          cause: error,
+        }));
+      };
+      let child: ChildProcess;
+      try {
+        child = spawn(`/bin/sh`, [`-c`, spec.command], {cwd: spec.cwd, env: spec.env, detached: true, stdio: [`ignore`, `pipe`, `pipe`]});
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      this.#child = child;
+      let spawned = false;
+      child.stdout?.setEncoding(`utf8`);
+      child.stderr?.setEncoding(`utf8`);
+      child.stdout?.on(`data`, (chunk: string) => this.#output.write(`stdout`, chunk));
+      child.stderr?.on(`data`, (chunk: string) => this.#output.write(`stderr`, chunk));
+      const closed = new Promise<void>((resolveClosed) => child.once(`close`, () => resolveClosed()));
+      let resolveExited: () => void = () => undefined;
+      this.#childExited = new Promise<void>((resolveExit) => {
+        resolveExited = resolveExit;
+      });
+      child.on(`error`, (error) => {
+        if (!spawned) {
+          fail(error);
+          resolveExited();
+          return;
+        }
+        this.#log.warn(`process signal failed`, {id: spec.id, pid: child.pid, err: error});
+      });
+      child.once(`spawn`, () => {
+        spawned = true;
+        const pid = child.pid as number;
+        this.#pid = pid;
+        this.#pgid = pid;
+        this.#startedAt = Date.now();
+        this.#lastStartReason = reason;
+        if (reason === `memory`) {
+          this.#memoryRestarts += 1;
+          this.#lastMemoryRestartAt = new Date(this.#startedAt).toISOString();
+        }
+        this.#state = `running`;
+        this.#log.info(`process started`, {id: spec.id, pid, reason});
+        resolve();
+      });
+      child.once(`exit`, (code, signal) => {
+        if (!spawned) return;
+        void waitAtMost(closed, EXIT_OUTPUT_GRACE_MS).then(() => {
+          this.#handleExit(child, code, signal);
+          resolveExited();
+        });
+      });
+    });
+  }
+
+  #handleExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.#child) return;
+    this.#output.flush();
+    const intentional = this.#intentional;
+    this.#child = undefined;
+    this.#pid = undefined;
+    this.#pgid = undefined;
+    this.#exitCode = code;
+    this.#exitSignal = signal;
+    if (intentional) this.#log.info(`process exited`, {id: this.id, code, signal});
+    else this.#log.warn(`process exited`, {id: this.id, code, signal});
+    // During stop() the state stays `stopping` until the whole group is gone.
+    if (this.#state !== `stopping`) this.#state = intentional ? `stopped` : `failed`;
+    const exit: ProcessExit = {code, signal, intentional};
+    for (const listener of [...this.#exitListeners]) listener(exit);
+    if (!intentional) this.#scheduleRestart();
+  }
+
+  #scheduleRestart(): void {
+    if (!this.#shouldRestart()) return;
+    const {restart, restartDelayMs} = this.#spec;
+    const plan = planRestart({restart, restartDelayMs, history: this.#restartHistory, now: Date.now()});
+    this.#restartHistory = plan.history;
+    if (plan.delayMs === null) {
+      this.#log.error(`restart limit reached`, {id: this.id, maxRestarts: restart.maxRestarts, windowMs: restart.windowMs});
+      return;
+    }
+    this.#log.warn(`process restart scheduled`, {id: this.id, delayMs: plan.delayMs});
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      void this.#restartAfterCrash();
+    }, plan.delayMs);
+    this.#restartTimer.unref();
+  }
+
+  async #restartAfterCrash(): Promise<void> {
+    if (this.#intentional || this.#state !== `failed` || !this.#shouldRestart()) return;
+    this.#restarts += 1;
+    try {
+      await this.start(`crash`);
+    } catch (error) {
+      // Upstream gave up here because no exit event follows a failed spawn; keep trying with the backoff.
+      this.#log.error(`process restart failed`, {id: this.id, err: error});
+      this.#scheduleRestart();
+    }
+  }
+
+  #cancelRestart(): void {
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+  }
+
+  async #stop(): Promise<void> {
+    this.#intentional = true;
+    this.#cancelRestart();
+    if (this.#startPromise) await this.#startPromise.catch(() => undefined);
+    const pgid = this.#pgid;
+    if (this.#state !== `running` || pgid === undefined) {
+      this.#state = `stopped`;
+      return;
+    }
+    const spec = this.#spec;
+    const {lifecycle} = spec;
+    const exited = this.#childExited;
+    const hookTimeoutMs = spec.gracefulStopMs === `indefinite` ? INDEFINITE_HOOK_TIMEOUT_MS : spec.gracefulStopMs;
+    this.#state = `stopping`;
+    try {
+      if (lifecycle.quietCommand) await this.#runHook(`quiet command`, lifecycle.quietCommand, hookTimeoutMs, pgid);
+      if (lifecycle.drainTimeoutMs > 0 && isProcessGroupAlive(pgid)) {
+        if (lifecycle.drainCommand) await this.#runHook(`drain command`, lifecycle.drainCommand, lifecycle.drainTimeoutMs, pgid);
+        else await waitAtMost(exited, lifecycle.drainTimeoutMs);
+      }
+      if (isProcessGroupAlive(pgid)) {
+        if (lifecycle.stopCommand) await this.#runHook(`stop command`, lifecycle.stopCommand, hookTimeoutMs, pgid);
+        else signalGroup(pgid, spec.stopSignal, spec.id);
+        const limitMs = spec.gracefulStopMs === `indefinite` ? Infinity : spec.gracefulStopMs;
+        if (!await waitForGroupExit(pgid, limitMs)) {
+          this.#log.warn(`process stop timed out; sending SIGKILL`, {id: spec.id, pid: pgid});
+          signalGroup(pgid, `SIGKILL`, spec.id);
+          await waitForGroupExit(pgid, SIGKILL_WAIT_MS);
+        }
+      }
+      await exited;
+    } catch (error) {
+      if (this.#child === undefined) this.#state = `stopped`;
+      else this.#state = `running`;
+      throw error;
+    }
+    this.#state = `stopped`;
+  }
+
+  /** Runs a lifecycle hook to completion or its timeout. Every failure is logged and swallowed. */
+  #runHook(label: string, command: string, timeoutMs: number, pgid: number): Promise<void> {
+    const spec = this.#spec;
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (): void => {
+        if (settled) return;
+        settled = true;
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      let hook: ChildProcess;
+      try {
+        hook = spawn(`/bin/sh`, [`-c`, command], {cwd: spec.cwd, env: {...spec.env, ROLLBRIDGE_PID: String(pgid)}, detached: true, stdio: `ignore`});
+      } catch (error) {
+        this.#log.warn(`${label} failed`, {id: spec.id, err: error});
+        settle();
+        return;
+      }
+      let timedOut = false;
+      hook.once(`error`, (error) => {
+        this.#log.warn(`${label} failed`, {id: spec.id, err: error});
+        settle();
+      });
+      hook.once(`spawn`, () => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          this.#log.warn(`${label} timed out`, {id: spec.id, timeoutMs});
+          if (hook.pid !== undefined) killGroupQuietly(hook.pid);
+        }, timeoutMs);
+      });
+      hook.once(`exit`, (code, signal) => {
+        if (!timedOut) {
+          if (signal !== null) this.#log.warn(`${label} exited on signal`, {id: spec.id, signal});
+          else if (code !== 0) this.#log.warn(`${label} exited non-zero`, {id: spec.id, code});
+        }
+        settle();
+      });
+    });
+  }
+}
+
+/** Sends `signal` to the whole group; a group already gone (ESRCH) is fine. */
+function signalGroup(pgid: number, signal: NodeJS.Signals, id: string): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === `ESRCH`) return;
+    throw new RollbridgeError(`ERR_PROCESS_STOP_FAILED`, `Sending ${signal} to process group ${pgid} of process "${id}" failed: ${code ?? errorText(error)}`, {
+      fix: `Run the daemon as the user that owns process group ${pgid}, or stop it by hand (kill -${signal} -- -${pgid})`,
+      details: {id, pgid, signal, code},
+      cause: error,
+    });
+  }
+}
+
+function killGroupQuietly(pgid: number): void {
+  try {
+    process.kill(-pgid, `SIGKILL`);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Polls group liveness (zombies count as gone); true once no live member is left, false at the limit. */
+async function waitForGroupExit(pgid: number, limitMs: number): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  while (isProcessGroupAlive(pgid)) {
+    if (Date.now() >= deadline) return false;
+    await delay(GROUP_POLL_INTERVAL_MS);
+  }
+  return true;
+}
+
+/** Waits for `promise` or `ms`, whichever comes first, without leaving a timer behind. */
+async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  const controller = new AbortController();
+  const timer = delay(ms, undefined, {signal: controller.signal}).catch(() => undefined);
+  await Promise.race([promise, timer]);
+  controller.abort();
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+
+/** The fields of `/proc/<pid>/stat` rollbridge uses. */
+export type ProcStat = {
+  pid: number;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** One letter: R, S, D, Z, X, T… */
+  state: string;
+  /** Clock ticks after boot (field 22); with the pid it identifies a process across pid reuse. */
+  startTime: number;
+  comm: string;
+};
+
+const PROC_ROOT = `/proc`;
+
+export function readProcStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/${pid}/stat`, `utf8`);
+  } catch {
+    return null;
+  }
+  return parseProcStat(text);
+}
+
+/** Parses one stat line. comm may hold spaces and parentheses, so fields are read after the LAST ')'. */
+export function parseProcStat(text: string): ProcStat | null {
+  const open = text.indexOf(`(`);
+  const close = text.lastIndexOf(`)`);
+  if (open < 0 || close < open) return null;
+  const pid = Number(text.slice(0, open).trim());
+  // Fields after comm start at field 3 (state); index 0 here is field 3.
+  const fields = text.slice(close + 2).trim().split(` `);
+  const state = fields[0];
+  const ppid = Number(fields[1]);
+  const pgrp = Number(fields[2]);
+  const session = Number(fields[3]);
+  const startTime = Number(fields[19]);
+  if (state === undefined || !Number.isInteger(pid) || !Number.isFinite(ppid) || !Number.isFinite(pgrp) || !Number.isFinite(startTime)) return null;
+  return {pid, ppid, pgrp, session, state, startTime, comm: text.slice(open + 1, close)};
+}
+
+/** Live (not zombie, not dead) members of a process group. */
+export function listProcessGroupMembers(pgid: number): number[] {
+  return readAllStats().filter((stat) => stat.pgrp === pgid && isLiveState(stat.state)).map((stat) => stat.pid);
+}
+
+/** True while any member of the group is alive; zombies do not count. */
+export function isProcessGroupAlive(pgid: number): boolean {
+  if (!fs.existsSync(`${PROC_ROOT}/self/stat`)) return isGroupSignalable(pgid);
+  for (const pid of listPids()) {
+    const stat = readProcStat(pid);
+    if (stat !== null && stat.pgrp === pgid && isLiveState(stat.state)) return true;
+  }
+  return false;
+}
+
+export function readProcessStartTime(pid: number): number | null {
+  return readProcStat(pid)?.startTime ?? null;
+}
+
+/** Resident set size from VmRSS in `/proc/<pid>/status`; null when the process is gone or has none (kernel threads, zombies). */
+export function readRssBytes(pid: number): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/${pid}/status`, `utf8`);
+  } catch {
+    return null;
+  }
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(text);
+  return match?.[1] === undefined ? null : Number(match[1]) * 1024;
+}
+
+/** Sum of the RSS of the group's live members; null when the group has none. */
+export function readProcessGroupRss(pgid: number): number | null {
+  let total: number | null = null;
+  for (const pid of listProcessGroupMembers(pgid)) {
+    const rss = readRssBytes(pid);
+    if (rss !== null) total = (total ?? 0) + rss;
+  }
+  return total;
+}
+
+/** Every live descendant of `pid` (children, grandchildren, …), found by walking ppid links. */
+export function listDescendants(pid: number): number[] {
+  const childrenByParent = new Map<number, number[]>();
+  for (const stat of readAllStats()) {
+    if (!isLiveState(stat.state)) continue;
+    const siblings = childrenByParent.get(stat.ppid);
+    if (siblings) siblings.push(stat.pid);
+    else childrenByParent.set(stat.ppid, [stat.pid]);
+  }
+  const descendants: number[] = [];
+  const queue = [pid];
+  const seen = new Set<number>([pid]);
+  for (let parent = queue.shift(); parent !== undefined; parent = queue.shift()) {
+    for (const child of childrenByParent.get(parent) ?? []) {
+      if (seen.has(child)) continue;
+      seen.add(child);
+      descendants.push(child);
+      queue.push(child);
+    }
+  }
+  return descendants;
+}
+
+function isLiveState(state: string): boolean {
+  return state !== `Z` && state !== `X`;
+}
+
+function listPids(): number[] {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(PROC_ROOT);
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const entry of entries) {
+    const code = entry.charCodeAt(0);
+    if (code >= 48 && code <= 57) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+function readAllStats(): ProcStat[] {
+  const stats: ProcStat[] = [];
+  for (const pid of listPids()) {
+    const stat = readProcStat(pid);
+    if (stat !== null) stats.push(stat);
+  }
+  return stats;
+}
+
+// Without /proc (not Linux) a signal 0 is the best we have; it counts zombies as alive.
+function isGroupSignalable(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === `EPERM`;
+  }
+}
