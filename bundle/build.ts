@@ -86,7 +86,12 @@ async function main(): Promise<void> {
   fs.writeFileSync(`${binary}.sha256`, `${sha256}  ${BINARY_NAME}\n`);
 
   let compressed: {file: string; bytes: number; durationMs: number} | null = null;
-  if (!values[`skip-compress`]) compressed = compress(binary);
+  if (values[`skip-compress`]) {
+    // A compressed copy of an older build must never sit next to this binary.
+    for (const ext of [`xz`, `gz`]) fs.rmSync(`${binary}.${ext}`, {force: true});
+  } else {
+    compressed = compress(binary);
+  }
 
   const lines = [
     `binary    ${path.relative(REPO_ROOT, binary)}  ${formatBytes(bytes)}`,

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {build} from 'esbuild';
+import type {Message} from 'esbuild';
+import {buildFailure} from './build-failure.ts';
 
 export type BundleOptions = {
   /** The CLI entry, e.g. `src/main.ts`. */
@@ -25,21 +27,41 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
   const startedAt = performance.now();
   const outfile = path.resolve(options.outfile);
   fs.mkdirSync(path.dirname(outfile), {recursive: true});
-  const result = await build({
-    entryPoints: [path.resolve(options.entry)],
-    outfile,
-    bundle: true,
-    platform: `node`,
-    target: options.target,
-    format: `cjs`,
-    minify: options.minify ?? false,
-    sourcemap: false,
-    legalComments: `none`,
-    logLevel: `silent`,
-    define: {__ROLLBRIDGE_COMMIT__: JSON.stringify(options.commit)},
-    // import.meta is empty in CommonJS output: fail the build instead of shipping a binary that breaks at run time.
-    logOverride: {'empty-import-meta': `error`},
+  let result;
+  try {
+    result = await build({
+      entryPoints: [path.resolve(options.entry)],
+      outfile,
+      bundle: true,
+      platform: `node`,
+      target: options.target,
+      format: `cjs`,
+      minify: options.minify ?? false,
+      sourcemap: false,
+      legalComments: `none`,
+      logLevel: `silent`,
+      define: {__ROLLBRIDGE_COMMIT__: JSON.stringify(options.commit)},
+      // import.meta is empty in CommonJS output: fail the build instead of shipping a binary that breaks at run time.
+      logOverride: {'empty-import-meta': `error`},
+    });
+  } catch (error) {
+    throw toBuildFailure(error);
+  }
+  return {outfile, bytes: fs.statSync(outfile).size, durationMs: performance.now() - startedAt, warnings: result.warnings.map(formatMessage)};
+}
+
+function toBuildFailure(error: unknown): Error {
+  const errors = (error as {errors?: Message[]}).errors;
+  if (!Array.isArray(errors) || errors.length === 0) return error as Error;
+  const hasTopLevelAwait = errors.some(message => /top-level await/i.test(message.text));
+  return buildFailure(`esbuild could not bundle the CLI (${errors.length} error${errors.length === 1 ? `` : `s`}): ${errors.map(formatMessage).join(`; `)}`, {
+    fix: hasTopLevelAwait
+      ? `Replace the top-level await in the entry with a promise chain, e.g. \`void runCli(argv, context).then(code => { process.exitCode = code; })\`: the SEA bundle is CommonJS`
+      : `Fix the import or syntax at the location above; \`npm run typecheck\` shows the same problem`,
+    cause: error,
   });
-  const warnings = result.warnings.map(warning => `${warning.text}${warning.location ? ` (${warning.location.file}:${warning.location.line})` : ``}`);
-  return {outfile, bytes: fs.statSync(outfile).size, durationMs: performance.now() - startedAt, warnings};
+}
+
+function formatMessage(message: Message): string {
+  return message.location ? `${message.location.file}:${message.location.line}:${message.location.column}: ${message.text}` : message.text;
 }

