@@ -60,7 +60,6 @@ export class Daemon {
     }
 
     const proxy = await ProxyServer.start({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
-    daemonLog.info(`proxy listening`, {host: proxy.address.host, port: proxy.address.port});
     const ports = new PortAllocator({host: config.proxy.upstreamHost});
     const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
     const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});

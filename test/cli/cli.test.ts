@@ -93,24 +93,26 @@ test(`deploy, status, logs, events and stop work through the CLI against a real 
 });
 
 test(`deploy --ensure-daemon starts a detached daemon once; ensure-daemon is idempotent`, async (t) => {
+  let configPath = ``;
+  let daemonPid = 0;
+  // Registered before the temp dir so it runs while the config still exists.
+  t.after(async () => {
+    if (configPath) await runCli([`shutdown`, `--config`, configPath]);
+    if (daemonPid && isPidAlive(daemonPid)) killQuietly(daemonPid);
+  });
   const dir = createTempDir(t);
-  const configPath = writeConfig(dir, webConfig(dir));
+  configPath = writeConfig(dir, webConfig(dir));
   const release = path.join(dir, `release`);
   fs.mkdirSync(release);
   const logPath = path.join(dir, `daemon.log`);
   const pidPath = path.join(dir, `daemon.pid`);
-  t.after(async () => {
-    await runCli([`shutdown`, `--config`, configPath]);
-    const pid = Number(fs.readFileSync(pidPath, `utf8`));
-    if (isPidAlive(pid)) killQuietly(pid);
-  });
   const deploy = await runCli([`deploy`, `--config`, configPath, `--release-path`, release, `--ensure-daemon`, `--daemon-log-path`, logPath, `--daemon-pid-path`, pidPath], {cwd: `/`});
   assert.equal(deploy.code, 0, deploy.stderr);
-  const pid = Number(fs.readFileSync(pidPath, `utf8`));
-  assert.ok(isPidAlive(pid));
+  daemonPid = Number(fs.readFileSync(pidPath, `utf8`));
+  assert.ok(isPidAlive(daemonPid));
   const again = await runCli([`ensure-daemon`, `--config`, configPath, `--json`, `--daemon-pid-path`, pidPath]);
   assert.equal(again.code, 0);
   assert.equal((again.json() as {activeReleaseId: string}).activeReleaseId, (deploy.json() as {activeReleaseId: string}).activeReleaseId);
-  assert.equal(Number(fs.readFileSync(pidPath, `utf8`)), pid, `no second daemon was started`);
+  assert.equal(Number(fs.readFileSync(pidPath, `utf8`)), daemonPid, `no second daemon was started`);
   assert.match(fs.readFileSync(logPath, `utf8`), /"msg":"traffic switched"/);
 });

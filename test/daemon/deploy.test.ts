@@ -90,7 +90,7 @@ test(`a config written for rollbridge 0.1 (proxied web, companion worker, fixed-
     control: {path: path.join(dir, `control.sock`)},
     proxy: {port: 0, drainTimeoutMs: 1_000, forceStopTimeoutMs: 2_000},
     processes: [
-      {id: `beacon`, command: `"${process.execPath}" "${path.join(fixtures, `web-app.js`)}"`, policy: `service`, port: servicePort},
+      {id: `beacon`, command: `"${process.execPath}" "${path.join(fixtures, `web-app.cjs`)}"`, policy: `service`, port: servicePort},
       {id: `worker`, command: `exec sleep 300`, policy: `companion`},
       {id: `scheduler`, command: `exec sleep 300`, policy: `singleton`},
       {id: `web`, command: `"${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {BEACON_URL: `http://127.0.0.1:{{ports.beacon}}`}},

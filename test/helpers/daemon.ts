@@ -7,7 +7,7 @@ import {createTempDir} from './temp-dir.ts';
 import {MAIN, REPO_ROOT} from './run-cli.ts';
 import {waitFor} from './wait-for.ts';
 
-export const WEB_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `web-app.js`);
+export const WEB_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `web-app.cjs`);
 
 type After = {after(fn: () => unknown): void};
 
