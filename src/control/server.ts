@@ -76,7 +76,7 @@ export class ControlServer {
     const instance = new ControlServer(socketPath, options, log);
     instance.#inode = await bindSocket(instance.#server, socketPath, options, log);
     instance.#listening = true;
-    log.info(`Control socket listening`, {path: socketPath});
+    log.info(`control socket listening`, {path: socketPath});
     return instance;
   }
 
@@ -113,7 +113,7 @@ export class ControlServer {
     const abort = new AbortController();
     let overflowed = false;
     socket.on(`error`, (error: NodeJS.ErrnoException) => {
-      this.#log.debug(`Control connection error`, {code: error.code, error: error.message});
+      this.#log.debug(`control connection error`, {code: error.code, error: error.message});
     });
     socket.on(`close`, () => {
       this.#connections.delete(socket);
@@ -193,11 +193,11 @@ export class ControlServer {
 
   #logFailure(command: ControlCommandName | undefined, error: unknown): void {
     if (!isRollbridgeError(error)) {
-      this.#log.error(`Control command failed`, {command, code: ErrorCode.INTERNAL, err: error, stack: error instanceof Error ? error.stack : undefined});
+      this.#log.error(`command failed`, {command, code: ErrorCode.INTERNAL, err: error, stack: error instanceof Error ? error.stack : undefined});
     } else if (command === undefined) {
       this.#log.warn(`Control request rejected`, {code: error.code, reason: error.message});
     } else {
-      this.#log.warn(`Control command failed`, {command, code: error.code});
+      this.#log.warn(`command failed`, {command, code: error.code});
     }
   }
 }

@@ -154,7 +154,7 @@ test(`sends a handler's RollbridgeError as its wire form and logs the failure at
   connection.send(`{"id":1,"command":"rollback"}\n`);
   const [frame] = await connection.waitForFrames(1);
   assert.deepEqual(frame, {id: 1, status: `error`, error: {code: `ERR_NO_PREVIOUS_RELEASE`, message: `No previous release to roll back to`, fix: `Deploy a release first`, details: {active: `r1`}}});
-  const logged = records.find((record) => record.msg === `Control command failed`);
+  const logged = records.find((record) => record.msg === `command failed`);
   assert.equal(logged?.level, `warn`);
   assert.equal(logged?.command, `rollback`);
   assert.equal(logged?.code, `ERR_NO_PREVIOUS_RELEASE`);
@@ -172,7 +172,7 @@ test(`turns an unexpected handler exception into ERR_INTERNAL and logs it at err
   const failed = frames.find((frame) => frame.id === 1);
   assert.deepEqual(failed?.error, {code: `ERR_INTERNAL`, message: `Cannot read properties of undefined`});
   assert.equal(frames.find((frame) => frame.id === 2)?.status, `success`);
-  const logged = records.find((record) => record.msg === `Control command failed`);
+  const logged = records.find((record) => record.msg === `command failed`);
   assert.equal(logged?.level, `error`);
   assert.equal(logged?.code, `ERR_INTERNAL`);
   assert.match(String(logged?.stack), /TypeError/);
