@@ -32,13 +32,13 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
   const {url, signal} = options;
   const startedAt = Date.now();
   signal?.throwIfAborted();
-  if (options.startDelayMs > 0) await delay(options.startDelayMs, undefined, {signal});
-  const deadline = Date.now() + Math.max(0, options.timeoutMs);
+  if (options.startDelayMs > 0) await sleep(options.startDelayMs, signal);
+  const deadline = Date.now() + options.timeoutMs;
   const successThreshold = Math.max(1, options.successThreshold);
   let attempts = 0;
   let passes = 0;
   let lastFailure = `no attempts`;
-  while (Date.now() <= deadline) {
+  while (Date.now() < deadline) {
     const probeTimeoutMs = Math.max(1, Math.min(options.probeTimeoutMs, deadline - Date.now()));
     attempts++;
     const result = await probeHttp(url, probeTimeoutMs, signal);
@@ -49,8 +49,8 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
       passes = 0;
       lastFailure = result.error;
     }
-    if (Date.now() + Math.max(0, options.intervalMs) > deadline) break;
-    await delay(Math.max(0, options.intervalMs), undefined, {signal});
+    if (Date.now() + Math.max(0, options.intervalMs) >= deadline) break;
+    await sleep(Math.max(0, options.intervalMs), signal);
   }
   if (passes > 0) lastFailure = `${passes} of ${successThreshold} consecutive passes before the deadline`;
   const durationMs = Date.now() - startedAt;
@@ -84,6 +84,16 @@ export async function probeHttp(url: string, timeoutMs: number, signal?: AbortSi
     if (signal?.aborted) throw signal.reason;
     if (timeout.aborted || isUndiciTimeout(error)) return {ok: false, error: `probe timed out after ${timeoutMs} ms`};
     return {ok: false, error: describeProbeError(error)};
+  }
+}
+
+/** Like `delay`, but an abort rejects with the signal's reason rather than a generic AbortError. */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await delay(ms, undefined, {signal});
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    throw error;
   }
 }
 
