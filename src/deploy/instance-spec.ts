@@ -34,7 +34,7 @@ export function buildInstanceSpec(context: InstanceContext): ProcessSpec {
     proxy: {host: config.proxy.host, port: config.proxy.port, upstreamHost: config.proxy.upstreamHost},
     env: context.baseEnv,
   });
-  const rendered = renderProcessDefinition(process, templateContext, {releasePath: context.releasePath});
+  const rendered = renderProcessDefinition(process, templateContext, {releasePath: context.releasePath, processIndex: config.processes.indexOf(process)});
   const env = buildProcessEnv({
     baseEnv: context.baseEnv,
     application: config.application,
