@@ -62,9 +62,9 @@ test(`identifies a process by a start time that stays the same for its whole lif
 
 test(`lists the live members of a process group and sees the group go`, async (t) => {
   const pgid = startGroup(t, `sleep 30 & sleep 30 & wait`);
-  const members = await waitFor(() => {
+  const members = await waitFor((): number[] | null => {
     const pids = listProcessGroupMembers(pgid);
-    return pids.length === 3 && pids;
+    return pids.length === 3 ? pids : null;
   }, {what: `three group members`});
   assert.ok(members.includes(pgid));
   assert.equal(isProcessGroupAlive(pgid), true);
