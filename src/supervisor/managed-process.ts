@@ -275,7 +275,14 @@ export class ManagedProcess {
     // During stop() the state stays `stopping` until the whole group is gone.
     if (this.#state !== `stopping`) this.#state = intentional ? `stopped` : `failed`;
     const exit: ProcessExit = {code, signal, intentional};
-    for (const listener of [...this.#exitListeners]) listener(exit);
+    for (const listener of [...this.#exitListeners]) {
+      try {
+        listener(exit);
+      } catch (error) {
+        // A failing listener must not cost the process its restart.
+        this.#log.error(`process exit listener failed`, {id: this.id, err: error});
+      }
+    }
     if (!intentional) this.#scheduleRestart();
   }
 

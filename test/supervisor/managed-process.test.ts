@@ -390,3 +390,17 @@ test(`stopping a process that is not running marks it stopped and cancels a pend
   await proc.stop();
   assert.equal(proc.state, `stopped`);
 });
+
+test(`still restarts the process when an exit listener throws`, async (t) => {
+  const {proc, dir, logged} = createProcess(t, (cwd) => ({
+    command: `test -f crashed || { touch crashed; exit 1; }; exec ${app(`--ready ${path.join(cwd, `ready`)}`)}`,
+    restartDelayMs: 0,
+  }), {shouldRestart: () => true});
+  proc.onExit(() => {
+    throw new Error(`listener bug`);
+  });
+  await proc.start(`deploy`);
+  await waitFor(() => fs.existsSync(path.join(dir, `ready`)), {what: `the restarted app`});
+  assert.equal(proc.status().restarts, 1);
+  assert.equal(logged(`process exit listener failed`).length, 1);
+});
