@@ -284,13 +284,15 @@ export class ClientConnection implements UpstreamOwner {
         this.#closeGracefully();
         return;
       case ST_BODY:
-        this.#abort(); // the client gave up mid-request: the app must not see a truncated request reused
+      case ST_WAIT:
+        // Like nginx: a client that closes its side while its request is in flight gave up on it.
+        this.#abort();
         return;
       case ST_WEBSOCKET:
         this.#relay!.onClientEnd();
         return;
       default:
-        return; // ST_WAIT: deliver the response, then close; ST_CLOSED: already closing
+        return; // already closing
     }
   }
 
