@@ -14,11 +14,12 @@ const BUNDLE_DIR = import.meta.dirname;
 const REPO_ROOT = path.dirname(BUNDLE_DIR);
 const BINARY_NAME = `rollbridge-linux-x64`;
 
-const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--keep-symbols]
+const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--keep-symbols] [--no-code-cache]
 
   --entry <file>    CLI entry to bundle (default: src/main.ts)
   --skip-compress   Do not write the compressed copy (faster local builds)
   --keep-symbols    Do not strip the base Node binary before injection (bigger; native backtraces)
+  --no-code-cache   Build through pkg's public CLI, without V8's code cache (slower start-up)
 `;
 
 async function main(): Promise<void> {
@@ -27,8 +28,10 @@ async function main(): Promise<void> {
       'entry': {type: `string`, default: path.join(REPO_ROOT, `src`, `main.ts`)},
       'skip-compress': {type: `boolean`, default: false},
       'keep-symbols': {type: `boolean`, default: false},
+      'code-cache': {type: `boolean`, default: true},
       'help': {type: `boolean`, default: false},
     },
+    allowNegative: true,
   });
   if (values.help) {
     process.stdout.write(USAGE);
@@ -72,9 +75,11 @@ async function main(): Promise<void> {
     output: staged,
     target,
     pkgHome,
-    pkgCli: path.join(REPO_ROOT, `node_modules`, `@yao-pkg`, `pkg`, `lib-es5`, `bin.js`),
+    pkgCli: values[`code-cache`]
+      ? path.join(BUNDLE_DIR, `pkg-sea-child.ts`)
+      : path.join(REPO_ROOT, `node_modules`, `@yao-pkg`, `pkg`, `lib-es5`, `bin.js`),
   });
-  log(`pkg built the SEA binary in ${formatMs(pkg.durationMs)}`);
+  log(`pkg built the SEA binary (${values[`code-cache`] ? `with` : `without`} code cache) in ${formatMs(pkg.durationMs)}`);
 
   const versionLine = smokeTest(staged, embedded.version);
   log(`smoke test: \`${BINARY_NAME} --version\` → ${versionLine}`);

@@ -89,7 +89,7 @@ export type PkgOptions = {
   output: string;
   target: string;
   pkgHome: string;
-  /** pkg's CLI script, run with the current (Node 24) executable. */
+  /** pkg's CLI script, or pkg-sea-child.ts (same arguments, adds the code cache), run with this Node 24. */
   pkgCli: string;
   /** Receives every line pkg prints. */
   onLine?: (line: string) => void;
@@ -101,7 +101,7 @@ export function isDownloadLine(line: string): boolean {
 }
 
 /**
- * Runs `pkg <entry> --sea` (simple SEA: one script, no VFS) with HOME at the seeded cache.
+ * Runs `<pkgCli> <entry> --sea` (simple SEA: one script, no VFS) with HOME at the seeded cache.
  * Any download attempt kills pkg and fails the build, so an offline build never hangs on the network.
  */
 export async function runPkgSea(options: PkgOptions): Promise<{durationMs: number; lines: string[]}> {

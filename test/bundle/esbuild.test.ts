@@ -66,3 +66,52 @@ test(`fails naming the file and line of an import that does not resolve`, async 
     },
   );
 });
+
+/** A temp project whose node_modules is the repo's, so the entry can import our real dependencies. */
+function createProjectDir(t: Parameters<typeof createTempDir>[0]): string {
+  const dir = createTempDir(t);
+  fs.symlinkSync(path.resolve(import.meta.dirname, `..`, `..`, `node_modules`), path.join(dir, `node_modules`));
+  return dir;
+}
+
+test(`defers undici's module body to the first request, which still reaches a real server`, async (t) => {
+  const dir = createProjectDir(t);
+  writeFiles(dir, {
+    'main.ts': [
+      `import http from 'node:http';`,
+      `import {request} from 'undici';`,
+      `const server = http.createServer((_req, res) => res.end('pong')).listen(0, '127.0.0.1', async () => {`,
+      `  const {port} = server.address() as {port: number};`,
+      `  const response = await request('http://127.0.0.1:' + port + '/ping');`,
+      `  process.stdout.write(response.statusCode + ' ' + await response.body.text() + '\\n');`,
+      `  server.close();`,
+      `});`,
+    ].join(`\n`),
+  });
+  const outfile = path.join(dir, `out.cjs`);
+
+  await bundleCli({entry: path.join(dir, `main.ts`), outfile, commit: `unknown`, target: `node24`});
+
+  const source = fs.readFileSync(outfile, `utf8`);
+  const calls = [...source.matchAll(/require_undici\(\)/g)];
+  assert.equal(calls.length, 1, `undici is initialised from one place only`);
+  assert.match(source, /function request\(\.\.\.args\) \{\s*return require_undici\(\)\.request\(\.\.\.args\);\s*\}/);
+  const run = spawnSync(process.execPath, [outfile], {cwd: dir, encoding: `utf8`, timeout: 10_000});
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `200 pong\n`);
+});
+
+test(`fails the build when src imports an undici export the lazy facade does not list`, async (t) => {
+  const dir = createProjectDir(t);
+  writeFiles(dir, {'main.ts': `import {Pool} from 'undici';\nconsole.log(Pool);\n`});
+
+  await assert.rejects(
+    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, target: `node24`}),
+    (error: Error & {fix?: string}) => {
+      assert.equal(error.name, `BuildFailure`);
+      assert.match(error.message, /No matching export in "rollbridge-lazy:undici" for import "Pool"/);
+      assert.match(error.fix ?? ``, /LAZY_DEPENDENCIES/);
+      return true;
+    },
+  );
+});

@@ -141,3 +141,12 @@ test(`fails when pkg succeeds without writing the binary`, async (t) => {
     /pkg finished but wrote no binary/,
   );
 });
+
+test(`the code-cache builder refuses arguments other than pkg's simple SEA form`, () => {
+  const child = path.resolve(import.meta.dirname, `..`, `..`, `bundle`, `pkg-sea-child.ts`);
+
+  const result = spawnSync(process.execPath, [child, `entry.cjs`, `--sea`, `--target`, `node24-linux-x64`, `--output`, `/tmp/x`], {encoding: `utf8`});
+
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /usage: pkg-sea-child\.ts <entry> --sea --target node<x\.y\.z>-linux-x64/);
+});
