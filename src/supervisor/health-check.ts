@@ -27,6 +27,8 @@ export type HealthCheckResult = {attempts: number; /** From the call, start dela
 
 export type ProbeResult = {ok: true; status: number} | {ok: false; error: string};
 
+const FIRST_RETRY_MS = 10;
+
 /** Probes `url` until it passes `successThreshold` times in a row, or throws ERR_HEALTH_CHECK_FAILED at the deadline. */
 export async function waitForHealthy(options: HealthCheckOptions): Promise<HealthCheckResult> {
   const {url, signal} = options;
@@ -38,6 +40,8 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
   let attempts = 0;
   let passes = 0;
   let lastFailure = `no attempts`;
+  // A freshly started app usually listens within milliseconds: probe soon, then back off to intervalMs.
+  let rampMs = FIRST_RETRY_MS;
   while (Date.now() < deadline) {
     const probeTimeoutMs = Math.max(1, Math.min(options.probeTimeoutMs, deadline - Date.now()));
     attempts++;
@@ -49,8 +53,10 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
       passes = 0;
       lastFailure = result.error;
     }
-    if (Date.now() + Math.max(0, options.intervalMs) >= deadline) break;
-    await sleep(Math.max(0, options.intervalMs), signal);
+    const waitMs = Math.max(0, Math.min(options.intervalMs, rampMs));
+    rampMs *= 2;
+    if (Date.now() + waitMs >= deadline) break;
+    await sleep(waitMs, signal);
   }
   if (passes > 0) lastFailure = `${passes} of ${successThreshold} consecutive passes before the deadline`;
   const durationMs = Date.now() - startedAt;

@@ -65,16 +65,28 @@ test(`delays the first probe by startDelayMs`, async (t) => {
 
 test(`fails with ERR_HEALTH_CHECK_FAILED naming the last HTTP status and the config keys to change`, async (t) => {
   const {url} = await startServer(t, respond(503));
-  // One probe, then the next interval would end past the deadline: the 503 is certainly the last failure.
+  // Every probe answers 503, so it is certainly the last failure.
   await assert.rejects(waitForHealthy({...BASE, url, timeoutMs: 2_000, intervalMs: 5_000}), (error: {code?: string; message?: string; fix?: string; details?: Record<string, unknown>}) => {
     assert.equal(error.code, `ERR_HEALTH_CHECK_FAILED`);
-    assert.match(error.message ?? ``, new RegExp(`^Health check failed for ${url} after 1 attempt in \\d+ ms: HTTP 503$`));
+    assert.match(error.message ?? ``, new RegExp(`^Health check failed for ${url} after \\d+ attempts? in \\d+ ms: HTTP 503$`));
     assert.match(error.fix ?? ``, /processes\[0\]\.health\.path/);
     assert.match(error.fix ?? ``, /processes\[0\]\.health\.timeoutMs/);
     assert.match(error.fix ?? ``, /`rollbridge logs`/);
     assert.equal(error.details?.lastFailure, `HTTP 503`);
     return true;
   });
+});
+
+test(`probes again soon after a failure, then backs off to intervalMs`, async (t) => {
+  let probes = 0;
+  const {url} = await startServer(t, (_request, response) => {
+    probes += 1;
+    response.writeHead(probes < 4 ? 503 : 200);
+    response.end();
+  });
+  // With a 10 s interval only the ramp (10, 20, 40 ms) can reach the fourth probe before the deadline.
+  const result = await waitForHealthy({...BASE, url, timeoutMs: 3_000, intervalMs: 10_000});
+  assert.equal(result.attempts, 4);
 });
 
 test(`does not follow redirects`, async (t) => {
