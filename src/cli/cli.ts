@@ -14,6 +14,8 @@ import {ShutdownCommand} from './commands/shutdown.ts';
 import {StatusCommand} from './commands/status.ts';
 import {StopCommand} from './commands/stop.ts';
 import {ValidateCommand} from './commands/validate.ts';
+import {VerifyAppCommand} from './commands/verify-app.ts';
+import {VerifyCommand} from './commands/verify.ts';
 import {VersionCommand} from './commands/version.ts';
 
 /** Every command, in the order help lists them. Shared by main.ts, tests and the docs generator. */
@@ -29,7 +31,9 @@ export const COMMANDS = [
   LogsCommand,
   EventsCommand,
   ValidateCommand,
+  VerifyCommand,
   VersionCommand,
+  VerifyAppCommand,
 ] as const;
 
 export function createCli(): Cli<CliContext> {

@@ -7,7 +7,6 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
-import type {Target} from '../proxy/target.ts';
 import {waitForHealthy} from '../supervisor/health-check.ts';
 import {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
