@@ -12,7 +12,7 @@ export default tseslint.config(
         setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', clearImmediate: 'readonly',
         URL: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly',
         TextDecoder: 'readonly', TextEncoder: 'readonly', queueMicrotask: 'readonly', performance: 'readonly', fetch: 'readonly',
-        WebSocket: 'readonly', require: 'readonly', module: 'readonly', __dirname: 'readonly',
+        WebSocket: 'readonly', require: 'readonly', exports: 'readonly', module: 'readonly', __dirname: 'readonly',
       },
     },
     rules: {
@@ -24,7 +24,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/fixtures/**/*.js', 'examples/**/*.js', 'bin/**/*.js', 'integrations/**/*.js'],
+    files: ['test/fixtures/**/*.js', 'test/fixtures/**/*.cjs', 'docs/examples/**/*.js', 'bin/**/*.js', 'integrations/**/*.js'],
     rules: {'@typescript-eslint/no-require-imports': 'off'},
   },
 );
