@@ -176,3 +176,60 @@ export function rawClient(t: After, port: number): {socket: net.Socket; readUnti
 export function countOf(text: string, needle: string): number {
   return text.split(needle).length - 1;
 }
+
+/** A raw WebSocket client (RFC 6455 text frames, masked) that records the close code it receives. */
+export type RawWebSocket = {
+  socket: net.Socket;
+  messages: string[];
+  /** Resolves when the TCP connection closes, with the close code received (null if none) and the time. */
+  closed: Promise<{code: number | null; at: number}>;
+  send(text: string): void;
+  close(code: number): void;
+};
+
+export function connectWebSocket(t: After, port: number, path = `/`): Promise<RawWebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, `127.0.0.1`);
+    t.after(() => socket.destroy());
+    const key = crypto.randomBytes(16).toString(`base64`);
+    let buffer = Buffer.alloc(0);
+    let upgraded = false;
+    let code: number | null = null;
+    const ws: RawWebSocket = {
+      socket,
+      messages: [],
+      closed: new Promise((resolveClosed) => socket.once(`close`, () => resolveClosed({code, at: performance.now()}))),
+      send: (text) => socket.write(encodeFrame(1, Buffer.from(text), true)),
+      close: (closeCode) => {
+        const payload = Buffer.alloc(2);
+        payload.writeUInt16BE(closeCode);
+        socket.write(encodeFrame(8, payload, true));
+      },
+    };
+    socket.on(`error`, (error) => (upgraded ? undefined : reject(error)));
+    socket.on(`data`, (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      if (!upgraded) {
+        const end = buffer.indexOf(`\r\n\r\n`);
+        if (end === -1) return;
+        const status = buffer.subarray(0, end).toString(`latin1`).split(`\r\n`)[0]!;
+        if (!status.includes(` 101 `)) {
+          reject(new Error(`Upgrade refused: ${status}`));
+          socket.destroy();
+          return;
+        }
+        upgraded = true;
+        buffer = buffer.subarray(end + 4);
+        resolve(ws);
+      }
+      while (true) {
+        const frame = decodeFrame(buffer);
+        if (frame === null) return;
+        buffer = buffer.subarray(frame.size);
+        if (frame.opcode === 8) code = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005;
+        else ws.messages.push(frame.payload.toString());
+      }
+    });
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+}
