@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {parseArgs} from 'node:util';
 import {buildFailure, formatFailure} from './build-failure.ts';
+import {withBuildLock} from './build-lock.ts';
 import {bundleCli} from './esbuild.ts';
 import {getPkgTarget, readEmbeddedNodeVersion, runPkgSea, seedPkgCache} from './pkg-sea.ts';
 
@@ -49,6 +50,13 @@ async function main(): Promise<void> {
     });
   }
 
+  await withBuildLock(path.join(BUNDLE_DIR, `out`, `.build.lock`), () => build({entry, startedAt, compress: !values[`skip-compress`], strip: !values[`keep-symbols`], codeCache: values[`code-cache`]}), {
+    onWait: pid => log(`waiting for the build running as pid ${pid}`),
+  });
+}
+
+async function build(options: {entry: string; startedAt: number; compress: boolean; strip: boolean; codeCache: boolean}): Promise<void> {
+  const {entry, startedAt} = options;
   const embedded = readEmbeddedNodeVersion(REPO_ROOT);
   const target = getPkgTarget(embedded.version);
   const commit = readGitCommit();
@@ -56,15 +64,16 @@ async function main(): Promise<void> {
 
   const bundle = await bundleCli({
     entry,
-    outfile: path.join(BUNDLE_DIR, `dist`, `rollbridge.cjs`),
+    // Staged like the binary: tests run bundle/dist/rollbridge.cjs while a build may be running.
+    outfile: path.join(BUNDLE_DIR, `out`, `rollbridge.cjs`),
     commit,
     target: `node${embedded.version}`,
   });
   for (const warning of bundle.warnings) log(`esbuild warning: ${warning}`);
-  log(`bundled ${path.relative(REPO_ROOT, bundle.outfile)} (${formatBytes(bundle.bytes)}) in ${formatMs(bundle.durationMs)}`);
+  log(`bundled ${path.relative(REPO_ROOT, bundle.outfile)} → bundle/dist/rollbridge.cjs (${formatBytes(bundle.bytes)}) in ${formatMs(bundle.durationMs)}`);
 
   const pkgHome = path.join(BUNDLE_DIR, `.pkg-home`);
-  const seed = seedPkgCache({nodeBinary: embedded.binary, nodeVersion: embedded.version, pkgHome, strip: !values[`keep-symbols`]});
+  const seed = seedPkgCache({nodeBinary: embedded.binary, nodeVersion: embedded.version, pkgHome, strip: options.strip});
   log(`${seed.reused ? `reused` : `seeded`} pkg cache with ${seed.stripped ? `stripped ` : ``}Node v${embedded.version} in ${formatMs(seed.durationMs)}`);
 
   const staged = path.join(BUNDLE_DIR, `out`, BINARY_NAME);
@@ -75,23 +84,28 @@ async function main(): Promise<void> {
     output: staged,
     target,
     pkgHome,
-    pkgCli: values[`code-cache`]
+    pkgCli: options.codeCache
       ? path.join(BUNDLE_DIR, `pkg-sea-child.ts`)
       : path.join(REPO_ROOT, `node_modules`, `@yao-pkg`, `pkg`, `lib-es5`, `bin.js`),
   });
-  log(`pkg built the SEA binary (${values[`code-cache`] ? `with` : `without`} code cache) in ${formatMs(pkg.durationMs)}`);
+  log(`pkg built the SEA binary (${options.codeCache ? `with` : `without`} code cache) in ${formatMs(pkg.durationMs)}`);
 
   const versionLine = smokeTest(staged, embedded.version);
   log(`smoke test: \`${BINARY_NAME} --version\` → ${versionLine}`);
 
   const binary = path.join(BUNDLE_DIR, BINARY_NAME);
+  const bytes = fs.statSync(staged).size;
+  const sha256 = crypto.createHash(`sha256`).update(fs.readFileSync(staged)).digest(`hex`);
+  fs.writeFileSync(`${staged}.sha256`, `${sha256}  ${BINARY_NAME}\n`);
+  // Renames, so a test or deploy running the previous binary keeps its file; the two renames are adjacent.
   fs.renameSync(staged, binary);
-  const bytes = fs.statSync(binary).size;
-  const sha256 = crypto.createHash(`sha256`).update(fs.readFileSync(binary)).digest(`hex`);
-  fs.writeFileSync(`${binary}.sha256`, `${sha256}  ${BINARY_NAME}\n`);
+  fs.renameSync(`${staged}.sha256`, `${binary}.sha256`);
+  const bundleFile = path.join(BUNDLE_DIR, `dist`, `rollbridge.cjs`);
+  fs.mkdirSync(path.dirname(bundleFile), {recursive: true});
+  fs.renameSync(bundle.outfile, bundleFile);
 
   let compressed: {file: string; bytes: number; durationMs: number} | null = null;
-  if (values[`skip-compress`]) {
+  if (!options.compress) {
     // A compressed copy of an older build must never sit next to this binary.
     for (const ext of [`xz`, `gz`]) fs.rmSync(`${binary}.${ext}`, {force: true});
   } else {
