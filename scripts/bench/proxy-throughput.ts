@@ -2,11 +2,14 @@
  * Proxy throughput: wrk against a tiny Node app directly and through our proxy (each in its own
  * process), interleaved A B A B, reporting req/s, ratio, p50/p99 and the proxy's CPU per request.
  *
- *   node scripts/bench/proxy-throughput.ts [--rounds 3] [--duration 5s] [--connections 50] [--json]
+ *   node scripts/bench/proxy-throughput.ts [--rounds 3] [--duration 5s] [--connections 50] [--raw-relay] [--json]
+ *
+ * --raw-relay adds a third interleaved target: a byte-piping TCP relay, the ceiling for any Node proxy.
  */
 import {spawn, execFileSync} from 'node:child_process';
 import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import {parseArgs} from 'node:util';
@@ -30,6 +33,17 @@ async function runProxyChild(appPort: number): Promise<void> {
   proxy.setActiveTargets([proxy.createTarget({releaseId: `bench`, processId: `web`, host: `127.0.0.1`, port: appPort})]);
   process.stdout.write(`${JSON.stringify({port: proxy.address.port})}\n`);
   process.on(`SIGTERM`, () => void proxy.close().then(() => process.exit(0)));
+}
+
+/** The ceiling: a TCP relay that pipes bytes without looking at them (one app connection per client). */
+function runRawRelayChild(appPort: number): void {
+  const server = net.createServer({noDelay: true}, (client) => {
+    const app = net.connect({host: `127.0.0.1`, port: appPort, noDelay: true});
+    client.pipe(app).pipe(client);
+    client.on(`error`, () => app.destroy());
+    app.on(`error`, () => client.destroy());
+  });
+  server.listen(0, `127.0.0.1`, () => process.stdout.write(`${JSON.stringify({port: (server.address() as net.AddressInfo).port})}\n`));
 }
 
 function startChild(args: string[]): Promise<{child: ChildProcess; port: number}> {
@@ -81,6 +95,8 @@ function median(values: number[]): number {
 async function main(): Promise<void> {
   const {values} = parseArgs({options: {
     'child-proxy': {type: `string`},
+    'child-raw-relay': {type: `string`},
+    'raw-relay': {type: `boolean`, default: false},
     rounds: {type: `string`, default: `3`},
     duration: {type: `string`, default: `5s`},
     connections: {type: `string`, default: `50`},
@@ -90,11 +106,17 @@ async function main(): Promise<void> {
     await runProxyChild(Number(values[`child-proxy`]));
     return;
   }
+  if (values[`child-raw-relay`] !== undefined) {
+    runRawRelayChild(Number(values[`child-raw-relay`]));
+    return;
+  }
   const rounds = Number(values.rounds);
   const connections = Number(values.connections);
   const app = await startChild([APP, `0`]);
   const proxy = await startChild([import.meta.filename, `--child-proxy`, String(app.port)]);
-  const children = [app.child, proxy.child];
+  const relay = values[`raw-relay`] ? await startChild([import.meta.filename, `--child-raw-relay`, String(app.port)]) : null;
+  const children = [app.child, proxy.child, ...(relay ? [relay.child] : [])];
+  const raw: WrkResult[] = [];
   process.on(`exit`, () => children.forEach((child) => child.kill(`SIGKILL`)));
   const direct: WrkResult[] = [];
   const proxied: WrkResult[] = [];
@@ -109,10 +131,12 @@ async function main(): Promise<void> {
     const ticks = cpuTicks(proxy.child.pid!) - before;
     proxied.push(b);
     cpuUsPerRequest.push((ticks / ticksPerSecond) * 1e6 / b.requests);
+    if (relay) raw.push(runWrk(relay.port, values.duration, connections));
     if (!values.json) {
       process.stdout.write(`round ${round}: direct ${a.requestsPerSec.toFixed(0)} req/s (p50 ${a.p50Ms} ms, p99 ${a.p99Ms} ms) | `
         + `proxy ${b.requestsPerSec.toFixed(0)} req/s (p50 ${b.p50Ms} ms, p99 ${b.p99Ms} ms, ${cpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/req, errors ${b.errors}) | `
-        + `ratio ${(b.requestsPerSec / a.requestsPerSec).toFixed(2)}\n`);
+        + `ratio ${(b.requestsPerSec / a.requestsPerSec).toFixed(2)}`
+        + (relay ? ` | raw TCP relay ${raw.at(-1)!.requestsPerSec.toFixed(0)} req/s (ratio ${(raw.at(-1)!.requestsPerSec / a.requestsPerSec).toFixed(2)})` : ``) + `\n`);
     }
   }
   const ratios = proxied.map((b, i) => b.requestsPerSec / direct[i]!.requestsPerSec);
@@ -124,6 +148,7 @@ async function main(): Promise<void> {
     proxyP50Ms: median(proxied.map((r) => r.p50Ms)), proxyP99Ms: median(proxied.map((r) => r.p99Ms)),
     proxyCpuUsPerRequest: Number(median(cpuUsPerRequest).toFixed(1)),
     proxyErrors: proxied.reduce((sum, r) => sum + r.errors, 0),
+    ...(relay ? {rawRelayRatio: Number(median(raw.map((r, i) => r.requestsPerSec / direct[i]!.requestsPerSec)).toFixed(3))} : {}),
   };
   process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `median: ${JSON.stringify(summary)}\n`);
   for (const child of children) child.kill(`SIGTERM`);
