@@ -1,7 +1,7 @@
 // Start-up cost of the standalone binary: size, `--version` and `status` (median of >= 10 runs each).
 // Uses hyperfine when it is on PATH (`apt-get install hyperfine`), else a Node loop timing each
 // spawnSync with process.hrtime. `status` runs against a daemon started with the binary itself.
-// Run: `node scripts/bench/startup.ts [--binary <file>] [--runs <n>] [--json]`.
+// Run: `node scripts/bench/startup.ts [--binary <file>] [--runs <n>] [--tool auto|hyperfine|node-loop] [--json]`.
 import {spawn, spawnSync} from 'node:child_process';
 import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +24,8 @@ export type Timing = {
   minMs: number;
   maxMs: number;
   tool: `hyperfine` | `node-loop`;
+  /** Mean user + system CPU per run: steadier than wall time on a shared machine. */
+  cpuMs: number;
   goalMs: number;
   meetsGoal: boolean;
 };
@@ -38,7 +40,12 @@ export type StartupResult = {
   statusNote: string;
 };
 
-export type StartupOptions = {binary: string; runs: number};
+export type StartupOptions = {
+  binary: string;
+  runs: number;
+  /** `auto`: hyperfine when it is on PATH, else the Node loop. @default `auto` */
+  tool?: `auto` | Timing[`tool`];
+};
 
 export async function benchStartup(options: StartupOptions): Promise<StartupResult> {
   const runs = Math.max(MIN_RUNS, options.runs);
@@ -47,15 +54,17 @@ export async function benchStartup(options: StartupOptions): Promise<StartupResu
   const compressed = [`xz`, `gz`].map(ext => `${binary}.${ext}`).find(file => fs.existsSync(file));
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `rb-bench-`));
   try {
-    const version = timeCommand([binary, `--version`], {runs, cwd: workDir, goalMs: STARTUP_GOALS_MS.version, workDir});
-    const {status, statusNote} = await benchStatus(binary, {runs, workDir});
+    const hyperfine = options.tool === `node-loop` ? null : findHyperfine();
+    if (options.tool === `hyperfine` && hyperfine === null) throw new Error(`hyperfine is not on PATH: apt-get install -y hyperfine, or use --tool node-loop`);
+    const version = timeCommand([binary, `--version`], {runs, cwd: workDir, goalMs: STARTUP_GOALS_MS.version, workDir, hyperfine});
+    const {status, statusNote} = await benchStatus(binary, {runs, workDir, hyperfine});
     return {binary, bytes, compressed: compressed ? {file: compressed, bytes: fs.statSync(compressed).size} : null, version, status, statusNote};
   } finally {
     fs.rmSync(workDir, {recursive: true, force: true});
   }
 }
 
-async function benchStatus(binary: string, {runs, workDir}: {runs: number; workDir: string}): Promise<{status: Timing | null; statusNote: string}> {
+async function benchStatus(binary: string, {runs, workDir, hyperfine}: {runs: number; workDir: string; hyperfine: string | null}): Promise<{status: Timing | null; statusNote: string}> {
   const configPath = path.join(workDir, `rollbridge.json`);
   const controlPath = path.join(workDir, `control.sock`);
   fs.writeFileSync(configPath, `${JSON.stringify({
@@ -83,7 +92,7 @@ async function benchStatus(binary: string, {runs, workDir}: {runs: number; workD
       const what = exit === null ? `did not answer \`status\` within ${DAEMON_START_TIMEOUT_MS} ms` : `exited (${String(exit)}) before answering \`status\``;
       return {status: null, statusNote: `not measured: \`${path.basename(binary)} daemon\` ${what}; its output: ${tail || `none`}`};
     }
-    const status = timeCommand([binary, `status`, `--json`, `--config`, configPath], {runs, cwd: workDir, goalMs: STARTUP_GOALS_MS.status, workDir});
+    const status = timeCommand([binary, `status`, `--json`, `--config`, configPath], {runs, cwd: workDir, goalMs: STARTUP_GOALS_MS.status, workDir, hyperfine});
     return {status, statusNote: `against a running daemon started with the binary (one configured process, no release deployed)`};
   } finally {
     if (daemon.exitCode === null && daemon.signalCode === null && daemon.pid !== undefined) {
@@ -109,10 +118,9 @@ async function waitForStatus(binary: string, configPath: string, cwd: string, da
   return false;
 }
 
-function timeCommand(argv: string[], options: {runs: number; cwd: string; goalMs: number; workDir: string}): Timing {
+function timeCommand(argv: string[], options: {runs: number; cwd: string; goalMs: number; workDir: string; hyperfine: string | null}): Timing {
   const command = argv.map(arg => path.isAbsolute(arg) ? path.basename(arg) : arg).join(` `);
-  const hyperfine = findHyperfine();
-  const samples = hyperfine ? timeWithHyperfine(hyperfine, argv, options) : timeWithNodeLoop(argv, options);
+  const samples = options.hyperfine ? timeWithHyperfine(options.hyperfine, argv, options) : timeWithNodeLoop(argv, options);
   const sorted = [...samples.timesMs].sort((a, b) => a - b);
   const medianMs = median(sorted);
   return {
@@ -122,33 +130,54 @@ function timeCommand(argv: string[], options: {runs: number; cwd: string; goalMs
     minMs: sorted[0] ?? Number.NaN,
     maxMs: sorted.at(-1) ?? Number.NaN,
     tool: samples.tool,
+    cpuMs: samples.cpuMs,
     goalMs: options.goalMs,
     meetsGoal: medianMs <= options.goalMs,
   };
 }
 
-function timeWithHyperfine(hyperfine: string, argv: string[], options: {runs: number; cwd: string; workDir: string}): {timesMs: number[]; tool: `hyperfine`} {
+type Samples = {timesMs: number[]; cpuMs: number; tool: Timing[`tool`]};
+
+function timeWithHyperfine(hyperfine: string, argv: string[], options: {runs: number; cwd: string; workDir: string}): Samples {
   const exportPath = path.join(options.workDir, `hyperfine.json`);
   const result = spawnSync(hyperfine, [
     `--shell=none`, `--warmup`, String(WARMUP_RUNS), `--runs`, String(options.runs), `--style`, `none`,
     `--export-json`, exportPath, argv.map(shellQuote).join(` `),
   ], {cwd: options.cwd, env: cleanEnv(options.cwd), encoding: `utf8`});
   if (result.status !== 0) throw new Error(`hyperfine failed for ${argv.join(` `)}: ${result.error?.message ?? result.stderr.trim()}`);
-  const report = JSON.parse(fs.readFileSync(exportPath, `utf8`)) as {results: Array<{times: number[]}>};
-  return {timesMs: (report.results[0]?.times ?? []).map(seconds => seconds * 1000), tool: `hyperfine`};
+  const report = JSON.parse(fs.readFileSync(exportPath, `utf8`)) as {results: Array<{times: number[]; user: number; system: number}>};
+  const first = report.results[0];
+  if (first === undefined) throw new Error(`hyperfine reported no result for ${argv.join(` `)}`);
+  return {timesMs: first.times.map(seconds => seconds * 1000), cpuMs: (first.user + first.system) * 1000, tool: `hyperfine`};
 }
 
-function timeWithNodeLoop(argv: string[], options: {runs: number; cwd: string}): {timesMs: number[]; tool: `node-loop`} {
+function timeWithNodeLoop(argv: string[], options: {runs: number; cwd: string}): Samples {
   const [file, ...args] = argv as [string, ...string[]];
   const timesMs: number[] = [];
+  let childCpuTicks = 0;
   for (let run = 0; run < WARMUP_RUNS + options.runs; run++) {
+    const cpuBefore = readChildrenCpuTicks();
     const startedAt = process.hrtime.bigint();
     const result = spawnSync(file, args, {cwd: options.cwd, env: cleanEnv(options.cwd), stdio: `ignore`});
     const elapsedMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
     if (result.status !== 0) throw new Error(`${argv.join(` `)} exited with ${String(result.status ?? result.signal)}`);
-    if (run >= WARMUP_RUNS) timesMs.push(elapsedMs);
+    if (run >= WARMUP_RUNS) {
+      timesMs.push(elapsedMs);
+      childCpuTicks += readChildrenCpuTicks() - cpuBefore;
+    }
   }
-  return {timesMs, tool: `node-loop`};
+  return {timesMs, cpuMs: (childCpuTicks * 1000) / CLOCK_TICKS_PER_SECOND / options.runs, tool: `node-loop`};
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times on Linux x64. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** cutime + cstime of this process: CPU of the children it has waited for, in clock ticks. */
+function readChildrenCpuTicks(): number {
+  const stat = fs.readFileSync(`/proc/self/stat`, `utf8`);
+  const fields = stat.slice(stat.lastIndexOf(`)`) + 2).split(` `);
+  // Fields after the command start at field 3 (state); cutime and cstime are fields 16 and 17.
+  return Number(fields[16 - 3]) + Number(fields[17 - 3]);
 }
 
 /** No node on PATH and no inherited settings: what a bare host gives the binary. */
@@ -175,7 +204,7 @@ function shellQuote(arg: string): string {
 
 export function formatStartupResult(result: StartupResult): string {
   const mb = (bytes: number) => `${(bytes / 1_000_000).toFixed(1)} MB`;
-  const timing = (timing: Timing) => `${timing.medianMs.toFixed(1)} ms median (min ${timing.minMs.toFixed(1)}, max ${timing.maxMs.toFixed(1)}, ${timing.runs} runs, ${timing.tool}); goal <= ${timing.goalMs} ms: ${timing.meetsGoal ? `met` : `MISSED`}`;
+  const timing = (timing: Timing) => `${timing.medianMs.toFixed(1)} ms median (min ${timing.minMs.toFixed(1)}, max ${timing.maxMs.toFixed(1)}, CPU ${timing.cpuMs.toFixed(1)} ms, ${timing.runs} runs, ${timing.tool}); goal <= ${timing.goalMs} ms: ${timing.meetsGoal ? `met` : `MISSED`}`;
   return [
     `startup: ${result.binary}`,
     `  size       ${mb(result.bytes)}${result.compressed ? `, ${path.basename(result.compressed.file)} ${mb(result.compressed.bytes)}` : ``}`,
@@ -190,12 +219,14 @@ async function main(): Promise<void> {
     options: {
       binary: {type: `string`},
       runs: {type: `string`, default: `20`},
+      tool: {type: `string`, default: `auto`},
       json: {type: `boolean`, default: false},
     },
   });
+  if (values.tool !== `auto` && values.tool !== `hyperfine` && values.tool !== `node-loop`) throw new Error(`--tool must be auto, hyperfine or node-loop, got ${values.tool}`);
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < MIN_RUNS) throw new Error(`--runs must be an integer >= ${MIN_RUNS}, got ${values.runs}`);
-  const result = await benchStartup({binary: values.binary ?? getBinaryPath(), runs});
+  const result = await benchStartup({binary: values.binary ?? getBinaryPath(), runs, tool: values.tool});
   process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${formatStartupResult(result)}\n`);
 }
 
