@@ -4,12 +4,16 @@
  *
  *   node scripts/bench/proxy-throughput.ts [--rounds 3] [--duration 5s] [--connections 50] [--raw-relay] [--json]
  *
- * --raw-relay adds a third interleaved target: a byte-piping TCP relay, the ceiling for any Node proxy.
+ * --raw-relay adds an interleaved target: a byte-piping TCP relay, the ceiling for any Node proxy.
+ * --nginx adds nginx (1 worker, upstream keepalive), the reference for the p99 goal (needs `nginx` on PATH).
  */
 import {spawn, execFileSync} from 'node:child_process';
 import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import {once} from 'node:events';
+import {setTimeout as delay} from 'node:timers/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import {parseArgs} from 'node:util';
@@ -44,6 +48,49 @@ function runRawRelayChild(appPort: number): void {
     app.on(`error`, () => client.destroy());
   });
   server.listen(0, `127.0.0.1`, () => process.stdout.write(`${JSON.stringify({port: (server.address() as net.AddressInfo).port})}\n`));
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, `127.0.0.1`);
+  await once(server, `listening`);
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** nginx with one worker and upstream keep-alive: the reference the proxy is compared with. */
+async function startNginx(appPort: number, dir: string): Promise<{child: ChildProcess; port: number}> {
+  const port = await freePort();
+  const conf = path.join(dir, `nginx.conf`);
+  fs.writeFileSync(conf, `worker_processes 1;
+error_log ${dir}/error.log;
+pid ${dir}/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream app { server 127.0.0.1:${appPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`);
+  const child = spawn(`nginx`, [`-c`, conf, `-p`, dir, `-g`, `daemon off;`], {stdio: [`ignore`, `ignore`, `inherit`]});
+  const deadline = Date.now() + 5_000;
+  while (true) {
+    const connected = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, `127.0.0.1`, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on(`error`, () => resolve(false));
+    });
+    if (connected) return {child, port};
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`nginx did not start (see ${dir}/error.log)`);
+    await delay(50);
+  }
 }
 
 function startChild(args: string[]): Promise<{child: ChildProcess; port: number}> {
@@ -97,6 +144,7 @@ async function main(): Promise<void> {
     'child-proxy': {type: `string`},
     'child-raw-relay': {type: `string`},
     'raw-relay': {type: `boolean`, default: false},
+    nginx: {type: `boolean`, default: false},
     rounds: {type: `string`, default: `3`},
     duration: {type: `string`, default: `5s`},
     connections: {type: `string`, default: `50`},
@@ -115,8 +163,11 @@ async function main(): Promise<void> {
   const app = await startChild([APP, `0`]);
   const proxy = await startChild([import.meta.filename, `--child-proxy`, String(app.port)]);
   const relay = values[`raw-relay`] ? await startChild([import.meta.filename, `--child-raw-relay`, String(app.port)]) : null;
-  const children = [app.child, proxy.child, ...(relay ? [relay.child] : [])];
+  const nginxDir = values.nginx ? fs.mkdtempSync(path.join(os.tmpdir(), `rb-nginx-`)) : null;
+  const nginx = nginxDir === null ? null : await startNginx(app.port, nginxDir);
+  const children = [app.child, proxy.child, ...(relay ? [relay.child] : []), ...(nginx ? [nginx.child] : [])];
   const raw: WrkResult[] = [];
+  const viaNginx: WrkResult[] = [];
   process.on(`exit`, () => children.forEach((child) => child.kill(`SIGKILL`)));
   const direct: WrkResult[] = [];
   const proxied: WrkResult[] = [];
@@ -132,11 +183,13 @@ async function main(): Promise<void> {
     proxied.push(b);
     cpuUsPerRequest.push((ticks / ticksPerSecond) * 1e6 / b.requests);
     if (relay) raw.push(runWrk(relay.port, values.duration, connections));
+    if (nginx) viaNginx.push(runWrk(nginx.port, values.duration, connections));
     if (!values.json) {
       process.stdout.write(`round ${round}: direct ${a.requestsPerSec.toFixed(0)} req/s (p50 ${a.p50Ms} ms, p99 ${a.p99Ms} ms) | `
         + `proxy ${b.requestsPerSec.toFixed(0)} req/s (p50 ${b.p50Ms} ms, p99 ${b.p99Ms} ms, ${cpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/req, errors ${b.errors}) | `
         + `ratio ${(b.requestsPerSec / a.requestsPerSec).toFixed(2)}`
-        + (relay ? ` | raw TCP relay ${raw.at(-1)!.requestsPerSec.toFixed(0)} req/s (ratio ${(raw.at(-1)!.requestsPerSec / a.requestsPerSec).toFixed(2)})` : ``) + `\n`);
+        + (relay ? ` | raw TCP relay ${raw.at(-1)!.requestsPerSec.toFixed(0)} req/s (p99 ${raw.at(-1)!.p99Ms} ms, ratio ${(raw.at(-1)!.requestsPerSec / a.requestsPerSec).toFixed(2)})` : ``)
+        + (nginx ? ` | nginx ${viaNginx.at(-1)!.requestsPerSec.toFixed(0)} req/s (p99 ${viaNginx.at(-1)!.p99Ms} ms, ratio ${(viaNginx.at(-1)!.requestsPerSec / a.requestsPerSec).toFixed(2)})` : ``) + `\n`);
     }
   }
   const ratios = proxied.map((b, i) => b.requestsPerSec / direct[i]!.requestsPerSec);
@@ -148,10 +201,21 @@ async function main(): Promise<void> {
     proxyP50Ms: median(proxied.map((r) => r.p50Ms)), proxyP99Ms: median(proxied.map((r) => r.p99Ms)),
     proxyCpuUsPerRequest: Number(median(cpuUsPerRequest).toFixed(1)),
     proxyErrors: proxied.reduce((sum, r) => sum + r.errors, 0),
-    ...(relay ? {rawRelayRatio: Number(median(raw.map((r, i) => r.requestsPerSec / direct[i]!.requestsPerSec)).toFixed(3))} : {}),
+    ...(nginx ? {
+      nginxRatio: Number(median(viaNginx.map((r, i) => r.requestsPerSec / direct[i]!.requestsPerSec)).toFixed(3)),
+      nginxP99Ms: median(viaNginx.map((r) => r.p99Ms)),
+    } : {}),
+    ...(relay ? {
+      rawRelayRatio: Number(median(raw.map((r, i) => r.requestsPerSec / direct[i]!.requestsPerSec)).toFixed(3)),
+      rawRelayP99Ms: median(raw.map((r) => r.p99Ms)),
+    } : {}),
   };
   process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `median: ${JSON.stringify(summary)}\n`);
   for (const child of children) child.kill(`SIGTERM`);
+  if (nginxDir !== null) {
+    await once(nginx!.child, `exit`);
+    fs.rmSync(nginxDir, {recursive: true, force: true});
+  }
 }
 
 await main();

@@ -258,3 +258,32 @@ test(`close() destroys open client connections and stops listening`, async (t) =
   assert.equal(await pending, `error`);
   await assert.rejects(request(proxy.address.port));
 });
+
+test(`proxies over IPv6 loopback and reports the IPv6 peer in X-Forwarded-For`, async (t) => {
+  const proxy = await startProxy(t, {host: `::1`});
+  let seen: http.IncomingHttpHeaders = {};
+  const app = http.createServer((req, res) => {
+    seen = req.headers;
+    res.end(`v6`);
+  });
+  app.listen(0, `::1`);
+  await new Promise((resolve) => app.once(`listening`, resolve));
+  t.after(() => {
+    app.closeAllConnections();
+    app.close();
+  });
+  const target = proxy.createTarget({releaseId: `r1`, processId: `web`, host: `::1`, port: (app.address() as net.AddressInfo).port});
+  assert.equal(target.url, `http://[::1]:${(app.address() as net.AddressInfo).port}`);
+  proxy.setActiveTargets([target]);
+  assert.equal(proxy.address.host, `::1`);
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({host: `::1`, port: proxy.address.port, agent: false, headers: {Host: `[::1]:${proxy.address.port}`}}, (res) => {
+      let text = ``;
+      res.on(`data`, (chunk: Buffer) => (text += chunk.toString()));
+      res.on(`end`, () => resolve(text));
+    }).on(`error`, reject);
+  });
+  assert.equal(body, `v6`);
+  assert.equal(seen[`x-forwarded-for`], `::1`);
+  assert.equal(seen[`x-forwarded-port`], String(proxy.address.port));
+});
