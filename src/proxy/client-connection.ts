@@ -150,7 +150,18 @@ export class ClientConnection implements UpstreamOwner {
   #processPending(): void {
     const settings = this.#host.settings;
     while (this.#state === ST_HEAD && this.#pending !== null) {
-      const buffer = this.#pending;
+      let buffer = this.#pending;
+      if (buffer[0] === 13 || buffer[0] === 10) {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2), e.g. a CRLF after a POST body.
+        let skip = 0;
+        while (skip < buffer.length && (buffer[skip] === 13 || buffer[skip] === 10)) skip++;
+        if (skip === buffer.length) {
+          this.#pending = null;
+          break;
+        }
+        buffer = buffer.subarray(skip);
+        this.#pending = buffer;
+      }
       const end = buffer.indexOf(HEAD_TERMINATOR);
       if (end === -1) {
         if (buffer.length > settings.maxHeaderBytes) {

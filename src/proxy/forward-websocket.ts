@@ -170,14 +170,27 @@ export class WebSocketRelay implements UpstreamOwner, WebSocketPair {
     this.#finish();
   }
 
+  // Each close frame goes out as soon as its direction is between frames; the TCP connections end
+  // once both have gone, so a client can still finish the frame it was sending when the app's
+  // direction reached a boundary first.
   #sendCloseToApp(): void {
     this.#closedToApp = true;
-    this.#upstream.socket.end(createCloseFrame(true));
+    this.#upstream.socket.write(createCloseFrame(true));
+    if (this.#client.isPaused()) this.#client.resume();
+    this.#endIfClosed();
   }
 
   #sendCloseToClient(): void {
     this.#closedToClient = true;
-    this.#client.end(createCloseFrame(false));
+    this.#client.write(createCloseFrame(false));
+    if (this.#upstream.socket.isPaused()) this.#upstream.socket.resume();
+    this.#endIfClosed();
+  }
+
+  #endIfClosed(): void {
+    if (!this.#closedToApp || !this.#closedToClient) return;
+    this.#upstream.socket.end();
+    this.#client.end();
   }
 
   #finish(): void {

@@ -218,3 +218,14 @@ test(`publishes completed requests on the rollbridge:proxy:request diagnostics c
   assert.equal(events.length, 1);
   assert.partialDeepStrictEqual(events[0], {method: `GET`, statusCode: 200, releaseId: `r7`, processId: `web`, retried: false});
 });
+
+test(`ignores empty lines between pipelined requests`, async (t) => {
+  const proxy = await startProxy(t);
+  const app = await startApp(t, `blue`);
+  proxy.setActiveTargets([addTarget(proxy, app, `r1`)]);
+  const client = rawClient(t, proxy.address.port);
+  client.socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok\r\n`);
+  client.socket.write(`\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const text = await client.readUntil((s) => countOf(s, `blue`) === 2);
+  assert.equal(countOf(text, `HTTP/1.1 200 OK`), 2);
+});

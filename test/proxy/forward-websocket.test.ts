@@ -89,3 +89,24 @@ test(`relays a refused upgrade as a normal response`, async (t) => {
   await waitFor(() => target.connections.http === 0);
   assert.equal(target.connections.websocket, 0);
 });
+
+test(`waits for the end of a frame in flight before injecting the 1001 close frame`, async (t) => {
+  const proxy = await startProxy(t);
+  const blue = await startApp(t, `blue`);
+  const target = addTarget(proxy, blue, `r1`);
+  proxy.setActiveTargets([target]);
+  const client = await connectWebSocket(t, proxy.address.port);
+  await waitFor(() => client.messages.includes(`hello from blue`));
+  const frame = encodeFrame(1, Buffer.alloc(100_000, `y`), true);
+  client.socket.write(frame.subarray(0, 1000));
+  await waitFor(() => blue.wsBytes >= 1000);
+  const drained = target.drain({timeoutMs: 1, wsCloseJitterMs: 0});
+  await waitFor(() => client.closeCode === 1001);
+  client.socket.write(frame.subarray(1000));
+  client.socket.write(encodeFrame(1, Buffer.from(`after the deadline`), true));
+  const result = await drained;
+  assert.deepEqual(result.remaining, {http: 0, websocket: 1});
+  assert.equal((await client.closed).code, 1001);
+  assert.deepEqual(blue.wsMessages, [`y`.repeat(100_000)]);
+  assert.deepEqual(blue.wsCloseCodes, [1001]);
+});

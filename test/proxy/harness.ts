@@ -28,6 +28,9 @@ export type TestApp = {
   connections: number;
   /** Close codes the app received from WebSocket clients. */
   wsCloseCodes: number[];
+  /** Text messages the app received from WebSocket clients, and raw bytes received after upgrades. */
+  wsMessages: string[];
+  wsBytes: number;
   wsSockets: Set<net.Socket>;
 };
 
@@ -37,7 +40,7 @@ export async function startApp(t: After, name: string, handler?: http.RequestLis
     res.setHeader(`Content-Type`, `text/plain`);
     res.end(name);
   }));
-  const app: TestApp = {server, port: 0, connections: 0, wsCloseCodes: [], wsSockets: new Set()};
+  const app: TestApp = {server, port: 0, connections: 0, wsCloseCodes: [], wsMessages: [], wsBytes: 0, wsSockets: new Set()};
   server.on(`connection`, () => app.connections++);
   server.on(`upgrade`, (req, socket: net.Socket, head) => acceptWebSocket(app, name, req, socket, head));
   server.listen(0, `127.0.0.1`);
@@ -61,6 +64,7 @@ function acceptWebSocket(app: TestApp, name: string, req: http.IncomingMessage, 
   socket.write(encodeFrame(1, Buffer.from(`hello from ${name}`), false));
   let buffer = head;
   const onData = (chunk: Buffer): void => {
+    app.wsBytes += chunk.length;
     buffer = Buffer.concat([buffer, chunk]);
     while (true) {
       const frame = decodeFrame(buffer);
@@ -71,6 +75,7 @@ function acceptWebSocket(app: TestApp, name: string, req: http.IncomingMessage, 
         socket.end(encodeFrame(8, frame.payload.subarray(0, 2), false));
         return;
       }
+      if (frame.opcode === 1) app.wsMessages.push(frame.payload.toString());
       if (frame.opcode === 1) socket.write(encodeFrame(1, Buffer.from(`${name}: ${frame.payload.toString()}`), false));
     }
   };
@@ -181,6 +186,8 @@ export function countOf(text: string, needle: string): number {
 export type RawWebSocket = {
   socket: net.Socket;
   messages: string[];
+  /** The close code received so far (null before a close frame). */
+  readonly closeCode: number | null;
   /** Resolves when the TCP connection closes, with the close code received (null if none) and the time. */
   closed: Promise<{code: number | null; at: number}>;
   send(text: string): void;
@@ -198,6 +205,9 @@ export function connectWebSocket(t: After, port: number, path = `/`): Promise<Ra
     const ws: RawWebSocket = {
       socket,
       messages: [],
+      get closeCode() {
+        return code;
+      },
       closed: new Promise((resolveClosed) => socket.once(`close`, () => resolveClosed({code, at: performance.now()}))),
       send: (text) => socket.write(encodeFrame(1, Buffer.from(text), true)),
       close: (closeCode) => {
