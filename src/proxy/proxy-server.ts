@@ -45,8 +45,8 @@ function validateOptions(options: ProxyOptionsUpdate): void {
   for (const key of NUMERIC_OPTIONS) {
     const value = options[key];
     if (value === undefined) continue;
-    if (!Number.isInteger(value) || value < 0 || (value === 0 && POSITIVE_OPTIONS.has(key))) {
-      throw invalid(key, `Proxy option ${key} must be a ${POSITIVE_OPTIONS.has(key) ? `positive` : `non-negative`} integer, received ${String(value)}`);
+    if (typeof value !== `number` || !Number.isFinite(value) || value < 0 || (value === 0 && POSITIVE_OPTIONS.has(key))) {
+      throw invalid(key, `Proxy option ${key} must be a ${POSITIVE_OPTIONS.has(key) ? `positive` : `non-negative`} number, received ${String(value)}`);
     }
   }
   if (options.trustForwarded !== undefined) {
