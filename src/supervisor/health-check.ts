@@ -51,7 +51,9 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
       if (passes >= successThreshold) return {attempts, durationMs: Date.now() - startedAt};
     } else {
       passes = 0;
-      lastFailure = result.error;
+      // A probe cut short by the overall deadline says less than the failure before it.
+      const clamped = probeTimeoutMs < options.probeTimeoutMs && attempts > 1;
+      if (!clamped || !result.error.startsWith(`probe timed out`)) lastFailure = result.error;
     }
     const waitMs = Math.max(0, Math.min(options.intervalMs, rampMs));
     rampMs *= 2;

@@ -98,7 +98,7 @@ test(`deploy --ensure-daemon starts a detached daemon once; ensure-daemon is ide
   // Registered before the temp dir so it runs while the config still exists.
   t.after(async () => {
     if (configPath) await runCli([`shutdown`, `--config`, configPath]);
-    if (daemonPid && isPidAlive(daemonPid)) killQuietly(daemonPid);
+    if (daemonPid && isPidAlive(daemonPid)) killQuietly(daemonPid, `SIGTERM`);
   });
   const dir = createTempDir(t);
   configPath = writeConfig(dir, webConfig(dir));

@@ -27,7 +27,14 @@ setInterval(() => {}, 1000);`,
 };
 
 test(`the rollbridge 0.1 README config (rollbridge.js, export default) validates and deploys twice unchanged`, async (t) => {
-  const dir = createTempDir(t);
+  let dir = ``;
+  let daemonPid = 0;
+  // Registered before the temp dir so the daemon is shut down while its config still exists.
+  t.after(async () => {
+    if (dir) await runCli([`shutdown`, `--config`, path.join(dir, `rollbridge.js`)]);
+    if (daemonPid && isPidAlive(daemonPid)) killQuietly(daemonPid, `SIGTERM`);
+  });
+  dir = createTempDir(t);
   fs.copyFileSync(path.join(REPO_ROOT, `test`, `fixtures`, `configs`, `upstream-readme`, `rollbridge.js`), path.join(dir, `rollbridge.js`));
   const release = (name: string) => {
     const releaseDir = path.join(dir, `releases`, name);
@@ -35,11 +42,6 @@ test(`the rollbridge 0.1 README config (rollbridge.js, export default) validates
     for (const [file, content] of Object.entries(RELEASE_FILES)) fs.writeFileSync(path.join(releaseDir, file), content);
     return path.join(`releases`, name);
   };
-  let daemonPid = 0;
-  t.after(async () => {
-    await runCli([`shutdown`], {cwd: dir});
-    if (daemonPid && isPidAlive(daemonPid)) killQuietly(daemonPid);
-  });
 
   const validate = await runCli([`validate`], {cwd: dir});
   assert.equal(validate.code, 0, validate.stderr);
