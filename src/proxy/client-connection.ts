@@ -68,7 +68,9 @@ const LINGER_MS = 2_000;
 export class ClientConnection implements UpstreamOwner {
   readonly socket: net.Socket;
   readonly #host: ConnectionHost;
-  readonly #peer: Peer;
+  #peer: Peer;
+  /** The trustForwarded list #peer was resolved against (a live reload replaces the array). */
+  #trustForwarded: string[];
   #state = ST_HEAD;
   #pending: Buffer | null = null;
   #pausedForPipeline = false;
@@ -106,7 +108,8 @@ export class ClientConnection implements UpstreamOwner {
   constructor(socket: net.Socket, host: ConnectionHost) {
     this.socket = socket;
     this.#host = host;
-    this.#peer = resolvePeer(socket.remoteAddress, host.settings.trustForwarded);
+    this.#trustForwarded = host.settings.trustForwarded;
+    this.#peer = resolvePeer(socket.remoteAddress, this.#trustForwarded);
     socket.on(`data`, (chunk: Buffer) => this.#onData(chunk));
     socket.on(`drain`, () => this.#onDrain());
     socket.on(`end`, () => this.#guard(() => this.#onEnd()));
@@ -217,6 +220,10 @@ export class ClientConnection implements UpstreamOwner {
     this.#retried = false;
     this.#statusCode = 0;
     if (requestChannel.hasSubscribers) this.#startedAt = performance.now();
+    if (this.#trustForwarded !== this.#host.settings.trustForwarded) {
+      this.#trustForwarded = this.#host.settings.trustForwarded;
+      this.#peer = resolvePeer(this.socket.remoteAddress, this.#trustForwarded);
+    }
     this.#upstreamHead = buildUpstreamHead(head, this.#peer);
     this.#state = this.#requestDone ? ST_WAIT : ST_BODY;
 

@@ -197,6 +197,23 @@ test(`keeps X-Forwarded-Proto and -Host from trusted peers and never sends https
   assert.equal(seen[`x-forwarded-port`], `80`);
 });
 
+test(`applies a live trustForwarded change to the next request of an open connection`, async (t) => {
+  const proxy = await startProxy(t);
+  const protos: unknown[] = [];
+  const app = await startApp(t, `blue`, (req, res) => {
+    protos.push(req.headers[`x-forwarded-proto`]);
+    res.end(`ok`);
+  });
+  proxy.setActiveTargets([addTarget(proxy, app, `r1`)]);
+  const agent = new http.Agent({keepAlive: true, maxSockets: 1});
+  t.after(() => agent.destroy());
+  await request(proxy.address.port, {agent, headers: {'X-Forwarded-Proto': `https`}});
+  proxy.updateOptions({trustForwarded: []});
+  await request(proxy.address.port, {agent, headers: {'X-Forwarded-Proto': `https`}});
+  assert.deepEqual(protos, [`https`, `http`]);
+  assert.equal(app.connections, 1);
+});
+
 test(`survives a flood of malformed and aborted connections and keeps serving`, async (t) => {
   const proxy = await startProxy(t);
   const app = await startApp(t, `blue`);
