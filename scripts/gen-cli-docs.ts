@@ -35,7 +35,7 @@ export function renderCliDocs(): string {
     }
     if (definition.examples && definition.examples.length > 0) {
       parts.push(`Examples:`, ``);
-      for (const [label, command] of definition.examples) parts.push(`- ${label}:`, `  \`\`\`sh`, `  ${command}`, `  \`\`\``);
+      for (const [label, command] of definition.examples) parts.push(`- ${label.trim()}:`, `  \`\`\`sh`, `  ${command}`, `  \`\`\``);
       parts.push(``);
     }
   }

@@ -33,7 +33,7 @@ const npm = process.platform === `win32` ? `npm.cmd` : `npm`;
 if (!unitOnly) {
   step(`typecheck`, npm, [`run`, `-s`, `typecheck`]);
   step(`lint`, npm, [`run`, `-s`, `lint`]);
-  step(`build`, npm, [`run`, `-s`, `build`]);
+  step(`build`, npm, [`run`, `-s`, `build`, `--`, `--skip-compress`]);
 }
 if (!unitOnly && filters.length === 0 && fs.existsSync(path.join(repo, `scripts`, `bare-host.ts`))) {
   step(`bare host`, npm, [`run`, `-s`, `test:bare-host`]);

@@ -1,4 +1,7 @@
 import {runCli} from './cli/cli.ts';
 import {createProcessContext} from './cli/context.ts';
 
-process.exitCode = await runCli(process.argv.slice(2), createProcessContext());
+// No top-level await: the bundle is CommonJS (one file inside the standalone binary).
+void runCli(process.argv.slice(2), createProcessContext()).then((code) => {
+  process.exitCode = code;
+});
