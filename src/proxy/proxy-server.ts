@@ -89,7 +89,7 @@ export class ProxyServer {
       settings: this.#settings,
       pickTarget: () => this.#pickTarget(),
       forget: (connection) => this.#clients.delete(connection),
-      reportFailure: (error) => this.#log.error(`Proxy connection failed`, {err: error}),
+      reportFailure: (error) => this.#log.error(`proxy error`, {err: error}),
     };
     this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => {
       this.#clients.add(new ClientConnection(socket, this.#host));
@@ -129,7 +129,7 @@ export class ProxyServer {
     const bound = server.address() as net.AddressInfo;
     this.#address = {host: normalizeIp(bound.address), port: bound.port};
     this.#scheduleSweep();
-    this.#log.info(`Proxy listening`, {host: this.#address.host, port: this.#address.port});
+    this.#log.info(`proxy listening`, {host: this.#address.host, port: this.#address.port});
   }
 
   get address(): {host: string; port: number} {
