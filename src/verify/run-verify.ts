@@ -170,18 +170,22 @@ class VerifySocket {
   expectPrefix = ``;
   closeCode: number | null = null;
   failed = false;
+  /** Settles when a close frame arrives or the connection ends. */
   readonly closed: Promise<void>;
   readonly #socket: net.Socket;
   readonly #waiting: Array<(message: string) => void> = [];
 
   private constructor(socket: net.Socket) {
     this.#socket = socket;
-    this.closed = new Promise((resolve) => socket.once(`close`, () => resolve()));
+    let settle: () => void = () => undefined;
+    this.closed = new Promise((resolve) => (settle = resolve));
+    socket.once(`close`, () => settle());
     const reader = new FrameReader((opcode, payload) => {
       if (opcode === 0x1) this.#waiting.shift()?.(payload.toString());
       if (opcode === 0x8) {
         this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
         socket.end(encodeFrame(0x8, payload.subarray(0, 2), true));
+        settle();
       }
     });
     socket.on(`data`, (chunk: Buffer) => reader.push(chunk));
