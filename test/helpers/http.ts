@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import crypto from 'node:crypto';
+import {FrameReader, encodeFrame} from '../../src/verify/verify-app.ts';
 import {waitFor} from './wait-for.ts';
 
 export type HttpResult = {status: number; body: string; headers: http.IncomingHttpHeaders};
@@ -20,18 +21,25 @@ export function httpGet(port: number, path = `/`, options: {agent?: http.Agent; 
   });
 }
 
-/** A minimal WebSocket client over a raw socket (RFC 6455 text frames, masked). */
+/** A minimal WebSocket client over a raw socket (RFC 6455 text frames, masked), built on verify's frame codec. */
 export class TestWebSocket {
   readonly socket: net.Socket;
   readonly messages: string[] = [];
   closeCode: number | null = null;
   readonly closed: Promise<void>;
-  #buffer = Buffer.alloc(0);
+  readonly #reader: FrameReader;
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
     this.closed = new Promise((resolve) => socket.once(`close`, () => resolve()));
-    socket.on(`data`, (chunk: Buffer) => this.#onData(chunk));
+    this.#reader = new FrameReader((opcode, payload) => {
+      if (opcode === 0x1) this.messages.push(payload.toString());
+      if (opcode === 0x8) {
+        this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+        socket.end();
+      }
+    });
+    socket.on(`data`, (chunk: Buffer) => this.#reader.push(chunk));
     socket.on(`error`, () => undefined);
   }
 
@@ -56,7 +64,7 @@ export class TestWebSocket {
         }
         const ws = new TestWebSocket(socket);
         const rest = head.subarray(end + 4);
-        if (rest.length > 0) ws.#onData(rest);
+        if (rest.length > 0) ws.#reader.push(rest);
         resolve(ws);
       };
       socket.on(`data`, onData);
@@ -64,11 +72,7 @@ export class TestWebSocket {
   }
 
   send(text: string): void {
-    const payload = Buffer.from(text);
-    const mask = crypto.randomBytes(4);
-    const masked = Buffer.from(payload.map((byte, index) => byte ^ (mask[index % 4] ?? 0)));
-    const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
-    this.socket.write(Buffer.concat([header, mask, masked]));
+    this.socket.write(encodeFrame(0x1, Buffer.from(text), true));
   }
 
   /** Sends `text` and resolves with the next message. */
@@ -83,27 +87,5 @@ export class TestWebSocket {
 
   close(): void {
     this.socket.destroy();
-  }
-
-  #onData(chunk: Buffer): void {
-    this.#buffer = Buffer.concat([this.#buffer, chunk]);
-    while (this.#buffer.length >= 2) {
-      const opcode = (this.#buffer[0] ?? 0) & 0x0f;
-      let length = (this.#buffer[1] ?? 0) & 0x7f;
-      let offset = 2;
-      if (length === 126) {
-        if (this.#buffer.length < 4) return;
-        length = this.#buffer.readUInt16BE(2);
-        offset = 4;
-      }
-      if (this.#buffer.length < offset + length) return;
-      const payload = this.#buffer.subarray(offset, offset + length);
-      this.#buffer = this.#buffer.subarray(offset + length);
-      if (opcode === 0x1) this.messages.push(payload.toString());
-      if (opcode === 0x8) {
-        this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
-        this.socket.end();
-      }
-    }
   }
 }
