@@ -33,3 +33,7 @@ export const DEFAULT_CONTROL_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DEFAULT_DAEMON_START_TIMEOUT_MS = 10_000;
 export const DEFAULT_STATE_PERSIST_INTERVAL_MS = 5_000;
 export const CONFIG_FILE_NAMES = [`rollbridge.js`, `rollbridge.mjs`, `rollbridge.cjs`, `rollbridge.json`] as const;
+/** Longest run of hooks.beforeSwitch / hooks.afterSwitch before it is killed. */
+export const DEFAULT_HOOK_TIMEOUT_MS = 600_000;
+/** Output lines of a hook kept in its event. */
+export const HOOK_OUTPUT_LINES = 20;

@@ -5,6 +5,7 @@ import * as t from 'typanion';
 import {
   DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
   DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_HOOK_TIMEOUT_MS,
   DEFAULT_FORCE_STOP_TIMEOUT_MS,
   DEFAULT_HEALTH_INTERVAL_MS,
   DEFAULT_HEALTH_PATH,
@@ -314,6 +315,12 @@ const legacyTakeoverShape = {
   forceStopTimeoutMs: optional(timerMs),
 };
 
+const hooksShape = {
+  beforeSwitch: optional(aString),
+  afterSwitch: optional(aString),
+  timeoutMs: optional(positiveTimerMs),
+};
+
 const configShape = {
   application: optional(nonEmptyString),
   control: optional(objectOf(controlShape, `{path: "/run/rollbridge/app.sock"}`)),
@@ -322,6 +329,7 @@ const configShape = {
   releaseRetention: optional(objectOf(releaseRetentionShape, `{keep: 10}`)),
   statePath: optional(nonEmptyString),
   legacyTakeover: optional(objectOf(legacyTakeoverShape, `{screens: ["app"]}`)),
+  hooks: optional(objectOf(hooksShape, `{beforeSwitch: "npm run migrate", timeoutMs: 300000}`)),
 };
 
 const isRawConfig = objectOf(configShape, `{proxy: {}, processes: [...]}`);
@@ -495,6 +503,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
   const control = orEmpty(raw.control);
   const retention = orEmpty(raw.releaseRetention);
   const legacy = raw.legacyTakeover ?? undefined;
+  const hooks = orEmpty(raw.hooks);
   return {
     configPath,
     application,
@@ -511,6 +520,11 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
       screens: [...(legacy.screens ?? [])],
       processes: (legacy.processes ?? []).map((matcher, index) => ({name: matcher.name ?? `legacy process ${index + 1}`, includes: [...matcher.includes]})),
       forceStopTimeoutMs: legacy.forceStopTimeoutMs ?? proxy.forceStopTimeoutMs,
+    },
+    hooks: {
+      beforeSwitch: hooks.beforeSwitch || undefined,
+      afterSwitch: hooks.afterSwitch || undefined,
+      timeoutMs: hooks.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
     },
     processes: raw.processes.map((entry) => normalizeProcess(entry, proxy)),
   };

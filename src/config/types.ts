@@ -88,6 +88,15 @@ export type LegacyTakeoverConfig = {
   forceStopTimeoutMs: number;
 };
 
+/** Commands around the switch, run in the release's environment (product §5.5). */
+export type HooksConfig = {
+  /** After the new release is healthy, before traffic moves (e.g. migrations). Failure aborts the deploy. */
+  beforeSwitch: string | undefined;
+  /** After the switch. Failure is reported, the deploy stands. */
+  afterSwitch: string | undefined;
+  timeoutMs: number;
+};
+
 export type Config = {
   /** Absolute path of the file this config was loaded from. */
   configPath: string;
@@ -97,6 +106,7 @@ export type Config = {
   releaseRetention: {keep: number; maxAgeMs: number};
   statePath: string | undefined;
   legacyTakeover: LegacyTakeoverConfig | undefined;
+  hooks: HooksConfig;
   processes: ProcessConfig[];
 };
 

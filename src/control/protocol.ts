@@ -91,6 +91,10 @@ export const isDeployResult = t.isObject({
   releaseId: t.isString(),
   durationMs: t.isNumber(),
   phases: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+  /** Results of hooks.beforeSwitch / hooks.afterSwitch when they ran. */
+  hooks: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+  /** Only for `dryRun`: what the deploy would do. */
+  plan: t.isOptional(t.isRecord(t.isUnknown())),
 }, LOOSE);
 
 export const isRestartResult = t.isObject({

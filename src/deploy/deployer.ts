@@ -11,7 +11,10 @@ import {waitForHealthy} from '../supervisor/health-check.ts';
 import {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import {SerialQueue} from '../util/serial-queue.ts';
+import {hookFailure, runHook} from './hook-runner.ts';
+import type {HookName, HookResult} from './hook-runner.ts';
 import {buildInstanceSpec, formatHttpUrl} from './instance-spec.ts';
+import {processPortEnvName} from './process-env.ts';
 import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
 import {Release, generateReleaseId} from './release.ts';
@@ -24,17 +27,33 @@ export type DeployRequest = {
   /** Queue behind a running deploy (default) or fail fast with ERR_DAEMON_BUSY. */
   wait?: boolean | undefined;
   skipHealthCheck?: boolean | undefined;
+  /** Print the plan and change nothing. */
+  dryRun?: boolean | undefined;
 };
 
 export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
 export type ProgressListener = (event: DeployPhase & Record<string, unknown>) => void;
 
 export type DeployResult = {
-  activeReleaseId: string;
+  /** Null only for a dry run on a daemon with nothing active. */
+  activeReleaseId: string | null;
   previousReleaseId: string | null;
   releaseId: string;
   durationMs: number;
   phases: DeployPhase[];
+  hooks?: HookResult[];
+  plan?: DeployPlanView;
+};
+
+/** What a deploy would do (`deploy --dry-run`): computed from the reloaded config, nothing changes. */
+export type DeployPlanView = {
+  releaseId: string;
+  releasePath: string;
+  start: Array<{processId: string; policy: string; port: number | string | null; healthCheck: string | null}>;
+  keep: Array<{processId: string; policy: string; pid: number | null; port: number | null}>;
+  singletons: Array<{processId: string; replaces: number | null}>;
+  hooks: {beforeSwitch: string | null; afterSwitch: string | null};
+  drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
 };
 
 type DaemonProcess = {process: ManagedProcess; release: Release | null; port: number | undefined};
@@ -80,6 +99,7 @@ export class Deployer {
   // ---- commands -------------------------------------------------------------------------------
 
   deploy(request: DeployRequest, onProgress?: ProgressListener): Promise<DeployResult> {
+    if (request.dryRun) return this.#dryRun(request);
     return this.#serialized(request.wait, `deploy`, () => this.#deploy(request, onProgress, `deploy`));
   }
 
@@ -231,10 +251,17 @@ export class Deployer {
       this.#log.info(`deploy starting`, {releaseId, releasePath, ...(request.revision !== undefined ? {revision: request.revision} : {})});
       const plan = planRelease(config);
       const startedServices: string[] = [];
+      const hooks: HookResult[] = [];
       try {
         await this.#allocatePorts(release, plan);
         await this.#startServices(release, plan, startedServices);
         await this.#startReleaseProcesses(release, plan, phase, request.skipHealthCheck === true);
+        if (config.hooks.beforeSwitch) {
+          const result = await this.#runHook(`beforeSwitch`, config.hooks.beforeSwitch, release);
+          hooks.push(result);
+          if (!result.ok) throw hookFailure(result, releaseId);
+          phase(`beforeSwitch`, {exitCode: result.exitCode});
+        }
       } catch (error) {
         await this.#abortRelease(release, startedServices, error);
         throw error;
@@ -260,12 +287,19 @@ export class Deployer {
         this.#retire(previous, config);
         phase(`draining`, {previousReleaseId: previous.releaseId, detail: `continues in the background for up to ${config.proxy.drainTimeoutMs} ms`});
       }
+      if (config.hooks.afterSwitch) {
+        // The switch stands whatever happens here: the result and the events report a failure.
+        const result = await this.#runHook(`afterSwitch`, config.hooks.afterSwitch, release);
+        hooks.push(result);
+        phase(`afterSwitch`, {exitCode: result.exitCode, ok: result.ok});
+      }
       return {
         activeReleaseId: release.releaseId,
         previousReleaseId: previous?.releaseId ?? null,
         releaseId,
         durationMs: Math.round(performance.now() - startedAt),
         phases,
+        ...(hooks.length > 0 ? {hooks} : {}),
       };
     } catch (error) {
       this.#log.warn(`deploy failed`, {releaseId, err: error});
@@ -273,6 +307,73 @@ export class Deployer {
     } finally {
       this.#deploying = null;
     }
+  }
+
+  async #runHook(hook: HookName, command: string, release: Release): Promise<HookResult> {
+    const env: Record<string, string> = {};
+    for (const [name, value] of Object.entries(this.#baseEnv)) if (value !== undefined) env[name] = value;
+    Object.assign(env, {
+      ROLLBRIDGE_APPLICATION: release.config.application,
+      ROLLBRIDGE_RELEASE_ID: release.releaseId,
+      ROLLBRIDGE_RELEASE_PATH: release.releasePath,
+      ROLLBRIDGE_REVISION: release.revision,
+      ROLLBRIDGE_HOOK: hook,
+      ROLLBRIDGE_PREVIOUS_RELEASE_ID: this.#active && this.#active !== release ? this.#active.releaseId : (this.#releases.findLast((r) => r !== release && r.activatedAt)?.releaseId ?? ``),
+    });
+    for (const [processId, port] of Object.entries(release.ports)) env[processPortEnvName(processId)] = String(port);
+    const result = await runHook({hook, command, cwd: release.releasePath, env, timeoutMs: release.config.hooks.timeoutMs});
+    const fields = {hook, releaseId: release.releaseId, ok: result.ok, exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut, durationMs: result.durationMs, output: result.output};
+    if (result.ok) this.#log.info(`hook finished`, fields);
+    else this.#log.warn(`hook failed`, fields);
+    return result;
+  }
+
+  /** `deploy --dry-run`: the plan from the reloaded config and the current state; starts and stops nothing. */
+  async #dryRun(request: DeployRequest): Promise<DeployResult> {
+    const startedAt = performance.now();
+    const config = await this.#reloadConfig();
+    const releasePath = path.resolve(request.releasePath);
+    validateReleasePath(releasePath);
+    const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
+    const plan = planRelease(config);
+    const describePort = (process: ProcessConfig): number | string | null => {
+      if (!process.port) return null;
+      const service = this.#services.get(process.id);
+      if (process.policy === `service` && process.deployStrategy !== `handoff` && service?.port !== undefined) return service.port;
+      if (process.port.from === 0 || process.port.to === 0) return `ephemeral`;
+      return process.port.from === process.port.to ? process.port.from : `${process.port.from}-${process.port.to}`;
+    };
+    const keep: DeployPlanView[`keep`] = [];
+    const start: DeployPlanView[`start`] = [];
+    for (const {process} of plan.services) {
+      const existing = this.#services.get(process.id);
+      if (existing && existing.process.state === `running`) keep.push({processId: process.id, policy: `service`, pid: existing.process.pid ?? null, port: existing.port ?? null});
+      else start.push({processId: process.id, policy: `service`, port: describePort(process), healthCheck: null});
+    }
+    for (const instance of plan.instances) {
+      const health = instance.process.policy === `proxied` && instance.process.health && !request.skipHealthCheck
+        ? formatHttpUrl(config.proxy.upstreamHost, 0, instance.process.health.path).replace(`:0/`, `:<port>/`)
+        : null;
+      start.push({processId: instance.instanceId, policy: instance.process.policy, port: describePort(instance.process), healthCheck: health});
+    }
+    const previous = this.#active;
+    const view: DeployPlanView = {
+      releaseId,
+      releasePath,
+      start,
+      keep,
+      singletons: plan.singletons.map(({process}) => ({processId: process.id, replaces: this.#singletons.get(process.id)?.process.pid ?? null})),
+      hooks: {beforeSwitch: config.hooks.beforeSwitch ?? null, afterSwitch: config.hooks.afterSwitch ?? null},
+      drain: previous ? {releaseId: previous.releaseId, timeoutMs: config.proxy.drainTimeoutMs, connections: previous.connections, processes: previous.processes.map((process) => process.id)} : null,
+    };
+    return {
+      activeReleaseId: previous?.releaseId ?? null,
+      previousReleaseId: previous?.releaseId ?? null,
+      releaseId,
+      durationMs: Math.round(performance.now() - startedAt),
+      phases: [],
+      plan: view,
+    };
   }
 
   async #reloadConfig(): Promise<Config> {

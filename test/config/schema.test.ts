@@ -336,7 +336,7 @@ test(`requires env values to be strings and keeps cwd undefined when unset`, () 
 test(`warns about unknown keys at every level with a did-you-mean suggestion`, () => {
   const result = validateConfig(configWith([web({Policy: `proxied`, helth: {}, port: {from: 3000, too: 3001}})], {
     proxy: {drainTimeout: 5_000},
-    hooks: {beforeSwitch: `npm run migrate`},
+    watch: {windowMs: 10_000},
   }), {configPath: CONFIG_PATH});
   assert.ok(result.config, JSON.stringify(result.issues));
   const byPath = new Map(result.warnings.map((warning) => [warning.path, warning]));
@@ -348,7 +348,7 @@ test(`warns about unknown keys at every level with a did-you-mean suggestion`, (
   assert.match(byPath.get(`processes[0].Policy`)?.fix ?? ``, /Did you mean "processes\[0\]\.policy"/);
   assert.match(byPath.get(`processes[0].helth`)?.fix ?? ``, /Did you mean "processes\[0\]\.health"/);
   assert.match(byPath.get(`processes[0].port.too`)?.fix ?? ``, /Did you mean "processes\[0\]\.port\.to"/);
-  assert.match(byPath.get(`hooks`)?.fix ?? ``, /^Remove the key: the top level only knows application, control, proxy/);
+  assert.match(byPath.get(`watch`)?.fix ?? ``, /^Remove the key: the top level only knows application, control, proxy/);
   assert.equal(result.warnings.length, 5);
 });
 
@@ -363,4 +363,13 @@ test(`reports every issue of a badly broken config at once`, () => {
   for (const path of [`application`, `control.mode`, `proxy.port`, `statePath`, `processes[0].id`, `processes[0].command`, `processes[0].port`, `processes[1].stopSignal`, `processes`]) {
     issueAt(issues, path);
   }
+});
+
+test(`accepts hooks around the switch with a default timeout, and rejects a non-string command`, () => {
+  const result = validateConfig(configWith([web()], {hooks: {beforeSwitch: `npm run migrate`}}), {configPath: CONFIG_PATH});
+  assert.deepEqual(result.config?.hooks, {beforeSwitch: `npm run migrate`, afterSwitch: undefined, timeoutMs: 600_000});
+  const defaults = validateConfig(configWith([web()]), {configPath: CONFIG_PATH});
+  assert.deepEqual(defaults.config?.hooks, {beforeSwitch: undefined, afterSwitch: undefined, timeoutMs: 600_000});
+  assert.ok(issueAt(issuesOf(configWith([web()], {hooks: {afterSwitch: 5, timeoutMs: 0}})), `hooks.afterSwitch`));
+  assert.ok(issueAt(issuesOf(configWith([web()], {hooks: {timeoutMs: -1}})), `hooks.timeoutMs`));
 });

@@ -26,6 +26,7 @@ export class DeployCommand extends BaseCommand {
       [`Deploy the release in ./releases/42`, `$0 deploy --release-path ./releases/42`],
       [`Deploy with an explicit id and revision, starting the daemon if needed`, `$0 deploy --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1 --ensure-daemon`],
       [`Fail at once if another deploy is running`, `$0 deploy --release-path ./current --no-wait`],
+      [`Show what a deploy would do, changing nothing`, `$0 deploy --release-path ./releases/43 --dry-run`],
     ],
   });
 
@@ -35,6 +36,7 @@ export class DeployCommand extends BaseCommand {
   ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once with ERR_DAEMON_BUSY)`});
   skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check (emergencies only; logged)`});
+  dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing`});
   daemonLogPath = Option.String(`--daemon-log-path`, {description: `With --ensure-daemon: where the daemon's output is appended`});
   daemonPidPath = Option.String(`--daemon-pid-path`, {description: `With --ensure-daemon: where the daemon's pid is written`});
   daemonStartTimeoutMs = Option.String(`--daemon-start-timeout-ms`, {description: `With --ensure-daemon: how long to wait for the daemon, in ms`});
@@ -54,10 +56,13 @@ export class DeployCommand extends BaseCommand {
         ...(this.revision !== undefined ? {revision: this.revision} : {}),
         wait: this.wait,
         skipHealthCheck: this.skipHealthCheck,
+        ...(this.dryRun ? {dryRun: true} : {}),
       }, {
         onProgress: human ? (event) => this.writeLine(formatPhase(event)) : undefined,
       });
-      if (human) {
+      if (human && result.plan) {
+        this.writeLine(formatPlan(result.plan as unknown as DeployPlanView));
+      } else if (human) {
         this.writeLine(`✓ release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
       } else {
         this.writeJson({status: `success`, ...result});
@@ -67,6 +72,31 @@ export class DeployCommand extends BaseCommand {
     }
     return 0;
   }
+}
+
+type DeployPlanView = {
+  releaseId: string;
+  releasePath: string;
+  start: Array<{processId: string; policy: string; port: number | string | null; healthCheck: string | null}>;
+  keep: Array<{processId: string; policy: string; pid: number | null; port: number | null}>;
+  singletons: Array<{processId: string; replaces: number | null}>;
+  hooks: {beforeSwitch: string | null; afterSwitch: string | null};
+  drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
+};
+
+export function formatPlan(plan: DeployPlanView): string {
+  const lines = [`Plan for release ${plan.releaseId} (${plan.releasePath}); nothing was changed:`];
+  for (const process of plan.keep) lines.push(`  keep   ${process.processId} (${process.policy}, pid ${process.pid ?? `-`}, port ${process.port ?? `-`})`);
+  for (const process of plan.start) lines.push(`  start  ${process.processId} (${process.policy}${process.port === null ? `` : `, port ${process.port}`})${process.healthCheck ? `, health check ${process.healthCheck}` : ``}`);
+  if (plan.hooks.beforeSwitch) lines.push(`  run    hooks.beforeSwitch: ${plan.hooks.beforeSwitch}`);
+  lines.push(`  switch traffic to ${plan.releaseId}`);
+  for (const singleton of plan.singletons) lines.push(`  replace singleton ${singleton.processId}${singleton.replaces ? ` (stops pid ${singleton.replaces} first)` : ``}`);
+  if (plan.hooks.afterSwitch) lines.push(`  run    hooks.afterSwitch: ${plan.hooks.afterSwitch}`);
+  if (plan.drain) {
+    lines.push(`  drain  ${plan.drain.releaseId} (${plan.drain.connections.http} http, ${plan.drain.connections.websocket} ws open; up to ${plan.drain.timeoutMs} ms)`);
+    lines.push(`  stop   ${plan.drain.processes.join(`, `) || `(no processes)`} of ${plan.drain.releaseId}`);
+  }
+  return lines.join(`\n`);
 }
 
 export function formatPhase(event: Record<string, unknown>): string {
