@@ -78,12 +78,25 @@ export class Daemon {
       await proxy.close();
       throw error;
     }
+    daemon.#schedulePruning();
     daemonLog.info(`daemon started`, {pid: process.pid, application: config.application, version: options.version.version});
     return daemon;
   }
 
   get config(): Config {
     return this.deployer.config;
+  }
+
+  /** `releaseRetention.maxAgeMs` applies between deploys too (upstream pruned only after a drain or stop). */
+  #schedulePruning(): void {
+    const tick = () => {
+      if (this.#stopping) return;
+      this.deployer.pruneReleases();
+      const maxAgeMs = this.config.releaseRetention.maxAgeMs;
+      const nextMs = maxAgeMs > 0 ? Math.max(100, Math.min(60_000, Math.ceil(maxAgeMs / 2))) : 60_000;
+      setTimeout(tick, nextMs).unref();
+    };
+    tick();
   }
 
   get isStopping(): boolean {

@@ -588,6 +588,11 @@ export class Deployer {
     this.#log.info(`release stopped`, {releaseId: release.releaseId});
   }
 
+  /** Forgets stopped releases beyond `releaseRetention`; the daemon also calls this on a timer for `maxAgeMs`. */
+  pruneReleases(): void {
+    this.#prune();
+  }
+
   /** Forgets stopped releases beyond `releaseRetention` (never the active or draining ones). */
   #prune(): void {
     const {keep, maxAgeMs} = this.#config.releaseRetention;

@@ -6,6 +6,7 @@ import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {runCli} from '../helpers/run-cli.ts';
+import {waitFor} from '../helpers/wait-for.ts';
 
 test(`hooks.beforeSwitch runs in the release's environment after the health check, before traffic moves`, async (t) => {
   let log = ``;
@@ -78,4 +79,14 @@ test(`deploy --dry-run prints the plan and changes nothing`, async (t) => {
   assert.deepEqual((after.releases as unknown[]).length, (before.releases as unknown[]).length);
   assert.equal(after.activeReleaseId, `v1`);
   assert.equal((await httpGet(daemon.proxyPort)).body, `v1\n`);
+});
+
+test(`stopped releases older than releaseRetention.maxAgeMs are forgotten without another deploy`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {releaseRetention: {keep: 10, maxAgeMs: 300}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  await waitFor(async () => {
+    const releases = (await daemon.call(`status`)).releases as Array<{releaseId: string}>;
+    return releases.length === 1 && releases[0]?.releaseId === `v2`;
+  }, {what: `v1 to be pruned by age`});
 });
