@@ -135,15 +135,12 @@ export class Deployer {
 
   restart(request: {processId?: string | undefined; policy?: string | undefined; wait?: boolean | undefined}): Promise<{restarted: string[]}> {
     return this.#serialized(request.wait, `restart`, async () => {
-      const proxied = this.#config.processes.find((p) => p.policy === `proxied`);
-      if (request.policy === `proxied` || (request.processId !== undefined && proxied && (request.processId === proxied.id || request.processId.startsWith(`${proxied.id}#`)))) {
-        throw new RollbridgeError(ErrorCode.RESTART_PROXIED, `The proxied process cannot be restarted in place`, {
-          fix: `Run "rollbridge deploy --release-path <path>" for a zero-downtime replacement of the web process`,
-        });
-      }
+      // The proxied process is only restarted when named (by --process or --policy proxied): it is then
+      // replaced without downtime (start, health check, switch, drain), never stopped in place.
+      const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.policy === `proxied` || request.processId !== undefined);
       const targets: ManagedProcess[] = [];
       for (const process of this.#config.processes) {
-        if (process.policy === `proxied`) continue;
+        if (process.policy === `proxied` && !proxiedNamed(process)) continue;
         if (request.policy !== undefined && process.policy !== request.policy) continue;
         for (const managed of this.#instancesOf(process)) {
           if (request.processId === undefined || request.processId === process.id || request.processId === managed.id) targets.push(managed);
@@ -159,12 +156,67 @@ export class Deployer {
       const restarted: string[] = [];
       for (const managed of targets) {
         this.#log.info(`process restart requested`, {processId: managed.id});
-        await managed.stop();
-        await managed.start(`manual`);
+        const release = this.#active;
+        if (release && release.processes.includes(managed) && this.#policyOf(managed) === `proxied`) {
+          await this.#replaceProxied(release, managed);
+        } else {
+          await managed.stop();
+          await managed.start(`manual`);
+        }
         restarted.push(managed.id);
       }
       return {restarted};
     });
+  }
+
+  /**
+   * Zero-downtime replacement of a proxied instance of the active release: a new process on a fresh
+   * port, health-checked, then the switch to its target, then the drain and stop of the old one.
+   * A failure before the switch stops the new process and leaves the old one serving.
+   */
+  async #replaceProxied(release: Release, old: ManagedProcess, reason: `manual` | `memory` = `manual`): Promise<ManagedProcess> {
+    const configIndex = release.config.processes.findIndex((process) => process.id === old.spec.processId);
+    const process = release.config.processes[configIndex];
+    const oldIndex = release.processes.indexOf(old);
+    const oldTarget = release.targets.find((target) => target.processId === old.id);
+    if (!process || !process.port || oldIndex === -1 || !oldTarget) throw new Error(`Assertion failed: ${old.id} is not a proxied instance of release ${release.releaseId}`);
+    const owner = `${release.key}:${old.id}:${Date.now()}`;
+    const port = await this.#ports.allocate({owner, processId: process.id, range: process.port, configKey: `processes[${configIndex}].port`});
+    const ports = {...release.ports, [process.id]: port};
+    const spec = buildInstanceSpec({
+      config: release.config, process, instanceId: old.id, releaseId: release.releaseId, releasePath: release.releasePath,
+      revision: release.revision, replicaIndex: 0, replicaCount: 1, ports, baseEnv: this.#baseEnv,
+    });
+    const fresh: ManagedProcess = new ManagedProcess(spec, {log: this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: old.id}), shouldRestart: () => release.isLive && release.processes.includes(fresh)});
+    try {
+      await fresh.start(reason);
+      if (process.health) await this.#waitHealthy(release, fresh, process, port, configIndex);
+    } catch (error) {
+      await fresh.stop();
+      this.#ports.releaseOwner(owner);
+      throw error;
+    }
+    const target = this.#proxy.createTarget({releaseId: release.releaseId, processId: old.id, host: release.config.proxy.upstreamHost, port});
+    release.processes.splice(oldIndex, 1, fresh);
+    release.targets.splice(release.targets.indexOf(oldTarget), 1, target);
+    release.ports[process.id] = port;
+    release.portOwners.push(owner);
+    if (release === this.#active) this.#proxy.setActiveTargets(release.targets);
+    this.#log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason});
+    const drain = await oldTarget.drain({timeoutMs: release.config.proxy.drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
+    await old.stop();
+    oldTarget.close();
+    this.#log.info(`process drained`, {releaseId: release.releaseId, processId: old.id, pid: old.pid, timedOut: drain.timedOut});
+    return fresh;
+  }
+
+  #releasePorts(release: Release): void {
+    this.#ports.releaseOwner(release.key);
+    for (const owner of release.portOwners.splice(0)) this.#ports.releaseOwner(owner);
+  }
+
+  #policyOf(managed: ManagedProcess): string | undefined {
+    return this.#config.processes.find((process) => process.id === managed.spec.processId)?.policy;
   }
 
   status(): DeployerStatus {
@@ -487,7 +539,7 @@ export class Deployer {
       this.#services.delete(id);
       this.#ports.releaseOwner(`service:${id}`);
     }
-    this.#ports.releaseOwner(release.key);
+    this.#releasePorts(release);
     for (const process of release.processes) {
       const status = process.status() as unknown as Record<string, unknown>;
       this.#log.info(`release startup process status`, {releaseId: release.releaseId, processId: process.id, phase: `after cleanup`, state: status.state, exitCode: status.exitCode, exitSignal: status.exitSignal, pid: status.pid});
@@ -564,7 +616,7 @@ export class Deployer {
       await early;
       await Promise.allSettled(handoff.map((process) => process.stop()));
       for (const target of release.targets) target.close();
-      this.#ports.releaseOwner(release.key);
+      this.#releasePorts(release);
       if (release.state === `draining`) {
         release.state = `stopped`;
         release.stoppedAt = new Date();
@@ -583,7 +635,7 @@ export class Deployer {
     await Promise.allSettled(release.processes.map((process) => process.stop()));
     for (const target of release.targets) target.close();
     if (wasDraining) await release.retirement;
-    this.#ports.releaseOwner(release.key);
+    this.#releasePorts(release);
     release.stoppedAt = new Date();
     this.#log.info(`release stopped`, {releaseId: release.releaseId});
   }
@@ -659,7 +711,7 @@ export class Deployer {
   }
 
   #allInstanceIds(): string[] {
-    return this.#config.processes.filter((process) => process.policy !== `proxied`).flatMap((process) => this.#instancesOf(process).map((managed) => managed.id));
+    return this.#config.processes.flatMap((process) => this.#instancesOf(process).map((managed) => managed.id));
   }
 
   #spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number) {

@@ -22,6 +22,8 @@ export class Release {
   ports: Record<string, number> = {};
   processes: ManagedProcess[] = [];
   targets: Target[] = [];
+  /** Port-lease owners beyond `key` (ports of replaced proxied instances), released with the release. */
+  portOwners: string[] = [];
   /** Set while the release drains; resolves when its processes are stopped. */
   retirement: Promise<void> | undefined;
 

@@ -32,7 +32,7 @@ export function webConfig(dir: string, overrides: Record<string, unknown> = {}, 
     control: {path: path.join(dir, `control.sock`)},
     proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 2_000, forceStopTimeoutMs: 2_000},
     processes: [
-      {id: `web`, command: `"${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}, ...webOverrides},
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}, ...webOverrides},
     ],
     ...overrides,
   };

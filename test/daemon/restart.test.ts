@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import test from 'node:test';
+import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
+import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
+import {httpGet} from '../helpers/http.ts';
+import {isPidAlive} from '../helpers/processes.ts';
+import {waitFor} from '../helpers/wait-for.ts';
+
+type ReleaseView = {releaseId: string; ports: Record<string, number>; processes: Array<{id: string; pid: number; state: string; lastStartReason?: string}>};
+
+function activeRelease(status: Record<string, unknown>): ReleaseView {
+  return (status.releases as ReleaseView[]).find((release) => release.releaseId === status.activeReleaseId) as ReleaseView;
+}
+
+test(`restart --process web replaces the web process without a failed request under keep-alive load`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const before = activeRelease(await daemon.call(`status`));
+  const oldPid = Number((await httpGet(daemon.proxyPort, `/pid`)).body);
+  assert.equal(oldPid, before.processes[0]?.pid);
+
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  let running = true;
+  let failures = 0;
+  const pids = new Set<number>();
+  const clients = Array.from({length: 8}, async () => {
+    while (running) {
+      try {
+        const result = await httpGet(daemon.proxyPort, `/pid`, {agent});
+        if (result.status === 200) pids.add(Number(result.body));
+        else failures += 1;
+      } catch {
+        failures += 1;
+      }
+    }
+  });
+  const result = await daemon.call(`restart`, {processId: `web`});
+  assert.deepEqual(result.restarted, [`web`]);
+  const after = activeRelease(await daemon.call(`status`));
+  const newPid = after.processes[0]?.pid as number;
+  await waitFor(() => pids.has(newPid), {what: `responses from the new web process`});
+  running = false;
+  await Promise.all(clients);
+  assert.equal(failures, 0);
+  assert.notEqual(newPid, oldPid);
+  assert.equal(isPidAlive(oldPid), false, `the old web process was stopped after its drain`);
+  assert.notEqual(after.ports.web, before.ports.web, `the new process got a fresh port`);
+  assert.equal(after.processes[0]?.lastStartReason, `manual`);
+  assert.ok(daemon.records.some((record) => record.msg === `process replaced` && record.previousPid === oldPid));
+});
+
+test(`a replacement web process that fails its health check leaves the old one serving`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {
+    command: `if [ -f "${path.join(dir, `broken`)}" ]; then APP_HEALTH=fail; export APP_HEALTH; fi; exec "${process.execPath}" "${WEB_APP}"`,
+    health: {path: `/ping`, intervalMs: 20, timeoutMs: 400},
+  }));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const oldPid = activeRelease(await daemon.call(`status`)).processes[0]?.pid as number;
+  const fs = await import('node:fs');
+  fs.writeFileSync(path.join(daemon.dir, `broken`), ``);
+  await assert.rejects(daemon.call(`restart`, {processId: `web`}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_HEALTH_CHECK_FAILED`);
+  assert.equal(Number((await httpGet(daemon.proxyPort, `/pid`)).body), oldPid);
+  assert.deepEqual(activeRelease(await daemon.call(`status`)).processes.map((process) => [process.pid, process.state]), [[oldPid, `running`]]);
+});
+
+test(`restart without selectors leaves the web process alone and revives a stopped companion`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {processes: [
+    {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+    {id: `worker`, command: `exec sleep 300`, policy: `companion`, replicas: 2},
+  ]}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const before = activeRelease(await daemon.call(`status`));
+  const webPid = before.processes.find((process) => process.id === `web`)?.pid;
+  const result = await daemon.call(`restart`, {});
+  assert.deepEqual(result.restarted, [`worker#0`, `worker#1`]);
+  const after = activeRelease(await daemon.call(`status`));
+  assert.equal(after.processes.find((process) => process.id === `web`)?.pid, webPid);
+  for (const id of [`worker#0`, `worker#1`]) {
+    assert.notEqual(after.processes.find((process) => process.id === id)?.pid, before.processes.find((process) => process.id === id)?.pid);
+  }
+  const single = await daemon.call(`restart`, {processId: `worker#1`});
+  assert.deepEqual(single.restarted, [`worker#1`]);
+  await assert.rejects(daemon.call(`restart`, {processId: `wrker`}), (error: unknown) => {
+    assert.ok(isRollbridgeError(error));
+    assert.equal(error.code, `ERR_PROCESS_NOT_FOUND`);
+    assert.deepEqual(error.details.valid, [`web`, `worker#0`, `worker#1`]);
+    return true;
+  });
+});
