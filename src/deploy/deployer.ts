@@ -9,6 +9,8 @@ import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
 import {waitForHealthy} from '../supervisor/health-check.ts';
 import {ManagedProcess} from '../supervisor/managed-process.ts';
+import type {ProcessSpec} from '../supervisor/managed-process.ts';
+import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import {SerialQueue} from '../util/serial-queue.ts';
 import {hookFailure, runHook} from './hook-runner.ts';
@@ -72,6 +74,7 @@ export class Deployer {
   readonly #releases: Release[] = [];
   readonly #services = new Map<string, DaemonProcess>();
   readonly #singletons = new Map<string, DaemonProcess>();
+  readonly #watchdogs = new Map<ManagedProcess, MemoryWatchdog>();
   #active: Release | null = null;
   #stopping = false;
   #deploying: string | null = null;
@@ -187,12 +190,12 @@ export class Deployer {
       config: release.config, process, instanceId: old.id, releaseId: release.releaseId, releasePath: release.releasePath,
       revision: release.revision, replicaIndex: 0, replicaCount: 1, ports, baseEnv: this.#baseEnv,
     });
-    const fresh: ManagedProcess = new ManagedProcess(spec, {log: this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: old.id}), shouldRestart: () => release.isLive && release.processes.includes(fresh)});
+    const fresh: ManagedProcess = this.#newProcess(release, process, spec, () => release.isLive && release.processes.includes(fresh));
     try {
       await fresh.start(reason);
       if (process.health) await this.#waitHealthy(release, fresh, process, port, configIndex);
     } catch (error) {
-      await fresh.stop();
+      await this.#stopForGood(fresh);
       this.#ports.releaseOwner(owner);
       throw error;
     }
@@ -204,7 +207,7 @@ export class Deployer {
     if (release === this.#active) this.#proxy.setActiveTargets(release.targets);
     this.#log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason});
     const drain = await oldTarget.drain({timeoutMs: release.config.proxy.drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
-    await old.stop();
+    await this.#stopForGood(old);
     oldTarget.close();
     this.#log.info(`process drained`, {releaseId: release.releaseId, processId: old.id, pid: old.pid, timedOut: drain.timedOut});
     return fresh;
@@ -246,8 +249,8 @@ export class Deployer {
     this.#proxy.setActiveTargets([]);
     const stops: Array<Promise<void>> = [];
     for (const release of this.#releases) stops.push(this.#stopRelease(release));
-    for (const entry of this.#services.values()) stops.push(entry.process.stop());
-    for (const entry of this.#singletons.values()) stops.push(entry.process.stop());
+    for (const entry of this.#services.values()) stops.push(this.#stopForGood(entry.process));
+    for (const entry of this.#singletons.values()) stops.push(this.#stopForGood(entry.process));
     const results = await Promise.allSettled(stops);
     const failures = results.filter((result) => result.status === `rejected`);
     if (failures.length > 0) {
@@ -530,12 +533,12 @@ export class Deployer {
   async #abortRelease(release: Release, startedServices: string[], error: unknown): Promise<void> {
     release.state = `failed`;
     this.#log.warn(`release startup failed`, {releaseId: release.releaseId, phase: `before cleanup`, err: error});
-    await Promise.allSettled(release.processes.map((process) => process.stop()));
+    await Promise.allSettled(release.processes.map((process) => this.#stopForGood(process)));
     for (const target of release.targets) target.close();
     for (const id of startedServices) {
       const entry = this.#services.get(id);
       if (!entry) continue;
-      await entry.process.stop().catch(() => undefined);
+      await this.#stopForGood(entry.process).catch(() => undefined);
       this.#services.delete(id);
       this.#ports.releaseOwner(`service:${id}`);
     }
@@ -558,7 +561,7 @@ export class Deployer {
   async #replaceSingletons(release: Release, plan: ReleasePlan, previous: Release | null): Promise<void> {
     for (const {process} of plan.singletons) {
       const old = this.#singletons.get(process.id);
-      if (old) await old.process.stop();
+      if (old) await this.#stopForGood(old.process);
       const managed = this.#createProcess(release, process, process.id, 0, 1, () => this.#singletons.get(process.id)?.release?.isLive === true);
       const entry: DaemonProcess = {process: managed, release, port: release.ports[process.id]};
       this.#singletons.set(process.id, entry);
@@ -608,13 +611,13 @@ export class Deployer {
       const byPolicy = (policy: string) => release.processes.filter((process) => release.config.processes.find((p) => p.id === process.spec.processId)?.policy === policy);
       const nonBlocking = release.processes.filter((process) => config.processes.find((p) => p.id === process.spec.processId)?.nonBlockingDrain === true);
       const handoff = byPolicy(`service`);
-      const early = Promise.allSettled(nonBlocking.map((process) => process.stop()));
+      const early = Promise.allSettled(nonBlocking.map((process) => this.#stopForGood(process)));
       const drains = await Promise.all(release.targets.map((target) => target.drain({timeoutMs: config.proxy.drainTimeoutMs, wsCloseJitterMs: config.proxy.wsCloseJitterMs})));
       const timedOut = drains.some((drain) => drain.timedOut);
       const dependents = release.processes.filter((process) => !nonBlocking.includes(process) && !handoff.includes(process));
-      await Promise.allSettled(dependents.map((process) => process.stop()));
+      await Promise.allSettled(dependents.map((process) => this.#stopForGood(process)));
       await early;
-      await Promise.allSettled(handoff.map((process) => process.stop()));
+      await Promise.allSettled(handoff.map((process) => this.#stopForGood(process)));
       for (const target of release.targets) target.close();
       this.#releasePorts(release);
       if (release.state === `draining`) {
@@ -632,7 +635,7 @@ export class Deployer {
     if (release.state === `stopped`) return;
     const wasDraining = release.state === `draining`;
     release.state = finalState;
-    await Promise.allSettled(release.processes.map((process) => process.stop()));
+    await Promise.allSettled(release.processes.map((process) => this.#stopForGood(process)));
     for (const target of release.targets) target.close();
     if (wasDraining) await release.retirement;
     this.#releasePorts(release);
@@ -730,8 +733,40 @@ export class Deployer {
   }
 
   #createProcess(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number, shouldRestart: () => boolean): ManagedProcess {
-    const spec = this.#spec(release, process, instanceId, replicaIndex, replicaCount);
-    return new ManagedProcess(spec, {log: this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: instanceId}), shouldRestart});
+    return this.#newProcess(release, process, this.#spec(release, process, instanceId, replicaIndex, replicaCount), shouldRestart);
+  }
+
+  /** Every managed process is made here, so each one with `memory` gets its watchdog. */
+  #newProcess(release: Release, process: ProcessConfig, spec: ProcessSpec, shouldRestart: () => boolean): ManagedProcess {
+    const log = this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: spec.id});
+    const managed = new ManagedProcess(spec, {log, shouldRestart});
+    if (process.memory) {
+      const watchdog = new MemoryWatchdog({process: managed, memory: process.memory, log, onLimit: () => this.#restartForMemory(release, managed, shouldRestart)});
+      this.#watchdogs.set(managed, watchdog);
+      watchdog.start();
+    }
+    return managed;
+  }
+
+  /** Over its memory limit: the proxied process of the active release is replaced without downtime, others restart. */
+  async #restartForMemory(release: Release, managed: ManagedProcess, shouldRestart: () => boolean): Promise<void> {
+    // A release still starting is judged by its health check; a restart now would only fail the deploy obscurely.
+    if (this.#stopping || release.state === `starting`) return;
+    if (release === this.#active && release.processes.includes(managed) && this.#policyOf(managed) === `proxied`) {
+      await this.#queue.run(async () => {
+        if (release === this.#active && release.processes.includes(managed)) await this.#replaceProxied(release, managed, `memory`);
+      });
+      return;
+    }
+    await managed.stop();
+    if (shouldRestart() && !this.#stopping) await managed.start(`memory`);
+  }
+
+  /** Stops a process that will not run again (its release or slot is gone) and ends its memory watchdog. */
+  #stopForGood(managed: ManagedProcess): Promise<void> {
+    this.#watchdogs.get(managed)?.stop();
+    this.#watchdogs.delete(managed);
+    return managed.stop();
   }
 }
 

@@ -54,6 +54,8 @@ export type ProcessStatus = {
   memoryRestarts: number;
   lastMemoryRestartAt?: string;
   children: Array<{command: string; pid: number; rssBytes?: number}>;
+  /** RSS of the whole process group, from the memory watchdog (processes with `memory`), while running. */
+  rssBytes?: number;
   logs: OutputLine[];
 };
 
@@ -89,6 +91,7 @@ export class ManagedProcess {
   #restartHistory: number[] = [];
   #restarts = 0;
   #memoryRestarts = 0;
+  #memory: {rssBytes: number; children: Array<{command: string; pid: number; rssBytes?: number}>} | undefined;
   #lastMemoryRestartAt: string | undefined;
   #startedAt: number | undefined;
   #lastStartReason: StartReason | undefined;
@@ -170,6 +173,11 @@ export class ManagedProcess {
     });
   }
 
+  /** The latest memory sample of the process group (the memory watchdog feeds it); shown in status while running. */
+  recordMemory(sample: {rssBytes: number; children: Array<{command: string; pid: number; rssBytes?: number}>} | undefined): void {
+    this.#memory = sample;
+  }
+
   recentOutput(): OutputLine[] {
     return this.#output.lines();
   }
@@ -191,7 +199,8 @@ export class ManagedProcess {
       restarts: this.#restarts,
       memoryRestarts: this.#memoryRestarts,
       lastMemoryRestartAt: this.#lastMemoryRestartAt,
-      children: [],
+      children: running && this.#memory ? this.#memory.children : [],
+      ...(running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
       logs: this.recentOutput(),
     };
   }

@@ -83,6 +83,22 @@ export function readProcessGroupRss(pgid: number): number | null {
   return total;
 }
 
+export type GroupMemory = {rssBytes: number; members: Array<{pid: number; command: string; rssBytes: number}>};
+
+/** RSS of every live member of a process group, with each member's command (`comm`); null when none is left. */
+export function readProcessGroupMemory(pgid: number): GroupMemory | null {
+  const members: GroupMemory[`members`] = [];
+  let rssBytes = 0;
+  for (const stat of readAllStats()) {
+    if (stat.pgrp !== pgid || !isLiveState(stat.state)) continue;
+    const rss = readRssBytes(stat.pid);
+    if (rss === null) continue;
+    members.push({pid: stat.pid, command: stat.comm, rssBytes: rss});
+    rssBytes += rss;
+  }
+  return members.length === 0 ? null : {rssBytes, members};
+}
+
 /** Every live descendant of `pid` (children, grandchildren, …), found by walking ppid links. */
 export function listDescendants(pid: number): number[] {
   const childrenByParent = new Map<number, number[]>();
