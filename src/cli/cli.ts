@@ -3,8 +3,10 @@ import type {BaseContext} from 'clipanion';
 import type {CliContext} from './context.ts';
 import {renderError} from './render.ts';
 import {getVersionInfo} from './version.ts';
+import {CompletionCommand} from './commands/completion.ts';
 import {DaemonCommand} from './commands/daemon.ts';
 import {DeployCommand} from './commands/deploy.ts';
+import {DoctorCommand} from './commands/doctor.ts';
 import {EnsureDaemonCommand} from './commands/ensure-daemon.ts';
 import {EventsCommand} from './commands/events.ts';
 import {LogsCommand} from './commands/logs.ts';
@@ -31,7 +33,9 @@ export const COMMANDS = [
   LogsCommand,
   EventsCommand,
   ValidateCommand,
+  DoctorCommand,
   VerifyCommand,
+  CompletionCommand,
   VersionCommand,
   VerifyAppCommand,
 ] as const;

@@ -1,4 +1,4 @@
-import {Command} from 'clipanion';
+import {Command, Option} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
 import {formatDuration, formatTable} from '../render.ts';
 
@@ -14,9 +14,17 @@ export class StatusCommand extends BaseCommand {
       A table on a terminal; the full status document as JSON with \`--json\` or when stdout is not a
       terminal (the rollbridge 0.1 shape: activeReleaseId, application, control, proxy, releases,
       services, singletons, plus daemon and daemonRuntime).
+
+      With \`--check\`, compares the state with what should run instead: every process of the active
+      release, every service and every singleton should be \`running\`, and a release should be active.
+      Prints one \`✗ <release|service|singleton> <process id>: expected running, is <state>\` line per
+      problem (\`--json\`: \`{ok, problems: [{where, processId, releaseId?, expected, actual}]}\`) and exits 1 when
+      there is any. Draining and stopped releases are not problems.
     `,
-    examples: [[`Show the status`, `$0 status`], [`As JSON, for scripts`, `$0 status --json`]],
+    examples: [[`Show the status`, `$0 status`], [`As JSON, for scripts`, `$0 status --json`], [`Exit 1 if a process is not running (monitoring)`, `$0 status --check`]],
   });
+
+  check = Option.Boolean(`--check`, false, {description: `Exit 1 when a process is not running where it should (or no release is active), listing each one`});
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
@@ -27,6 +35,7 @@ export class StatusCommand extends BaseCommand {
     } finally {
       client.close();
     }
+    if (this.check) return this.#renderCheck(findStatusProblems(status));
     if (this.json || !this.isTTY) {
       this.writeJson({status: `success`, ...status});
       return 0;
@@ -34,6 +43,46 @@ export class StatusCommand extends BaseCommand {
     this.writeLine(renderStatus(status));
     return 0;
   }
+
+  #renderCheck(problems: StatusProblem[]): number {
+    const ok = problems.length === 0;
+    if (this.json) {
+      this.writeJson({ok, problems});
+    } else if (ok) {
+      this.writeLine(`✓ every process is running where it should`);
+    } else {
+      for (const problem of problems) this.writeLine(`✗ ${formatStatusProblem(problem)}`);
+      this.context.stderr.write(`\n${problems.length} problem(s) found.\n`);
+    }
+    return ok ? 0 : 1;
+  }
+}
+
+/** A process that is not in its expected state (`status --check`); `where: proxy` means no release is active. */
+export type StatusProblem = {where: `release` | `service` | `singleton` | `proxy`; processId: string | null; releaseId?: string; expected: string; actual: string};
+
+/** Every process of the active release, every service and every singleton should be running. */
+export function findStatusProblems(status: Record<string, unknown>): StatusProblem[] {
+  const problems: StatusProblem[] = [];
+  const expect = (where: StatusProblem[`where`], process: ProcessStatusView | undefined, fallbackId: string, releaseId?: string) => {
+    const actual = process?.state ?? `missing`;
+    if (actual !== `running`) problems.push({where, processId: process?.id ?? fallbackId, ...(releaseId === undefined ? {} : {releaseId}), expected: `running`, actual});
+  };
+  const activeReleaseId = status.activeReleaseId;
+  const active = typeof activeReleaseId === `string` ? ((status.releases as ReleaseView[] | undefined) ?? []).find((release) => release.releaseId === activeReleaseId) : undefined;
+  if (active === undefined) {
+    problems.push({where: `proxy`, processId: null, expected: `an active release`, actual: `no active release`});
+  } else {
+    for (const process of active.processes ?? []) expect(`release`, process, `?`, active.releaseId);
+  }
+  for (const service of (status.services as Array<{id: string; process?: ProcessStatusView}> | undefined) ?? []) expect(`service`, service.process, service.id);
+  for (const singleton of (status.singletons as Array<{id: string; process?: ProcessStatusView}> | undefined) ?? []) expect(`singleton`, singleton.process, singleton.id);
+  return problems;
+}
+
+export function formatStatusProblem(problem: StatusProblem): string {
+  if (problem.where === `proxy`) return `proxy: ${problem.actual}`;
+  return `${problem.where} ${problem.processId ?? `?`}: expected ${problem.expected}, is ${problem.actual}`;
 }
 
 export function renderStatus(status: Record<string, unknown>): string {

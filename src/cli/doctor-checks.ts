@@ -1,0 +1,295 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type {ConfigFileValidation} from '../config/load.ts';
+import {buildTemplateContext} from '../config/template.ts';
+import type {Config} from '../config/types.ts';
+import {probeControlSocket} from '../control/server.ts';
+import type {ProbeResult} from '../control/server.ts';
+import {renderProcessDefinition} from '../deploy/process-env.ts';
+import {errorMessage} from '../errors/rollbridge-error.ts';
+import {readProcStat} from '../system/proc.ts';
+
+/** One line of `rollbridge doctor`. Names are upstream's, so scripts that grep them keep working. */
+export type DoctorCheck = {name: string; ok: boolean; detail: string};
+
+/** What `probeControlSocket` found, or the error it threw. */
+export type SocketProbe = ProbeResult | {state: `error`; error: unknown};
+
+export type ReleaseCheckOptions = {
+  /** Absolute path of the release directory. */
+  releasePath: string;
+  /** Default: `revision`, then the release path's basename. */
+  releaseId?: string | undefined;
+  /** Default: the release id. */
+  revision?: string | undefined;
+  /** What `{{env.NAME}}` reads (the CLI's environment stands in for the daemon's). */
+  env: Record<string, string | undefined>;
+};
+
+/** `config`: passes for a valid config; otherwise the only check doctor runs. */
+export function checkConfig(result: ConfigFileValidation): DoctorCheck {
+  const {config} = result;
+  if (config !== null && result.issues.length === 0) {
+    return pass(`config`, `${result.path} is valid: ${plural(config.processes.length, `process`, `processes`)}, proxy on ${config.proxy.host}:${config.proxy.port}`);
+  }
+  const [first] = result.issues;
+  if (result.path === null && first !== undefined) return fail(`config`, first.message);
+  return fail(`config`, `${result.issues.length} issue(s) — run "rollbridge validate" for details`);
+}
+
+/** Probes the control socket once; the socket, proxy port and orphan checks all read the result. */
+export async function probeSocket(socketPath: string): Promise<SocketProbe> {
+  try {
+    return await probeControlSocket(socketPath);
+  } catch (error) {
+    return {state: `error`, error};
+  }
+}
+
+/** `control socket`, `control socket directory`, `proxy port`, then the two state checks when `statePath` is set. */
+export async function runEnvironmentChecks(config: Config): Promise<DoctorCheck[]> {
+  const probe = await probeSocket(config.control.path);
+  const checks = [
+    await checkControlSocket(config, probe),
+    await checkControlSocketDirectory(config.control.path),
+    await checkProxyPort(config, probe),
+  ];
+  if (config.statePath !== undefined) {
+    checks.push(await checkStatePathDirectory(config.statePath), await checkOrphanedProcesses(config.statePath, probe));
+  }
+  return checks;
+}
+
+export async function checkControlSocket(config: Config, probe: SocketProbe): Promise<DoctorCheck> {
+  const name = `control socket`;
+  const socketPath = config.control.path;
+  const stat = await lstatOrNull(socketPath);
+  if (stat !== null && stat.isSymbolicLink()) return fail(name, `${socketPath} is a symbolic link; the daemon refuses to use it`);
+  if (stat !== null && !stat.isSocket()) return fail(name, `${socketPath} exists and is not a socket; the daemon would fail to bind it`);
+  switch (probe.state) {
+    case `absent`:
+      return pass(name, `no daemon running; ${socketPath} is free to bind`);
+    case `stale`:
+      return pass(name, `no daemon running; ${socketPath} is a stale socket the daemon will replace`);
+    case `daemon`: {
+      const application = probe.status.application;
+      if (application === config.application) return pass(name, `rollbridge daemon for "${config.application}" is running on ${socketPath}`);
+      return fail(name, `a rollbridge daemon for "${String(application)}" is running on ${socketPath}, not one for "${config.application}"`);
+    }
+    case `foreign`:
+      return fail(name, `another process is already listening on ${socketPath}; the daemon would fail to bind it`);
+    case `error`:
+      return fail(name, `could not probe ${socketPath}: ${errorMessage(probe.error)}`);
+  }
+}
+
+/**
+ * `control socket directory`: writable and searchable. A missing directory passes when its parent
+ * exists, because the daemon creates it (mode 0700); a directory other users can write is refused
+ * by the daemon, so it fails here too.
+ */
+export async function checkControlSocketDirectory(socketPath: string): Promise<DoctorCheck> {
+  const name = `control socket directory`;
+  const dir = path.dirname(socketPath);
+  const stat = await lstatOrNull(dir);
+  if (stat === null) {
+    const parent = path.dirname(dir);
+    if (await isWritableDirectory(parent)) return pass(name, `${dir} does not exist yet; the daemon creates it in ${parent}`);
+    return fail(name, `${dir} is missing or not writable`);
+  }
+  if (stat.isDirectory() && (stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) {
+    return fail(name, `${dir} is writable by other users (mode ${(stat.mode & 0o7777).toString(8).padStart(4, `0`)}) without the sticky bit; the daemon refuses it`);
+  }
+  return await isWritableDirectory(dir) ? pass(name, `${dir} is writable`) : fail(name, `${dir} is missing or not writable`);
+}
+
+/** `proxy port`: a trial bind; a port held by this application's running daemon on the same host and port passes. */
+export async function checkProxyPort(config: Config, probe: SocketProbe): Promise<DoctorCheck> {
+  const name = `proxy port`;
+  const {host, port} = config.proxy;
+  const address = `${host}:${port}`;
+  const bindError = await tryBind(host, port);
+  if (bindError === null) return pass(name, port === 0 ? `${address} is available (the OS picks a free port)` : `${address} is available`);
+  if (probe.state === `daemon` && probe.status.application === config.application) {
+    const proxy = probe.status.proxy as {host?: unknown; port?: unknown} | undefined;
+    if (proxy?.host === host && proxy.port === port) return pass(name, `${address} is already held by the running rollbridge daemon`);
+  }
+  return fail(name, `${address} is unavailable (${bindError})`);
+}
+
+export async function checkStatePathDirectory(statePath: string): Promise<DoctorCheck> {
+  const dir = path.dirname(statePath);
+  return await isWritableDirectory(dir)
+    ? pass(`state path directory`, `${dir} is writable`)
+    : fail(`state path directory`, `${dir} is missing or not writable; state cannot be persisted`);
+}
+
+/**
+ * `orphaned processes`: pids recorded in the state file (upstream's layout: `orphans[]`, release
+ * processes, services, singletons) that are still alive while no daemon runs. Zombies do not count.
+ */
+export async function checkOrphanedProcesses(statePath: string, probe: SocketProbe): Promise<DoctorCheck> {
+  const name = `orphaned processes`;
+  if (probe.state === `daemon`) return pass(name, `a daemon is running; its managed processes are not orphans`);
+  let text: string;
+  try {
+    text = await fsp.readFile(statePath, `utf8`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === `ENOENT`) return pass(name, `no state file`);
+    return fail(name, `could not read ${statePath}: ${errorMessage(error)}`);
+  }
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch (error) {
+    return fail(name, `${statePath} is not valid JSON (${errorMessage(error)}); recorded processes cannot be checked`);
+  }
+  const alive = recordedProcesses(state).filter((entry) => isAlive(entry.pid));
+  if (alive.length === 0) return pass(name, `no orphaned processes`);
+  const list = alive.map((entry) => `${entry.id} (pid ${entry.pid})`).join(`, `);
+  return fail(name, `${alive.length} possible orphaned process(es) still running: ${list} — verify and stop any leftovers`);
+}
+
+/** `release path`, `process templates`, `process working directories` (with `doctor --release-path`). */
+export async function runReleaseChecks(config: Config, options: ReleaseCheckOptions): Promise<DoctorCheck[]> {
+  const releaseId = options.releaseId ?? options.revision ?? path.basename(options.releasePath);
+  const revision = options.revision ?? releaseId;
+  const rendered = renderProcesses(config, {...options, releaseId, revision});
+  return [
+    await checkReleasePath(options.releasePath),
+    checkProcessTemplates(rendered),
+    await checkProcessWorkingDirectories(rendered),
+  ];
+}
+
+export async function checkReleasePath(releasePath: string): Promise<DoctorCheck> {
+  const stat = await statOrNull(releasePath);
+  if (stat === null) return fail(`release path`, `${releasePath} does not exist`);
+  if (!stat.isDirectory()) return fail(`release path`, `${releasePath} is not a directory`);
+  return pass(`release path`, `${releasePath} is a directory`);
+}
+
+/** Each process rendered once (replica 0, the low end of each port range), or the error rendering threw. */
+export type RenderedProcess = {id: string; cwd: string} | {id: string; error: string};
+
+export function renderProcesses(config: Config, options: ReleaseCheckOptions & {releaseId: string; revision: string}): RenderedProcess[] {
+  const ports: Record<string, number> = {};
+  for (const process of config.processes) {
+    if (process.port !== undefined) ports[process.id] = process.port.from;
+  }
+  return config.processes.map((process, processIndex) => {
+    const context = buildTemplateContext({
+      application: config.application,
+      releaseId: options.releaseId,
+      releasePath: options.releasePath,
+      revision: options.revision,
+      processId: process.id,
+      replicaIndex: 0,
+      replicaCount: process.replicas,
+      port: ports[process.id],
+      ports,
+      proxy: {host: config.proxy.host, port: config.proxy.port, upstreamHost: config.proxy.upstreamHost},
+      env: options.env,
+    });
+    try {
+      return {id: process.id, cwd: renderProcessDefinition(process, context, {releasePath: options.releasePath, processIndex}).cwd};
+    } catch (error) {
+      return {id: process.id, error: errorMessage(error)};
+    }
+  });
+}
+
+export function checkProcessTemplates(rendered: RenderedProcess[]): DoctorCheck {
+  const failures = rendered.filter((entry) => `error` in entry).map((entry) => `${entry.id}: ${(entry as {error: string}).error}`);
+  if (failures.length > 0) return fail(`process templates`, failures.join(`; `));
+  return pass(`process templates`, `command, cwd and env of ${plural(rendered.length, `process`, `processes`)} render`);
+}
+
+/** Rendered cwds (relative ones already resolved against the release path) that are not directories. */
+export async function checkProcessWorkingDirectories(rendered: RenderedProcess[]): Promise<DoctorCheck> {
+  const withCwd = rendered.filter((entry): entry is {id: string; cwd: string} => `cwd` in entry);
+  const missing: string[] = [];
+  for (const entry of withCwd) {
+    const stat = await statOrNull(entry.cwd);
+    if (stat === null || !stat.isDirectory()) missing.push(`${entry.id} (${entry.cwd})`);
+  }
+  if (missing.length > 0) return fail(`process working directories`, `missing: ${missing.join(`, `)}`);
+  return pass(`process working directories`, `${plural(withCwd.length, `working directory`, `working directories`)} found`);
+}
+
+function recordedProcesses(state: unknown): Array<{id: string; pid: number}> {
+  if (!isRecord(state)) return [];
+  const entries: Array<{id: string; pid: number}> = [];
+  const add = (id: unknown, pid: unknown) => {
+    if (Number.isInteger(pid) && (pid as number) > 0) entries.push({id: typeof id === `string` ? id : `?`, pid: pid as number});
+  };
+  for (const orphan of arrayOf(state.orphans)) add(orphan.id, orphan.pid);
+  for (const release of arrayOf(state.releases)) {
+    for (const process of arrayOf(release.processes)) add(process.id, process.pid);
+  }
+  for (const owner of [...arrayOf(state.services), ...arrayOf(state.singletons)]) {
+    if (isRecord(owner.process)) add(owner.id, owner.process.pid);
+  }
+  const seen = new Set<number>();
+  return entries.filter((entry) => !seen.has(entry.pid) && seen.add(entry.pid));
+}
+
+function isAlive(pid: number): boolean {
+  const stat = readProcStat(pid);
+  return stat !== null && stat.state !== `Z` && stat.state !== `X`;
+}
+
+function tryBind(host: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once(`error`, (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    server.listen({host, port, exclusive: true}, () => server.close(() => resolve(null)));
+  });
+}
+
+async function isWritableDirectory(dir: string): Promise<boolean> {
+  try {
+    await fsp.access(dir, fs.constants.W_OK | fs.constants.X_OK);
+    return (await fsp.stat(dir)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function lstatOrNull(file: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.lstat(file);
+  } catch {
+    return null;
+  }
+}
+
+async function statOrNull(file: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.stat(file);
+  } catch {
+    return null;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === `object` && value !== null && !Array.isArray(value);
+}
+
+function arrayOf(value: unknown): Array<Record<string, unknown>> {
+  return Array.isArray(value) ? value.filter(isRecord) : [];
+}
+
+function pass(name: string, detail: string): DoctorCheck {
+  return {name, ok: true, detail};
+}
+
+function fail(name: string, detail: string): DoctorCheck {
+  return {name, ok: false, detail};
+}
+
+function plural(count: number, singular: string, pluralForm: string): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
+}
