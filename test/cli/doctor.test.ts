@@ -97,6 +97,23 @@ test(`a proxy port held by another process fails with the errno code`, async (t)
   assert.equal(report.checks.filter((entry) => !entry.ok).length, 1);
 });
 
+test(`a control socket path held by another listener, or by a plain file, fails the control socket check`, async (t) => {
+  const dir = createTempDir(t);
+  const foreignPath = path.join(dir, `foreign.sock`);
+  const foreign = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => foreign.listen(foreignPath, resolve));
+  t.after(() => new Promise((resolve) => foreign.close(resolve)));
+  const filePath = path.join(dir, `file.sock`);
+  fs.writeFileSync(filePath, ``);
+  const foreignConfig = writeConfig(dir, webConfig(dir, {control: {path: foreignPath}}), `foreign.json`);
+  const fileConfig = writeConfig(dir, webConfig(dir, {control: {path: filePath}}), `file.json`);
+  const [listener, file] = await Promise.all([doctor([`--config`, foreignConfig], dir), doctor([`--config`, fileConfig], dir)]);
+  assert.equal(listener.code, 1);
+  assert.deepEqual(check(listener.report, `control socket`), {name: `control socket`, ok: false, detail: `another process is already listening on ${foreignPath}; the daemon would fail to bind it`});
+  assert.equal(file.code, 1);
+  assert.deepEqual(check(file.report, `control socket`), {name: `control socket`, ok: false, detail: `${filePath} exists and is not a socket; the daemon would fail to bind it`});
+});
+
 test(`the control socket directory fails when neither it nor its parent exists, and passes when the daemon can create it`, async (t) => {
   const dir = createTempDir(t);
   const missingConfig = writeConfig(dir, webConfig(dir, {control: {path: path.join(dir, `missing`, `deeper`, `c.sock`)}}), `missing.json`);
