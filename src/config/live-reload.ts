@@ -18,6 +18,7 @@ export function diffLiveReload(previous: Config, next: Config): string[] {
     if (previous.control[field] !== next.control[field]) changed.push(`control.${field}`);
   }
   if (previous.statePath !== next.statePath) changed.push(`statePath`);
+  if (previous.eventsPath !== next.eventsPath) changed.push(`eventsPath`);
   for (const field of PROXY_FIELDS) {
     if (previous.proxy[field] !== next.proxy[field]) changed.push(`proxy.${field}`);
   }

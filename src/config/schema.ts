@@ -328,6 +328,7 @@ const configShape = {
   processes: required(arrayOf(objectOf(processShape, `{id: "web", command: "node server.js", policy: "proxied", port: 3000}`), `an array of processes`), (p) => `Add ${p}: [...] listing the app's processes, with exactly one policy: "proxied" process`),
   releaseRetention: optional(objectOf(releaseRetentionShape, `{keep: 10}`)),
   statePath: optional(nonEmptyString),
+  eventsPath: optional(nonEmptyString),
   legacyTakeover: optional(objectOf(legacyTakeoverShape, `{screens: ["app"]}`)),
   hooks: optional(objectOf(hooksShape, `{beforeSwitch: "npm run migrate", timeoutMs: 300000}`)),
 };
@@ -516,6 +517,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
     proxy,
     releaseRetention: {keep: retention.keep ?? DEFAULT_RELEASE_KEEP, maxAgeMs: retention.maxAgeMs ?? DEFAULT_RELEASE_MAX_AGE_MS},
     statePath: raw.statePath == null ? undefined : path.resolve(configDir, raw.statePath),
+    eventsPath: raw.eventsPath == null ? undefined : path.resolve(configDir, raw.eventsPath),
     legacyTakeover: legacy == null ? undefined : {
       screens: [...(legacy.screens ?? [])],
       processes: (legacy.processes ?? []).map((matcher, index) => ({name: matcher.name ?? `legacy process ${index + 1}`, includes: [...matcher.includes]})),

@@ -105,6 +105,8 @@ export type Config = {
   proxy: ProxyConfig;
   releaseRetention: {keep: number; maxAgeMs: number};
   statePath: string | undefined;
+  /** Append-only JSONL file that receives every event (mode 0600). */
+  eventsPath: string | undefined;
   legacyTakeover: LegacyTakeoverConfig | undefined;
   hooks: HooksConfig;
   processes: ProcessConfig[];

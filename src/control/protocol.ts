@@ -68,6 +68,8 @@ export const isRestartParams = t.isObject({
 
 export const isEventsParams = t.isObject({
   limit: t.isOptional(isPositiveInteger()),
+  /** Stream every new event as a progress frame `{event}` until the client disconnects or the daemon stops. */
+  follow: t.isOptional(t.isBoolean()),
 });
 
 export const isLogsParams = t.isObject({

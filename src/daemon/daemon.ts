@@ -8,7 +8,7 @@ import {Logger, createStreamSink} from '../log/logger.ts';
 import {ProxyServer} from '../proxy/proxy-server.ts';
 import {PortAllocator} from '../supervisor/port-allocator.ts';
 import {resolveGroupId, resolveUserId} from '../system/users.ts';
-import {EventHistory} from './event-history.ts';
+import {EventHistory, createEventsFileSink} from './event-history.ts';
 import {createHandlers} from './handlers.ts';
 
 export type DaemonOptions = {
@@ -34,6 +34,7 @@ export class Daemon {
   #shutdown: Promise<void> | undefined;
   #stopping = false;
   readonly #stopped = Promise.withResolvers<void>();
+  readonly #stoppingSignal = Promise.withResolvers<void>();
 
   private constructor(options: DaemonOptions, parts: {log: Logger; history: EventHistory; proxy: ProxyServer; deployer: Deployer}) {
     this.#options = options;
@@ -47,6 +48,7 @@ export class Daemon {
     const {config} = options;
     const history = new EventHistory(DEFAULT_EVENT_HISTORY);
     const log = new Logger({sinks: [createStreamSink(options.stdout), history.sink]});
+    if (config.eventsPath) log.addSink(createEventsFileSink(config.eventsPath));
     const daemonLog = log.child({component: `daemon`});
 
     // Refuse early (before binding the proxy port) when another daemon owns the control socket.
@@ -103,6 +105,11 @@ export class Daemon {
     return this.#stopping;
   }
 
+  /** Resolves as soon as a shutdown begins (streams such as `events --follow` end then). */
+  get stopping(): Promise<void> {
+    return this.#stoppingSignal.promise;
+  }
+
   /** Settles once a shutdown (signal or `shutdown` command) has finished. */
   get stopped(): Promise<void> {
     return this.#stopped.promise;
@@ -146,6 +153,7 @@ export class Daemon {
   shutdown(options: {keep?: unknown} = {}): Promise<void> {
     this.#shutdown ??= (async () => {
       this.#stopping = true;
+      this.#stoppingSignal.resolve();
       this.log.info(`daemon stopping`, {});
       const errors: string[] = [];
       try {

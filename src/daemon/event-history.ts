@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {LogRecord, LogSink} from '../log/logger.ts';
 
 export type HistoryEvent = {at: string; message: string; level: string; data: Record<string, unknown>};
@@ -19,11 +22,7 @@ export class EventHistory {
   }
 
   record(record: LogRecord): void {
-    const data: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(record)) {
-      if (!OMITTED_KEYS.has(key)) data[key] = value;
-    }
-    const event: HistoryEvent = {at: record.time, message: record.msg, level: record.level, data};
+    const event = toHistoryEvent(record);
     this.#events.push(event);
     if (this.#events.length > this.#limit) this.#events.splice(0, this.#events.length - this.#limit);
     for (const listener of this.#listeners) listener(event);
@@ -39,4 +38,38 @@ export class EventHistory {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
+}
+
+export function toHistoryEvent(record: LogRecord): HistoryEvent {
+  const data: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) {
+    if (!OMITTED_KEYS.has(key)) data[key] = value;
+  }
+  return {at: record.time, message: record.msg, level: record.level, data};
+}
+
+/**
+ * `eventsPath`: every event appended as one JSON line (the `events --json` shape), file mode 0600.
+ * Opened once at start; a write error is reported on the daemon's stderr, never thrown into the caller.
+ */
+export function createEventsFileSink(eventsPath: string): LogSink {
+  let fd: number;
+  try {
+    fd = fs.openSync(eventsPath, `a`, 0o600);
+  } catch (error) {
+    throw new RollbridgeError(ErrorCode.EVENTS_FILE_UNWRITABLE, `Cannot open eventsPath ${eventsPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
+      fix: `Create the directory of eventsPath, make it writable by the daemon's user, or unset eventsPath`,
+      details: {eventsPath},
+      cause: error,
+    });
+  }
+  let failed = false;
+  return (record) => {
+    try {
+      fs.writeSync(fd, `${JSON.stringify(toHistoryEvent(record))}\n`);
+    } catch (error) {
+      if (!failed) process.stderr.write(`rollbridge: writing ${eventsPath} failed: ${String(error)}\n`);
+      failed = true;
+    }
+  };
 }

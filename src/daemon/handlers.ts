@@ -14,7 +14,22 @@ export function createHandlers(daemon: Daemon): ControlHandlers {
       return daemon.status() as ResultOf<`stop`>;
     },
     restart: async (params) => daemon.deployer.restart(params),
-    events: async (params) => ({events: daemon.history.recent(params.limit) as ResultOf<`events`>[`events`]}),
+    events: async (params, context) => {
+      const events = daemon.history.recent(params.limit) as ResultOf<`events`>[`events`];
+      if (!params.follow) return {events};
+      for (const event of events) context.progress({event});
+      // Streams until the client goes away or the daemon stops; the final frame then carries no events.
+      const unsubscribe = daemon.history.subscribe((event) => context.progress({event}));
+      try {
+        await Promise.race([
+          new Promise<void>((resolve) => context.signal.addEventListener(`abort`, () => resolve(), {once: true})),
+          daemon.stopping,
+        ]);
+      } finally {
+        unsubscribe();
+      }
+      return {events: []};
+    },
     logs: async (params) => ({
       sources: daemon.deployer.processSources()
         .filter(({id}) => params.processId === undefined || id === params.processId || baseProcessId(id) === params.processId)

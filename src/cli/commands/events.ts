@@ -1,5 +1,7 @@
 import {Command, Option} from 'clipanion';
 import * as t from 'typanion';
+import {ErrorCode} from '../../errors/codes.ts';
+import {isRollbridgeError} from '../../errors/rollbridge-error.ts';
 import {BaseCommand} from '../base-command.ts';
 
 type EventView = {at: string; message: string; level?: string; data: Record<string, unknown>};
@@ -9,14 +11,38 @@ export class EventsCommand extends BaseCommand {
 
   static usage = Command.Usage({
     description: `Show the daemon's structured event history (the last 1000 events)`,
-    examples: [[`All recorded events`, `$0 events`], [`The last 20, as JSON`, `$0 events --limit 20 --json`]],
+    details: `
+      Prints the recorded events, oldest first. With \`--follow\` it keeps the connection open and prints
+      every new event as it happens (one JSON object per line with \`--json\`: NDJSON), until the daemon
+      stops or you press Ctrl-C. \`eventsPath\` in the config keeps a permanent JSONL copy.
+    `,
+    examples: [
+      [`All recorded events`, `$0 events`],
+      [`The last 20, as JSON`, `$0 events --limit 20 --json`],
+      [`Stream events as NDJSON (e.g. into a CI log)`, `$0 events --follow --json --limit 1`],
+    ],
   });
 
+  follow = Option.Boolean(`--follow,-f`, false, {description: `Keep printing new events as they happen (NDJSON with --json)`});
   limit = Option.String(`--limit`, {validator: t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(1)]), description: `Only the most recent N events (a positive integer)`});
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
     const client = await this.connect(config);
+    if (this.follow) {
+      try {
+        await client.call(`events`, {...(this.limit !== undefined ? {limit: this.limit} : {}), follow: true}, {
+          onProgress: (frame) => this.#print((frame as {event: EventView}).event),
+        });
+      } catch (error) {
+        // The daemon stopping ends the stream: that is the normal end of --follow, not a failure.
+        if (!isRollbridgeError(error) || error.code !== ErrorCode.DAEMON_UNREACHABLE) throw error;
+        this.context.stderr.write(`The daemon closed the event stream (it stopped).\n`);
+      } finally {
+        client.close();
+      }
+      return 0;
+    }
     let events: EventView[];
     try {
       ({events} = await client.call(`events`, this.limit !== undefined ? {limit: this.limit} : {}) as {events: EventView[]});
@@ -31,10 +57,16 @@ export class EventsCommand extends BaseCommand {
       this.writeLine(`No events recorded yet.`);
       return 0;
     }
-    for (const event of events) {
-      const data = Object.keys(event.data).length > 0 ? ` ${JSON.stringify(event.data)}` : ``;
-      this.writeLine(`${event.at}  ${event.message}${data}`);
-    }
+    for (const event of events) this.#print(event);
     return 0;
+  }
+
+  #print(event: EventView): void {
+    if (this.json) {
+      this.context.stdout.write(`${JSON.stringify(event)}\n`);
+      return;
+    }
+    const data = Object.keys(event.data).length > 0 ? ` ${JSON.stringify(event.data)}` : ``;
+    this.writeLine(`${event.at}  ${event.message}${data}`);
   }
 }
