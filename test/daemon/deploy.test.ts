@@ -101,7 +101,8 @@ test(`a config written for rollbridge 0.1 (proxied web, companion worker, fixed-
   const servicePid = (first.services as Array<{id: string; process: {pid: number}}>)[0]?.process.pid;
   const singletonPid = (first.singletons as Array<{id: string; process: {pid: number}}>)[0]?.process.pid;
   assert.ok(servicePid && singletonPid);
-  assert.equal((await httpGet(servicePort, `/ping`)).status, 200);
+  // Services have no readiness check (as in 0.1): only their spawn is awaited, so poll until it listens.
+  await waitFor(async () => (await httpGet(servicePort, `/ping`)).status === 200, {what: `the beacon service to listen`});
 
   await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
   const second = await daemon.call(`status`);
