@@ -1,0 +1,110 @@
+// Part 2, deploys: 20 back-to-back deploys while a separate load process keeps 64 keep-alive connections
+// busy through the proxy; once with an app that shuts down gracefully on SIGTERM and once with one that
+// exits at once. Every non-2xx response and every client error counts as a failed request.
+import fs from 'node:fs';
+import path from 'node:path';
+import {setTimeout as delay} from 'node:timers/promises';
+import {BenchDaemon} from './bench-daemon.ts';
+import type {DeployRun} from './bench-daemon.ts';
+import {webConfig} from './bench-configs.ts';
+import type {HttpLoadResult} from './load-client.ts';
+import {LoadProcess} from './load-process.ts';
+import {check} from './part-result.ts';
+import type {BenchContext, PartResult} from './part-result.ts';
+import {formatCount, median, percentile} from './stats.ts';
+
+const DEPLOYS = 20;
+const CONNECTIONS = 64;
+const DRAIN_TIMEOUT_MS = 5_000;
+
+type Mode = `graceful` | `immediate`;
+
+export async function benchDeploys(ctx: BenchContext, result: PartResult): Promise<void> {
+  const rows: string[][] = [];
+  const variants: Record<string, unknown> = {};
+  for (const mode of [`graceful`, `immediate`] as const) {
+    const variant = await runVariant(ctx, result, mode);
+    variants[mode] = variant;
+    rows.push(variant.row);
+  }
+  result.tables.unshift({
+    title: `${DEPLOYS} back-to-back deploys, load = ${CONNECTIONS} keep-alive connections (undici Pool, 1 request in flight each) through the proxy`,
+    header: [`APP_SHUTDOWN`, `requests`, `failed`, `failures by kind`, `req/s during deploys`, `req/s before`, `deploy wall median / p95 ms`, `daemon durationMs median / p95`, `deploys ok`],
+    rows,
+  });
+  result.notes.push(`the app is test/fixtures/apps/web-app.cjs (answers its release id); graceful = closes its server and idle connections on SIGTERM, immediate = process.exit(0) on SIGTERM`);
+  result.notes.push(`proxy.drainTimeoutMs ${DRAIN_TIMEOUT_MS}, health.intervalMs 25; deploy wall time is measured around the \`rollbridge deploy --json\` process`);
+  result.data = variants;
+}
+
+async function runVariant(ctx: BenchContext, result: PartResult, mode: Mode): Promise<{row: string[]} & Record<string, unknown>> {
+  const dir = path.join(ctx.workDir, mode[0]!);
+  fs.mkdirSync(dir);
+  const prefix = mode === `graceful` ? `g` : `i`;
+  const daemon = await BenchDaemon.start({
+    cli: ctx.cli, dir,
+    config: webConfig(`rb-bench-deploys`, {env: {APP_SHUTDOWN: mode}, proxy: {drainTimeoutMs: DRAIN_TIMEOUT_MS, forceStopTimeoutMs: 3_000}, health: {intervalMs: 25}}),
+  });
+  let load: LoadProcess | null = null;
+  try {
+    const first = await daemon.deploy(`${prefix}00`);
+    if (!first.ok) throw new Error(`The first deploy (${mode}) failed: ${first.error}`);
+    load = LoadProcess.start([`http`, `--port`, String(daemon.proxyPort), `--connections`, String(CONNECTIONS), `--max-ms`, `240000`]);
+    await load.waitFor(`ready`, 15_000);
+    const loadStartedAt = Date.now();
+    await delay(1_000);
+    const deploys: DeployRun[] = [];
+    for (let i = 1; i <= DEPLOYS; i++) {
+      const deploy = await daemon.deploy(`${prefix}${String(i).padStart(2, `0`)}`);
+      deploys.push(deploy);
+      if (!deploy.ok) ctx.log(`  ${mode} deploy ${i} FAILED: ${deploy.error}`);
+    }
+    const firstStart = deploys[0]!.startedAt;
+    const lastEnd = deploys.at(-1)!.startedAt + deploys.at(-1)!.wallMs;
+    await delay(1_000);
+    const load_ = await load.finish<HttpLoadResult & {event: `result`}>();
+    load = null;
+
+    const failed = load_.requests - load_.ok;
+    const kinds: Record<string, number> = {...load_.byError};
+    for (const [status, count] of Object.entries(load_.byStatus)) if (!status.startsWith(`2`)) kinds[`HTTP ${status}`] = count;
+    const kindText = Object.entries(kinds).map(([kind, count]) => `${kind} × ${count}`).join(`, `) || `none`;
+    const inWindow = (from: number, to: number) => Object.entries(load_.buckets).reduce((sum, [at, count]) => (Number(at) >= from && Number(at) < to ? sum + count : sum), 0);
+    const duringRps = inWindow(firstStart, lastEnd) / ((lastEnd - firstStart) / 1000);
+    const beforeRps = inWindow(firstStart - 1_000, firstStart) / 1;
+    const walls = deploys.map((d) => d.wallMs);
+    const durations = deploys.map((d) => d.durationMs).filter(Number.isFinite);
+    const okDeploys = deploys.filter((d) => d.ok).length;
+    ctx.log(`  ${mode}: ${formatCount(load_.requests)} requests, ${failed} failed (${kindText}); ${Math.round(duringRps)} req/s during deploys (${Math.round(beforeRps)} before); deploy wall median ${median(walls).toFixed(0)} ms, p95 ${percentile(walls, 95).toFixed(0)} ms; ${okDeploys}/${DEPLOYS} deploys ok`);
+    const served = Object.keys(load_.byBody).filter((body) => body.startsWith(prefix)).length;
+
+    result.checks.push(check(`failed requests over ${DEPLOYS} deploys, APP_SHUTDOWN=${mode}`, `${failed} of ${formatCount(load_.requests)}${failed ? ` (${kindText})` : ``}`, `0`, failed === 0));
+    result.checks.push(check(`deploys that succeeded, APP_SHUTDOWN=${mode}`, `${okDeploys} of ${DEPLOYS}`, `${DEPLOYS}`, okDeploys === DEPLOYS));
+    if (failed > 0) {
+      const byDeploy = new Map<string, number>();
+      for (const failure of load_.failures) {
+        const index = deploys.findLastIndex((d) => d.startedAt <= failure.at);
+        const deploy = deploys[index];
+        const where = index === -1 ? `before the first deploy` : failure.at <= deploy!.startedAt + deploy!.wallMs ? `during deploy ${index + 1} (${deploy!.releaseId})` : `after deploy ${index + 1} (${deploy!.releaseId}) returned`;
+        byDeploy.set(where, (byDeploy.get(where) ?? 0) + 1);
+      }
+      const samples = load_.failures.slice(0, 3).map((f) => `${f.kind}: ${f.detail}`).join(` | `);
+      result.findings.push(`APP_SHUTDOWN=${mode}: ${failed} failed requests of ${load_.requests} (${kindText}); when (first ${load_.failures.length}): ${[...byDeploy].map(([where, count]) => `${count} ${where}`).join(`, `)}; e.g. ${samples}`);
+    }
+    for (const deploy of deploys.filter((d) => !d.ok)) result.findings.push(`APP_SHUTDOWN=${mode}: deploy ${deploy.releaseId} failed after ${deploy.wallMs.toFixed(0)} ms: ${deploy.error}`);
+    const problems = daemon.problemLines(loadStartedAt);
+    if (problems.length > 0 && (failed > 0 || okDeploys < DEPLOYS)) result.findings.push(`APP_SHUTDOWN=${mode}: daemon warn/error log lines (${problems.length}), first: ${problems.slice(0, 4).join(` `)}`);
+    else if (problems.length > 0) result.notes.push(`APP_SHUTDOWN=${mode}: the daemon logged ${problems.length} warn/error lines, first: ${problems[0]}`);
+    if (load_.abandonedAtStop > 0) result.notes.push(`APP_SHUTDOWN=${mode}: ${load_.abandonedAtStop} requests were still in flight 5 s after the load stopped (not counted)`);
+    return {
+      row: [mode, formatCount(load_.requests), String(failed), kindText, formatCount(duringRps), formatCount(beforeRps), `${median(walls).toFixed(0)} / ${percentile(walls, 95).toFixed(0)}`, `${median(durations).toFixed(0)} / ${percentile(durations, 95).toFixed(0)}`, `${okDeploys}/${DEPLOYS}`],
+      requests: load_.requests, failed, kinds, duringRps, beforeRps, releasesServed: served,
+      deploys: deploys.map((d) => ({releaseId: d.releaseId, ok: d.ok, wallMs: Math.round(d.wallMs), durationMs: d.durationMs, error: d.error})),
+      failures: load_.failures,
+    };
+  } finally {
+    await load?.kill();
+    const forced = await daemon.stop();
+    if (forced.length > 0) result.findings.push(`APP_SHUTDOWN=${mode}, stopping the daemon: ${forced.join(`; `)}`);
+  }
+}

@@ -1,0 +1,118 @@
+// Part 4, latency: wall time of `rollbridge deploy` (spawn to exit) for an app that boots in 100 ms
+// (APP_BOOT_MS=100), median of 10 deploys with the product's default health settings, then 10 more while
+// the proxy is polled to find when the new release serves its first response, then 10 with
+// health.intervalMs 25 (the config is re-read on every deploy).
+import fs from 'node:fs';
+import path from 'node:path';
+import {setTimeout as delay} from 'node:timers/promises';
+import {Pool} from 'undici';
+import {BenchDaemon} from './bench-daemon.ts';
+import type {DeployRun} from './bench-daemon.ts';
+import {webConfig} from './bench-configs.ts';
+import {check} from './part-result.ts';
+import type {BenchContext, PartResult} from './part-result.ts';
+import {median, percentile} from './stats.ts';
+
+export const DEPLOY_WALL_GOAL_MS = 200;
+const DEPLOYS = 10;
+const BOOT_MS = `100`;
+/** Lets the previous release drain and stop before the next deploy. */
+const PAUSE_MS = 300;
+
+type Series = {label: string; walls: number[]; durations: number[]; firstResponses: number[]; failures: string[]};
+
+export async function benchLatency(ctx: BenchContext, result: PartResult): Promise<void> {
+  const dir = path.join(ctx.workDir, `d`);
+  fs.mkdirSync(dir);
+  const config = (health: Record<string, unknown>) => webConfig(`rb-bench-latency`, {env: {APP_BOOT_MS: BOOT_MS}, proxy: {drainTimeoutMs: 2_000}, health});
+  const daemon = await BenchDaemon.start({cli: ctx.cli, dir, config: config({})});
+  let counter = 0;
+  const nextId = () => `l${String(++counter).padStart(2, `0`)}`;
+  try {
+    const first = await daemon.deploy(nextId());
+    if (!first.ok) throw new Error(`The first deploy failed: ${first.error}`);
+    const defaults = await series(`default health settings (intervalMs 250)`, daemon, nextId, false);
+    const polled = await series(`default health settings, proxy polled in parallel`, daemon, nextId, true);
+    const written = JSON.parse(fs.readFileSync(daemon.configPath, `utf8`)) as Record<string, unknown>;
+    fs.writeFileSync(daemon.configPath, `${JSON.stringify({...written, processes: (config({intervalMs: 25}).processes)}, null, 2)}\n`);
+    const tuned = await series(`health.intervalMs 25`, daemon, nextId, false);
+    const all = [defaults, polled, tuned];
+    for (const s of all) ctx.log(`  ${s.label}: wall median ${median(s.walls).toFixed(0)} ms (p95 ${percentile(s.walls, 95).toFixed(0)}), daemon durationMs median ${median(s.durations).toFixed(0)}${s.firstResponses.length ? `, first response from the new release ${median(s.firstResponses).toFixed(0)} ms after the command started` : ``}${s.failures.length ? `, ${s.failures.length} failed` : ``}`);
+    result.tables.push({
+      title: `app boots in ${BOOT_MS} ms; ${DEPLOYS} deploys per row; \`rollbridge deploy --json\` timed from spawn to exit`,
+      header: [`series`, `CLI wall median ms`, `min / p95 ms`, `daemon durationMs median`, `first new-release response, median ms after the command started`, `failed`],
+      rows: [
+        ...all.map((s) => [s.label, median(s.walls).toFixed(0), `${Math.min(...s.walls).toFixed(0)} / ${percentile(s.walls, 95).toFixed(0)}`, median(s.durations).toFixed(0), s.firstResponses.length ? `${median(s.firstResponses).toFixed(0)} (min ${Math.min(...s.firstResponses).toFixed(0)}, max ${Math.max(...s.firstResponses).toFixed(0)})` : `-`, String(s.failures.length)]),
+        [`upstream 0.1.21 (anchor, not run)`, `420`, `-`, `-`, `400`, `-`],
+      ],
+    });
+    const wall = median(defaults.walls);
+    result.checks.push(check(`deploy CLI wall time, app booting in ${BOOT_MS} ms (default config, median of ${DEPLOYS})`, `${wall.toFixed(0)} ms`, `≤ ${DEPLOY_WALL_GOAL_MS} ms (upstream 420 ms)`, wall <= DEPLOY_WALL_GOAL_MS));
+    const firstResponse = median(polled.firstResponses);
+    result.checks.push(check(`first response from the new release after the command started (median)`, `${firstResponse.toFixed(0)} ms`, `< upstream's 400 ms`, firstResponse < 400));
+    if (wall > DEPLOY_WALL_GOAL_MS) {
+      result.findings.push(`deploy latency with the default health settings is ${wall.toFixed(0)} ms (goal ≤ ${DEPLOY_WALL_GOAL_MS} ms): the default health.intervalMs is 250 ms (DEFAULT_HEALTH_INTERVAL_MS), so an app booting in ${BOOT_MS} ms fails its first probe and waits a full interval; with health.intervalMs 25 the same deploy takes ${median(tuned.walls).toFixed(0)} ms`);
+    }
+    for (const s of all) for (const failure of s.failures) result.findings.push(`${s.label}: ${failure}`);
+    result.notes.push(`first response: two keep-alive connections poll GET / through the proxy during the deploy; the time is when the first body carrying the new release id arrived, from the spawn of the CLI`);
+    result.data = Object.fromEntries(all.map((s) => [s.label, s]));
+  } finally {
+    const forced = await daemon.stop();
+    if (forced.length > 0) result.findings.push(`stopping the daemon: ${forced.join(`; `)}`);
+  }
+}
+
+async function series(label: string, daemon: BenchDaemon, nextId: () => string, poll: boolean): Promise<Series> {
+  const out: Series = {label, walls: [], durations: [], firstResponses: [], failures: []};
+  for (let i = 0; i < DEPLOYS; i++) {
+    await delay(PAUSE_MS);
+    const releaseId = nextId();
+    let deploy: DeployRun;
+    if (poll) {
+      const poller = pollFor(daemon.proxyPort, releaseId);
+      deploy = await daemon.deploy(releaseId);
+      const firstAt = await poller.firstAt(5_000);
+      if (Number.isFinite(firstAt)) out.firstResponses.push(firstAt - deploy.startedAt);
+      else out.failures.push(`no response from ${releaseId} within 5 s of its deploy`);
+      if (poller.failures.length > 0) out.failures.push(`${poller.failures.length} polling requests failed during deploy ${releaseId}: ${poller.failures.slice(0, 3).join(`, `)}`);
+    } else {
+      deploy = await daemon.deploy(releaseId);
+    }
+    if (!deploy.ok) out.failures.push(`deploy ${releaseId} failed: ${deploy.error}`);
+    out.walls.push(deploy.wallMs);
+    if (Number.isFinite(deploy.durationMs)) out.durations.push(deploy.durationMs);
+  }
+  return out;
+}
+
+/** Polls the proxy on two keep-alive connections until a response carries `releaseId`. */
+function pollFor(port: number, releaseId: string): {failures: string[]; firstAt(timeoutMs: number): Promise<number>} {
+  const pool = new Pool(`http://127.0.0.1:${port}`, {connections: 2, pipelining: 1});
+  const failures: string[] = [];
+  let firstAt = Number.NaN;
+  let running = true;
+  const loop = async () => {
+    while (running) {
+      try {
+        const response = await pool.request({path: `/`, method: `GET`});
+        const body = (await response.body.text()).trim();
+        if (response.statusCode !== 200) failures.push(`HTTP ${response.statusCode}`);
+        else if (body === releaseId && Number.isNaN(firstAt)) firstAt = Date.now();
+      } catch (error) {
+        failures.push((error as {code?: string}).code ?? (error as Error).message);
+      }
+      if (!Number.isNaN(firstAt)) running = false;
+    }
+  };
+  const loops = [loop(), loop()];
+  return {
+    failures,
+    firstAt: async (timeoutMs) => {
+      const stop = setTimeout(() => (running = false), timeoutMs);
+      await Promise.all(loops);
+      clearTimeout(stop);
+      await pool.destroy().catch(() => undefined);
+      return firstAt;
+    },
+  };
+}

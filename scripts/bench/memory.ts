@@ -1,0 +1,55 @@
+// Part 6, memory: daemon RSS idle (after one deploy) and peak under the throughput load (wrk -t2 -c50
+// -d10s through the proxy), sampling /proc/<pid>/status VmRSS every 100 ms; then RSS 5 s after the load.
+import fs from 'node:fs';
+import path from 'node:path';
+import {setTimeout as delay} from 'node:timers/promises';
+import {BenchDaemon} from './bench-daemon.ts';
+import {helloConfig} from './bench-configs.ts';
+import {check} from './part-result.ts';
+import type {BenchContext, PartResult} from './part-result.ts';
+import {sampleRss} from './process-usage.ts';
+import {formatMb, median} from './stats.ts';
+import {runWrk} from './wrk.ts';
+
+export const MEMORY_GOALS_MB = {idle: 60, load: 100} as const;
+const MB = 1024 * 1024;
+
+export async function benchMemory(ctx: BenchContext, result: PartResult): Promise<void> {
+  const dir = path.join(ctx.workDir, `d`);
+  fs.mkdirSync(dir);
+  const daemon = await BenchDaemon.start({cli: ctx.cli, dir, config: helloConfig(`rb-bench-memory`)});
+  try {
+    const deploy = await daemon.deploy(`m1`);
+    if (!deploy.ok) throw new Error(`The deploy failed: ${deploy.error}`);
+    await delay(2_000);
+    const idleSampler = sampleRss(daemon.pid);
+    await delay(1_000);
+    const idle = median(idleSampler.stop());
+    ctx.log(`  idle RSS after one deploy: ${formatMb(idle)}`);
+    const loadSampler = sampleRss(daemon.pid);
+    const wrk = await runWrk({port: daemon.proxyPort, durationS: 10, connections: 50});
+    const samples = loadSampler.stop();
+    const peak = Math.max(...samples);
+    ctx.log(`  under load (wrk -t2 -c50 -d10s, ${Math.round(wrk.requestsPerSec)} req/s): peak RSS ${formatMb(peak)} over ${samples.length} samples`);
+    await delay(5_000);
+    const after = median(sampleRss(daemon.pid).stop());
+    ctx.log(`  5 s after the load: ${formatMb(after)}`);
+    result.tables.push({
+      header: [`daemon RSS`, `MB`],
+      rows: [
+        [`idle, 2 s after one deploy (median of 1 s of samples)`, (idle / MB).toFixed(1)],
+        [`peak under wrk -t2 -c50 -d10s through the proxy (${Math.round(wrk.requestsPerSec)} req/s; 100 ms samples)`, (peak / MB).toFixed(1)],
+        [`5 s after the load`, (after / MB).toFixed(1)],
+        [`upstream 0.1.21 (anchor, not run): idle / peak`, `61 / 108–111`],
+      ],
+    });
+    result.checks.push(check(`daemon RSS idle`, formatMb(idle), `≤ ${MEMORY_GOALS_MB.idle} MB`, idle <= MEMORY_GOALS_MB.idle * MB));
+    result.checks.push(check(`daemon RSS peak under load`, formatMb(peak), `≤ ${MEMORY_GOALS_MB.load} MB`, peak <= MEMORY_GOALS_MB.load * MB));
+    if (wrk.errors > 0) result.findings.push(`wrk counted ${wrk.errors} errors through the proxy: ${wrk.errorDetail}`);
+    result.notes.push(`VmRSS of the daemon pid (${daemon.pid}) from /proc; the app is the tiny keep-alive Node app (test/fixtures/apps/proxy-hello.js)`);
+    result.data = {idleBytes: idle, peakBytes: peak, afterBytes: after, requestsPerSec: wrk.requestsPerSec};
+  } finally {
+    const forced = await daemon.stop();
+    if (forced.length > 0) result.findings.push(`stopping the daemon: ${forced.join(`; `)}`);
+  }
+}
