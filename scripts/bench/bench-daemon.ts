@@ -35,6 +35,8 @@ export type DeployRun = {
   startedAt: number;
   /** `durationMs` the daemon reported. */
   durationMs: number;
+  /** The daemon's phases (`started`, `healthy`, `switched` …) with their durations. */
+  phases: Array<{phase: string; durationMs: number}>;
   /** Error code (from the JSON error, or `exit <n>`) when the deploy failed. */
   error: string | null;
   run: CliRun;
@@ -117,15 +119,17 @@ export class BenchDaemon {
     const releasePath = this.release(releaseId);
     const run = await this.rollbridge([`deploy`, `--release-path`, releasePath, `--release-id`, releaseId, `--json`], options.timeoutMs ?? 120_000);
     let durationMs = Number.NaN;
+    let phases: DeployRun[`phases`] = [];
     let error: string | null = run.code === 0 ? null : `exit ${run.code}`;
     try {
-      const json = JSON.parse(run.stdout) as {durationMs?: number; error?: {code: string; message: string}};
+      const json = JSON.parse(run.stdout) as {durationMs?: number; phases?: DeployRun[`phases`]; error?: {code: string; message: string}};
       if (typeof json.durationMs === `number`) durationMs = json.durationMs;
+      if (Array.isArray(json.phases)) phases = json.phases;
       if (json.error) error = `${json.error.code}: ${json.error.message}`;
     } catch {
       if (run.code !== 0) error = `exit ${run.code}: ${(run.stdout + run.stderr).trim().slice(0, 300)}`;
     }
-    return {ok: run.code === 0 && error === null, releaseId, wallMs: run.wallMs, startedAt: run.startedAt, durationMs, error, run};
+    return {ok: run.code === 0 && error === null, releaseId, wallMs: run.wallMs, startedAt: run.startedAt, durationMs, phases, error, run};
   }
 
   async status(): Promise<DaemonStatus> {

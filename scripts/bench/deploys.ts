@@ -29,11 +29,12 @@ export async function benchDeploys(ctx: BenchContext, result: PartResult): Promi
   }
   result.tables.unshift({
     title: `${DEPLOYS} back-to-back deploys, load = ${CONNECTIONS} keep-alive connections (undici Pool, 1 request in flight each) through the proxy`,
-    header: [`APP_SHUTDOWN`, `requests`, `failed`, `failures by kind`, `req/s during deploys`, `req/s before`, `deploy wall median / p95 ms`, `daemon durationMs median / p95`, `deploys ok`],
+    header: [`APP_SHUTDOWN`, `requests`, `failed`, `failures by kind`, `req/s during deploys`, `req/s before`, `deploy wall median / p95 ms`, `daemon durationMs median / p95`, `deploys ok`, `releases that served`],
     rows,
   });
   result.notes.push(`the app is test/fixtures/apps/web-app.cjs (answers its release id); graceful = closes its server and idle connections on SIGTERM, immediate = process.exit(0) on SIGTERM`);
   result.notes.push(`proxy.drainTimeoutMs ${DRAIN_TIMEOUT_MS}, health.intervalMs 25; deploy wall time is measured around the \`rollbridge deploy --json\` process`);
+  result.notes.push(`during the deploys the load, the daemon, each deploy CLI and the new app process share the 2 cores; "releases that served" counts the release ids seen in response bodies`);
   result.data = variants;
 }
 
@@ -97,7 +98,7 @@ async function runVariant(ctx: BenchContext, result: PartResult, mode: Mode): Pr
     else if (problems.length > 0) result.notes.push(`APP_SHUTDOWN=${mode}: the daemon logged ${problems.length} warn/error lines, first: ${problems[0]}`);
     if (load_.abandonedAtStop > 0) result.notes.push(`APP_SHUTDOWN=${mode}: ${load_.abandonedAtStop} requests were still in flight 5 s after the load stopped (not counted)`);
     return {
-      row: [mode, formatCount(load_.requests), String(failed), kindText, formatCount(duringRps), formatCount(beforeRps), `${median(walls).toFixed(0)} / ${percentile(walls, 95).toFixed(0)}`, `${median(durations).toFixed(0)} / ${percentile(durations, 95).toFixed(0)}`, `${okDeploys}/${DEPLOYS}`],
+      row: [mode, formatCount(load_.requests), String(failed), kindText, formatCount(duringRps), formatCount(beforeRps), `${median(walls).toFixed(0)} / ${percentile(walls, 95).toFixed(0)}`, `${median(durations).toFixed(0)} / ${percentile(durations, 95).toFixed(0)}`, `${okDeploys}/${DEPLOYS}`, `${served}/${DEPLOYS + 1}`],
       requests: load_.requests, failed, kinds, duringRps, beforeRps, releasesServed: served,
       deploys: deploys.map((d) => ({releaseId: d.releaseId, ok: d.ok, wallMs: Math.round(d.wallMs), durationMs: d.durationMs, error: d.error})),
       failures: load_.failures,

@@ -3,11 +3,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
+import {spawnTracked, stopChild} from './tracked-children.ts';
 import {BenchDaemon} from './bench-daemon.ts';
 import {helloConfig} from './bench-configs.ts';
 import {check} from './part-result.ts';
 import type {BenchContext, PartResult} from './part-result.ts';
-import {sampleRss} from './process-usage.ts';
+import {readRssBytes, sampleRss} from './process-usage.ts';
 import {formatMb, median} from './stats.ts';
 import {runWrk} from './wrk.ts';
 
@@ -43,7 +44,12 @@ export async function benchMemory(ctx: BenchContext, result: PartResult): Promis
         [`upstream 0.1.21 (anchor, not run): idle / peak`, `61 / 108–111`],
       ],
     });
+    const bare = await bareNodeRss();
+    result.tables[0]!.rows.splice(3, 0, [`reference: a bare Node ${process.version} process doing nothing (node -e 'setTimeout(…)'), 1 s after start`, (bare / MB).toFixed(1)]);
     result.checks.push(check(`daemon RSS idle`, formatMb(idle), `≤ ${MEMORY_GOALS_MB.idle} MB`, idle <= MEMORY_GOALS_MB.idle * MB));
+    if (idle > MEMORY_GOALS_MB.idle * MB) result.findings.push(`idle daemon RSS is ${formatMb(idle)} after one deploy (goal ≤ ${MEMORY_GOALS_MB.idle} MB; upstream 61 MB); a bare Node process doing nothing takes ${formatMb(bare)} on this machine`);
+    if (peak > MEMORY_GOALS_MB.load * MB) result.findings.push(`daemon RSS peaked at ${formatMb(peak)} under wrk -c50 (goal ≤ ${MEMORY_GOALS_MB.load} MB)`);
+    if (after > idle * 1.1) result.notes.push(`RSS 5 s after the load (${formatMb(after)}) had not come back to the idle figure (${formatMb(idle)})`);
     result.checks.push(check(`daemon RSS peak under load`, formatMb(peak), `≤ ${MEMORY_GOALS_MB.load} MB`, peak <= MEMORY_GOALS_MB.load * MB));
     if (wrk.errors > 0) result.findings.push(`wrk counted ${wrk.errors} errors through the proxy: ${wrk.errorDetail}`);
     result.notes.push(`VmRSS of the daemon pid (${daemon.pid}) from /proc; the app is the tiny keep-alive Node app (test/fixtures/apps/proxy-hello.js)`);
@@ -51,5 +57,15 @@ export async function benchMemory(ctx: BenchContext, result: PartResult): Promis
   } finally {
     const forced = await daemon.stop();
     if (forced.length > 0) result.findings.push(`stopping the daemon: ${forced.join(`; `)}`);
+  }
+}
+
+async function bareNodeRss(): Promise<number> {
+  const child = spawnTracked(process.execPath, [`-e`, `setTimeout(() => {}, 60_000)`], {stdio: `ignore`});
+  try {
+    await delay(1_000);
+    return readRssBytes(child.pid!);
+  } finally {
+    await stopChild(child);
   }
 }

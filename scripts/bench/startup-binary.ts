@@ -34,6 +34,8 @@ export async function benchStartupBinary(ctx: BenchContext, result: PartResult):
   result.checks.push(startup.status
     ? check(`rollbridge status (binary, median)`, `${startup.status.medianMs.toFixed(1)} ms`, `≤ ${startup.status.goalMs} ms`, startup.status.meetsGoal)
     : check(`rollbridge status (binary, median)`, startup.statusNote, `measured`, false));
+  if (!startup.version.meetsGoal) result.findings.push(`\`rollbridge --version\` takes ${startup.version.medianMs.toFixed(1)} ms (median of ${startup.version.runs}, min ${startup.version.minMs.toFixed(1)}) with the ${(startup.bytes / 1_000_000).toFixed(0)} MB binary; goal ≤ ${startup.version.goalMs} ms${startup.status ? `; \`status\` (${startup.status.medianMs.toFixed(1)} ms) costs about the same, so nearly all of it is the binary's own start` : ``}`);
+  if (startup.status && !startup.status.meetsGoal) result.findings.push(`\`rollbridge status\` takes ${startup.status.medianMs.toFixed(1)} ms (median), goal ≤ ${startup.status.goalMs} ms`);
   result.notes.push(`scripts/bench/startup.ts: ${startup.statusNote}; the binary runs with a clean environment (no node on PATH)`);
   result.data = {startup};
 }
