@@ -1,4 +1,3 @@
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
@@ -30,6 +29,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   fs.mkdirSync(path.dirname(logPath), {recursive: true});
   fs.mkdirSync(path.dirname(pidPath), {recursive: true});
   const logFd = fs.openSync(logPath, `a`, 0o600);
+  const {spawn} = await import('node:child_process');
   let child;
   try {
     child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath], {

@@ -1,6 +1,4 @@
 import {Command} from 'clipanion';
-import {Daemon} from '../../daemon/daemon.ts';
-import {installSignalHandlers} from '../../daemon/shutdown.ts';
 import {BaseCommand} from '../base-command.ts';
 import {getVersionInfo} from '../version.ts';
 
@@ -22,6 +20,10 @@ export class DaemonCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
+    // Loaded on demand: the daemon side (proxy, supervisor, deploy path) costs start-up time that
+    // every other command would pay for nothing (the binary's `--version` goal is 50 ms).
+    const {Daemon} = await import('../../daemon/daemon.ts');
+    const {installSignalHandlers} = await import('../../daemon/shutdown.ts');
     const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo()});
     const stopped = installSignalHandlers(daemon);
     return stopped;

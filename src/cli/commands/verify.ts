@@ -1,6 +1,5 @@
 import {Command, Option} from 'clipanion';
 import * as t from 'typanion';
-import {runVerify} from '../../verify/run-verify.ts';
 import {BaseCommand} from '../base-command.ts';
 
 export class VerifyCommand extends BaseCommand {
@@ -24,6 +23,7 @@ export class VerifyCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const human = !this.json;
+    const {runVerify} = await import('../../verify/run-verify.ts');
     const report = await runVerify({
       self: this.context.selfCommand,
       env: this.context.env,
