@@ -62,7 +62,10 @@ export const isStopParams = t.isObject({
 export const isRestartParams = t.isObject({
   processId: t.isOptional(t.isString()),
   policy: t.isOptional(t.isEnum(PROCESS_POLICIES)),
+  /** Substrings of instance ids; the union of the matches is restarted; a name matching nothing fails. */
   names: t.isOptional(t.isArray(t.isString())),
+  /** Pause after each restarted process before the next one. */
+  cooldownMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)])),
   wait: t.isOptional(t.isBoolean()),
 });
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import {setTimeout as delay} from 'node:timers/promises';
 import {loadConfig} from '../config/load.ts';
 import {diffLiveReload} from '../config/live-reload.ts';
 import type {Config, ProcessConfig} from '../config/types.ts';
@@ -136,16 +137,28 @@ export class Deployer {
     });
   }
 
-  restart(request: {processId?: string | undefined; policy?: string | undefined; wait?: boolean | undefined}): Promise<{restarted: string[]}> {
+  restart(request: {processId?: string | undefined; policy?: string | undefined; names?: string[] | undefined; cooldownMs?: number | undefined; wait?: boolean | undefined}): Promise<{restarted: string[]}> {
     return this.#serialized(request.wait, `restart`, async () => {
       // The proxied process is only restarted when named (by --process or --policy proxied): it is then
       // replaced without downtime (start, health check, switch, drain), never stopped in place.
-      const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.policy === `proxied` || request.processId !== undefined);
+      const names = request.names ?? [];
+      const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.policy === `proxied` || request.processId !== undefined || names.length > 0);
+      const nameMatches = (managed: ManagedProcess) => names.length === 0 || names.some((name) => managed.id.includes(name));
+      // Typo safety: every name must match something, or nothing is restarted.
+      const unmatched = names.filter((name) => !this.#allInstanceIds().some((id) => id.includes(name)));
+      if (unmatched.length > 0) {
+        const valid = this.#allInstanceIds();
+        throw new RollbridgeError(ErrorCode.PROCESS_NOT_FOUND, `No managed process matches ${unmatched.map((name) => `"${name}"`).join(`, `)}; nothing was restarted`, {
+          fix: `Use parts of these ids: ${valid.join(`, `) || `(none running)`}`,
+          details: {names: unmatched, valid},
+        });
+      }
       const targets: ManagedProcess[] = [];
       for (const process of this.#config.processes) {
         if (process.policy === `proxied` && !proxiedNamed(process)) continue;
         if (request.policy !== undefined && process.policy !== request.policy) continue;
         for (const managed of this.#instancesOf(process)) {
+          if (!nameMatches(managed)) continue;
           if (request.processId === undefined || request.processId === process.id || request.processId === managed.id) targets.push(managed);
         }
       }
@@ -158,6 +171,7 @@ export class Deployer {
       }
       const restarted: string[] = [];
       for (const managed of targets) {
+        if (restarted.length > 0 && request.cooldownMs) await delay(request.cooldownMs);
         this.#log.info(`process restart requested`, {processId: managed.id});
         const release = this.#active;
         if (release && release.processes.includes(managed) && this.#policyOf(managed) === `proxied`) {

@@ -90,3 +90,48 @@ test(`restart without selectors leaves the web process alone and revives a stopp
     return true;
   });
 });
+
+test(`restart NAMES restarts the union of substring matches and refuses a name that matches nothing`, async (t) => {
+  const {runCli} = await import('../helpers/run-cli.ts');
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {processes: [
+    {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+    {id: `worker`, command: `exec sleep 300`, policy: `companion`, replicas: 2},
+    {id: `mailer`, command: `exec sleep 300`, policy: `companion`},
+    {id: `cron`, command: `exec sleep 300`, policy: `singleton`},
+  ]}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const pids = async () => {
+    const status = await daemon.call(`status`);
+    const entries = activeRelease(status).processes.map((process) => [process.id, process.pid] as const);
+    for (const singleton of status.singletons as Array<{id: string; process: {pid: number}}>) entries.push([singleton.id, singleton.process.pid]);
+    return new Map(entries);
+  };
+  const before = await pids();
+  const typo = await runCli([`restart`, `work`, `crno`, `--json`], {cwd: daemon.dir});
+  assert.equal(typo.code, 1);
+  const error = (typo.json() as {error: {code: string; message: string; details: {valid: string[]}}}).error;
+  assert.equal(error.code, `ERR_PROCESS_NOT_FOUND`);
+  assert.match(error.message, /"crno"/);
+  assert.deepEqual(await pids(), before, `nothing restarted when one name matches nothing`);
+
+  const result = await runCli([`restart`, `work`, `cro`, `--cooldown`, `50ms`, `--check-url`, `http://127.0.0.1:${daemon.proxyPort}/ping`, `--json`], {cwd: daemon.dir});
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  const body = result.json() as {restarted: string[]; check: {status: number}};
+  assert.deepEqual(body.restarted.sort(), [`cron`, `worker#0`, `worker#1`]);
+  assert.equal(body.check.status, 200);
+  const after = await pids();
+  for (const id of [`worker#0`, `worker#1`, `cron`]) assert.notEqual(after.get(id), before.get(id), id);
+  for (const id of [`web`, `mailer`]) assert.equal(after.get(id), before.get(id), id);
+
+  const http503 = http.createServer((_request, response) => {
+    response.writeHead(503);
+    response.end();
+  });
+  await new Promise<void>((resolve) => http503.listen(0, `127.0.0.1`, resolve));
+  t.after(() => http503.close());
+  const failedCheck = await runCli([`restart`, `mailer`, `--check-url`, `http://127.0.0.1:${(http503.address() as {port: number}).port}/`, `--check-timeout`, `300ms`, `--json`], {cwd: daemon.dir});
+  assert.equal(failedCheck.code, 1);
+  const checkError = (failedCheck.json() as {error: {code: string; message: string}}).error;
+  assert.equal(checkError.code, `ERR_HEALTH_CHECK_FAILED`);
+  assert.match(checkError.message, /did not answer 2xx within 300 ms after the restart: HTTP 503/);
+});

@@ -1,5 +1,7 @@
 import {Command, Option} from 'clipanion';
 import * as t from 'typanion';
+import {ErrorCode} from '../../errors/codes.ts';
+import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import {BaseCommand} from '../base-command.ts';
 
 export class RestartCommand extends BaseCommand {
@@ -10,6 +12,10 @@ export class RestartCommand extends BaseCommand {
     details: `
       Without selectors restarts every companion, singleton and service of the active release; \`--process\`
       takes a base id (all replicas) or one instance (\`worker#1\`); \`--policy\` restricts to one policy.
+      NAMES are substrings of instance ids: the union of their matches is restarted, and a name that
+      matches nothing fails before anything restarts (typo safety). \`--cooldown\` pauses between
+      processes; \`--check-url\` must answer 2xx (within \`--check-timeout\`, 10 s by default) after the
+      last one, or the command fails.
       Stopped or failed processes are revived. Naming the proxied web process (\`--process web\` or
       \`--policy proxied\`) replaces it without downtime: a new process on a fresh port, health-checked,
       then traffic moves to it and the old one drains and stops.
@@ -19,27 +25,62 @@ export class RestartCommand extends BaseCommand {
       [`Restart one process (all its replicas)`, `$0 restart --process worker`],
       [`Restart only the services`, `$0 restart --policy service`],
       [`Replace the web process without dropping a request`, `$0 restart --process web`],
+      [`Every process whose id contains "worker" or "cron", 5 s apart, then check the site`, `$0 restart worker cron --cooldown 5s --check-url http://127.0.0.1:8182/ping`],
     ],
   });
 
   processId = Option.String(`--process`, {description: `Base id or instance id (id#n) to restart`});
   policy = Option.String(`--policy`, {validator: t.isEnum([`companion`, `singleton`, `service`, `proxied`]), description: `Only processes with this policy: companion, singleton, service or proxied`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once)`});
+  cooldown = Option.String(`--cooldown`, {description: `Pause between restarted processes, e.g. 5s`});
+  checkUrl = Option.String(`--check-url`, {description: `URL that must answer 2xx after the restarts (end-to-end check)`});
+  checkTimeout = Option.String(`--check-timeout`, {description: `How long --check-url may take to answer 2xx (default 10s)`});
+  names = Option.Rest({name: `names`});
 
   async run(): Promise<number> {
+    const cooldownMs = this.parseDuration(`--cooldown`, this.cooldown);
+    const checkTimeoutMs = this.parseDuration(`--check-timeout`, this.checkTimeout) ?? 10_000;
     const config = await this.loadConfig();
     const client = await this.connect(config);
     try {
       const result = await client.call(`restart`, {
+        ...(this.names.length > 0 ? {names: this.names} : {}),
+        ...(cooldownMs !== undefined ? {cooldownMs} : {}),
         ...(this.processId !== undefined ? {processId: this.processId} : {}),
         ...(this.policy !== undefined ? {policy: this.policy as `companion` | `singleton` | `service` | `proxied`} : {}),
         wait: this.wait,
       });
-      if (!this.json && this.isTTY) this.writeLine(result.restarted.length > 0 ? `Restarted ${result.restarted.join(`, `)}` : `Nothing to restart`);
-      else this.writeJson({status: `success`, ...result});
+      const check = this.checkUrl === undefined ? undefined : await checkUrl(this.checkUrl, checkTimeoutMs);
+      if (!this.json && this.isTTY) {
+        this.writeLine(result.restarted.length > 0 ? `Restarted ${result.restarted.join(`, `)}` : `Nothing to restart`);
+        if (check) this.writeLine(`${this.checkUrl} answered HTTP ${check.status}`);
+      } else {
+        this.writeJson({status: `success`, ...result, ...(check ? {check} : {})});
+      }
     } finally {
       client.close();
     }
     return 0;
   }
+}
+
+/** The end-to-end check after a restart: 2xx within `timeoutMs` (probes every 250 ms, 2 s each at most). */
+async function checkUrl(url: string, timeoutMs: number): Promise<{url: string; status: number}> {
+  const deadline = Date.now() + timeoutMs;
+  let last = `no attempt`;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url, {redirect: `manual`, signal: AbortSignal.timeout(Math.max(1, Math.min(2_000, deadline - Date.now())))});
+      await response.body?.cancel();
+      if (response.status >= 200 && response.status < 300) return {url, status: response.status};
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = (error as {cause?: {code?: string}}).cause?.code ?? (error as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(250, deadline - Date.now()))));
+  }
+  throw new RollbridgeError(ErrorCode.HEALTH_CHECK_FAILED, `--check-url ${url} did not answer 2xx within ${timeoutMs} ms after the restart: ${last}`, {
+    fix: `Check the restarted processes with "rollbridge status" and "rollbridge logs" (the restart itself has happened), or raise --check-timeout`,
+    details: {url, last},
+  });
 }
