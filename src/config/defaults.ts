@@ -37,3 +37,6 @@ export const CONFIG_FILE_NAMES = [`rollbridge.js`, `rollbridge.mjs`, `rollbridge
 export const DEFAULT_HOOK_TIMEOUT_MS = 600_000;
 /** Output lines of a hook kept in its event. */
 export const HOOK_OUTPUT_LINES = 20;
+export const DEFAULT_WATCH_WINDOW_MS = 0;
+export const DEFAULT_WATCH_MAX_5XX_PERCENT = 10;
+export const DEFAULT_WATCH_MIN_REQUESTS = 20;

@@ -6,6 +6,9 @@ import {
   DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HOOK_TIMEOUT_MS,
+  DEFAULT_WATCH_MAX_5XX_PERCENT,
+  DEFAULT_WATCH_MIN_REQUESTS,
+  DEFAULT_WATCH_WINDOW_MS,
   DEFAULT_FORCE_STOP_TIMEOUT_MS,
   DEFAULT_HEALTH_INTERVAL_MS,
   DEFAULT_HEALTH_PATH,
@@ -321,6 +324,12 @@ const hooksShape = {
   timeoutMs: optional(positiveTimerMs),
 };
 
+const watchShape = {
+  windowMs: optional(timerMs),
+  max5xxPercent: optional(nonNegativeNumber),
+  minRequests: optional(nonNegativeInteger),
+};
+
 const configShape = {
   application: optional(nonEmptyString),
   control: optional(objectOf(controlShape, `{path: "/run/rollbridge/app.sock"}`)),
@@ -331,6 +340,7 @@ const configShape = {
   eventsPath: optional(nonEmptyString),
   legacyTakeover: optional(objectOf(legacyTakeoverShape, `{screens: ["app"]}`)),
   hooks: optional(objectOf(hooksShape, `{beforeSwitch: "npm run migrate", timeoutMs: 300000}`)),
+  watch: optional(objectOf(watchShape, `{windowMs: 30000, max5xxPercent: 10}`)),
 };
 
 const isRawConfig = objectOf(configShape, `{proxy: {}, processes: [...]}`);
@@ -505,6 +515,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
   const retention = orEmpty(raw.releaseRetention);
   const legacy = raw.legacyTakeover ?? undefined;
   const hooks = orEmpty(raw.hooks);
+  const watch = orEmpty(raw.watch);
   return {
     configPath,
     application,
@@ -527,6 +538,11 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
       beforeSwitch: hooks.beforeSwitch || undefined,
       afterSwitch: hooks.afterSwitch || undefined,
       timeoutMs: hooks.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
+    },
+    watch: {
+      windowMs: watch.windowMs ?? DEFAULT_WATCH_WINDOW_MS,
+      max5xxPercent: watch.max5xxPercent ?? DEFAULT_WATCH_MAX_5XX_PERCENT,
+      minRequests: watch.minRequests ?? DEFAULT_WATCH_MIN_REQUESTS,
     },
     processes: raw.processes.map((entry) => normalizeProcess(entry, proxy)),
   };

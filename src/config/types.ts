@@ -97,6 +97,16 @@ export type HooksConfig = {
   timeoutMs: number;
 };
 
+/** After a switch, keep the previous release warm and switch back on trouble (product §5.4). */
+export type WatchConfig = {
+  /** 0 = no watch window (the previous release drains right after the switch). */
+  windowMs: number;
+  /** Share of responses (5xx or proxy errors) above which the new release is rolled back. */
+  max5xxPercent: number;
+  /** Fewest requests in the window before the 5xx share is judged. */
+  minRequests: number;
+};
+
 export type Config = {
   /** Absolute path of the file this config was loaded from. */
   configPath: string;
@@ -109,6 +119,7 @@ export type Config = {
   eventsPath: string | undefined;
   legacyTakeover: LegacyTakeoverConfig | undefined;
   hooks: HooksConfig;
+  watch: WatchConfig;
   processes: ProcessConfig[];
 };
 

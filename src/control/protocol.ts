@@ -48,6 +48,8 @@ export const isDeployParams = t.isObject({
   wait: t.isOptional(t.isBoolean()),
   dryRun: t.isOptional(t.isBoolean()),
   skipHealthCheck: t.isOptional(t.isBoolean()),
+  /** Watch window in ms (overrides watch.windowMs); 0 = none. */
+  watchMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)])),
 });
 
 export const isRollbackParams = t.isObject({

@@ -8,7 +8,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
-import {waitForHealthy} from '../supervisor/health-check.ts';
+import {probeHttp, waitForHealthy} from '../supervisor/health-check.ts';
 import {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {ProcessSpec} from '../supervisor/managed-process.ts';
 import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
@@ -32,6 +32,8 @@ export type DeployRequest = {
   skipHealthCheck?: boolean | undefined;
   /** Print the plan and change nothing. */
   dryRun?: boolean | undefined;
+  /** Watch window in ms; overrides `watch.windowMs`. */
+  watchMs?: number | undefined;
 };
 
 export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
@@ -346,11 +348,29 @@ export class Deployer {
       this.#log.info(`traffic switched`, {previousReleaseId: previous?.releaseId ?? null, releaseId});
       phase(`switched`, {previousReleaseId: previous?.releaseId ?? null});
       this.#refreshServices(release);
+      let singletons: string[] = [];
       try {
-        await this.#replaceSingletons(release, plan, previous);
+        singletons = await this.#replaceSingletons(release, plan, previous);
       } catch (error) {
         await this.#switchBack(release, previous, error);
         throw error;
+      }
+      const watchMs = request.watchMs ?? config.watch.windowMs;
+      if (previous && watchMs > 0) {
+        this.#proxy.setActiveTargets(release.targets, {fallback: previous.targets});
+        phase(`watching`, {detail: `previous release ${previous.releaseId} stays warm for ${watchMs} ms`});
+        const problem = await this.#watch(release, watchMs, config);
+        if (problem !== null) {
+          const error = new RollbridgeError(ErrorCode.WATCH_ROLLED_BACK, `Release ${releaseId} was rolled back to ${previous.releaseId} during its watch window: ${problem}`, {
+            fix: `Check "rollbridge logs --process web" and "rollbridge events" for the new release; fix it and deploy again`,
+            details: {releaseId, previousReleaseId: previous.releaseId, reason: problem, watchMs},
+          });
+          this.#log.warn(`watch failed; switched back`, {releaseId, previousReleaseId: previous.releaseId, reason: problem});
+          await this.#switchBack(release, previous, error, singletons);
+          throw error;
+        }
+        this.#proxy.setActiveTargets(release.targets);
+        phase(`watched`);
       }
       if (previous) {
         this.#retire(previous, config);
@@ -572,23 +592,19 @@ export class Deployer {
     }
   }
 
-  async #replaceSingletons(release: Release, plan: ReleasePlan, previous: Release | null): Promise<void> {
+  /** Replaces singletons one at a time; on failure puts the replaced ones back and throws. Returns the ids it replaced. */
+  async #replaceSingletons(release: Release, plan: ReleasePlan, previous: Release | null): Promise<string[]> {
+    const replaced: string[] = [];
     for (const {process} of plan.singletons) {
       const old = this.#singletons.get(process.id);
       if (old) await this.#stopForGood(old.process);
       const managed = this.#createProcess(release, process, process.id, 0, 1, () => this.#singletons.get(process.id)?.release?.isLive === true);
-      const entry: DaemonProcess = {process: managed, release, port: release.ports[process.id]};
-      this.#singletons.set(process.id, entry);
+      this.#singletons.set(process.id, {process: managed, release, port: release.ports[process.id]});
+      replaced.push(process.id);
       try {
         await managed.start(`deploy`);
       } catch (error) {
-        // Put the previous singleton back before reporting the failure (it was stopped to avoid overlap).
-        if (old) {
-          this.#singletons.set(process.id, old);
-          if (previous) await old.process.start(`deploy`).catch(() => undefined);
-        } else {
-          this.#singletons.delete(process.id);
-        }
+        await this.#restoreSingletons(replaced, previous);
         throw new RollbridgeError(ErrorCode.SINGLETON_START_FAILED, `Singleton "${process.id}" of release ${release.releaseId} could not start: ${errorMessage(error)}`, {
           fix: `Check processes[${release.config.processes.indexOf(process)}].command and cwd; the previous release keeps serving`,
           details: {processId: process.id, releaseId: release.releaseId},
@@ -596,21 +612,82 @@ export class Deployer {
         });
       }
     }
+    return replaced;
+  }
+
+  /** Stops the given singletons and starts the previous release's ones again (never two at once). */
+  async #restoreSingletons(ids: string[], previous: Release | null): Promise<void> {
+    for (const id of ids) {
+      const current = this.#singletons.get(id);
+      if (current) await this.#stopForGood(current.process).catch(() => undefined);
+      const definition = previous?.config.processes.find((process) => process.id === id && process.policy === `singleton`);
+      if (!previous || !definition) {
+        this.#singletons.delete(id);
+        continue;
+      }
+      const restored = this.#createProcess(previous, definition, id, 0, 1, () => this.#singletons.get(id)?.release?.isLive === true);
+      this.#singletons.set(id, {process: restored, release: previous, port: previous.ports[id]});
+      await restored.start(`deploy`).catch((error: unknown) => this.#log.error(`singleton restore failed`, {processId: id, err: error}));
+    }
   }
 
   /** After the switch something failed: route back to the still-running previous release and stop the new one. */
-  async #switchBack(release: Release, previous: Release | null, error: unknown): Promise<void> {
+  async #switchBack(release: Release, previous: Release | null, error: unknown, singletons: string[] = []): Promise<void> {
     this.#log.warn(`switching back`, {releaseId: release.releaseId, previousReleaseId: previous?.releaseId ?? null, err: error});
     if (previous) {
       this.#proxy.setActiveTargets(previous.targets);
       this.#active = previous;
       this.#config = previous.config;
+      this.#refreshServices(previous);
     } else {
       this.#proxy.setActiveTargets([]);
       this.#active = null;
     }
     release.state = `failed`;
+    await this.#restoreSingletons(singletons, previous);
     await this.#stopRelease(release, `failed`);
+  }
+
+  /**
+   * The watch window (product §5.4): the previous release stays warm (and is the proxy's fallback)
+   * while the new one is watched; resolves null when the window passed, else the reason to switch back.
+   */
+  async #watch(release: Release, windowMs: number, config: Config): Promise<string | null> {
+    const webProcesses = release.processes.filter((managed) => this.#policyOf(managed) === `proxied`);
+    const web = config.processes.find((process) => process.policy === `proxied`);
+    const baseline = release.targets.map((target) => ({...target.stats}));
+    const controller = new AbortController();
+    const exits = webProcesses.map((managed) => managed.waitForExit().then((exit) => `web process ${managed.id} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`})`));
+    const probes = (async (): Promise<string | never> => {
+      let failures = 0;
+      const intervalMs = Math.min(web?.health?.intervalMs ?? 500, 500);
+      while (!controller.signal.aborted) {
+        await delay(intervalMs, undefined, {signal: controller.signal}).catch(() => undefined);
+        if (controller.signal.aborted) break;
+        let requests = 0;
+        let bad = 0;
+        release.targets.forEach((target, index) => {
+          requests += target.stats.requests - (baseline[index]?.requests ?? 0);
+          bad += target.stats.responses5xx + target.stats.errors - (baseline[index]?.responses5xx ?? 0) - (baseline[index]?.errors ?? 0);
+        });
+        if (requests >= config.watch.minRequests && requests > 0 && (bad / requests) * 100 > config.watch.max5xxPercent) {
+          return `${bad} of ${requests} responses were 5xx or errors (${((bad / requests) * 100).toFixed(1)}% > watch.max5xxPercent ${config.watch.max5xxPercent}%)`;
+        }
+        if (web?.health) {
+          for (const target of release.targets) {
+            const result = await probeHttp(formatHttpUrl(target.host, target.port, web.health.path), web.health.probeTimeoutMs).catch(() => ({ok: false as const, error: `probe aborted`}));
+            if (result.ok) failures = 0;
+            else if (++failures >= 2) return `health check of ${formatHttpUrl(target.host, target.port, web.health.path)} failed twice: ${result.error}`;
+          }
+        }
+      }
+      return new Promise<never>(() => undefined);
+    })();
+    try {
+      return await Promise.race([...exits, probes, delay(windowMs, null, {signal: controller.signal})]);
+    } finally {
+      controller.abort();
+    }
   }
 
   #retire(release: Release, config: Config): void {

@@ -25,6 +25,8 @@ export type ProxySettings = {
 export type ConnectionHost = {
   readonly settings: ProxySettings;
   pickTarget(): Target | null;
+  /** Another serving target for a request that failed on `failed` before any response byte (replicas, or the fallback release of a watch window). */
+  pickFallback(failed: Target): Target | null;
   forget(connection: ClientConnection): void;
   reportFailure(error: unknown): void;
 };
@@ -96,6 +98,7 @@ export class ClientConnection implements UpstreamOwner {
   #replay: Buffer[] | null = null;
   #replayBytes = 0;
   #retried = false;
+  #failedOver = false;
   #statusCode = 0;
   #startedAt = 0;
   #relay: WebSocketRelay | null = null;
@@ -218,6 +221,7 @@ export class ClientConnection implements UpstreamOwner {
     this.#replay = framing !== Framing.NONE && IDEMPOTENT.has(head.method) ? [] : null;
     this.#replayBytes = 0;
     this.#retried = false;
+    this.#failedOver = false;
     this.#statusCode = 0;
     if (requestChannel.hasSubscribers) this.#startedAt = performance.now();
     if (this.#trustForwarded !== this.#host.settings.trustForwarded) {
@@ -449,7 +453,7 @@ export class ClientConnection implements UpstreamOwner {
     }
   }
 
-  #onUpstreamGone(_error: Error | undefined): void {
+  #onUpstreamGone(error: Error | undefined): void {
     if (this.#state === ST_CLOSED || this.#upstream === null) return;
     const connection = this.#upstream;
     if (this.#responseHeadSeen && this.#response.framing === Framing.CLOSE && !this.#response.done) {
@@ -464,25 +468,46 @@ export class ClientConnection implements UpstreamOwner {
       this.#finishExchange();
       return;
     }
-    if (!this.#responseStarted && connection.reused && !this.#retried && (this.#bodyBytesSent === 0 || this.#replay !== null)) {
+    const replayable = this.#bodyBytesSent === 0 || this.#replay !== null;
+    if (!this.#responseStarted && connection.reused && !this.#retried && replayable) {
       this.#retry();
       return;
+    }
+    // The target is down (connection refused: nothing reached the app) or died under an idempotent
+    // request: send it once to another serving target, as nginx's proxy_next_upstream does.
+    const refused = (error as NodeJS.ErrnoException | undefined)?.code === `ECONNREFUSED`;
+    if (!this.#responseStarted && !this.#failedOver && replayable && (refused || IDEMPOTENT.has(this.#head?.method ?? ``))) {
+      const fallback = this.#host.pickFallback(this.#target!);
+      if (fallback !== null) {
+        this.#failedOver = true;
+        this.#resend(fallback);
+        return;
+      }
     }
     this.#upstreamFailed(502);
   }
 
   /** The keep-alive race: the app closed a reused connection as we sent on it. Replay once on a new one. */
   #retry(): void {
-    this.#upstream!.destroy();
-    this.#upstream = null;
-    this.#target!.endRequest();
-    this.#target = null;
     const target = this.#host.pickTarget();
     if (target === null) {
+      this.#upstream!.destroy();
+      this.#upstream = null;
+      this.#target!.endRequest();
+      this.#target = null;
       this.#failExchange(503);
       return;
     }
     this.#retried = true;
+    this.#resend(target);
+  }
+
+  /** Sends the current request again (head and kept body bytes) on a new connection to `target`. */
+  #resend(target: Target): void {
+    this.#upstream!.destroy();
+    this.#upstream = null;
+    this.#target!.endRequest();
+    this.#target = null;
     this.#responseBuffer = null;
     this.#upstreamPaused = false;
     const connection = target.connect();

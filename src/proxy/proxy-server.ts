@@ -70,6 +70,7 @@ export class ProxyServer {
   readonly #targets = new Set<Target>();
   readonly #host: ConnectionHost;
   #active: readonly Target[] = [];
+  #fallback: readonly Target[] = [];
   #next = 0;
   #address: {host: string; port: number} = {host: ``, port: 0};
   #sweeper: NodeJS.Timeout | null = null;
@@ -88,6 +89,7 @@ export class ProxyServer {
     this.#host = {
       settings: this.#settings,
       pickTarget: () => this.#pickTarget(),
+      pickFallback: (failed) => this.#pickFallback(failed),
       forget: (connection) => this.#clients.delete(connection),
       reportFailure: (error) => this.#log.error(`proxy error`, {err: error}),
     };
@@ -142,9 +144,14 @@ export class ProxyServer {
     return target;
   }
 
-  /** The switch: new requests and upgrades go to these targets (round-robin); [] → 503. Atomic. */
-  setActiveTargets(targets: readonly Target[]): void {
+  /**
+   * The switch: new requests and upgrades go to these targets (round-robin); [] → 503. Atomic.
+   * `fallback` targets (a deploy's watch window keeps the previous release warm) receive a request
+   * whose active target refused the connection or died before answering an idempotent request.
+   */
+  setActiveTargets(targets: readonly Target[], options: {fallback?: readonly Target[]} = {}): void {
     this.#active = Object.freeze([...targets]);
+    this.#fallback = Object.freeze([...(options.fallback ?? [])]);
     this.#next = 0;
   }
 
@@ -168,12 +175,19 @@ export class ProxyServer {
     this.#closing ??= new Promise<void>((resolve) => {
       if (this.#sweeper !== null) clearInterval(this.#sweeper);
       this.#active = [];
+      this.#fallback = [];
       this.#server.close(() => resolve());
       for (const client of [...this.#clients]) client.destroy();
       for (const target of this.#targets) target.close();
       this.#log.info(`Proxy closed`, {port: this.#address.port});
     });
     return this.#closing;
+  }
+
+  #pickFallback(failed: Target): Target | null {
+    for (const target of this.#active) if (target !== failed && target.state === `serving`) return target;
+    for (const target of this.#fallback) if (target !== failed && target.state === `serving`) return target;
+    return null;
   }
 
   #pickTarget(): Target | null {

@@ -336,7 +336,7 @@ test(`requires env values to be strings and keeps cwd undefined when unset`, () 
 test(`warns about unknown keys at every level with a did-you-mean suggestion`, () => {
   const result = validateConfig(configWith([web({Policy: `proxied`, helth: {}, port: {from: 3000, too: 3001}})], {
     proxy: {drainTimeout: 5_000},
-    watch: {windowMs: 10_000},
+    metrics: {port: 9100},
   }), {configPath: CONFIG_PATH});
   assert.ok(result.config, JSON.stringify(result.issues));
   const byPath = new Map(result.warnings.map((warning) => [warning.path, warning]));
@@ -348,7 +348,7 @@ test(`warns about unknown keys at every level with a did-you-mean suggestion`, (
   assert.match(byPath.get(`processes[0].Policy`)?.fix ?? ``, /Did you mean "processes\[0\]\.policy"/);
   assert.match(byPath.get(`processes[0].helth`)?.fix ?? ``, /Did you mean "processes\[0\]\.health"/);
   assert.match(byPath.get(`processes[0].port.too`)?.fix ?? ``, /Did you mean "processes\[0\]\.port\.to"/);
-  assert.match(byPath.get(`watch`)?.fix ?? ``, /^Remove the key: the top level only knows application, control, proxy/);
+  assert.match(byPath.get(`metrics`)?.fix ?? ``, /^Remove the key: the top level only knows application, control, proxy/);
   assert.equal(result.warnings.length, 5);
 });
 
@@ -372,4 +372,11 @@ test(`accepts hooks around the switch with a default timeout, and rejects a non-
   assert.deepEqual(defaults.config?.hooks, {beforeSwitch: undefined, afterSwitch: undefined, timeoutMs: 600_000});
   assert.ok(issueAt(issuesOf(configWith([web()], {hooks: {afterSwitch: 5, timeoutMs: 0}})), `hooks.afterSwitch`));
   assert.ok(issueAt(issuesOf(configWith([web()], {hooks: {timeoutMs: -1}})), `hooks.timeoutMs`));
+});
+
+test(`accepts a watch window with defaults for the 5xx threshold`, () => {
+  const result = validateConfig(configWith([web()], {watch: {windowMs: 30_000}}), {configPath: CONFIG_PATH});
+  assert.deepEqual(result.config?.watch, {windowMs: 30_000, max5xxPercent: 10, minRequests: 20});
+  assert.deepEqual(validateConfig(configWith([web()]), {configPath: CONFIG_PATH}).config?.watch, {windowMs: 0, max5xxPercent: 10, minRequests: 20});
+  assert.ok(issueAt(issuesOf(configWith([web()], {watch: {windowMs: -5, minRequests: 1.5}})), `watch.windowMs`));
 });

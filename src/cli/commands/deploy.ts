@@ -27,6 +27,7 @@ export class DeployCommand extends BaseCommand {
       [`Deploy with an explicit id and revision, starting the daemon if needed`, `$0 deploy --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1 --ensure-daemon`],
       [`Fail at once if another deploy is running`, `$0 deploy --release-path ./current --no-wait`],
       [`Show what a deploy would do, changing nothing`, `$0 deploy --release-path ./releases/43 --dry-run`],
+      [`Watch the new release for 30 s and switch back automatically on trouble`, `$0 deploy --release-path ./releases/43 --watch 30s`],
     ],
   });
 
@@ -36,6 +37,7 @@ export class DeployCommand extends BaseCommand {
   ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once with ERR_DAEMON_BUSY)`});
   skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check (emergencies only; logged)`});
+  watch = Option.String(`--watch`, {description: `Keep the previous release warm this long after the switch (e.g. 30s) and switch back if the new web process exits, fails its health check or answers too many 5xx (default: watch.windowMs)`});
   dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing`});
   daemonLogPath = Option.String(`--daemon-log-path`, {description: `With --ensure-daemon: where the daemon's output is appended`});
   daemonPidPath = Option.String(`--daemon-pid-path`, {description: `With --ensure-daemon: where the daemon's pid is written`});
@@ -43,6 +45,7 @@ export class DeployCommand extends BaseCommand {
   daemonRuntimePath = Option.String(`--daemon-runtime-path`, {hidden: true, description: `Accepted for compatibility with rollbridge 0.1; ignored`});
 
   async run(): Promise<number> {
+    const watchMs = this.parseDuration(`--watch`, this.watch);
     const config = await this.loadConfig();
     if (this.ensure) {
       await ensureDaemon(config, this.context, {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)});
@@ -57,6 +60,7 @@ export class DeployCommand extends BaseCommand {
         wait: this.wait,
         skipHealthCheck: this.skipHealthCheck,
         ...(this.dryRun ? {dryRun: true} : {}),
+        ...(watchMs !== undefined ? {watchMs} : {}),
       }, {
         onProgress: human ? (event) => this.writeLine(formatPhase(event)) : undefined,
       });
@@ -105,6 +109,8 @@ export function formatPhase(event: Record<string, unknown>): string {
     case `started`: return `  started ${String(event.processId)} pid ${String(event.pid)} port ${String(event.port)}${duration}`;
     case `healthy`: return `  healthy ${String(event.processId)}${duration}`;
     case `switched`: return `  switched traffic to ${String(event.releaseId)}${duration}`;
+    case `watching`: return `  watching ${String(event.releaseId)} (${String(event.detail ?? ``)})`;
+    case `watched`: return `  watch window passed${duration}`;
     case `draining`: return `  draining ${String(event.previousReleaseId)} (${String(event.detail ?? `in the background`)})`;
     default: return `  ${String(event.phase)}${duration}`;
   }

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import test from 'node:test';
+import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
+import {startDaemon, webConfig} from '../helpers/daemon.ts';
+import {httpGet} from '../helpers/http.ts';
+import {waitFor} from '../helpers/wait-for.ts';
+
+type ReleaseView = {releaseId: string; state: string};
+
+async function expectRolledBack(promise: Promise<unknown>, reason: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(isRollbridgeError(error), String(error));
+    assert.equal(error.code, `ERR_WATCH_ROLLED_BACK`, error.message);
+    assert.match(error.message, reason);
+    return true;
+  });
+}
+
+test(`a new release that crashes inside its watch window is switched back with no failed request under load`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  let running = true;
+  let failures = 0;
+  const served = new Map<string, number>();
+  const clients = Array.from({length: 8}, async () => {
+    while (running) {
+      try {
+        const result = await httpGet(daemon.proxyPort, `/`, {agent});
+        if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
+        else failures += 1;
+      } catch {
+        failures += 1;
+      }
+    }
+  });
+  await expectRolledBack(daemon.call(`deploy`, {releasePath: daemon.release(`crash-2`), releaseId: `crash-2`, watchMs: 5_000}), /web process web exited \(code 1\)/);
+  const after = (served.get(`v1`) ?? 0) + 50;
+  await waitFor(() => (served.get(`v1`) ?? 0) >= after, {what: `v1 serving again`});
+  running = false;
+  await Promise.all(clients);
+  assert.equal(failures, 0);
+  assert.ok((served.get(`crash-2`) ?? 0) > 0, `the new release served traffic before it crashed`);
+  const status = await daemon.call(`status`);
+  assert.equal(status.activeReleaseId, `v1`);
+  const states = Object.fromEntries((status.releases as ReleaseView[]).map((release) => [release.releaseId, release.state]));
+  assert.equal(states.v1, `active`);
+  assert.ok(daemon.records.some((record) => record.msg === `watch failed; switched back`));
+});
+
+test(`too many 5xx inside the watch window switch traffic back`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {watch: {windowMs: 5_000, max5xxPercent: 10, minRequests: 10}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const deploy = daemon.call(`deploy`, {releasePath: daemon.release(`fivexx-2`), releaseId: `fivexx-2`});
+  await waitFor(async () => (await daemon.call(`status`)).activeReleaseId === `fivexx-2`, {what: `the switch to fivexx-2`});
+  const answers: number[] = [];
+  while (answers.length < 20) answers.push((await httpGet(daemon.proxyPort)).status);
+  await expectRolledBack(deploy, /20 of 20 responses were 5xx or errors|of \d+ responses were 5xx/);
+  assert.ok(answers.includes(500));
+  assert.equal((await httpGet(daemon.proxyPort)).body, `v1\n`);
+});
+
+test(`a failing health check inside the watch window switches traffic back; a healthy release passes its window`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  await expectRolledBack(daemon.call(`deploy`, {releasePath: daemon.release(`sick-2`), releaseId: `sick-2`, watchMs: 5_000}), /health check of http:\/\/127\.0\.0\.1:\d+\/ping failed twice: HTTP 503/);
+  assert.equal((await httpGet(daemon.proxyPort)).body, `v1\n`);
+  const ok = await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`, watchMs: 300});
+  assert.deepEqual([ok.activeReleaseId, ok.previousReleaseId], [`v3`, `v1`]);
+  assert.ok((ok.phases as Array<{phase: string}>).some((phase) => phase.phase === `watched`));
+  assert.equal((await httpGet(daemon.proxyPort)).body, `v3\n`);
+});
