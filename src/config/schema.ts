@@ -461,9 +461,17 @@ function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: C
     }
 
     const replicas = entry[`replicas`];
-    if (Number.isSafeInteger(replicas) && (replicas as number) > 1 && policy !== undefined && (policy !== `companion` || hasPort)) {
+    if (Number.isSafeInteger(replicas) && (replicas as number) > 1 && policy !== undefined && policy !== `proxied` && (policy !== `companion` || hasPort)) {
       const why = policy === `companion` ? `it has a port` : `its policy is "${policy}"`;
-      issues.push({path: `${at}.replicas`, message: `${label} sets replicas ${replicas as number} but ${why}; only companions without a port run replicas`, fix: `Set ${at}.replicas to 1, or make it a companion without ${at}.port`});
+      issues.push({path: `${at}.replicas`, message: `${label} sets replicas ${replicas as number} but ${why}; only the proxied process and companions without a port run replicas`, fix: `Set ${at}.replicas to 1, or make it a companion without ${at}.port`});
+    }
+    if (Number.isSafeInteger(replicas) && (replicas as number) > 1 && policy === `proxied` && hasPort) {
+      // Every replica needs its own port, and a deploy or rolling restart runs old and new side by side.
+      const range = normalizePortValue(entry[`port`]);
+      const size = range && range.from !== 0 && range.to !== 0 ? range.to - range.from + 1 : Infinity;
+      if (size < (replicas as number) * 2) {
+        issues.push({path: `${at}.port`, message: `${label} runs ${replicas as number} replicas but ${at}.port holds only ${size} port(s); a deploy needs ${(replicas as number) * 2} (old and new replicas side by side)`, fix: `Widen ${at}.port to at least ${(replicas as number) * 2} ports, or use {from: 0, to: 0} for OS-assigned ports`});
+      }
     }
 
     const lifecycle = isPlainObject(entry[`lifecycle`]) ? entry[`lifecycle`] : {};

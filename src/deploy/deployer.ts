@@ -201,10 +201,11 @@ export class Deployer {
     if (!process || !process.port || oldIndex === -1 || !oldTarget) throw new Error(`Assertion failed: ${old.id} is not a proxied instance of release ${release.releaseId}`);
     const owner = `${release.key}:${old.id}:${Date.now()}`;
     const port = await this.#ports.allocate({owner, processId: process.id, range: process.port, configKey: `processes[${configIndex}].port`});
-    const ports = {...release.ports, [process.id]: port};
+    const replicaIndex = old.id.includes(`#`) ? Number(old.id.slice(old.id.indexOf(`#`) + 1)) : 0;
+    const ports = replicaIndex === 0 ? {...release.ports, [process.id]: port} : release.ports;
     const spec = buildInstanceSpec({
       config: release.config, process, instanceId: old.id, releaseId: release.releaseId, releasePath: release.releasePath,
-      revision: release.revision, replicaIndex: 0, replicaCount: 1, ports, baseEnv: this.#baseEnv,
+      revision: release.revision, replicaIndex, replicaCount: Math.max(1, process.replicas), ports, port, baseEnv: this.#baseEnv,
     });
     const fresh: ManagedProcess = this.#newProcess(release, process, spec, () => release.isLive && release.processes.includes(fresh));
     try {
@@ -218,7 +219,8 @@ export class Deployer {
     const target = this.#proxy.createTarget({releaseId: release.releaseId, processId: old.id, host: release.config.proxy.upstreamHost, port});
     release.processes.splice(oldIndex, 1, fresh);
     release.targets.splice(release.targets.indexOf(oldTarget), 1, target);
-    release.ports[process.id] = port;
+    if (replicaIndex === 0) release.ports[process.id] = port;
+    if (old.id in release.instancePorts) release.instancePorts[old.id] = port;
     release.portOwners.push(owner);
     if (release === this.#active) this.#proxy.setActiveTargets(release.targets);
     this.#log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason});
@@ -486,6 +488,13 @@ export class Deployer {
         continue;
       }
       release.ports[process.id] = await this.#ports.allocate({owner: release.key, processId: process.id, range: process.port, configKey});
+      // Proxied replicas each listen on their own port; `ports.<id>` (templates) is the first one's.
+      if (process.policy === `proxied` && process.replicas > 1) {
+        release.instancePorts[`${process.id}#0`] = release.ports[process.id] as number;
+        for (let index = 1; index < process.replicas; index++) {
+          release.instancePorts[`${process.id}#${index}`] = await this.#ports.allocate({owner: release.key, processId: `${process.id}#${index}`, range: process.port, configKey});
+        }
+      }
     }
   }
 
@@ -515,7 +524,7 @@ export class Deployer {
       release.processes.push(managed);
       await managed.start(`deploy`);
       if (instance.process.policy !== `proxied`) continue;
-      const port = release.ports[instance.process.id];
+      const port = release.instancePorts[instance.instanceId] ?? release.ports[instance.process.id];
       if (port === undefined) continue;
       phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
       if (instance.process.health && !skipHealthCheck) {
@@ -810,6 +819,7 @@ export class Deployer {
 
   #spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number) {
     return buildInstanceSpec({
+      port: release.instancePorts[instanceId],
       config: release.config,
       process,
       instanceId,

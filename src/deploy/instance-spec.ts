@@ -13,6 +13,8 @@ export type InstanceContext = {
   replicaIndex: number;
   replicaCount: number;
   ports: Record<string, number>;
+  /** This instance's own port when it differs from `ports[process.id]` (proxied replicas). */
+  port?: number | undefined;
   /** The daemon's environment: the base layer of every child environment and `{{env.X}}`. */
   baseEnv: Record<string, string | undefined>;
 };
@@ -20,7 +22,7 @@ export type InstanceContext = {
 /** Renders a process definition for one instance into what the supervisor runs (templates, env, cwd). */
 export function buildInstanceSpec(context: InstanceContext): ProcessSpec {
   const {config, process} = context;
-  const port = context.ports[process.id];
+  const port = context.port ?? context.ports[process.id];
   const templateContext = buildTemplateContext({
     application: config.application,
     releaseId: context.releaseId,

@@ -20,6 +20,8 @@ export class Release {
   drainStartedAt: Date | undefined;
   stoppedAt: Date | undefined;
   ports: Record<string, number> = {};
+  /** Ports of proxied replicas by instance id (`web#1`); single instances use `ports`. */
+  instancePorts: Record<string, number> = {};
   processes: ManagedProcess[] = [];
   targets: Target[] = [];
   /** Port-lease owners beyond `key` (ports of replaced proxied instances), released with the release. */

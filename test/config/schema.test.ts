@@ -238,18 +238,22 @@ test(`rejects a custom stopSignal next to a stopCommand, but allows an explicit 
   assert.match(issue.message, /stopCommand and stopSignal "SIGINT"/);
 });
 
-test(`defaults replicas to 1, accepts companion replicas and rejects other placements`, () => {
+test(`defaults replicas to 1, accepts companion and proxied replicas and rejects other placements`, () => {
   const config = validConfig(configWith([web(), {id: `worker`, command: `w`, replicas: 3}]));
   assert.equal(config.processes[0]?.replicas, 1);
   assert.equal(config.processes[1]?.replicas, 3);
+  assert.equal(validConfig(configWith([web({replicas: 2, port: {from: 0, to: 0}})])).processes[0]?.replicas, 2);
+  assert.equal(validConfig(configWith([web({replicas: 2, port: {from: 4000, to: 4003}})])).processes[0]?.replicas, 2);
   const issues = issuesOf(configWith([
-    web({replicas: 2}),
+    web({replicas: 3, port: {from: 4000, to: 4003}}),
     {id: `worker`, command: `w`, replicas: 2, port: 5000},
     {id: `zero`, command: `z`, replicas: 0},
+    {id: `cron`, command: `c`, policy: `singleton`, replicas: 2},
   ]));
-  assert.match(issueAt(issues, `processes[0].replicas`).message, /its policy is "proxied"/);
+  assert.match(issueAt(issues, `processes[0].port`).message, /runs 3 replicas but processes\[0\]\.port holds only 4 port\(s\); a deploy needs 6/);
   assert.match(issueAt(issues, `processes[1].replicas`).message, /it has a port/);
   assert.match(issueAt(issues, `processes[2].replicas`).message, /positive integer, got 0/);
+  assert.match(issueAt(issues, `processes[3].replicas`).message, /its policy is "singleton"/);
 });
 
 test(`allows nonBlockingDrain only on companions`, () => {

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import test from 'node:test';
+import {startDaemon, webConfig} from '../helpers/daemon.ts';
+import {httpGet} from '../helpers/http.ts';
+import {isPidAlive} from '../helpers/processes.ts';
+import {waitFor} from '../helpers/wait-for.ts';
+
+type ProcessView = {id: string; pid: number; port: number; state: string};
+type ReleaseView = {releaseId: string; processes: ProcessView[]};
+
+function webs(status: Record<string, unknown>): ProcessView[] {
+  const release = (status.releases as ReleaseView[]).find((entry) => entry.releaseId === status.activeReleaseId);
+  return (release?.processes ?? []).filter((process) => process.id.startsWith(`web`));
+}
+
+/** Keep-alive load that records which pid answered; returns a stop function with the tallies. */
+function load(port: number, agent: http.Agent) {
+  let running = true;
+  let failures = 0;
+  const pids = new Map<number, number>();
+  const clients = Array.from({length: 8}, async () => {
+    while (running) {
+      try {
+        const result = await httpGet(port, `/pid`, {agent});
+        if (result.status === 200) pids.set(Number(result.body), (pids.get(Number(result.body)) ?? 0) + 1);
+        else failures += 1;
+      } catch {
+        failures += 1;
+      }
+    }
+  });
+  return {
+    pids,
+    stop: async () => {
+      running = false;
+      await Promise.all(clients);
+      return failures;
+    },
+  };
+}
+
+test(`proxied replicas each get a port, share the traffic and are replaced one at a time without a failed request`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {replicas: 3, env: {APP_SHUTDOWN: `immediate`}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const before = webs(await daemon.call(`status`));
+  assert.deepEqual(before.map((process) => process.id), [`web#0`, `web#1`, `web#2`]);
+  assert.equal(new Set(before.map((process) => process.port)).size, 3, `one port per replica`);
+
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  const traffic = load(daemon.proxyPort, agent);
+  await waitFor(() => before.every((process) => (traffic.pids.get(process.pid) ?? 0) > 5), {what: `every replica to serve`});
+  const result = await daemon.call(`restart`, {processId: `web`});
+  assert.deepEqual(result.restarted, [`web#0`, `web#1`, `web#2`]);
+  const after = webs(await daemon.call(`status`));
+  await waitFor(() => after.every((process) => (traffic.pids.get(process.pid) ?? 0) > 0), {what: `every new replica to serve`});
+  assert.equal(await traffic.stop(), 0);
+  for (const process of before) assert.equal(isPidAlive(process.pid), false, `old ${process.id} stopped`);
+  assert.deepEqual(after.map((process) => process.id), [`web#0`, `web#1`, `web#2`]);
+});
+
+test(`a replica that dies is skipped: its requests go to the other replicas`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {replicas: 2, restartDelayMs: 60_000}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const [first, second] = webs(await daemon.call(`status`));
+  assert.ok(first && second);
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  const traffic = load(daemon.proxyPort, agent);
+  await waitFor(() => (traffic.pids.get(first.pid) ?? 0) > 5, {what: `traffic on the first replica`});
+  process.kill(first.pid, `SIGKILL`);
+  const servedBySecond = (traffic.pids.get(second.pid) ?? 0) + 200;
+  await waitFor(() => (traffic.pids.get(second.pid) ?? 0) >= servedBySecond, {what: `200 more requests on the surviving replica`});
+  assert.equal(await traffic.stop(), 0);
+});
