@@ -59,6 +59,8 @@ test(`a Velocious-style topology deploys 10 times: services keep pids and ports,
     return {what: what as string, name: name as string, pid: Number(pid), at: Number(at)};
   });
   await waitFor(() => entries().filter((entry) => entry.what === `stop` && entry.name.startsWith(`worker`)).length === 36, {what: `the workers of releases 1–9 to stop`});
+  // A process writes its `start` line once Node has booted, a moment after its spawn: wait for the last release's.
+  await waitFor(() => entries().filter((entry) => entry.what === `start` && (entry.name.startsWith(`worker`) || entry.name === `scheduler`)).length === 50, {what: `every worker and scheduler start to be recorded`});
   const log = entries();
   const byPid = new Map<number, Entry[]>();
   for (const entry of log) byPid.set(entry.pid, [...(byPid.get(entry.pid) ?? []), entry]);
