@@ -258,6 +258,16 @@ const healthSpec = t.makeValidator<unknown, false | ShapeOf<typeof healthShape>>
   },
 });
 
+const readinessShape = {
+  http: optional(urlPath),
+  tcp: optional(aBoolean),
+  command: optional(nonEmptyString),
+  timeoutMs: optional(timerMs),
+  intervalMs: optional(timerMs),
+  probeTimeoutMs: optional(positiveTimerMs),
+  successThreshold: optional(positiveInteger),
+};
+
 const processShape = {
   id: required(nonEmptyString, (p) => `Add ${p}, a unique name for the process such as "web"`),
   command: required(nonEmptyString, (p) => `Add ${p}, the shell command that starts the process`),
@@ -276,6 +286,8 @@ const processShape = {
   memory: optional(objectOf(memoryShape, `{limitBytes: 536870912}`)),
   replicas: optional(positiveInteger),
   outputLines: optional(positiveInteger),
+  readiness: optional(objectOf(readinessShape, `{http: "/ready"} or {tcp: true} or {command: "pg_isready"}`)),
+  dependsOn: optional(arrayOf(nonEmptyString, `an array of process ids`)),
 };
 
 const controlShape = {
@@ -494,12 +506,91 @@ function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: C
     }
   });
 
+  checkReadinessAndDependencies(processes, firstIndexById, issues);
+
   if (proxied.length !== 1) {
     const found = proxied.length === 0 ? `found none` : `found ${proxied.length} (${proxied.map((entry) => entry.label).join(`, `)})`;
     const fix = proxied.length === 0
       ? `Set policy: "proxied" on the process that serves HTTP (one entry of processes)`
       : `Keep policy: "proxied" on one process and set ${proxied.slice(1).map((entry) => `processes[${entry.index}].policy`).join(`, `)} to "companion", "singleton" or "service"`;
     issues.push({path: `processes`, message: `Config must define exactly one proxied process, ${found}`, fix});
+  }
+}
+
+// When each policy starts: a process may only depend on processes that start before it.
+const START_STAGE: Record<ProcessPolicy, number> = {service: 0, companion: 1, proxied: 2, singleton: 3};
+
+function checkReadinessAndDependencies(processes: unknown[], indexById: Map<string, number>, issues: ConfigIssue[]): void {
+  const policyOf = (entry: Record<string, unknown>): ProcessPolicy | undefined => entry[`policy`] == null
+    ? `companion`
+    : (PROCESS_POLICIES as readonly unknown[]).includes(entry[`policy`]) ? entry[`policy`] as ProcessPolicy : undefined;
+  const stageOf = (entry: Record<string, unknown>): number | undefined => {
+    const policy = policyOf(entry);
+    if (policy === undefined) return undefined;
+    return policy === `service` && entry[`deployStrategy`] === `handoff` ? 0.5 : START_STAGE[policy];
+  };
+  processes.forEach((entry, index) => {
+    if (!isPlainObject(entry)) return;
+    const at = `processes[${index}]`;
+    const readiness = entry[`readiness`];
+    if (isPlainObject(readiness)) {
+      const kinds = [`http`, `tcp`, `command`].filter((kind) => readiness[kind] != null && readiness[kind] !== false);
+      if (kinds.length !== 1) {
+        issues.push({path: `${at}.readiness`, message: `Readiness check ${at}.readiness must name exactly one check (http, tcp or command), found ${kinds.length === 0 ? `none` : kinds.join(` and `)}`, fix: `Set one of ${at}.readiness.http ("/ready"), ${at}.readiness.tcp (true) or ${at}.readiness.command ("pg_isready")`});
+      }
+      if ((kinds.includes(`http`) || kinds.includes(`tcp`)) && (entry[`port`] == null)) {
+        issues.push({path: `${at}.readiness`, message: `Readiness check ${at}.readiness.${kinds[0]} probes the process's port, but ${at} has no port`, fix: `Set ${at}.port, or use ${at}.readiness.command`});
+      }
+      if (policyOf(entry) === `proxied`) {
+        issues.push({path: `${at}.readiness`, message: `The proxied process ${at} uses ${at}.health, not readiness`, fix: `Move the check to ${at}.health ({path: "/ready"}) and remove ${at}.readiness`});
+      }
+    }
+    const dependsOn = entry[`dependsOn`];
+    if (!Array.isArray(dependsOn)) return;
+    const stage = stageOf(entry);
+    for (const dependency of dependsOn) {
+      if (typeof dependency !== `string`) continue;
+      const target = indexById.get(dependency);
+      if (target === undefined) {
+        issues.push({path: `${at}.dependsOn`, message: `Dependency "${dependency}" in ${at}.dependsOn is not a process id`, fix: `Use one of: ${[...indexById.keys()].join(`, `)}`});
+        continue;
+      }
+      if (target === index) {
+        issues.push({path: `${at}.dependsOn`, message: `Process ${at} depends on itself`, fix: `Remove "${dependency}" from ${at}.dependsOn`});
+        continue;
+      }
+      const targetEntry = processes[target] as Record<string, unknown>;
+      const targetStage = stageOf(targetEntry);
+      if (stage !== undefined && targetStage !== undefined && targetStage > stage) {
+        issues.push({path: `${at}.dependsOn`, message: `Process ${at} (${policyOf(entry)}) depends on "${dependency}" (${policyOf(targetEntry)}), which starts after it: services start first, then handoff services, companions, the proxied process, and singletons after the switch`, fix: `Remove "${dependency}" from ${at}.dependsOn, or change one of the policies`});
+      }
+    }
+  });
+  // Cycles (within a stage; across stages the rule above already refuses them).
+  const edges = new Map<string, string[]>();
+  processes.forEach((entry) => {
+    if (isPlainObject(entry) && typeof entry[`id`] === `string` && Array.isArray(entry[`dependsOn`])) {
+      edges.set(entry[`id`], (entry[`dependsOn`] as unknown[]).filter((value): value is string => typeof value === `string`));
+    }
+  });
+  const state = new Map<string, `visiting` | `done`>();
+  const visit = (id: string, trail: string[]): string[] | null => {
+    if (state.get(id) === `done`) return null;
+    if (state.get(id) === `visiting`) return [...trail.slice(trail.indexOf(id)), id];
+    state.set(id, `visiting`);
+    for (const next of edges.get(id) ?? []) {
+      const cycle = visit(next, [...trail, id]);
+      if (cycle) return cycle;
+    }
+    state.set(id, `done`);
+    return null;
+  };
+  for (const id of edges.keys()) {
+    const cycle = visit(id, []);
+    if (cycle) {
+      issues.push({path: `processes[${indexById.get(id) ?? 0}].dependsOn`, message: `Dependencies form a cycle: ${cycle.join(` → `)}`, fix: `Remove one of these dependencies so the processes can start in order`});
+      break;
+    }
   }
 }
 
@@ -612,6 +703,16 @@ function normalizeProcess(raw: RawProcess, proxy: ProxyConfig): ProcessConfig {
     },
     replicas: raw.replicas ?? 1,
     outputLines: raw.outputLines ?? DEFAULT_OUTPUT_LINES,
+    readiness: raw.readiness == null ? null : {
+      kind: raw.readiness.http != null ? `http` : raw.readiness.tcp ? `tcp` : `command`,
+      path: raw.readiness.http ?? undefined,
+      command: raw.readiness.command ?? undefined,
+      timeoutMs: raw.readiness.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
+      intervalMs: raw.readiness.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+      probeTimeoutMs: raw.readiness.probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
+      successThreshold: raw.readiness.successThreshold ?? DEFAULT_HEALTH_SUCCESS_THRESHOLD,
+    },
+    dependsOn: [...(raw.dependsOn ?? [])],
   };
 }
 

@@ -35,6 +35,19 @@ export type RestartConfig = {
 
 export type MemoryConfig = {limitBytes: number; warnBytes: number; checkIntervalMs: number};
 
+/** When a (non-web) process counts as ready: one of http/tcp/command, probed after it starts. */
+export type ReadinessConfig = {
+  kind: `http` | `tcp` | `command`;
+  /** http: the path probed on the process's own port. */
+  path: string | undefined;
+  /** command: a shell command; exit 0 means ready. */
+  command: string | undefined;
+  timeoutMs: number;
+  intervalMs: number;
+  probeTimeoutMs: number;
+  successThreshold: number;
+};
+
 export type ProcessConfig = {
   id: string;
   command: string;
@@ -55,6 +68,10 @@ export type ProcessConfig = {
   memory: MemoryConfig | undefined;
   replicas: number;
   outputLines: number;
+  /** null = ready as soon as it is spawned. */
+  readiness: ReadinessConfig | null;
+  /** Ids of processes that must be ready before this one starts. */
+  dependsOn: string[];
 };
 
 export type ControlConfig = {

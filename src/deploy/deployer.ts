@@ -13,6 +13,7 @@ import {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {ProcessSpec} from '../supervisor/managed-process.ts';
 import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
+import {waitForReady} from '../supervisor/readiness.ts';
 import {SerialQueue} from '../util/serial-queue.ts';
 import {hookFailure, runHook} from './hook-runner.ts';
 import type {HookName, HookResult} from './hook-runner.ts';
@@ -181,6 +182,9 @@ export class Deployer {
         } else {
           await managed.stop();
           await managed.start(`manual`);
+          const definition = this.#config.processes.find((process) => process.id === managed.spec.processId);
+          const owner = release && release.processes.includes(managed) ? release : this.#ownerOf(managed);
+          if (definition && owner) await this.#waitReady(owner, definition, managed);
         }
         restarted.push(managed.id);
       }
@@ -234,6 +238,12 @@ export class Deployer {
   #releasePorts(release: Release): void {
     this.#ports.releaseOwner(release.key);
     for (const owner of release.portOwners.splice(0)) this.#ports.releaseOwner(owner);
+  }
+
+  /** The release whose definitions built a service or singleton (for readiness after a restart). */
+  #ownerOf(managed: ManagedProcess): Release | null {
+    for (const entry of [...this.#services.values(), ...this.#singletons.values()]) if (entry.process === managed) return entry.release;
+    return null;
   }
 
   #policyOf(managed: ManagedProcess): string | undefined {
@@ -507,6 +517,7 @@ export class Deployer {
         // A stopped or failed service is revived by the next deploy (upstream left it down).
         existing.process.updateSpec(this.#spec(release, process, process.id, 0, 1));
         await existing.process.start(`deploy`);
+        await this.#waitReady(release, process, existing.process);
         continue;
       }
       const managed = this.#createProcess(release, process, process.id, 0, 1, () => !this.#stopping);
@@ -514,7 +525,22 @@ export class Deployer {
       this.#services.set(process.id, {process: managed, release, port});
       started.push(process.id);
       await managed.start(`deploy`);
+      await this.#waitReady(release, process, managed);
     }
+  }
+
+  /** A process with `readiness` must pass it before anything after it starts (dependsOn order). */
+  async #waitReady(release: Release, process: ProcessConfig, managed: ManagedProcess): Promise<void> {
+    if (!process.readiness) return;
+    const configIndex = release.config.processes.indexOf(process);
+    await waitForReady(process.readiness, {
+      processId: managed.id,
+      host: release.config.proxy.upstreamHost,
+      port: managed.spec.port,
+      cwd: managed.spec.cwd,
+      env: managed.spec.env,
+    }, {configKey: `processes[${configIndex}].readiness`});
+    this.#log.info(`process ready`, {releaseId: release.releaseId, processId: managed.id});
   }
 
   async #startReleaseProcesses(release: Release, plan: ReleasePlan, phase: (name: string, extra?: Record<string, unknown>) => void, skipHealthCheck: boolean): Promise<void> {
@@ -523,7 +549,10 @@ export class Deployer {
       const managed = this.#createProcess(release, instance.process, instance.instanceId, instance.replicaIndex, instance.replicaCount, () => release.isLive);
       release.processes.push(managed);
       await managed.start(`deploy`);
-      if (instance.process.policy !== `proxied`) continue;
+      if (instance.process.policy !== `proxied`) {
+        await this.#waitReady(release, instance.process, managed);
+        continue;
+      }
       const port = release.instancePorts[instance.instanceId] ?? release.ports[instance.process.id];
       if (port === undefined) continue;
       phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
@@ -612,6 +641,7 @@ export class Deployer {
       replaced.push(process.id);
       try {
         await managed.start(`deploy`);
+        await this.#waitReady(release, process, managed);
       } catch (error) {
         await this.#restoreSingletons(replaced, previous);
         throw new RollbridgeError(ErrorCode.SINGLETON_START_FAILED, `Singleton "${process.id}" of release ${release.releaseId} could not start: ${errorMessage(error)}`, {

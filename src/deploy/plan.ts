@@ -36,12 +36,12 @@ export function planRelease(config: Config): ReleasePlan {
     }));
   };
   return {
-    services: indexed.filter(({process}) => isPersistentService(process)),
-    instances: [
+    services: orderByDependencies(indexed.filter(({process}) => isPersistentService(process)), ({process}) => process),
+    instances: orderByDependencies([
       ...indexed.filter(({process}) => isHandoff(process)).flatMap(expand),
       ...indexed.filter(({process}) => process.policy === `companion`).flatMap(expand),
       ...indexed.filter(({process}) => process.policy === `proxied`).flatMap(expand),
-    ],
+    ], (instance) => instance.process),
     singletons: indexed.filter(({process}) => process.policy === `singleton`),
     portRequests: indexed
       .filter(({process}) => process.port !== undefined)
@@ -53,4 +53,26 @@ export function planRelease(config: Config): ReleasePlan {
 export function baseProcessId(instanceId: string): string {
   const hash = instanceId.indexOf(`#`);
   return hash === -1 ? instanceId : instanceId.slice(0, hash);
+}
+
+/**
+ * Stable order in which every entry comes after the entries of the processes it depends on (within the
+ * list; the config validation refuses cycles and dependencies on later stages).
+ */
+export function orderByDependencies<T>(items: T[], processOf: (item: T) => ProcessConfig): T[] {
+  const ordered: T[] = [];
+  const placed = new Set<T>();
+  const idsIn = new Set(items.map((item) => processOf(item).id));
+  const place = (item: T, trail: Set<T>) => {
+    if (placed.has(item) || trail.has(item)) return;
+    trail.add(item);
+    for (const dependency of processOf(item).dependsOn) {
+      if (!idsIn.has(dependency)) continue;
+      for (const other of items) if (processOf(other).id === dependency) place(other, trail);
+    }
+    placed.add(item);
+    ordered.push(item);
+  };
+  for (const item of items) place(item, new Set());
+  return ordered;
 }

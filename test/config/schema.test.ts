@@ -76,6 +76,8 @@ test(`returns a normalized config with every upstream default and no issues for 
     memory: undefined,
     replicas: 1,
     outputLines: 50,
+    readiness: null,
+    dependsOn: [],
   });
 });
 
@@ -383,4 +385,32 @@ test(`accepts a watch window with defaults for the 5xx threshold`, () => {
   assert.deepEqual(result.config?.watch, {windowMs: 30_000, max5xxPercent: 10, minRequests: 20});
   assert.deepEqual(validateConfig(configWith([web()]), {configPath: CONFIG_PATH}).config?.watch, {windowMs: 0, max5xxPercent: 10, minRequests: 20});
   assert.ok(issueAt(issuesOf(configWith([web()], {watch: {windowMs: -5, minRequests: 1.5}})), `watch.windowMs`));
+});
+
+test(`accepts readiness checks and dependsOn, and rejects bad checks, unknown or later dependencies and cycles`, () => {
+  const config = validConfig(configWith([
+    web({dependsOn: [`db`]}),
+    {id: `db`, command: `d`, policy: `service`, port: 5432, readiness: {tcp: true}},
+    {id: `worker`, command: `w`, dependsOn: [`db`], readiness: {command: `test -f ready`, timeoutMs: 5_000}},
+  ]));
+  assert.deepEqual(config.processes[1]?.readiness, {kind: `tcp`, path: undefined, command: undefined, timeoutMs: 30_000, intervalMs: 250, probeTimeoutMs: 2_000, successThreshold: 1});
+  assert.equal(config.processes[2]?.readiness?.kind, `command`);
+  assert.deepEqual(config.processes[0]?.dependsOn, [`db`]);
+  assert.equal(config.processes[1]?.readiness && config.processes[0]?.readiness, null);
+
+  const issues = issuesOf(configWith([
+    web({readiness: {http: `/ready`}}),
+    {id: `a`, command: `a`, readiness: {http: `/ready`}, dependsOn: [`b`]},
+    {id: `b`, command: `b`, readiness: {tcp: true, command: `x`}, dependsOn: [`a`]},
+    {id: `c`, command: `c`, dependsOn: [`nope`, `c`, `cron`]},
+    {id: `cron`, command: `c`, policy: `singleton`},
+  ]));
+  assert.match(issueAt(issues, `processes[0].readiness`).message, /uses processes\[0\]\.health, not readiness/);
+  assert.match(issueAt(issues, `processes[1].readiness`).message, /probes the process's port, but processes\[1\] has no port/);
+  assert.match(issueAt(issues, `processes[2].readiness`).message, /exactly one check .* found tcp and command/);
+  const dependsIssues = issues.filter((issue) => issue.path === `processes[3].dependsOn`).map((issue) => issue.message);
+  assert.ok(dependsIssues.some((message) => /Dependency "nope" in processes\[3\]\.dependsOn is not a process id/.test(message)));
+  assert.ok(dependsIssues.some((message) => /depends on itself/.test(message)));
+  assert.ok(dependsIssues.some((message) => /depends on "cron" \(singleton\), which starts after it/.test(message)));
+  assert.ok(issues.some((issue) => /Dependencies form a cycle: a → b → a/.test(issue.message)));
 });

@@ -1,0 +1,91 @@
+import net from 'node:net';
+import {execa} from 'execa';
+import type {ReadinessConfig} from '../config/types.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {probeHttp} from './health-check.ts';
+
+export type ReadinessTarget = {
+  /** The instance id, for messages. */
+  processId: string;
+  host: string;
+  port: number | undefined;
+  cwd: string;
+  env: Record<string, string>;
+};
+
+type ProbeResult = {ok: true} | {ok: false; error: string};
+
+/**
+ * Probes a process's readiness check (http, tcp or command) until `successThreshold` consecutive
+ * passes, or throws ERR_READINESS_FAILED at `timeoutMs` with the last failure. Waits between probes
+ * grow from 10 ms to `intervalMs` like the health check's.
+ */
+export async function waitForReady(readiness: ReadinessConfig, target: ReadinessTarget, options: {configKey: string; signal?: AbortSignal}): Promise<{attempts: number; durationMs: number}> {
+  const startedAt = Date.now();
+  const deadline = startedAt + readiness.timeoutMs;
+  let attempts = 0;
+  let passes = 0;
+  let lastFailure = `no attempts`;
+  const describe = describeCheck(readiness, target);
+  while (Date.now() < deadline) {
+    options.signal?.throwIfAborted();
+    attempts += 1;
+    const result = await probe(readiness, target, Math.max(1, Math.min(readiness.probeTimeoutMs, deadline - Date.now())), options.signal);
+    if (result.ok) {
+      passes += 1;
+      if (passes >= readiness.successThreshold) return {attempts, durationMs: Date.now() - startedAt};
+    } else {
+      passes = 0;
+      lastFailure = result.error;
+    }
+    const waitMs = Math.min(readiness.intervalMs, Math.max(10, (Date.now() - startedAt) / 5));
+    if (Date.now() + waitMs >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+  throw new RollbridgeError(ErrorCode.READINESS_FAILED, `Process "${target.processId}" did not become ready (${describe}) within ${readiness.timeoutMs} ms after ${attempts} ${attempts === 1 ? `attempt` : `attempts`}: ${lastFailure}`, {
+    fix: `Make the check pass, or correct ${options.configKey} (raise ${options.configKey}.timeoutMs for a slow start); "rollbridge logs --process ${target.processId}" shows its output`,
+    details: {processId: target.processId, check: describe, attempts, lastFailure},
+  });
+}
+
+function describeCheck(readiness: ReadinessConfig, target: ReadinessTarget): string {
+  if (readiness.kind === `http`) return `GET http://${formatHost(target.host)}:${target.port}${readiness.path}`;
+  if (readiness.kind === `tcp`) return `TCP ${formatHost(target.host)}:${target.port}`;
+  return `command ${JSON.stringify(readiness.command)}`;
+}
+
+async function probe(readiness: ReadinessConfig, target: ReadinessTarget, timeoutMs: number, signal: AbortSignal | undefined): Promise<ProbeResult> {
+  if (readiness.kind === `http`) {
+    const result = await probeHttp(`http://${formatHost(target.host)}:${target.port}${readiness.path ?? `/`}`, timeoutMs, signal);
+    return result.ok ? {ok: true} : {ok: false, error: result.error};
+  }
+  if (readiness.kind === `tcp`) return probeTcp(target.host, target.port ?? 0, timeoutMs);
+  const result = await execa(`/bin/sh`, [`-c`, readiness.command ?? `false`], {cwd: target.cwd, env: target.env, extendEnv: false, reject: false, timeout: timeoutMs, stdin: `ignore`, all: true, ...(signal ? {cancelSignal: signal} : {})});
+  if (result.exitCode === 0) return {ok: true};
+  const output = typeof result.all === `string` ? result.all.trim().split(`\n`).at(-1) : undefined;
+  return {ok: false, error: result.timedOut ? `command timed out after ${timeoutMs} ms` : `command exited with ${result.exitCode ?? result.signal}${output ? `: ${output}` : ``}`};
+}
+
+function probeTcp(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const socket = net.connect({host, port});
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ok: false, error: `connect timed out after ${timeoutMs} ms`});
+    }, timeoutMs);
+    socket.once(`connect`, () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ok: true});
+    });
+    socket.once(`error`, (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve({ok: false, error: `connect ${error.code ?? error.message} ${host}:${port}`});
+    });
+  });
+}
+
+function formatHost(host: string): string {
+  return host.includes(`:`) && !host.startsWith(`[`) ? `[${host}]` : host;
+}
