@@ -1,5 +1,5 @@
 // `npm run bench [-- <part>…] [--sources] [--no-write]`: runs the benchmark parts (all by default:
-// throughput, deploys, websockets, latency, startup, memory), prints each figure and a PASS/FAIL line
+// throughput, deploys, websockets, lifecycle, latency, startup, memory), prints each figure and a PASS/FAIL line
 // per goal, and rewrites their sections of docs/benchmarks.md. Drives the standalone binary when it is
 // built (bundle/rollbridge-linux-x64), else the sources; `--sources` forces the sources.
 // Exit code: 0 when every goal passed, 1 otherwise.
@@ -10,6 +10,7 @@ import path from 'node:path';
 import {parseArgs} from 'node:util';
 import {stopAllDaemons} from './bench/bench-daemon.ts';
 import {benchDeploys} from './bench/deploys.ts';
+import {benchLifecycle} from './bench/lifecycle.ts';
 import {benchLatency} from './bench/latency.ts';
 import {benchMemory} from './bench/memory.ts';
 import {PART_NAMES} from './bench/part-result.ts';
@@ -26,6 +27,7 @@ const TITLES: Record<PartName, string> = {
   throughput: `Throughput: direct vs rollbridge proxy vs nginx`,
   deploys: `Deploys under saturating keep-alive load`,
   websockets: `WebSockets across a deploy`,
+  lifecycle: `Rollback, restarts and the watch window under load`,
   latency: `Deploy latency`,
   startup: `Binary start-up`,
   memory: `Daemon memory`,
@@ -35,6 +37,7 @@ const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promi
   throughput: benchThroughput,
   deploys: benchDeploys,
   websockets: benchWebSockets,
+  lifecycle: benchLifecycle,
   latency: benchLatency,
   startup: benchStartupBinary,
   memory: benchMemory,
