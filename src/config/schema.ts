@@ -462,7 +462,8 @@ function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: C
       } else if (policy === `service`) {
         if (!hasPort) {
           issues.push({path: `${at}.port`, message: `Handoff service ${id === undefined ? at : `"${id}"`} has no port range`, fix: `Set ${at}.port to a range of at least two ports, e.g. {from: 4100, to: 4101}`});
-        } else if (port !== undefined && port.to <= port.from) {
+        } else if (port !== undefined && port.from !== 0 && port.to <= port.from) {
+          // 0 = an OS-assigned port per instance, which never collides.
           issues.push({path: `${at}.port`, message: `Handoff service ${id === undefined ? at : `"${id}"`} uses the single port ${port.from}; old and new service must run side by side`, fix: `Set ${at}.port to a range of at least two ports, e.g. {from: ${port.from}, to: ${Math.min(port.from + 1, MAX_PORT)}}`});
         }
       }

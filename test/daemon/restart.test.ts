@@ -135,3 +135,32 @@ test(`restart NAMES restarts the union of substring matches and refuses a name t
   assert.equal(checkError.code, `ERR_HEALTH_CHECK_FAILED`);
   assert.match(checkError.message, /did not answer 2xx within 300 ms after the restart: HTTP 503/);
 });
+
+test(`a handoff service runs one instance per release, stops after its release's dependents, and can be restarted`, async (t) => {
+  const fs = await import('node:fs');
+  const {REPO_ROOT} = await import('../helpers/run-cli.ts');
+  const recorder = `exec "${process.execPath}" "${path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recorder.cjs`)}"`;
+  let recordFile = ``;
+  const daemon = await startDaemon(t, (dir) => {
+    recordFile = path.join(dir, `record.log`);
+    return webConfig(dir, {processes: [
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+      {id: `coordinator`, command: recorder, policy: `service`, deployStrategy: `handoff`, port: {from: 0, to: 0}, env: {RECORD_FILE: recordFile}},
+      {id: `worker`, command: recorder, policy: `companion`, env: {RECORD_FILE: recordFile}, dependsOn: [`coordinator`]},
+    ]});
+  });
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  const lines = () => fs.readFileSync(recordFile, `utf8`).trim().split(`\n`).map((line) => line.split(` `));
+  await waitFor(() => lines().filter(([what]) => what === `stop`).length === 2, {what: `v1's worker and coordinator to stop`});
+  const stops = lines().filter(([what]) => what === `stop`).map(([, name]) => name);
+  assert.deepEqual(stops, [`worker`, `coordinator`], `the old handoff service stops after the release's dependents`);
+  const status = activeRelease(await daemon.call(`status`));
+  const coordinator = status.processes.find((process) => process.id === `coordinator`);
+  assert.ok(coordinator);
+  const result = await daemon.call(`restart`, {processId: `coordinator`});
+  assert.deepEqual(result.restarted, [`coordinator`]);
+  const after = activeRelease(await daemon.call(`status`)).processes.find((process) => process.id === `coordinator`);
+  assert.notEqual(after?.pid, coordinator.pid);
+  assert.equal(after?.state, `running`);
+});
