@@ -66,18 +66,27 @@ test(`a replacement web process that fails its health check leaves the old one s
   assert.deepEqual(activeRelease(await daemon.call(`status`)).processes.map((process) => [process.pid, process.state]), [[oldPid, `running`]]);
 });
 
-test(`restart without selectors leaves the web process alone and revives a stopped companion`, async (t) => {
+test(`restart --policy picks one policy; without selectors it leaves the web process alone and revives a failed companion`, async (t) => {
   const daemon = await startDaemon(t, (dir) => webConfig(dir, {processes: [
     {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
-    {id: `worker`, command: `exec sleep 300`, policy: `companion`, replicas: 2},
+    {id: `worker`, command: `exec sleep 300`, policy: `companion`, replicas: 2, restart: {maxRestarts: 0}},
+    {id: `cache`, command: `exec sleep 300`, policy: `service`},
   ]}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const killed = activeRelease(await daemon.call(`status`)).processes.find((process) => process.id === `worker#0`) as {pid: number};
+  process.kill(killed.pid, `SIGKILL`);
+  await waitFor(async () => activeRelease(await daemon.call(`status`)).processes.find((process) => process.id === `worker#0`)?.state === `failed`, {what: `worker#0 to be failed (maxRestarts 0)`});
+  const servicePid = ((await daemon.call(`status`)).services as Array<{process: {pid: number}}>)[0]?.process.pid;
+  const byPolicy = await daemon.call(`restart`, {policy: `service`});
+  assert.deepEqual(byPolicy.restarted, [`cache`]);
+  assert.notEqual(((await daemon.call(`status`)).services as Array<{process: {pid: number}}>)[0]?.process.pid, servicePid);
   const before = activeRelease(await daemon.call(`status`));
   const webPid = before.processes.find((process) => process.id === `web`)?.pid;
   const result = await daemon.call(`restart`, {});
-  assert.deepEqual(result.restarted, [`worker#0`, `worker#1`]);
+  assert.deepEqual(result.restarted, [`worker#0`, `worker#1`, `cache`]);
   const after = activeRelease(await daemon.call(`status`));
   assert.equal(after.processes.find((process) => process.id === `web`)?.pid, webPid);
+  assert.equal(after.processes.find((process) => process.id === `worker#0`)?.state, `running`, `the failed worker was revived`);
   for (const id of [`worker#0`, `worker#1`]) {
     assert.notEqual(after.processes.find((process) => process.id === id)?.pid, before.processes.find((process) => process.id === id)?.pid);
   }
@@ -86,7 +95,7 @@ test(`restart without selectors leaves the web process alone and revives a stopp
   await assert.rejects(daemon.call(`restart`, {processId: `wrker`}), (error: unknown) => {
     assert.ok(isRollbridgeError(error));
     assert.equal(error.code, `ERR_PROCESS_NOT_FOUND`);
-    assert.deepEqual(error.details.valid, [`web`, `worker#0`, `worker#1`]);
+    assert.deepEqual(error.details.valid, [`web`, `worker#0`, `worker#1`, `cache`]);
     return true;
   });
 });

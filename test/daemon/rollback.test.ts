@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
+import {startDaemon, webConfig} from '../helpers/daemon.ts';
+import {httpGet, TestWebSocket} from '../helpers/http.ts';
+import {isPidAlive} from '../helpers/processes.ts';
+
+type ReleaseView = {releaseId: string; state: string; processes: Array<{id: string; pid: number}>};
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<string> {
+  let message = ``;
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(isRollbridgeError(error), String(error));
+    assert.equal(error.code, code, error.message);
+    assert.ok(error.fix, `${code} has a fix`);
+    message = error.message;
+    return true;
+  });
+  return message;
+}
+
+test(`rollback re-activates the previous release, and rolling back twice toggles between the two`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  const back = await daemon.call(`rollback`);
+  assert.deepEqual([back.activeReleaseId, back.previousReleaseId], [`v1`, `v2`]);
+  assert.equal((await httpGet(daemon.proxyPort)).body, `v1\n`);
+  const forth = await daemon.call(`rollback`);
+  assert.deepEqual([forth.activeReleaseId, forth.previousReleaseId], [`v2`, `v1`]);
+  assert.equal((await httpGet(daemon.proxyPort)).body, `v2\n`);
+  assert.ok(daemon.records.some((record) => record.msg === `rollback starting` && record.releaseId === `v2`));
+});
+
+test(`rollback --release-id targets a retained release; no previous, unknown and already-active targets are refused`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  assert.match(await expectCode(daemon.call(`rollback`), `ERR_NO_PREVIOUS_RELEASE`), /No previous release/);
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
+  assert.match(await expectCode(daemon.call(`rollback`, {releaseId: `v9`}), `ERR_RELEASE_NOT_FOUND`), /"v9"/);
+  assert.match(await expectCode(daemon.call(`rollback`, {releaseId: `v3`}), `ERR_RELEASE_ALREADY_ACTIVE`), /"v3" is already active/);
+  const result = await daemon.call(`rollback`, {releaseId: `v1`});
+  assert.deepEqual([result.activeReleaseId, result.previousReleaseId], [`v1`, `v3`]);
+  assert.equal((await httpGet(daemon.proxyPort)).body, `v1\n`);
+});
+
+test(`rollback to a release that is still draining stops its old processes first instead of orphaning them`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 30_000, forceStopTimeoutMs: 2_000}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const ws = await TestWebSocket.connect(daemon.proxyPort);
+  t.after(() => ws.close());
+  assert.equal(await ws.roundTrip(`hold`), `v1:hold`);
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  const draining = (await daemon.call(`status`)).releases as ReleaseView[];
+  const oldRelease = draining.find((release) => release.releaseId === `v1`);
+  assert.equal(oldRelease?.state, `draining`, `the open WebSocket keeps v1 draining`);
+  const oldPid = oldRelease?.processes[0]?.pid as number;
+  const result = await daemon.call(`rollback`);
+  assert.equal(result.activeReleaseId, `v1`);
+  assert.equal(isPidAlive(oldPid), false, `the draining v1 process was stopped, not orphaned`);
+  const status = await daemon.call(`status`);
+  const v1 = (status.releases as ReleaseView[]).filter((release) => release.releaseId === `v1`);
+  assert.equal(v1.filter((release) => release.state === `active`).length, 1);
+  assert.notEqual(v1.find((release) => release.state === `active`)?.processes[0]?.pid, oldPid);
+});
+
+test(`releaseRetention.keep bounds the stopped releases kept for rollback`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {releaseRetention: {keep: 1}}));
+  for (const id of [`v1`, `v2`, `v3`]) await daemon.call(`deploy`, {releasePath: daemon.release(id), releaseId: id});
+  const {waitFor} = await import('../helpers/wait-for.ts');
+  const releases = await waitFor(async () => {
+    const current = (await daemon.call(`status`)).releases as ReleaseView[];
+    return current.every((release) => release.state === `active` || release.state === `stopped`) && current.length === 2 ? current : null;
+  }, {what: `the drains to finish and pruning to keep one stopped release`});
+  assert.deepEqual(releases.map((release) => `${release.releaseId}:${release.state}`), [`v2:stopped`, `v3:active`]);
+  await expectCode(daemon.call(`rollback`, {releaseId: `v1`}), `ERR_RELEASE_NOT_FOUND`);
+});
