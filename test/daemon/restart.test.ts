@@ -173,3 +173,22 @@ test(`a handoff service runs one instance per release, stops after its release's
   assert.notEqual(after?.pid, coordinator.pid);
   assert.equal(after?.state, `running`);
 });
+
+test(`a persistent service starts before the release and restarts with the latest deploy's definition`, async (t) => {
+  const fs = await import('node:fs');
+  let file = ``;
+  const daemon = await startDaemon(t, (dir) => {
+    file = path.join(dir, `service.log`);
+    return webConfig(dir, {processes: [
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+      {id: `beacon`, command: `echo "$BUILT_BY" >> "${file}"; exec sleep 300`, policy: `service`, env: {BUILT_BY: `{{releaseId}}`}, restartDelayMs: 10},
+    ]});
+  });
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  const service = () => (async () => ((await daemon.call(`status`)).services as Array<{process: {pid: number; restarts: number; state: string}}>)[0])();
+  const first = await service();
+  await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, `utf8`) === `v1\n`, {what: `the service's first start line`});
+  process.kill(first?.process.pid as number, `SIGKILL`);
+  await waitFor(async () => (await service())?.process.restarts === 1 && fs.readFileSync(file, `utf8`) === `v1\nv2\n`, {what: `the crash restart with v2's definition`});
+});
