@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type {PortRange} from '../config/types.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {readEphemeralPortRange} from '../system/proc.ts';
 
 export type PortRequest = {
   /** Who holds the port once allocated, e.g. a release id. */
@@ -13,6 +14,9 @@ export type PortRequest = {
 
 // Leased ports the OS hands out again for port 0 are retried this many times.
 const OS_ASSIGNED_ATTEMPTS = 20;
+// Ports for `0` ranges are picked at random in [DYNAMIC_FLOOR, start of the ephemeral range).
+const DYNAMIC_FLOOR = 20_000;
+const DYNAMIC_ATTEMPTS = 50;
 
 /**
  * Hands out ports from configured ranges. A port is free when no owner leases it and a trial bind
@@ -75,6 +79,21 @@ export class PortAllocator {
   }
 
   async #allocateOsAssigned(request: PortRequest): Promise<number> {
+    // Prefer a port below the kernel's ephemeral range: the OS never hands those to outgoing
+    // connections, so nothing can take the port between this check and the app's own bind (a port
+    // the OS assigns for port 0 can be reused by any outgoing connection in that window).
+    const ephemeral = readEphemeralPortRange();
+    if (ephemeral && ephemeral.from - 1 > DYNAMIC_FLOOR) {
+      for (let attempt = 0; attempt < DYNAMIC_ATTEMPTS; attempt++) {
+        const port = DYNAMIC_FLOOR + Math.floor(Math.random() * (ephemeral.from - DYNAMIC_FLOOR));
+        if (this.#leases.has(port)) continue;
+        const probe = await probeBind(this.#host, port);
+        if (probe.ok) {
+          this.#leases.set(port, request.owner);
+          return port;
+        }
+      }
+    }
     let lastCode = `EADDRINUSE`;
     for (let attempt = 0; attempt < OS_ASSIGNED_ATTEMPTS; attempt++) {
       const probe = await probeBind(this.#host, 0);

@@ -159,3 +159,13 @@ function isGroupSignalable(pgid: number): boolean {
     return (error as NodeJS.ErrnoException).code === `EPERM`;
   }
 }
+
+/** The kernel's range for outgoing connections' local ports (`net.ipv4.ip_local_port_range`); null off Linux. */
+export function readEphemeralPortRange(): {from: number; to: number} | null {
+  try {
+    const [from, to] = fs.readFileSync(`${PROC_ROOT}/sys/net/ipv4/ip_local_port_range`, `utf8`).trim().split(/\s+/).map(Number);
+    return from !== undefined && to !== undefined && Number.isInteger(from) && Number.isInteger(to) ? {from, to} : null;
+  } catch {
+    return null;
+  }
+}

@@ -111,3 +111,14 @@ test(`takes an OS-assigned port for a range of 0 and leases it`, async () => {
   const other = await allocator.allocate({owner: `r1`, processId: `worker`, range: {from: 0, to: 0}, configKey: `processes[1].port`});
   assert.notEqual(other, port);
 });
+
+test(`a range of 0 picks a free port below the kernel's ephemeral range, which outgoing connections never use`, async () => {
+  const {readEphemeralPortRange} = await import('../../src/system/proc.ts');
+  const ephemeral = readEphemeralPortRange();
+  assert.ok(ephemeral, `this Linux host has net.ipv4.ip_local_port_range`);
+  const allocator = new PortAllocator({host: `127.0.0.1`});
+  for (let index = 0; index < 5; index++) {
+    const port = await allocator.allocate({owner: `r1`, processId: `web#${index}`, range: {from: 0, to: 0}, configKey: `processes[0].port`});
+    assert.ok(port >= 20_000 && port < ephemeral.from, `port ${port} is in [20000, ${ephemeral.from})`);
+  }
+});
