@@ -138,11 +138,11 @@ test(`restart NAMES restarts the union of substring matches and refuses a name t
   });
   await new Promise<void>((resolve) => http503.listen(0, `127.0.0.1`, resolve));
   t.after(() => http503.close());
-  const failedCheck = await runCli([`restart`, `mailer`, `--check-url`, `http://127.0.0.1:${(http503.address() as {port: number}).port}/`, `--check-timeout`, `300ms`, `--json`], {cwd: daemon.dir});
+  const failedCheck = await runCli([`restart`, `mailer`, `--check-url`, `http://127.0.0.1:${(http503.address() as {port: number}).port}/`, `--check-timeout`, `2s`, `--json`], {cwd: daemon.dir});
   assert.equal(failedCheck.code, 1);
   const checkError = (failedCheck.json() as {error: {code: string; message: string}}).error;
   assert.equal(checkError.code, `ERR_HEALTH_CHECK_FAILED`);
-  assert.match(checkError.message, /did not answer 2xx within 300 ms after the restart: HTTP 503/);
+  assert.match(checkError.message, /did not answer 2xx within 2000 ms after the restart: HTTP 503/);
 });
 
 test(`a handoff service runs one instance per release, stops after its release's dependents, and can be restarted`, async (t) => {

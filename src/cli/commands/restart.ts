@@ -75,7 +75,9 @@ async function checkUrl(url: string, timeoutMs: number): Promise<{url: string; s
       if (response.status >= 200 && response.status < 300) return {url, status: response.status};
       last = `HTTP ${response.status}`;
     } catch (error) {
-      last = (error as {cause?: {code?: string}}).cause?.code ?? (error as Error).message;
+      // A probe cut short by the overall deadline says less than the failure before it.
+      const cutShort = (error as Error).name === `TimeoutError` && deadline - Date.now() < 2_000 && last !== `no attempt`;
+      if (!cutShort) last = (error as {cause?: {code?: string}}).cause?.code ?? (error as Error).message;
     }
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(250, deadline - Date.now()))));
   }
