@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
-import {startDaemon, webConfig} from '../helpers/daemon.ts';
+import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet, TestWebSocket} from '../helpers/http.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 
-type ReleaseView = {releaseId: string; state: string; processes: Array<{id: string; pid: number}>};
+type ReleaseView = {releaseId: string; state: string; processes: Array<{id: string; pid: number; state: string}>};
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<string> {
   let message = ``;
@@ -75,4 +75,34 @@ test(`releaseRetention.keep bounds the stopped releases kept for rollback`, asyn
   }, {what: `the drains to finish and pruning to keep one stopped release`});
   assert.deepEqual(releases.map((release) => `${release.releaseId}:${release.state}`), [`v2:stopped`, `v3:active`]);
   await expectCode(daemon.call(`rollback`, {releaseId: `v1`}), `ERR_RELEASE_NOT_FOUND`);
+});
+
+test(`a nonBlockingDrain worker stops at once while its release is still draining`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {
+    proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 30_000, forceStopTimeoutMs: 2_000},
+    processes: [
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+      {id: `jobs`, command: `exec sleep 300`, policy: `companion`, nonBlockingDrain: true},
+      {id: `mailer`, command: `exec sleep 300`, policy: `companion`},
+    ],
+  }));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const ws = await TestWebSocket.connect(daemon.proxyPort);
+  t.after(() => ws.close());
+  assert.equal(await ws.roundTrip(`hold`), `v1:hold`);
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  const {waitFor} = await import('../helpers/wait-for.ts');
+  const v1 = await waitFor(async () => {
+    const release = ((await daemon.call(`status`)).releases as ReleaseView[]).find((entry) => entry.releaseId === `v1`);
+    return release?.processes.find((process) => process.id === `jobs`)?.state === `stopped` ? release : null;
+  }, {what: `v1's nonBlockingDrain worker to stop`});
+  assert.equal(v1.state, `draining`, `the release is still draining its WebSocket`);
+  assert.equal(v1.processes.find((process) => process.id === `mailer`)?.state, `running`, `an ordinary companion waits for the drain`);
+});
+
+test(`deploy --skip-health-check switches without probing and logs that it did`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  const result = await daemon.call(`deploy`, {releasePath: daemon.release(`bad-1`), releaseId: `bad-1`, skipHealthCheck: true});
+  assert.equal(result.activeReleaseId, `bad-1`, `a release whose health check would fail is switched to`);
+  assert.ok(daemon.records.some((record) => record.msg === `health check skipped` && record.level === `warn`));
 });
