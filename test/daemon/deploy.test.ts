@@ -9,6 +9,7 @@ import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
 import {TestWebSocket, httpGet} from '../helpers/http.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {waitFor} from '../helpers/wait-for.ts';
+import {freePort} from '../helpers/ports.ts';
 
 type ReleaseView = {releaseId: string; state: string; ports: Record<string, number>; processes: Array<{id: string; pid?: number; state: string}>};
 
@@ -224,13 +225,3 @@ test(`the control socket is created with mode 0600 by default`, async (t) => {
   assert.equal(fs.statSync(daemon.socketPath).mode & 0o777, 0o600);
 });
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, `127.0.0.1`, () => {
-      const {port} = server.address() as {port: number};
-      server.close(() => resolve(port));
-    });
-  });
-}

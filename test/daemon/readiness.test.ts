@@ -6,17 +6,8 @@ import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {waitFor} from '../helpers/wait-for.ts';
+import {freePort} from '../helpers/ports.ts';
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, `127.0.0.1`, () => {
-      const {port} = server.address() as {port: number};
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // Connects once to ROLLBRIDGE_DB_PORT as soon as it starts and writes what happened: no retry loop.
 const CONNECT_ONCE = `const s = require('net').connect(Number(process.env.ROLLBRIDGE_DB_PORT), '127.0.0.1');

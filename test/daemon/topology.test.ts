@@ -6,19 +6,10 @@ import {startDaemon, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {REPO_ROOT} from '../helpers/run-cli.ts';
 import {waitFor} from '../helpers/wait-for.ts';
+import {freePort} from '../helpers/ports.ts';
 
 const RECORDER = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recorder.cjs`);
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, `127.0.0.1`, () => {
-      const {port} = server.address() as {port: number};
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 type Entry = {what: string; name: string; pid: number; at: number};
 
