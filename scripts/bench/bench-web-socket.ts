@@ -2,6 +2,7 @@
 // server closed it. Used by the load client and by the WebSocket part.
 import crypto from 'node:crypto';
 import net from 'node:net';
+import {FrameReader, encodeFrame} from '../../src/verify/verify-app.ts';
 
 export class BenchWebSocket {
   readonly socket: net.Socket;
@@ -11,7 +12,7 @@ export class BenchWebSocket {
   closedAt: number | null = null;
   onMessage: ((text: string) => void) | null = null;
   onClose: (() => void) | null = null;
-  #buffer: Buffer = Buffer.alloc(0);
+  readonly #reader = new FrameReader((opcode, payload) => this.#onFrame(opcode, payload));
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -102,13 +103,7 @@ export class BenchWebSocket {
 
   #sendFrame(opcode: number, payload: Buffer): void {
     if (this.socket.destroyed || !this.socket.writable) return;
-    const mask = crypto.randomBytes(4);
-    const masked = Buffer.allocUnsafe(payload.length);
-    for (let i = 0; i < payload.length; i++) masked[i] = payload[i]! ^ mask[i % 4]!;
-    const header = payload.length < 126
-      ? Buffer.from([0x80 | opcode, 0x80 | payload.length])
-      : Buffer.from([0x80 | opcode, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
-    this.socket.write(Buffer.concat([header, mask, masked]));
+    this.socket.write(encodeFrame(opcode, payload, true));
   }
 
   #markClosed(code: number): void {
@@ -119,33 +114,19 @@ export class BenchWebSocket {
   }
 
   #onData(chunk: Buffer): void {
-    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
-    while (this.#buffer.length >= 2) {
-      const opcode = this.#buffer[0]! & 0x0f;
-      let length = this.#buffer[1]! & 0x7f;
-      let offset = 2;
-      if (length === 126) {
-        if (this.#buffer.length < 4) return;
-        length = this.#buffer.readUInt16BE(2);
-        offset = 4;
-      } else if (length === 127) {
-        if (this.#buffer.length < 10) return;
-        length = Number(this.#buffer.readBigUInt64BE(2));
-        offset = 10;
-      }
-      if (this.#buffer.length < offset + length) return;
-      const payload = this.#buffer.subarray(offset, offset + length);
-      this.#buffer = this.#buffer.subarray(offset + length);
-      if (opcode === 0x1) {
-        this.onMessage?.(payload.toString());
-      } else if (opcode === 0x8) {
-        this.#markClosed(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
-        this.#sendFrame(0x8, Buffer.from(payload.subarray(0, 2)));
-        this.socket.end();
-        setTimeout(() => this.socket.destroy(), 1_000).unref();
-      } else if (opcode === 0x9) {
-        this.#sendFrame(0xa, Buffer.from(payload));
-      }
+    this.#reader.push(chunk);
+  }
+
+  #onFrame(opcode: number, payload: Buffer): void {
+    if (opcode === 0x1) {
+      this.onMessage?.(payload.toString());
+    } else if (opcode === 0x8) {
+      this.#markClosed(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
+      this.#sendFrame(0x8, Buffer.from(payload.subarray(0, 2)));
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1_000).unref();
+    } else if (opcode === 0x9) {
+      this.#sendFrame(0xa, Buffer.from(payload));
     }
   }
 }

@@ -46,9 +46,18 @@ export function runVerifyApp(env: Record<string, string | undefined>): Promise<v
 /** Encodes one WebSocket frame (FIN set); client frames must be masked. */
 export function encodeFrame(opcode: number, payload: Buffer, masked: boolean): Buffer {
   const length = payload.length;
-  const header = length < 126
-    ? Buffer.from([0x80 | opcode, (masked ? 0x80 : 0) | length])
-    : Buffer.from([0x80 | opcode, (masked ? 0x80 : 0) | 126, length >> 8, length & 0xff]);
+  const maskBit = masked ? 0x80 : 0;
+  let header: Buffer;
+  if (length < 126) {
+    header = Buffer.from([0x80 | opcode, maskBit | length]);
+  } else if (length < 65_536) {
+    header = Buffer.from([0x80 | opcode, maskBit | 126, length >> 8, length & 0xff]);
+  } else {
+    header = Buffer.alloc(10);
+    header[0] = 0x80 | opcode;
+    header[1] = maskBit | 127;
+    header.writeBigUInt64BE(BigInt(length), 2);
+  }
   if (!masked) return Buffer.concat([header, payload]);
   const mask = crypto.randomBytes(4);
   const body = Buffer.alloc(length);
