@@ -1,8 +1,7 @@
 // A minimal RFC 6455 client over a raw TCP socket (text frames, masked), recording how and when the
 // server closed it. Used by the load client and by the WebSocket part.
-import crypto from 'node:crypto';
-import net from 'node:net';
-import {FrameReader, encodeFrame} from '../../src/verify/verify-app.ts';
+import type net from 'node:net';
+import {FrameReader, connectWebSocket, encodeFrame} from '../../src/verify/verify-app.ts';
 
 export class BenchWebSocket {
   readonly socket: net.Socket;
@@ -25,41 +24,11 @@ export class BenchWebSocket {
     return this.closeCode === null && !this.socket.destroyed;
   }
 
-  static connect(port: number, options: {path?: string; timeoutMs?: number} = {}): Promise<BenchWebSocket> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(port, `127.0.0.1`);
-      const key = crypto.randomBytes(16).toString(`base64`);
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(Object.assign(new Error(`WebSocket upgrade timed out`), {code: `UPGRADE_TIMEOUT`}));
-      }, options.timeoutMs ?? 10_000);
-      const fail = (error: Error) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      socket.once(`error`, fail);
-      socket.once(`connect`, () => socket.write(`GET ${options.path ?? `/`} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
-      let head = Buffer.alloc(0);
-      const onData = (chunk: Buffer) => {
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf(`\r\n\r\n`);
-        if (end === -1) return;
-        socket.off(`data`, onData);
-        socket.off(`error`, fail);
-        clearTimeout(timer);
-        const statusLine = head.subarray(0, end).toString().split(`\r\n`)[0] ?? ``;
-        if (!statusLine.includes(` 101 `)) {
-          socket.destroy();
-          reject(Object.assign(new Error(`WebSocket upgrade refused: ${statusLine}`), {code: `UPGRADE_REFUSED ${statusLine.split(` `)[1] ?? ``}`.trim()}));
-          return;
-        }
-        const ws = new BenchWebSocket(socket);
-        const rest = head.subarray(end + 4);
-        if (rest.length > 0) ws.#onData(rest);
-        resolve(ws);
-      };
-      socket.on(`data`, onData);
-    });
+  static async connect(port: number, options: {path?: string; timeoutMs?: number} = {}): Promise<BenchWebSocket> {
+    const {socket, rest} = await connectWebSocket(port, options);
+    const ws = new BenchWebSocket(socket);
+    if (rest.length > 0) ws.#onData(rest);
+    return ws;
   }
 
   send(text: string): void {

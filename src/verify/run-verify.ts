@@ -1,15 +1,14 @@
 import {spawn} from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../control/client.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
-import {FrameReader, encodeFrame} from './verify-app.ts';
+import {FrameReader, connectWebSocket, encodeFrame} from './verify-app.ts';
 
 export type VerifyOptions = {
   /** How to run this program again: the binary, or node + main.ts. */
@@ -192,29 +191,11 @@ class VerifySocket {
     socket.on(`error`, () => (this.failed = true));
   }
 
-  static open(port: number): Promise<VerifySocket> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(port, `127.0.0.1`);
-      const key = crypto.randomBytes(16).toString(`base64`);
-      let head = Buffer.alloc(0);
-      const onData = (chunk: Buffer) => {
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf(`\r\n\r\n`);
-        if (end === -1) return;
-        socket.off(`data`, onData);
-        if (!head.subarray(0, end).toString().startsWith(`HTTP/1.1 101`)) {
-          socket.destroy();
-          reject(new Error(`WebSocket upgrade refused: ${head.subarray(0, end).toString().split(`\r\n`)[0]}`));
-          return;
-        }
-        const verifySocket = new VerifySocket(socket);
-        if (end + 4 < head.length) socket.emit(`data`, head.subarray(end + 4));
-        resolve(verifySocket);
-      };
-      socket.on(`data`, onData);
-      socket.once(`error`, reject);
-      socket.once(`connect`, () => socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
-    });
+  static async open(port: number): Promise<VerifySocket> {
+    const {socket, rest} = await connectWebSocket(port);
+    const verifySocket = new VerifySocket(socket);
+    if (rest.length > 0) socket.emit(`data`, rest);
+    return verifySocket;
   }
 
   /** Sends a text frame; true when the reply comes from the expected release within 5 s. */

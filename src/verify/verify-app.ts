@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
+import {connect as netConnect} from 'node:net';
 
 /**
  * The built-in app `rollbridge verify` deploys: HTTP (`/ping`, `/` → release id) and a WebSocket echo
@@ -102,4 +103,42 @@ export class FrameReader {
       this.#onFrame(opcode, payload);
     }
   }
+}
+
+export type WebSocketUpgradeError = Error & {code: string};
+
+/**
+ * Opens a WebSocket (client side): TCP connect to 127.0.0.1:port, the upgrade request, and the 101
+ * answer. Resolves with the socket and any bytes that arrived after the head (the first frames).
+ * Rejects with code `UPGRADE_REFUSED <status>` or `UPGRADE_TIMEOUT`, or the connection error.
+ */
+export function connectWebSocket(port: number, options: {path?: string; timeoutMs?: number} = {}): Promise<{socket: net.Socket; rest: Buffer}> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect(port, `127.0.0.1`);
+    const key = crypto.randomBytes(16).toString(`base64`);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(Object.assign(new Error(`WebSocket upgrade timed out`), {code: `UPGRADE_TIMEOUT`})), options.timeoutMs ?? 10_000);
+    socket.once(`error`, fail);
+    socket.once(`connect`, () => socket.write(`GET ${options.path ?? `/`} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf(`\r\n\r\n`);
+      if (end === -1) return;
+      socket.off(`data`, onData);
+      socket.off(`error`, fail);
+      const statusLine = head.subarray(0, end).toString().split(`\r\n`)[0] ?? ``;
+      if (!statusLine.includes(` 101 `)) {
+        fail(Object.assign(new Error(`WebSocket upgrade refused: ${statusLine}`), {code: `UPGRADE_REFUSED ${statusLine.split(` `)[1] ?? ``}`.trim()}));
+        return;
+      }
+      clearTimeout(timer);
+      resolve({socket, rest: head.subarray(end + 4)});
+    };
+    socket.on(`data`, onData);
+  });
 }

@@ -46,8 +46,7 @@ test(`deploy switches new traffic to the new release and stops the drained previ
   const oldWeb = releases.find((release) => release.releaseId === `one`)?.processes[0];
   assert.equal(oldWeb?.state, `stopped`);
   assert.equal(releases.find((release) => release.releaseId === `two`)?.state, `active`);
-  const messages = daemon.records.map((record) => record.msg);
-  for (const expected of [`deploy starting`, `traffic switched`, `release drained`]) assert.ok(messages.includes(expected), `missing event ${expected}`);
+  for (const expected of [`deploy starting`, `traffic switched`, `release drained`]) await daemon.record((record) => record.msg === expected, expected);
 });
 
 test(`a failed health check leaves the previous release active and serving`, async (t) => {

@@ -27,7 +27,7 @@ test(`hooks.beforeSwitch runs in the release's environment after the health chec
   assert.equal(lines[3], `after v2 previous=v1`);
   const hooks = result.hooks as Array<{hook: string; ok: boolean}>;
   assert.deepEqual(hooks.map((hook) => [hook.hook, hook.ok]), [[`beforeSwitch`, true], [`afterSwitch`, true]]);
-  assert.ok(daemon.records.some((record) => record.msg === `hook finished` && record.hook === `beforeSwitch`));
+  await daemon.record((record) => record.msg === `hook finished` && record.hook === `beforeSwitch`, `hook finished`);
 });
 
 test(`a failing hooks.beforeSwitch aborts the deploy with its output and the previous release keeps serving`, async (t) => {

@@ -23,8 +23,7 @@ test(`a companion over memory.limitBytes is restarted with reason memory`, async
     return process && process.memoryRestarts >= 1 && process.state === `running` ? process : null;
   }, {what: `a memory restart of the hog`, timeoutMs: 15_000});
   assert.equal(hog.lastStartReason, `memory`);
-  const exceeded = daemon.records.find((record) => record.msg === `memory limit exceeded`);
-  assert.ok(exceeded);
+  const exceeded = await daemon.record((record) => record.msg === `memory limit exceeded`, `memory limit exceeded`);
   assert.ok(Number(exceeded.rssBytes) > 120 * MB);
   assert.equal(exceeded.limitBytes, 120 * MB);
 });
@@ -71,5 +70,5 @@ test(`the proxied process over its memory limit is replaced without a failed req
   assert.equal(failures, 0);
   const web = ((await daemon.call(`status`)).releases as ReleaseView[])[0]?.processes[0];
   assert.equal(web?.lastStartReason, `memory`);
-  assert.ok(daemon.records.some((record) => record.msg === `process replaced` && record.reason === `memory`));
+  await daemon.record((record) => record.msg === `process replaced` && record.reason === `memory`, `process replaced`);
 });

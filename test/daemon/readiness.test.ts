@@ -32,7 +32,7 @@ test(`dependsOn starts a process only once its dependency passes its readiness c
   // The consumer writes its one attempt's outcome once Node has booted.
   await waitFor(() => fs.existsSync(out), {what: `the consumer's connection attempt`});
   assert.equal(fs.readFileSync(out, `utf8`), `connected`);
-  assert.ok(daemon.records.some((record) => record.msg === `process ready` && record.processId === `db`));
+  await daemon.record((record) => record.msg === `process ready` && record.processId === `db`, `process ready`);
   assert.equal((await httpGet(daemon.proxyPort)).body, `v1\n`);
 });
 
@@ -65,5 +65,5 @@ test(`an http readiness check probes the process's own port`, async (t) => {
   ]}));
   const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   assert.equal(result.activeReleaseId, `v1`);
-  assert.ok(daemon.records.some((record) => record.msg === `process ready` && record.processId === `api`));
+  await daemon.record((record) => record.msg === `process ready` && record.processId === `api`, `process ready`);
 });

@@ -49,7 +49,7 @@ test(`restart --process web replaces the web process without a failed request un
   assert.equal(isPidAlive(oldPid), false, `the old web process was stopped after its drain`);
   assert.notEqual(after.ports.web, before.ports.web, `the new process got a fresh port`);
   assert.equal(after.processes[0]?.lastStartReason, `manual`);
-  assert.ok(daemon.records.some((record) => record.msg === `process replaced` && record.previousPid === oldPid));
+  await daemon.record((record) => record.msg === `process replaced` && record.previousPid === oldPid, `process replaced`);
 });
 
 test(`a replacement web process that fails its health check leaves the old one serving`, async (t) => {

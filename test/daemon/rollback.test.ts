@@ -29,7 +29,7 @@ test(`rollback re-activates the previous release, and rolling back twice toggles
   const forth = await daemon.call(`rollback`);
   assert.deepEqual([forth.activeReleaseId, forth.previousReleaseId], [`v2`, `v1`]);
   assert.equal((await httpGet(daemon.proxyPort)).body, `v2\n`);
-  assert.ok(daemon.records.some((record) => record.msg === `rollback starting` && record.releaseId === `v2`));
+  await daemon.record((record) => record.msg === `rollback starting` && record.releaseId === `v2`, `rollback starting`);
 });
 
 test(`rollback --release-id targets a retained release; no previous, unknown and already-active targets are refused`, async (t) => {
@@ -104,5 +104,7 @@ test(`deploy --skip-health-check switches without probing and logs that it did`,
   const daemon = await startDaemon(t, (dir) => webConfig(dir));
   const result = await daemon.call(`deploy`, {releasePath: daemon.release(`bad-1`), releaseId: `bad-1`, skipHealthCheck: true});
   assert.equal(result.activeReleaseId, `bad-1`, `a release whose health check would fail is switched to`);
-  assert.ok(daemon.records.some((record) => record.msg === `health check skipped` && record.level === `warn`));
+  const {waitFor} = await import('../helpers/wait-for.ts');
+  // The daemon's stdout reaches the test asynchronously: wait for the line rather than race the reply.
+  await waitFor(() => daemon.records.some((record) => record.msg === `health check skipped` && record.level === `warn`), {what: `the "health check skipped" warning`});
 });

@@ -47,7 +47,7 @@ test(`a new release that crashes inside its watch window is switched back with n
   assert.equal(status.activeReleaseId, `v1`);
   const states = Object.fromEntries((status.releases as ReleaseView[]).map((release) => [release.releaseId, release.state]));
   assert.equal(states.v1, `active`);
-  assert.ok(daemon.records.some((record) => record.msg === `watch failed; switched back`));
+  await daemon.record((record) => record.msg === `watch failed; switched back`, `watch failed; switched back`);
 });
 
 test(`too many 5xx inside the watch window switch traffic back`, async (t) => {

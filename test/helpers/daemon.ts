@@ -23,6 +23,8 @@ export type TestDaemon = {
   call: (command: string, params?: Record<string, unknown>) => Promise<Record<string, unknown>>;
   /** A release directory (empty; processes run their command with it as cwd). */
   release: (name: string) => string;
+  /** Waits for a matching log line: the daemon's stdout reaches the test asynchronously, after its replies. */
+  record: (predicate: (record: Record<string, unknown>) => boolean, what: string) => Promise<Record<string, unknown>>;
 };
 
 /** A config with one proxied web process running the fixture web app; override fields as needed. */
@@ -93,5 +95,6 @@ export async function startDaemon(t: After, config: Record<string, unknown> | ((
     fs.mkdirSync(releaseDir, {recursive: true});
     return releaseDir;
   };
-  return {dir, configPath, socketPath, child, records, stderr: () => stderr, proxyPort, call, release};
+  const record = (predicate: (entry: Record<string, unknown>) => boolean, what: string) => waitFor(() => records.find(predicate), {what: `the daemon to log ${what}`});
+  return {dir, configPath, socketPath, child, records, stderr: () => stderr, proxyPort, call, release, record};
 }

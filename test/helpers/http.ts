@@ -1,7 +1,6 @@
 import http from 'node:http';
-import net from 'node:net';
-import crypto from 'node:crypto';
-import {FrameReader, encodeFrame} from '../../src/verify/verify-app.ts';
+import type net from 'node:net';
+import {FrameReader, connectWebSocket, encodeFrame} from '../../src/verify/verify-app.ts';
 import {waitFor} from './wait-for.ts';
 
 export type HttpResult = {status: number; body: string; headers: http.IncomingHttpHeaders};
@@ -43,32 +42,11 @@ export class TestWebSocket {
     socket.on(`error`, () => undefined);
   }
 
-  static connect(port: number, path = `/`): Promise<TestWebSocket> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(port, `127.0.0.1`);
-      const key = crypto.randomBytes(16).toString(`base64`);
-      socket.once(`error`, reject);
-      socket.once(`connect`, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
-      let head = Buffer.alloc(0);
-      const onData = (chunk: Buffer) => {
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf(`\r\n\r\n`);
-        if (end === -1) return;
-        socket.off(`data`, onData);
-        socket.off(`error`, reject);
-        const status = head.subarray(0, end).toString().split(`\r\n`)[0] ?? ``;
-        if (!status.includes(` 101 `)) {
-          socket.destroy();
-          reject(new Error(`WebSocket upgrade refused: ${status}`));
-          return;
-        }
-        const ws = new TestWebSocket(socket);
-        const rest = head.subarray(end + 4);
-        if (rest.length > 0) ws.#reader.push(rest);
-        resolve(ws);
-      };
-      socket.on(`data`, onData);
-    });
+  static async connect(port: number, path = `/`): Promise<TestWebSocket> {
+    const {socket, rest} = await connectWebSocket(port, {path});
+    const ws = new TestWebSocket(socket);
+    if (rest.length > 0) ws.#reader.push(rest);
+    return ws;
   }
 
   send(text: string): void {
