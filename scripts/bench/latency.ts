@@ -5,12 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
-import net from 'node:net';
 import {Pool} from 'undici';
 import {BenchDaemon} from './bench-daemon.ts';
 import type {DeployRun} from './bench-daemon.ts';
 import {WEB_APP, webConfig} from './bench-configs.ts';
-import {findFreePort} from './nginx.ts';
+import {canConnect, findFreePort} from './nginx.ts';
 import {check} from './part-result.ts';
 import type {BenchContext, PartResult} from './part-result.ts';
 import {median, percentile} from './stats.ts';
@@ -145,15 +144,4 @@ async function timeAppStart(runs: number): Promise<number[]> {
     }
   }
   return times;
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, `127.0.0.1`);
-    socket.once(`connect`, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once(`error`, () => resolve(false));
-  });
 }

@@ -102,7 +102,8 @@ http {
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** True when something accepts a TCP connection on 127.0.0.1:port. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, `127.0.0.1`);
     socket.once(`connect`, () => {
