@@ -1,0 +1,204 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {readProcStat} from '../system/proc.ts';
+
+/**
+ * The daemon's persisted state (product §5.8): enough to find and re-adopt every managed process
+ * after a daemon crash, and nothing secret — no commands, env values or output. Every process is
+ * identified by pid AND its start time from /proc, plus the boot id, so a recycled pid (or a pid
+ * from before a reboot) is never taken for ours.
+ */
+export type StateProcess = {
+  /** Instance id: `web`, `worker#1`. */
+  id: string;
+  /** Base id from the config. */
+  processId: string;
+  policy: string;
+  /** Release the process was started for. */
+  releaseId: string;
+  pid: number;
+  pgid: number;
+  /** Field 22 of /proc/<pid>/stat: clock ticks after boot. */
+  startTime: number;
+  startedAt: string;
+  port?: number;
+  restarts: number;
+};
+
+export type StateRelease = {
+  releaseId: string;
+  releasePath: string;
+  revision: string;
+  state: string;
+  createdAt: string;
+  activatedAt?: string;
+  drainStartedAt?: string;
+  stoppedAt?: string;
+  ports: Record<string, number>;
+  instancePorts: Record<string, number>;
+  processes: StateProcess[];
+};
+
+export type DaemonState = {
+  format: 1;
+  application: string;
+  writtenAt: string;
+  bootId: string | null;
+  daemon: {pid: number; startTime: number | null; version: string};
+  proxy: {host: string; port: number};
+  activeReleaseId: string | null;
+  releases: StateRelease[];
+  services: StateProcess[];
+  singletons: StateProcess[];
+};
+
+let tempCounter = 0;
+
+/**
+ * Writes `state` atomically: a temp file beside the target (mode 0600, written and fsynced), renamed
+ * over the target, then the directory fsynced so the rename itself survives a power loss. A reader
+ * (or a daemon killed at any instant) sees the old file or the new one, never a torn one.
+ */
+export async function writeStateFile(statePath: string, state: DaemonState): Promise<void> {
+  tempCounter += 1;
+  const temp = `${statePath}.${process.pid}.${tempCounter}.tmp`;
+  const text = `${JSON.stringify(state, null, 2)}\n`;
+  try {
+    const handle = await fs.promises.open(temp, `w`, 0o600);
+    try {
+      await handle.writeFile(text, `utf8`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(temp, statePath);
+    await syncDirectory(path.dirname(statePath));
+  } catch (error) {
+    await fs.promises.rm(temp, {force: true}).catch(() => undefined);
+    throw new RollbridgeError(ErrorCode.STATE_WRITE_FAILED, `Writing the state file ${statePath} failed: ${(error as Error).message}`, {
+      fix: `Make the directory of statePath (${path.dirname(statePath)}) exist and writable by the daemon's user, or change statePath in the config`,
+      details: {statePath, code: (error as NodeJS.ErrnoException).code},
+      cause: error,
+    });
+  }
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await fs.promises.open(directory, `r`);
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some filesystems refuse fsync on a directory; the rename is still atomic there.
+    if ((error as NodeJS.ErrnoException).code !== `EINVAL`) throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Removes temp files that writers killed mid-write left beside the state file. */
+export function removeStaleTempFiles(statePath: string): number {
+  const directory = path.dirname(statePath);
+  const prefix = `${path.basename(statePath)}.`;
+  let removed = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync(directory);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(`.tmp`)) continue;
+    const pid = Number(name.slice(prefix.length).split(`.`)[0]);
+    if (pid === process.pid || (Number.isInteger(pid) && pid > 0 && readProcStat(pid) !== null)) continue;
+    try {
+      fs.rmSync(path.join(directory, name), {force: true});
+      removed += 1;
+    } catch {
+      // Someone else's file: leave it.
+    }
+  }
+  return removed;
+}
+
+/**
+ * Reads the state file: null when there is none. A file that is not a state document (hand-edited,
+ * another tool's) is an ERR_STATE_UNREADABLE error naming the path; the atomic writer never leaves one.
+ */
+export function readStateFile(statePath: string): DaemonState | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(statePath, `utf8`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === `ENOENT`) return null;
+    throw unreadable(statePath, (error as Error).message, error);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw unreadable(statePath, `not JSON (${(error as Error).message})`, error);
+  }
+  const problem = checkState(parsed);
+  if (problem !== null) throw unreadable(statePath, problem);
+  return parsed as DaemonState;
+}
+
+function unreadable(statePath: string, reason: string, cause?: unknown): RollbridgeError {
+  return new RollbridgeError(ErrorCode.STATE_UNREADABLE, `The state file ${statePath} cannot be used: ${reason}`, {
+    fix: `Move ${statePath} aside (processes it listed may still run: check with "ps -ef"), or point statePath at another file`,
+    details: {statePath},
+    ...(cause === undefined ? {} : {cause}),
+  });
+}
+
+function checkState(value: unknown): string | null {
+  if (typeof value !== `object` || value === null) return `not an object`;
+  const state = value as Record<string, unknown>;
+  if (state.format !== 1) return `unknown format ${JSON.stringify(state.format)} (expected 1)`;
+  for (const key of [`releases`, `services`, `singletons`]) {
+    if (!Array.isArray(state[key])) return `"${key}" is not an array`;
+  }
+  const processes: unknown[] = [...state.services as unknown[], ...state.singletons as unknown[]];
+  for (const release of state.releases as unknown[]) {
+    if (typeof release !== `object` || release === null || !Array.isArray((release as StateRelease).processes)) return `a release without a processes array`;
+    if (typeof (release as StateRelease).releaseId !== `string`) return `a release without a releaseId`;
+    processes.push(...(release as StateRelease).processes);
+  }
+  for (const entry of processes) {
+    const process = entry as Partial<StateProcess> | null;
+    if (typeof process !== `object` || process === null || typeof process.id !== `string` || !Number.isInteger(process.pid) || !Number.isInteger(process.pgid) || !Number.isInteger(process.startTime)) {
+      return `a process entry without id, pid, pgid and startTime`;
+    }
+  }
+  return null;
+}
+
+/** Every process the state lists (releases, services, singletons), each once. */
+export function listStateProcesses(state: DaemonState): StateProcess[] {
+  return [...state.releases.flatMap((release) => release.processes), ...state.services, ...state.singletons];
+}
+
+let bootId: string | null | undefined;
+
+/** /proc/sys/kernel/random/boot_id: differs after a reboot, when no pid in the state can be ours. */
+export function readBootId(): string | null {
+  if (bootId !== undefined) return bootId;
+  try {
+    bootId = fs.readFileSync(`/proc/sys/kernel/random/boot_id`, `utf8`).trim();
+  } catch {
+    bootId = null;
+  }
+  return bootId;
+}
+
+/**
+ * True when the process the state recorded still runs: same pid, same start time, same boot, and not
+ * a zombie (a zombie has finished; only its exit status waits to be collected).
+ */
+export function isStateProcessAlive(process: Pick<StateProcess, `pid` | `startTime`>, stateBootId: string | null): boolean {
+  if (stateBootId !== null && readBootId() !== null && stateBootId !== readBootId()) return false;
+  const stat = readProcStat(process.pid);
+  return stat !== null && stat.startTime === process.startTime && stat.state !== `Z` && stat.state !== `X`;
+}
