@@ -4,7 +4,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import type {LifecycleConfig, RestartConfig} from '../config/types.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
-import {isProcessGroupAlive} from '../system/proc.ts';
+import {isProcessGroupAlive, readProcStat} from '../system/proc.ts';
 import {OutputBuffer} from './output-buffer.ts';
 import type {OutputLine} from './output-buffer.ts';
 import {planRestart} from './restart-policy.ts';
@@ -56,6 +56,8 @@ export type ProcessStatus = {
   children: Array<{command: string; pid: number; rssBytes?: number}>;
   /** RSS of the whole process group, from the memory watchdog (processes with `memory`), while running. */
   rssBytes?: number;
+  /** Present (true) while the running process was re-adopted from a previous daemon. */
+  adopted?: boolean;
   logs: OutputLine[];
 };
 
@@ -63,6 +65,8 @@ export type ProcessStatus = {
 const INDEFINITE_HOOK_TIMEOUT_MS = 30_000;
 const GROUP_POLL_INTERVAL_MS = 15;
 const SIGKILL_WAIT_MS = 5_000;
+// How often a re-adopted process (not our child, so no exit event) is checked in /proc.
+const ADOPTED_POLL_INTERVAL_MS = 100;
 // After the shell exits, output still in the pipes is read before the exit is reported. Descendants
 // that keep the pipes open must not hold the exit back, so the wait is bounded.
 const EXIT_OUTPUT_GRACE_MS = 250;
@@ -97,6 +101,11 @@ export class ManagedProcess {
   #lastStartReason: StartReason | undefined;
   #exitCode: number | null | undefined;
   #exitSignal: NodeJS.Signals | null | undefined;
+  /** Start time (/proc stat field 22) of the running process: with the pid, its identity. */
+  #startTime: number | undefined;
+  /** Set while the running process was re-adopted from a previous daemon (not our child: polled). */
+  #adoptedPoll: NodeJS.Timeout | undefined;
+  #adopted = false;
 
   constructor(spec: ProcessSpec, options: {log: Logger; shouldRestart: () => boolean}) {
     this.id = spec.id;
@@ -127,6 +136,51 @@ export class ManagedProcess {
 
   get pgid(): number | undefined {
     return this.#pgid;
+  }
+
+  /** Start time of the running process (clock ticks after boot, from /proc): with the pid, its identity. */
+  get startTime(): number | undefined {
+    if (this.#startTime === undefined && this.#pid !== undefined && this.#state === `running`) this.#startTime = readProcStat(this.#pid)?.startTime;
+    return this.#startTime;
+  }
+
+  /** True while the running process is one a previous daemon started (re-adopted after a restart of the daemon). */
+  get adopted(): boolean {
+    return this.#adopted;
+  }
+
+  /**
+   * Supervises a process a previous daemon started (product §5.8): it is not our child, so its exit is
+   * found by polling /proc for the pid with the recorded start time (a zombie or a recycled pid counts
+   * as exited; the exit code is unknown). From then on it behaves like a spawned process: stop() stops
+   * its group, an unexpected exit is restarted by the restart policy.
+   */
+  adopt(recorded: {pid: number; pgid: number; startTime: number; startedAt: string; restarts: number}, pollMs = ADOPTED_POLL_INTERVAL_MS): void {
+    if (this.#state !== `stopped` && this.#state !== `failed`) throw new Error(`Assertion failed: adopt() on process "${this.id}" in state ${this.#state}`);
+    this.#pid = recorded.pid;
+    this.#pgid = recorded.pgid;
+    this.#startTime = recorded.startTime;
+    this.#startedAt = Date.parse(recorded.startedAt) || Date.now();
+    this.#restarts = recorded.restarts;
+    this.#intentional = false;
+    this.#adopted = true;
+    this.#state = `running`;
+    let resolveExited: () => void = () => undefined;
+    this.#childExited = new Promise<void>((resolve) => {
+      resolveExited = resolve;
+    });
+    const check = (): void => {
+      const stat = readProcStat(recorded.pid);
+      if (stat !== null && stat.startTime === recorded.startTime && stat.state !== `Z` && stat.state !== `X`) return;
+      clearInterval(this.#adoptedPoll);
+      this.#adoptedPoll = undefined;
+      this.#handleExit(undefined, null, null);
+      resolveExited();
+    };
+    this.#adoptedPoll = setInterval(check, pollMs);
+    this.#adoptedPoll.unref();
+    this.#log.info(`process adopted`, {id: this.id, pid: recorded.pid});
+    check();
   }
 
   /**
@@ -201,6 +255,7 @@ export class ManagedProcess {
       lastMemoryRestartAt: this.#lastMemoryRestartAt,
       children: running && this.#memory ? this.#memory.children : [],
       ...(running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
+      ...(this.#adopted ? {adopted: true} : {}),
       logs: this.recentOutput(),
     };
   }
@@ -270,8 +325,10 @@ export class ManagedProcess {
     });
   }
 
-  #handleExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+  #handleExit(child: ChildProcess | undefined, code: number | null, signal: NodeJS.Signals | null): void {
     if (child !== this.#child) return;
+    this.#adopted = false;
+    this.#startTime = undefined;
     this.#output.flush();
     const intentional = this.#intentional;
     this.#child = undefined;
