@@ -23,6 +23,10 @@ export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 4_000;
 export const DEFAULT_TRUST_FORWARDED = [`loopback`] as const;
 export const DEFAULT_RESTART_DELAY_MS = 1_000;
 export const DEFAULT_OUTPUT_LINES = 50;
+/** A process log file above this size is rotated. */
+export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
+/** Rotated copies kept per process log file. */
+export const DEFAULT_LOG_FILES = 3;
 export const DEFAULT_STOP_SIGNAL = `SIGTERM`;
 export const DEFAULT_RELEASE_KEEP = 10;
 export const DEFAULT_RELEASE_MAX_AGE_MS = 0;

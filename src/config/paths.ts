@@ -17,6 +17,11 @@ export function getDefaultControlPath(application: string): string {
   return path.join(getRuntimeDir(), `${sanitizeName(application)}.sock`);
 }
 
+/** Where managed processes write their output unless `logs.dir` says otherwise. */
+export function getDefaultLogDir(application: string): string {
+  return path.join(getRuntimeDir(), `${sanitizeName(application)}-logs`);
+}
+
 export function getDefaultDaemonLogPath(application: string): string {
   return path.join(os.tmpdir(), `rollbridge-${sanitizeName(application)}.log`);
 }

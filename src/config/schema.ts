@@ -6,6 +6,8 @@ import {
   DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_HOOK_TIMEOUT_MS,
+  DEFAULT_LOG_FILES,
+  DEFAULT_LOG_MAX_BYTES,
   DEFAULT_WATCH_MAX_5XX_PERCENT,
   DEFAULT_WATCH_MIN_REQUESTS,
   DEFAULT_WATCH_WINDOW_MS,
@@ -30,7 +32,7 @@ import {
   DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
   DEFAULT_WS_CLOSE_JITTER_MS,
 } from './defaults.ts';
-import {getDefaultControlPath} from './paths.ts';
+import {getDefaultControlPath, getDefaultLogDir} from './paths.ts';
 import {suggest} from './suggest.ts';
 import type {Config, ConfigIssue, ConfigWarning, DeployStrategy, HealthConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
 
@@ -342,6 +344,12 @@ const watchShape = {
   minRequests: optional(nonNegativeInteger),
 };
 
+const logsShape = {
+  dir: optional(nonEmptyString),
+  maxBytes: optional(positiveInteger),
+  files: optional(nonNegativeInteger),
+};
+
 const configShape = {
   application: optional(nonEmptyString),
   control: optional(objectOf(controlShape, `{path: "/run/rollbridge/app.sock"}`)),
@@ -353,6 +361,7 @@ const configShape = {
   legacyTakeover: optional(objectOf(legacyTakeoverShape, `{screens: ["app"]}`)),
   hooks: optional(objectOf(hooksShape, `{beforeSwitch: "npm run migrate", timeoutMs: 300000}`)),
   watch: optional(objectOf(watchShape, `{windowMs: 30000, max5xxPercent: 10}`)),
+  logs: optional(objectOf(logsShape, `{dir: "/var/log/app", maxBytes: 10485760, files: 3}`)),
 };
 
 const isRawConfig = objectOf(configShape, `{proxy: {}, processes: [...]}`);
@@ -616,6 +625,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
   const legacy = raw.legacyTakeover ?? undefined;
   const hooks = orEmpty(raw.hooks);
   const watch = orEmpty(raw.watch);
+  const logs = orEmpty(raw.logs);
   return {
     configPath,
     application,
@@ -643,6 +653,11 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
       windowMs: watch.windowMs ?? DEFAULT_WATCH_WINDOW_MS,
       max5xxPercent: watch.max5xxPercent ?? DEFAULT_WATCH_MAX_5XX_PERCENT,
       minRequests: watch.minRequests ?? DEFAULT_WATCH_MIN_REQUESTS,
+    },
+    logs: {
+      dir: logs.dir == null ? getDefaultLogDir(application) : path.resolve(configDir, logs.dir),
+      maxBytes: logs.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
+      files: logs.files ?? DEFAULT_LOG_FILES,
     },
     processes: raw.processes.map((entry) => normalizeProcess(entry, proxy)),
   };

@@ -124,6 +124,16 @@ export type WatchConfig = {
   minRequests: number;
 };
 
+/** Per-process log files (product §5.8): `<dir>/<releaseId>/<id>.stdout.log` and `.stderr.log`. */
+export type LogsConfig = {
+  /** Absolute. A change applies to processes started afterwards. */
+  dir: string;
+  /** A file larger than this is rotated (copy, then truncate). */
+  maxBytes: number;
+  /** Rotated copies kept per file (`.1` … `.<files>`); 0 truncates without a copy. */
+  files: number;
+};
+
 export type Config = {
   /** Absolute path of the file this config was loaded from. */
   configPath: string;
@@ -137,6 +147,7 @@ export type Config = {
   legacyTakeover: LegacyTakeoverConfig | undefined;
   hooks: HooksConfig;
   watch: WatchConfig;
+  logs: LogsConfig;
   processes: ProcessConfig[];
 };
 
