@@ -169,3 +169,140 @@ export function readEphemeralPortRange(): {from: number; to: number} | null {
     return null;
   }
 }
+
+/** One row of a /proc snapshot (readProcessTable). */
+export type ProcessEntry = {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  /** Real uid (first field of `Uid:` in `/proc/<pid>/status`). */
+  uid: number;
+  /** Clock ticks after boot; with the pid it identifies a process across pid reuse. */
+  startTime: number;
+  /** One letter from `/proc/<pid>/stat`: R, S, D, Z, X, T… */
+  state: string;
+  /** The command line joined by spaces; `[comm]` when it is empty (kernel threads, zombies). */
+  args: string;
+};
+
+/**
+ * A snapshot of every process /proc shows. Processes that vanish while being read are left out;
+ * a process whose status or cmdline cannot be read keeps uid -1 / `[comm]`.
+ */
+export function readProcessTable(): ProcessEntry[] {
+  const entries: ProcessEntry[] = [];
+  for (const pid of listPids()) {
+    const stat = readProcStat(pid);
+    if (stat === null) continue;
+    entries.push({
+      pid,
+      ppid: stat.ppid,
+      pgid: stat.pgrp,
+      sid: stat.session,
+      uid: readRealUid(pid) ?? -1,
+      startTime: stat.startTime,
+      state: stat.state,
+      args: readCommandLine(pid) ?? `[${stat.comm}]`,
+    });
+  }
+  return entries;
+}
+
+/** The real uid of a process; null when it is gone or unreadable. */
+export function readRealUid(pid: number): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/${pid}/status`, `utf8`);
+  } catch {
+    return null;
+  }
+  const match = /^Uid:\s+(\d+)/m.exec(text);
+  return match?.[1] === undefined ? null : Number(match[1]);
+}
+
+/** `/proc/<pid>/cmdline` with NULs as spaces; null when it is gone, unreadable or empty. */
+export function readCommandLine(pid: number): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/${pid}/cmdline`, `utf8`);
+  } catch {
+    return null;
+  }
+  const args = text.replace(/\0+$/, ``).replaceAll(`\0`, ` `);
+  return args === `` ? null : args;
+}
+
+/** One variable of a process's initial environment (`/proc/<pid>/environ`); null when unset, gone or unreadable (EACCES). */
+export function readEnvironmentVariable(pid: number, name: string): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/${pid}/environ`, `utf8`);
+  } catch {
+    return null;
+  }
+  const prefix = `${name}=`;
+  for (const entry of text.split(`\0`)) {
+    if (entry.startsWith(prefix)) return entry.slice(prefix.length);
+  }
+  return null;
+}
+
+/** True for zombies and dead entries: they hold a pid but run nothing. */
+export function isZombieState(state: string): boolean {
+  return !isLiveState(state);
+}
+
+/** Inodes of the sockets a process holds open (`socket:[<inode>]` links in `/proc/<pid>/fd`); empty when unreadable. */
+export function listSocketInodes(pid: number): number[] {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync(`${PROC_ROOT}/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const inodes: number[] = [];
+  for (const fd of fds) {
+    let target: string;
+    try {
+      target = fs.readlinkSync(`${PROC_ROOT}/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match?.[1] !== undefined) inodes.push(Number(match[1]));
+  }
+  return inodes;
+}
+
+/** Every pid /proc lists right now. */
+export function listProcessIds(): number[] {
+  return listPids();
+}
+
+/**
+ * Inodes of the TCP sockets listening on `port` (any address, IPv4 and IPv6), from `/proc/net/tcp{,6}`.
+ * Sockets of other network namespaces are not visible here.
+ */
+export function listListeningSocketInodes(port: number): number[] {
+  const inodes: number[] = [];
+  for (const file of [`${PROC_ROOT}/net/tcp`, `${PROC_ROOT}/net/tcp6`]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, `utf8`);
+    } catch {
+      continue;
+    }
+    for (const line of text.split(`\n`).slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const local = fields[1];
+      const state = fields[3];
+      const inode = fields[9];
+      if (local === undefined || state !== `0A` || inode === undefined) continue;
+      const localPort = Number.parseInt(local.slice(local.lastIndexOf(`:`) + 1), 16);
+      if (localPort === port && inode !== `0`) inodes.push(Number(inode));
+    }
+  }
+  return inodes;
+}
