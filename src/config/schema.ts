@@ -330,6 +330,7 @@ const legacyTakeoverShape = {
   screens: optional(arrayOf(nonEmptyString, `an array of screen session names`)),
   processes: optional(arrayOf(objectOf(legacyProcessShape, `{name: "puma", includes: ["puma"]}`), `an array of {name, includes} matchers`)),
   forceStopTimeoutMs: optional(timerMs),
+  user: optional(userOrGroup),
 };
 
 const hooksShape = {
@@ -643,6 +644,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
       screens: [...(legacy.screens ?? [])],
       processes: (legacy.processes ?? []).map((matcher, index) => ({name: matcher.name ?? `legacy process ${index + 1}`, includes: [...matcher.includes]})),
       forceStopTimeoutMs: legacy.forceStopTimeoutMs ?? proxy.forceStopTimeoutMs,
+      ...(legacy.user == null ? {} : {user: normalizeId(legacy.user)}),
     },
     hooks: {
       beforeSwitch: hooks.beforeSwitch || undefined,

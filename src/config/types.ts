@@ -103,6 +103,8 @@ export type LegacyTakeoverConfig = {
   screens: string[];
   processes: Array<{name: string; includes: string[]}>;
   forceStopTimeoutMs: number;
+  /** Owner of the legacy processes (name or uid); only its processes are taken. Unset: the user running rollbridge. */
+  user?: string | number | undefined;
 };
 
 /** Commands around the switch, run in the release's environment (product §5.5). */
