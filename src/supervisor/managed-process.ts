@@ -1,12 +1,14 @@
 import {spawn} from 'node:child_process';
 import type {ChildProcess} from 'node:child_process';
 import {setTimeout as delay} from 'node:timers/promises';
+import {DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES} from '../config/defaults.ts';
 import type {LifecycleConfig, RestartConfig} from '../config/types.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {isProcessGroupAlive, readProcStat} from '../system/proc.ts';
-import {OutputBuffer} from './output-buffer.ts';
 import type {OutputLine} from './output-buffer.ts';
+import {ProcessLog, closeLogFds} from './process-log.ts';
+import type {ProcessLogFds, ProcessLogPaths} from './process-log.ts';
 import {planRestart} from './restart-policy.ts';
 
 export type ProcessState = `starting` | `running` | `stopping` | `stopped` | `failed`;
@@ -32,6 +34,15 @@ export type ProcessSpec = {
   restartDelayMs: number;
   /** Size of the recent-output ring. */
   outputLines: number;
+  /**
+   * Files the child writes its stdout/stderr to (the daemon follows them into the ring). Fixed when the
+   * ManagedProcess is created: updateSpec does not move them. Without them the output is discarded.
+   */
+  logPaths?: ProcessLogPaths | undefined;
+  /** Rotation size of each log file. @default DEFAULT_LOG_MAX_BYTES */
+  logMaxBytes?: number | undefined;
+  /** Rotated copies kept per log file. @default DEFAULT_LOG_FILES */
+  logFiles?: number | undefined;
 };
 
 export type ProcessExit = {code: number | null; signal: NodeJS.Signals | null; /** True when stop() caused it. */ intentional: boolean};
@@ -59,6 +70,8 @@ export type ProcessStatus = {
   /** Present (true) while the running process was re-adopted from a previous daemon. */
   adopted?: boolean;
   logs: OutputLine[];
+  /** The files holding the process's whole output (left out when it has none). */
+  logPaths?: ProcessLogPaths;
 };
 
 // Hook timeout used when gracefulStopMs is `indefinite` (upstream value).
@@ -67,13 +80,11 @@ const GROUP_POLL_INTERVAL_MS = 15;
 const SIGKILL_WAIT_MS = 5_000;
 // How often a re-adopted process (not our child, so no exit event) is checked in /proc.
 const ADOPTED_POLL_INTERVAL_MS = 100;
-// After the shell exits, output still in the pipes is read before the exit is reported. Descendants
-// that keep the pipes open must not hold the exit back, so the wait is bounded.
-const EXIT_OUTPUT_GRACE_MS = 250;
 
 /**
- * One supervised OS process: spawned as `/bin/sh -c` in its own process group and session, its
- * recent output kept in memory, restarted after unexpected exits by the restart policy while the
+ * One supervised OS process: spawned as `/bin/sh -c` in its own process group and session, writing
+ * to its log files (never pipes, so it survives a daemon crash) followed into a recent-output ring,
+ * restarted after unexpected exits by the restart policy while the
  * owner still wants it, and stopped gracefully (hooks, signal or stop command, SIGKILL escalation).
  */
 export class ManagedProcess {
@@ -81,7 +92,7 @@ export class ManagedProcess {
   #spec: ProcessSpec;
   readonly #log: Logger;
   readonly #shouldRestart: () => boolean;
-  readonly #output: OutputBuffer;
+  readonly #processLog: ProcessLog | undefined;
   readonly #exitListeners = new Set<(exit: ProcessExit) => void>();
   #state: ProcessState = `stopped`;
   #child: ChildProcess | undefined;
@@ -112,7 +123,14 @@ export class ManagedProcess {
     this.#spec = spec;
     this.#log = options.log;
     this.#shouldRestart = options.shouldRestart;
-    this.#output = new OutputBuffer(spec.outputLines);
+    this.#processLog = spec.logPaths && new ProcessLog({
+      stdoutPath: spec.logPaths.stdout,
+      stderrPath: spec.logPaths.stderr,
+      maxBytes: spec.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
+      files: spec.logFiles ?? DEFAULT_LOG_FILES,
+      lines: spec.outputLines,
+      log: options.log,
+    });
   }
 
   get spec(): ProcessSpec {
@@ -123,7 +141,7 @@ export class ManagedProcess {
   updateSpec(spec: ProcessSpec): void {
     if (spec.id !== this.id) throw new Error(`Assertion failed: updateSpec changes the id of process "${this.id}" to "${spec.id}"`);
     this.#spec = spec;
-    this.#output.capacity = spec.outputLines;
+    this.#processLog?.updateLimits({maxBytes: spec.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, files: spec.logFiles ?? DEFAULT_LOG_FILES, lines: spec.outputLines});
   }
 
   get state(): ProcessState {
@@ -233,7 +251,12 @@ export class ManagedProcess {
   }
 
   recentOutput(): OutputLine[] {
-    return this.#output.lines();
+    return this.#processLog?.recentOutput() ?? [];
+  }
+
+  /** The log files and their follower (undefined without `logPaths`); an adopted process is primed from them. */
+  get processLog(): ProcessLog | undefined {
+    return this.#processLog;
   }
 
   status(): ProcessStatus {
@@ -257,6 +280,7 @@ export class ManagedProcess {
       ...(running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
       ...(this.#adopted ? {adopted: true} : {}),
       logs: this.recentOutput(),
+      ...(this.#processLog ? {logPaths: {...this.#processLog.paths}} : {}),
     };
   }
 
@@ -274,26 +298,36 @@ export class ManagedProcess {
           cause: error,
         }));
       };
+      let fds: ProcessLogFds | undefined;
+      try {
+        fds = this.#processLog?.open();
+      } catch (error) {
+        this.#state = `failed`;
+        reject(error);
+        return;
+      }
+      // The child holds its own copies of the descriptors once spawned (or failed to).
+      const closeFds = (): void => {
+        if (fds) closeLogFds(fds);
+        fds = undefined;
+      };
       let child: ChildProcess;
       try {
-        child = spawn(`/bin/sh`, [`-c`, spec.command], {cwd: spec.cwd, env: spec.env, detached: true, stdio: [`ignore`, `pipe`, `pipe`]});
+        child = spawn(`/bin/sh`, [`-c`, spec.command], {cwd: spec.cwd, env: spec.env, detached: true, stdio: [`ignore`, fds?.stdout ?? `ignore`, fds?.stderr ?? `ignore`]});
       } catch (error) {
+        closeFds();
         fail(error);
         return;
       }
       this.#child = child;
       let spawned = false;
-      child.stdout?.setEncoding(`utf8`);
-      child.stderr?.setEncoding(`utf8`);
-      child.stdout?.on(`data`, (chunk: string) => this.#output.write(`stdout`, chunk));
-      child.stderr?.on(`data`, (chunk: string) => this.#output.write(`stderr`, chunk));
-      const closed = new Promise<void>((resolveClosed) => child.once(`close`, () => resolveClosed()));
       let resolveExited: () => void = () => undefined;
       this.#childExited = new Promise<void>((resolveExit) => {
         resolveExited = resolveExit;
       });
       child.on(`error`, (error) => {
         if (!spawned) {
+          closeFds();
           fail(error);
           resolveExited();
           return;
@@ -302,6 +336,8 @@ export class ManagedProcess {
       });
       child.once(`spawn`, () => {
         spawned = true;
+        closeFds();
+        this.#processLog?.follow();
         const pid = child.pid as number;
         this.#pid = pid;
         this.#pgid = pid;
@@ -317,10 +353,8 @@ export class ManagedProcess {
       });
       child.once(`exit`, (code, signal) => {
         if (!spawned) return;
-        void waitAtMost(closed, EXIT_OUTPUT_GRACE_MS).then(() => {
-          this.#handleExit(child, code, signal);
-          resolveExited();
-        });
+        this.#handleExit(child, code, signal);
+        resolveExited();
       });
     });
   }
@@ -329,7 +363,10 @@ export class ManagedProcess {
     if (child !== this.#child) return;
     this.#adopted = false;
     this.#startTime = undefined;
-    this.#output.flush();
+    // Everything the shell wrote is in the files by now. During stop() the follow goes on: descendants
+    // may still write while the stop waits for the group.
+    this.#processLog?.flush();
+    if (this.#state !== `stopping`) this.#processLog?.unfollow();
     const intentional = this.#intentional;
     this.#child = undefined;
     this.#pid = undefined;
@@ -422,6 +459,8 @@ export class ManagedProcess {
       else this.#state = `running`;
       throw error;
     }
+    this.#processLog?.flush();
+    this.#processLog?.unfollow();
     this.#state = `stopped`;
   }
 

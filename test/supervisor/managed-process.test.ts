@@ -36,6 +36,7 @@ function buildSpec(cwd: string, overrides: Partial<ProcessSpec> = {}): ProcessSp
     restart: {maxRestarts: undefined, windowMs: 0, backoffFactor: 1, maxDelayMs: 0},
     restartDelayMs: 1_000,
     outputLines: 50,
+    logPaths: {stdout: path.join(cwd, `logs`, `web.stdout.log`), stderr: path.join(cwd, `logs`, `web.stderr.log`)},
     ...overrides,
   };
 }
