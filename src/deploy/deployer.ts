@@ -12,6 +12,7 @@ import {probeHttp, waitForHealthy} from '../supervisor/health-check.ts';
 import {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {ProcessSpec} from '../supervisor/managed-process.ts';
 import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
+import {buildProcessLogSpec, removeReleaseLogs} from '../supervisor/process-log.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import {waitForReady} from '../supervisor/readiness.ts';
 import {SerialQueue} from '../util/serial-queue.ts';
@@ -207,10 +208,10 @@ export class Deployer {
     const port = await this.#ports.allocate({owner, processId: process.id, range: process.port, configKey: `processes[${configIndex}].port`});
     const replicaIndex = old.id.includes(`#`) ? Number(old.id.slice(old.id.indexOf(`#`) + 1)) : 0;
     const ports = replicaIndex === 0 ? {...release.ports, [process.id]: port} : release.ports;
-    const spec = buildInstanceSpec({
+    const spec = {...buildInstanceSpec({
       config: release.config, process, instanceId: old.id, releaseId: release.releaseId, releasePath: release.releasePath,
       revision: release.revision, replicaIndex, replicaCount: Math.max(1, process.replicas), ports, port, baseEnv: this.#baseEnv,
-    });
+    }), ...buildProcessLogSpec({logs: release.config.logs, releaseId: release.releaseId, instanceId: old.id, process})};
     const fresh: ManagedProcess = this.#newProcess(release, process, spec, () => release.isLive && release.processes.includes(fresh));
     try {
       await fresh.start(reason);
@@ -796,6 +797,7 @@ export class Deployer {
       const release = this.#releases[index];
       if (release && drop.has(release)) this.#releases.splice(index, 1);
     }
+    for (const release of drop) if (!this.#releases.some((kept) => kept.releaseId === release.releaseId)) removeReleaseLogs(release.config.logs.dir, release.releaseId);
   }
 
   #pickRollbackTarget(releaseId: string | undefined): Release {
@@ -847,8 +849,9 @@ export class Deployer {
     return this.#config.processes.flatMap((process) => this.#instancesOf(process).map((managed) => managed.id));
   }
 
-  #spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number) {
-    return buildInstanceSpec({
+  #spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number): ProcessSpec {
+    const logSpec = buildProcessLogSpec({logs: release.config.logs, releaseId: release.releaseId, instanceId, process});
+    return {...buildInstanceSpec({
       port: release.instancePorts[instanceId],
       config: release.config,
       process,
@@ -860,7 +863,7 @@ export class Deployer {
       replicaCount,
       ports: release.ports,
       baseEnv: this.#baseEnv,
-    });
+    }), ...logSpec};
   }
 
   #createProcess(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number, shouldRestart: () => boolean): ManagedProcess {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type {FSWatcher} from 'node:fs';
 import path from 'node:path';
 import {StringDecoder} from 'node:string_decoder';
+import type {LogsConfig, ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
@@ -313,7 +314,20 @@ export function readTailLines(file: string, lines: number): string[] {
   }
 }
 
-/** `<dir>/<releaseId>/<instanceId>.stdout.log` and `.stderr.log`; ids are made safe as file names. */
+/** Directory of persistent services' logs: they outlive the release that started them. Never a release id. */
+export const SERVICES_LOG_SCOPE = `_services`;
+
+/**
+ * The log fields of a process spec: `<logs.dir>/<releaseId>/<instanceId>.{stdout,stderr}.log`, or
+ * `<logs.dir>/_services/…` for a persistent service (it keeps running after its release is pruned).
+ */
+export function buildProcessLogSpec(options: {logs: LogsConfig; releaseId: string; instanceId: string; process: Pick<ProcessConfig, `policy` | `deployStrategy`>}): {logPaths: ProcessLogPaths; logMaxBytes: number; logFiles: number} {
+  const {logs, process} = options;
+  const scope = process.policy === `service` && process.deployStrategy !== `handoff` ? SERVICES_LOG_SCOPE : options.releaseId;
+  return {logPaths: getProcessLogPaths(logs.dir, scope, options.instanceId), logMaxBytes: logs.maxBytes, logFiles: logs.files};
+}
+
+/** `<dir>/<scope>/<instanceId>.stdout.log` and `.stderr.log`; names are made safe as file names. */
 export function getProcessLogPaths(dir: string, scope: string, instanceId: string): ProcessLogPaths {
   const base = path.join(dir, toFileName(scope), toFileName(instanceId));
   return {stdout: `${base}.stdout.log`, stderr: `${base}.stderr.log`};
