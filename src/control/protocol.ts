@@ -130,6 +130,8 @@ export const isLogsResult = t.isObject({
     id: t.isString(),
     source: t.isString(),
     logs: t.isArray(isLogLine),
+    /** The files with the process's whole output (absent when it has none, or from an older daemon). */
+    logPaths: t.isOptional(t.isObject({stdout: t.isString(), stderr: t.isString()}, LOOSE)),
   }, LOOSE)),
 }, LOOSE);
 

@@ -33,7 +33,7 @@ export function createHandlers(daemon: Daemon): ControlHandlers {
     logs: async (params) => ({
       sources: daemon.deployer.processSources()
         .filter(({id}) => params.processId === undefined || id === params.processId || baseProcessId(id) === params.processId)
-        .map(({id, source, process}) => ({id, source, logs: process.recentOutput()})),
+        .map(({id, source, process}) => ({id, source, logs: process.recentOutput(), ...(process.processLog ? {logPaths: {...process.processLog.paths}} : {})})),
     }),
     shutdown: async (_params, context) => {
       await daemon.shutdown({keep: context.connection});
