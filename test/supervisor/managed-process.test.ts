@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import {spawnSync} from 'node:child_process';
+import {spawn, spawnSync} from 'node:child_process';
+import {once} from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
@@ -404,4 +405,55 @@ test(`still restarts the process when an exit listener throws`, async (t) => {
   await waitFor(() => fs.existsSync(path.join(dir, `ready`)), {what: `the restarted app`});
   assert.equal(proc.status().restarts, 1);
   assert.equal(logged(`process exit listener failed`).length, 1);
+});
+
+const LOGS_APP = fileURLToPath(new URL(`../fixtures/apps/logs-app.cjs`, import.meta.url));
+
+test(`writes its output to its log files, reports them in status and keeps the lines of every run`, async (t) => {
+  const {proc, dir} = createProcess(t, {command: `echo "run $$"; echo "oops" >&2`});
+  for (let run = 0; run < 2; run++) {
+    const exited = proc.waitForExit();
+    await proc.start(`manual`);
+    await exited;
+  }
+  const {logPaths} = proc.status();
+  assert.deepEqual(logPaths, {stdout: path.join(dir, `logs`, `web.stdout.log`), stderr: path.join(dir, `logs`, `web.stderr.log`)});
+  assert.equal(readLines(logPaths.stdout).length, 2);
+  assert.deepEqual(readLines(logPaths.stderr), [`oops`, `oops`]);
+  assert.deepEqual(proc.recentOutput().filter((entry) => entry.stream === `stdout`).map((entry) => entry.line), readLines(logPaths.stdout));
+});
+
+test(`rejects with ERR_PROCESS_LOG_UNWRITABLE and stays failed when its log file cannot be opened`, async (t) => {
+  const {proc, dir} = createProcess(t, (cwd) => {
+    fs.writeFileSync(path.join(cwd, `blocker`), ``);
+    return {logPaths: {stdout: path.join(cwd, `blocker`, `r1`, `web.stdout.log`), stderr: path.join(cwd, `blocker`, `r1`, `web.stderr.log`)}};
+  });
+  await assert.rejects(proc.start(`deploy`), {code: `ERR_PROCESS_LOG_UNWRITABLE`});
+  assert.equal(proc.state, `failed`);
+  assert.equal(proc.pid, undefined);
+  assert.ok(fs.existsSync(path.join(dir, `blocker`)));
+});
+
+test(`output survives the death of the reader: the process outlives a SIGKILLed daemon and its log file keeps growing`, async (t) => {
+  const dir = createTempDir(t, `rb-mp-`);
+  const ready = path.join(dir, `ready`);
+  const spec = buildSpec(dir, {command: `exec "${NODE}" "${LOGS_APP}" --ready "${ready}" --tick-ms 5`});
+  const script = `
+    import {ManagedProcess} from ${JSON.stringify(MANAGED_PROCESS_MODULE)};
+    import {Logger} from ${JSON.stringify(LOGGER_MODULE)};
+    const proc = new ManagedProcess(${JSON.stringify(spec)}, {log: new Logger(), shouldRestart: () => false});
+    await proc.start('deploy');
+    setInterval(() => {}, 1_000_000);
+  `;
+  const daemon = spawn(NODE, [`--input-type=module`, `-e`, script], {stdio: `ignore`});
+  t.after(() => killQuietly(daemon.pid as number));
+  const appPid = Number(await waitFor(() => fs.existsSync(ready) && fs.readFileSync(ready, `utf8`), {what: `the app to start`}));
+  t.after(() => killQuietly(appPid));
+  await waitFor(() => readLines(spec.logPaths?.stdout ?? ``).includes(`tick 1`), {what: `the first tick in the log file`});
+  const exited = once(daemon, `exit`);
+  daemon.kill(`SIGKILL`);
+  await exited;
+  const size = fs.statSync(spec.logPaths?.stdout ?? ``).size;
+  await waitFor(() => fs.statSync(spec.logPaths?.stdout ?? ``).size > size + 100, {what: `the log file to grow after the daemon died`});
+  assert.equal(isPidAlive(appPid), true);
 });
