@@ -1,4 +1,4 @@
-import {listListeningSocketInodes, listProcessIds, listSocketInodes} from '../system/proc.ts';
+import {listListeningSocketInodes, listProcessIds, listSocketInodes, readCommandLine} from '../system/proc.ts';
 
 /**
  * Pids holding a TCP socket that listens on `port` (IPv4 or IPv6, any address). Only processes whose
@@ -12,4 +12,12 @@ export function findListeningPids(port: number): number[] {
     if (listSocketInodes(pid).some((inode) => inodes.has(inode))) pids.push(pid);
   }
   return pids;
+}
+
+/** A process listening on the proxy port, and whether it is one of the plan's legacy processes. */
+export type PortHolder = {pid: number; args: string; legacy: boolean};
+
+/** Who listens on `port` now, marked against the plan (a legacy holder is fine: the takeover frees the port). */
+export function findPortHolders(port: number, legacyPids: ReadonlySet<number>): PortHolder[] {
+  return findListeningPids(port).map((pid) => ({pid, args: readCommandLine(pid) ?? `?`, legacy: legacyPids.has(pid)}));
 }
