@@ -83,6 +83,45 @@ export const isLogsParams = t.isObject({
 
 export const isShutdownParams = t.isObject({});
 
+const isNonNegativeInteger = () => t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)]);
+
+/** One screen session of a legacy plan (src/legacy/screen.ts ScreenSession). */
+const isLegacyScreenSession = t.isObject({
+  pid: isPositiveInteger(),
+  name: t.isString(),
+  /** `PID.NAME` */
+  id: t.isString(),
+  state: t.isString(),
+});
+
+/** One process of a legacy plan (src/legacy/discover.ts LegacyProcess): pid + start time identify it. */
+const isLegacyProcess = t.isObject({
+  pid: isPositiveInteger(),
+  startTime: isNonNegativeInteger(),
+  pgid: isNonNegativeInteger(),
+  ppid: isNonNegativeInteger(),
+  args: t.isString(),
+  state: t.isString(),
+  source: t.isString(),
+});
+
+/** What the CLI discovered and the daemon stops (src/legacy/discover.ts LegacyPlan). */
+export const isLegacyPlan = t.isObject({
+  user: t.isObject({name: t.isString(), uid: isNonNegativeInteger()}),
+  screens: t.isArray(isLegacyScreenSession),
+  processes: t.isArray(isLegacyProcess),
+  warnings: t.isArray(t.isString()),
+});
+
+export const isTakeoverParams = t.isObject({
+  releasePath: isAbsolutePath(),
+  releaseId: t.isOptional(isReleaseId()),
+  revision: t.isOptional(t.isString()),
+  legacy: isLegacyPlan,
+  /** SIGTERM → SIGKILL for the legacy processes (legacyTakeover.forceStopTimeoutMs). */
+  forceStopTimeoutMs: isNonNegativeInteger(),
+});
+
 // ── results ─────────────────────────────────────────────────────────────────────────────────────
 
 /** The status object (upstream §4.20): validated loosely, extra keys are part of the shape. */
@@ -135,6 +174,14 @@ export const isLogsResult = t.isObject({
   }, LOOSE)),
 }, LOOSE);
 
+export const isTakeoverResult = t.isObject({
+  activeReleaseId: t.isString(),
+  /** From the first stop action on the legacy processes until the proxy port accepted connections again. */
+  portGapMs: t.isNumber(),
+  legacy: t.isObject({stopped: isNonNegativeInteger(), killed: isNonNegativeInteger()}, LOOSE),
+  durationMs: t.isNumber(),
+}, LOOSE);
+
 export const isShutdownResult = t.isObject({
   message: t.isLiteral(`shutdown`),
 }, LOOSE);
@@ -149,6 +196,7 @@ export const ControlCommands = {
   events: {params: isEventsParams, result: isEventsResult},
   logs: {params: isLogsParams, result: isLogsResult},
   shutdown: {params: isShutdownParams, result: isShutdownResult},
+  takeover: {params: isTakeoverParams, result: isTakeoverResult},
 } as const;
 
 export type ControlCommandName = keyof typeof ControlCommands;
