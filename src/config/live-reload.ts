@@ -10,6 +10,7 @@ const PROCESS_FIELDS = [`policy`, `deployStrategy`, `replicas`, `port`] as const
  * The fields that differ between the running config and a reloaded one and cannot apply live
  * (listeners, socket, state file, process topology). Empty means the new config can be adopted.
  * Processes are named by id: `processes.worker.replicas`; `processes` alone means the count changed.
+ * `logs.*` always applies: to the processes a deploy starts (running ones keep their log files).
  */
 export function diffLiveReload(previous: Config, next: Config): string[] {
   const changed: string[] = [];
