@@ -9,7 +9,9 @@ import {DeployCommand} from './commands/deploy.ts';
 import {DoctorCommand} from './commands/doctor.ts';
 import {EnsureDaemonCommand} from './commands/ensure-daemon.ts';
 import {EventsCommand} from './commands/events.ts';
+import {LegacyTakeoverCommand} from './commands/legacy-takeover.ts';
 import {LogsCommand} from './commands/logs.ts';
+import {PredeployCleanupCommand} from './commands/predeploy-cleanup.ts';
 import {RestartCommand} from './commands/restart.ts';
 import {RollbackCommand} from './commands/rollback.ts';
 import {ShutdownCommand} from './commands/shutdown.ts';
@@ -32,6 +34,8 @@ export const COMMANDS = [
   StatusCommand,
   LogsCommand,
   EventsCommand,
+  PredeployCleanupCommand,
+  LegacyTakeoverCommand,
   ValidateCommand,
   DoctorCommand,
   VerifyCommand,

@@ -13,6 +13,8 @@ export type EnsureDaemonOptions = {
   logPath?: string | undefined;
   pidPath?: string | undefined;
   startTimeoutMs?: number | undefined;
+  /** Extra arguments for a daemon this call starts (legacy-takeover passes `--proxy-deferred`). */
+  daemonArgs?: string[] | undefined;
 };
 
 /**
@@ -32,7 +34,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   const {spawn} = await import('node:child_process');
   let child;
   try {
-    child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath], {
+    child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath, ...(options.daemonArgs ?? [])], {
       cwd: path.dirname(config.configPath),
       env: context.env as NodeJS.ProcessEnv,
       detached: true,

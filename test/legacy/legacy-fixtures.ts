@@ -5,7 +5,7 @@ import {promisify} from 'node:util';
 import {parseScreenList} from '../../src/legacy/screen.ts';
 import type {ScreenSession} from '../../src/legacy/screen.ts';
 import {readEnvironmentVariable, readProcessTable} from '../../src/system/proc.ts';
-import {killQuietly} from '../helpers/processes.ts';
+import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 const run = promisify(execFile);
@@ -40,7 +40,10 @@ export async function startScreenSession(t: After, name: string, command: string
   t.after(async () => {
     const leftovers = pidsOfSession(session.id);
     await run(`screen`, [`-S`, session.id, `-X`, `quit`]).catch(() => undefined);
+    // A server killed before it has handled the quit leaves a dead socket behind: give it time to exit.
+    const ended = await waitFor(() => !isPidAlive(session.pid), {timeoutMs: 3_000, what: `the screen server to exit`}).catch(() => false);
     for (const pid of [...leftovers, session.pid]) killQuietly(pid);
+    if (!ended) await run(`screen`, [`-wipe`, session.id]).catch(() => undefined);
   });
   if (options.processes !== undefined) {
     const expected = options.processes;

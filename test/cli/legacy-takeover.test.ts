@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import type {TestContext} from 'node:test';
+import {findListeningPids} from '../../src/legacy/ports.ts';
+import {webConfig} from '../helpers/daemon.ts';
+import {freePort} from '../helpers/ports.ts';
+import {isPidAlive} from '../helpers/processes.ts';
+import {runCli} from '../helpers/run-cli.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
+import {waitFor} from '../helpers/wait-for.ts';
+import {listOwnSessions, pidsOfSession, startScreenSession, uniqueName} from '../legacy/legacy-fixtures.ts';
+
+type PlanJson = {
+  status: string;
+  dryRun: boolean;
+  plan: {
+    releasePath: string;
+    releaseId: string | null;
+    revision: string | null;
+    forceStopTimeoutMs: number;
+    proxy: {host: string; port: number; heldByLegacy: boolean; listeners: Array<{pid: number; args: string; legacy: boolean}>};
+    legacy: {user: {name: string; uid: number}; screens: Array<{id: string}>; processes: Array<{pid: number; source: string; args: string}>; warnings: string[]};
+  };
+};
+
+/** A screen session whose app listens on the proxy port, as a legacy deployment does. */
+async function legacyApp(t: TestContext): Promise<{dir: string; configPath: string; port: number; session: {id: string; pid: number}; appPid: number}> {
+  const dir = createTempDir(t);
+  const port = await freePort();
+  const name = uniqueName();
+  const configPath = path.join(dir, `rollbridge.json`);
+  fs.writeFileSync(configPath, JSON.stringify(webConfig(dir, {
+    proxy: {host: `127.0.0.1`, port},
+    legacyTakeover: {screens: [name], forceStopTimeoutMs: 3_000},
+  })));
+  const app = `exec "${process.execPath}" -e "require('net').createServer().listen(${port}, '127.0.0.1')"`;
+  const session = await startScreenSession(t, name, app, {cwd: dir, processes: 1});
+  const [appPid] = await waitFor(() => {
+    const pids = findListeningPids(port);
+    return pids.length > 0 ? pids : null;
+  }, {what: `the legacy app to listen on ${port}`});
+  assert.ok(appPid !== undefined);
+  return {dir, configPath, port, session, appPid};
+}
+
+test(`--dry-run --json prints the sessions, processes, release and the legacy holder of the proxy port, changing nothing`, async (t) => {
+  const {dir, configPath, port, session, appPid} = await legacyApp(t);
+  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `releases/42`, `--release-id`, `42`, `--revision`, `abc123`, `--dry-run`, `--json`], {cwd: dir});
+  assert.equal(result.code, 0, result.stderr);
+  const {status, dryRun, plan} = result.json() as PlanJson;
+  assert.equal(status, `success`);
+  assert.equal(dryRun, true);
+  assert.equal(plan.releasePath, path.join(dir, `releases`, `42`));
+  assert.equal(plan.releaseId, `42`);
+  assert.equal(plan.revision, `abc123`);
+  assert.equal(plan.forceStopTimeoutMs, 3_000);
+  assert.deepEqual(plan.proxy, {host: `127.0.0.1`, port, heldByLegacy: true, listeners: [{pid: appPid, args: plan.proxy.listeners[0]?.args ?? ``, legacy: true}]});
+  assert.deepEqual(plan.legacy.screens.map((entry) => entry.id), [session.id]);
+  assert.deepEqual(plan.legacy.processes.map((entry) => [entry.pid, entry.source]).sort(), [[session.pid, `screen ${session.id}`], [appPid, `screen ${session.id}`]].sort());
+  assert.equal(plan.legacy.user.uid, process.getuid?.());
+  for (const pid of [session.pid, appPid, ...pidsOfSession(session.id)]) assert.equal(isPidAlive(pid), true);
+  assert.ok((await listOwnSessions()).some((entry) => entry.id === session.id));
+});
+
+test(`--dry-run prints a readable plan naming each process's source and who holds the proxy port`, async (t) => {
+  const {configPath, port, session, appPid} = await legacyApp(t);
+  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `/srv/app/releases/7`, `--dry-run`]);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.split(`\n`);
+  assert.equal(lines[0], `Legacy takeover plan; nothing was changed:`);
+  assert.ok(lines.includes(`  screen   ${session.id} (Detached)`), result.stdout);
+  assert.ok(lines.some((line) => new RegExp(`^\\s+${appPid}\\s+screen ${session.id.replace(`.`, `\\.`)}\\s+\\S*node -e`).test(line)), result.stdout);
+  assert.ok(lines.includes(`  start    release (new id) from /srv/app/releases/7, health-checked while the legacy app serves`), result.stdout);
+  assert.ok(lines.includes(`  bind     127.0.0.1:${port} (now held by legacy pid ${appPid}) and switch traffic`), result.stdout);
+  assert.equal(isPidAlive(appPid), true);
+});
+
+test(`refuses with ERR_LEGACY_NOT_CONFIGURED when the config has no legacyTakeover`, async (t) => {
+  const dir = createTempDir(t);
+  const configPath = path.join(dir, `rollbridge.json`);
+  fs.writeFileSync(configPath, JSON.stringify(webConfig(dir)));
+  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, dir, `--dry-run`]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^error ERR_LEGACY_NOT_CONFIGURED: /);
+  assert.match(result.stderr, /fix: Add legacyTakeover\.screens/);
+});
+
+test(`requires --release-path`, async (t) => {
+  const dir = createTempDir(t);
+  const result = await runCli([`legacy-takeover`, `--config`, path.join(dir, `rollbridge.json`), `--dry-run`]);
+  assert.equal(result.code, 2);
+});
