@@ -198,6 +198,8 @@ export class ManagedProcess {
     this.#adoptedPoll = setInterval(check, pollMs);
     this.#adoptedPoll.unref();
     this.#log.info(`process adopted`, {id: this.id, pid: recorded.pid});
+    // Its output went on into the log files while no daemon ran: show their tail, then follow them.
+    this.#processLog?.primeFromFile();
     check();
   }
 

@@ -9,6 +9,7 @@ import {fileURLToPath} from 'node:url';
 import {Logger} from '../../src/log/logger.ts';
 import type {LogRecord} from '../../src/log/logger.ts';
 import {ManagedProcess} from '../../src/supervisor/managed-process.ts';
+import {readProcStat} from '../../src/system/proc.ts';
 import type {ProcessSpec} from '../../src/supervisor/managed-process.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
@@ -456,4 +457,29 @@ test(`output survives the death of the reader: the process outlives a SIGKILLed 
   const size = fs.statSync(spec.logPaths?.stdout ?? ``).size;
   await waitFor(() => fs.statSync(spec.logPaths?.stdout ?? ``).size > size + 100, {what: `the log file to grow after the daemon died`});
   assert.equal(isPidAlive(appPid), true);
+});
+
+test(`an adopted process shows the tail of its log files, then the lines it writes afterwards`, async (t) => {
+  const {proc, dir} = createProcess(t, {outputLines: 3});
+  const logPaths = proc.status().logPaths;
+  assert.ok(logPaths);
+  fs.mkdirSync(path.dirname(logPaths.stdout), {recursive: true});
+  fs.writeFileSync(logPaths.stdout, `old 1\nold 2\nold 3\nold 4\n`);
+  // Started by "a previous daemon": the test, writing into the same files.
+  const [stdoutFd, stderrFd] = [fs.openSync(logPaths.stdout, `a`), fs.openSync(logPaths.stderr, `a`)];
+  const ready = path.join(dir, `ready`);
+  const child = spawn(NODE, [LOGS_APP, `--ready`, ready], {detached: true, stdio: [`ignore`, stdoutFd, stderrFd]});
+  await once(child, `spawn`);
+  fs.closeSync(stdoutFd);
+  fs.closeSync(stderrFd);
+  const pid = child.pid as number;
+  t.after(() => killQuietly(pid));
+  await waitFor(() => fs.existsSync(ready) && readLines(logPaths.stderr).length === 1, {what: `the app to start`});
+  const startTime = readProcStat(pid)?.startTime;
+  assert.ok(startTime !== undefined);
+  proc.adopt({pid, pgid: pid, startTime, startedAt: new Date().toISOString(), restarts: 0});
+  assert.deepEqual(proc.recentOutput().map((entry) => entry.line).sort(), [`old 4`, `started`, `warming up`]);
+  process.kill(pid, `SIGUSR2`);
+  await waitFor(() => proc.recentOutput().some((entry) => entry.line === `poked 1 on stderr`) && proc.recentOutput().some((entry) => entry.line === `poked 1`), {what: `the lines written after the adoption`});
+  assert.equal(proc.recentOutput().length, 3);
 });
