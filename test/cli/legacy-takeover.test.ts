@@ -3,14 +3,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import type {TestContext} from 'node:test';
+import type {ParamsOf} from '../../src/control/protocol.ts';
 import {findListeningPids} from '../../src/legacy/ports.ts';
+import {createTestHandlers, startControlServer} from '../control/start-control-server.ts';
 import {webConfig} from '../helpers/daemon.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {listOwnSessions, pidsOfSession, startScreenSession, uniqueName} from '../legacy/legacy-fixtures.ts';
+import {listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../legacy/legacy-fixtures.ts';
+import {readProcStat} from '../../src/system/proc.ts';
 
 type PlanJson = {
   status: string;
@@ -91,4 +94,40 @@ test(`requires --release-path`, async (t) => {
   const dir = createTempDir(t);
   const result = await runCli([`legacy-takeover`, `--config`, path.join(dir, `rollbridge.json`), `--dry-run`]);
   assert.equal(result.code, 2);
+});
+
+// The daemon's side of `takeover` is a hand-written fake at the control socket: this checks what the CLI sends and prints.
+test(`sends the discovered plan to a running daemon as takeover and prints its phases and the port gap`, async (t) => {
+  const marker = `sleep ${480_000 + Math.floor(Math.random() * 10_000)}`;
+  const worker = startDetached(t, `exec ${marker}`);
+  await waitFor(() => readProcStat(worker)?.comm === `sleep`, {what: `the exec`});
+  const received: Array<ParamsOf<`takeover`>> = [];
+  const {socketPath, dir} = await startControlServer(t, {handlers: createTestHandlers({
+    takeover: async (params, context) => {
+      received.push(params);
+      context.progress({type: `phase`, phase: `healthy`, processId: `web`, durationMs: 12});
+      return {activeReleaseId: `9`, portGapMs: 3, legacy: {stopped: 1, killed: 0}, durationMs: 40};
+    },
+  })});
+  const configPath = path.join(dir, `rollbridge.json`);
+  fs.writeFileSync(configPath, JSON.stringify(webConfig(dir, {control: {path: socketPath}, legacyTakeover: {processes: [{name: `worker`, includes: [marker]}], forceStopTimeoutMs: 1_500}})));
+  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `r9`, `--release-id`, `9`], {cwd: dir});
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(received.length, 1);
+  const [params] = received;
+  assert.equal(params?.releasePath, path.join(dir, `r9`));
+  assert.equal(params?.releaseId, `9`);
+  assert.equal(params?.forceStopTimeoutMs, 1_500);
+  assert.deepEqual(params?.legacy.processes.map((entry) => [entry.pid, entry.source, entry.args]), [[worker, `matcher worker`, marker]]);
+  assert.match(result.stdout, /^Taking over:$/m);
+  assert.match(result.stdout, /^ {2}healthy web \(12ms\)$/m);
+  assert.match(result.stdout, /^✓ release 9 is active; legacy processes: 1 stopped, 0 killed; port gap 3 ms; took 40ms$/m);
+
+  const json = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `r9`, `--json`], {cwd: dir});
+  assert.equal(json.code, 0, json.stderr);
+  const document = json.json() as {status: string; activeReleaseId: string; portGapMs: number; legacy: unknown; plan: {legacy: {processes: unknown[]}}};
+  assert.equal(document.status, `success`);
+  assert.equal(document.portGapMs, 3);
+  assert.deepEqual(document.legacy, {stopped: 1, killed: 0});
+  assert.equal(document.plan.legacy.processes.length, 1);
 });

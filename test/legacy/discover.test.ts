@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
+import {validateParams} from '../../src/control/protocol.ts';
 import {discoverLegacyProcesses, listRunningProcesses} from '../../src/legacy/discover.ts';
 import type {DiscoverOptions} from '../../src/legacy/discover.ts';
 import {resolveLegacyUser} from '../../src/legacy/legacy-user.ts';
@@ -104,4 +105,12 @@ test(`finds nothing for a configured session name that does not exist`, async ()
   assert.deepEqual(plan.screens, []);
   assert.deepEqual(plan.processes, []);
   assert.deepEqual(plan.warnings, []);
+});
+
+test(`a discovered plan is valid takeover params for the control protocol`, async (t) => {
+  const name = uniqueName();
+  await startScreenSession(t, name, `exec sleep 300`, {cwd: createTempDir(t), processes: 1});
+  const plan = await discoverLegacyProcesses(options({screens: [name]}));
+  assert.equal(plan.processes.length, 2);
+  assert.doesNotThrow(() => validateParams(`takeover`, {releasePath: `/srv/app/releases/1`, legacy: plan, forceStopTimeoutMs: 1_000}));
 });
