@@ -11,7 +11,7 @@ import {isPidAlive} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {readProcStat} from '../../src/system/proc.ts';
+import {readProcessTable, readProcStat} from '../../src/system/proc.ts';
 import {ESCAPEES_COMMAND, listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../legacy/legacy-fixtures.ts';
 
 function writeConfig(t: TestContext, legacyTakeover: Record<string, unknown>): {dir: string; configPath: string} {
@@ -124,4 +124,22 @@ test(`refuses with ERR_CONTROL_SOCKET_IN_USE when something else listens on cont
   assert.equal(result.code, 1);
   assert.equal((result.json() as {error: {code: string}}).error.code, `ERR_CONTROL_SOCKET_IN_USE`);
   assert.equal(isPidAlive(worker), true);
+});
+
+test(`fails with ERR_LEGACY_STILL_RUNNING, listing pid and command line, when a legacy process comes back`, async (t) => {
+  const marker = uniqueName(`rbm`);
+  // On SIGTERM the shell starts a successor (its command line carries the marker too) and exits.
+  const pid = startDetached(t, `trap '/bin/sh -c "sleep 1000 & wait" "$0-again" & exit 0' TERM; sleep 1000 & wait`, [marker]);
+  // The trap is set before the shell starts its child.
+  await waitFor(() => readProcessTable().some((entry) => entry.ppid === pid && entry.args === `sleep 1000`), {what: `the legacy shell's child`});
+  const {configPath} = writeConfig(t, {processes: [{includes: [marker]}]});
+  const result = await runCli([`predeploy-cleanup`, `--config`, configPath, `--json`]);
+  assert.equal(result.code, 1, result.stdout);
+  const {error} = result.json() as {error: {code: string; message: string; details: {processes: Array<{pid: number; args: string}>}}};
+  assert.equal(error.code, `ERR_LEGACY_STILL_RUNNING`);
+  const successor = error.details.processes.find((entry) => entry.args.includes(`${marker}-again`));
+  assert.ok(successor, error.message);
+  assert.notEqual(successor.pid, pid);
+  assert.match(error.message, new RegExp(`^${successor.pid} /bin/sh -c sleep 1000 & wait ${marker}-again$`, `m`));
+  assert.equal(isPidAlive(pid), false);
 });
