@@ -8,7 +8,12 @@ import {Logger, createStreamSink} from '../log/logger.ts';
 import {ProxyServer} from '../proxy/proxy-server.ts';
 import {PortAllocator} from '../supervisor/port-allocator.ts';
 import {resolveGroupId, resolveUserId} from '../system/users.ts';
+import {readProcStat} from '../system/proc.ts';
+import type {RestoreReport} from '../deploy/deployer.ts';
 import {EventHistory, createEventsFileSink} from './event-history.ts';
+import {isStateProcessAlive, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from './state-file.ts';
+import type {DaemonState} from './state-file.ts';
+import {StateKeeper} from './state-keeper.ts';
 import {createHandlers} from './handlers.ts';
 
 export type DaemonOptions = {
@@ -17,7 +22,19 @@ export type DaemonOptions = {
   env: Record<string, string | undefined>;
   stdout: {write(chunk: string): unknown};
   version: {version: string; commit: string; node: string};
+  /** Start without binding the proxy port (legacy takeover: a legacy app still holds it). */
+  proxyDeferred?: boolean;
 };
+
+/** What the daemon found in the state file at start-up (status `recovery`). */
+export type RecoveryStatus = {
+  statePath: string;
+  previousDaemonPid: number | null;
+  stateWrittenAt: string | null;
+  restoredAt: string;
+  durationMs: number;
+  error?: string;
+} & Partial<RestoreReport>;
 
 /**
  * The composition root: event history → proxy → deployer (supervisor + deploy path) → control socket.
@@ -35,6 +52,8 @@ export class Daemon {
   #stopping = false;
   readonly #stopped = Promise.withResolvers<void>();
   readonly #stoppingSignal = Promise.withResolvers<void>();
+  readonly state: StateKeeper;
+  recovery: RecoveryStatus | null = null;
 
   private constructor(options: DaemonOptions, parts: {log: Logger; history: EventHistory; proxy: ProxyServer; deployer: Deployer}) {
     this.#options = options;
@@ -42,6 +61,53 @@ export class Daemon {
     this.history = parts.history;
     this.proxy = parts.proxy;
     this.deployer = parts.deployer;
+    this.state = new StateKeeper({path: statePathOf(options.config), build: () => this.#stateDocument(), log: parts.log});
+  }
+
+  #stateDocument(): DaemonState {
+    const config = this.config;
+    return {
+      format: 1,
+      application: config.application,
+      writtenAt: new Date().toISOString(),
+      bootId: readBootId(),
+      daemon: {pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? null, version: this.#options.version.version},
+      proxy: {host: config.proxy.host, port: config.proxy.port},
+      ...this.deployer.snapshot(),
+    };
+  }
+
+  /**
+   * Re-adoption (product §5.8): processes a previous daemon left running are supervised again before
+   * the proxy listens, so the first request already reaches the surviving web process.
+   */
+  async #restore(log: Logger): Promise<void> {
+    const statePath = this.state.path;
+    const startedAt = performance.now();
+    removeStaleTempFiles(statePath);
+    let state: DaemonState | null;
+    try {
+      state = readStateFile(statePath);
+    } catch (error) {
+      log.error(`state file unreadable; nothing re-adopted`, {statePath, err: error});
+      this.recovery = {statePath, previousDaemonPid: null, stateWrittenAt: null, restoredAt: new Date().toISOString(), durationMs: 0, error: (error as Error).message};
+      return;
+    }
+    if (state === null) return;
+    if (state.application !== this.config.application) {
+      log.warn(`state file belongs to another application; ignored`, {statePath, application: state.application});
+      return;
+    }
+    const bootId = state.bootId;
+    const report = await this.deployer.restore(state, (recorded) => isStateProcessAlive(recorded, bootId));
+    this.recovery = {
+      statePath,
+      previousDaemonPid: state.daemon.pid,
+      stateWrittenAt: state.writtenAt,
+      restoredAt: new Date().toISOString(),
+      durationMs: Math.round(performance.now() - startedAt),
+      ...report,
+    };
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -61,10 +127,12 @@ export class Daemon {
       });
     }
 
-    const proxy = await ProxyServer.start({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
+    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, reusePort: true, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
     const ports = new PortAllocator({host: config.proxy.upstreamHost});
     const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
     const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});
+    await daemon.#restore(daemonLog);
+    if (!options.proxyDeferred) await proxy.listen();
     try {
       daemon.#control = await ControlServer.start({
         path: config.control.path,
@@ -80,6 +148,8 @@ export class Daemon {
       await proxy.close();
       throw error;
     }
+    daemon.state.start();
+    deployer.onChange(() => void daemon.state.persist());
     daemon.#schedulePruning();
     daemonLog.info(`daemon started`, {pid: process.pid, application: config.application, version: options.version.version});
     return daemon;
@@ -139,7 +209,11 @@ export class Daemon {
       },
       daemonRuntime: {...this.#options.version, format: 1},
       orphans: [],
-      proxy: {host: address.host, port: address.port, upstreamHost: config.proxy.upstreamHost},
+      proxy: this.proxy.listening
+        ? {host: address.host, port: address.port, upstreamHost: config.proxy.upstreamHost, listening: true}
+        : {host: config.proxy.host, port: config.proxy.port, upstreamHost: config.proxy.upstreamHost, listening: false},
+      statePath: this.state.path,
+      recovery: this.recovery,
       releases: deployer.releases,
       services: deployer.services,
       singletons: deployer.singletons,
@@ -170,6 +244,11 @@ export class Daemon {
         await this.proxy.close();
       } catch (error) {
         errors.push(`proxy close failed: ${(error as Error).message}`);
+      }
+      try {
+        await this.state.finish();
+      } catch (error) {
+        errors.push(`state file: ${(error as Error).message}`);
       }
       this.log.info(`daemon stopped`, {errors: errors.length});
       if (errors.length > 0) {

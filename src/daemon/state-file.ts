@@ -54,6 +54,16 @@ export type DaemonState = {
   singletons: StateProcess[];
 };
 
+/**
+ * Where the state lives: `statePath`, else beside the control socket (`<socket without .sock>.state.json`),
+ * so every daemon — one per control socket — has its own state file and crash safety is on by default.
+ */
+export function statePathOf(config: {statePath: string | undefined; control: {path: string}}): string {
+  if (config.statePath !== undefined) return config.statePath;
+  const socket = config.control.path;
+  return `${socket.endsWith(`.sock`) ? socket.slice(0, -`.sock`.length) : socket}.state.json`;
+}
+
 let tempCounter = 0;
 
 /**

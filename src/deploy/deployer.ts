@@ -24,6 +24,7 @@ import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
 import {Release, generateReleaseId} from './release.ts';
 import type {ReleaseStatus} from './release.ts';
+import type {DaemonState, StateProcess, StateRelease} from '../daemon/state-file.ts';
 
 export type DeployRequest = {
   releasePath: string;
@@ -82,6 +83,7 @@ export class Deployer {
   readonly #watchdogs = new Map<ManagedProcess, MemoryWatchdog>();
   #active: Release | null = null;
   #stopping = false;
+  readonly #changeListeners = new Set<() => void>();
   #deploying: string | null = null;
 
   constructor(options: {config: Config; proxy: ProxyServer; ports: PortAllocator; log: Logger; baseEnv: Record<string, string | undefined>}) {
@@ -94,6 +96,15 @@ export class Deployer {
 
   get config(): Config {
     return this.#config;
+  }
+
+  /** Called after every deploy, rollback, stop, restart and retirement (the state file is written then). */
+  onChange(listener: () => void): void {
+    this.#changeListeners.add(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#changeListeners) listener();
   }
 
   get activeRelease(): Release | null {
@@ -289,6 +300,144 @@ export class Deployer {
     }
   }
 
+  // ---- crash safety (product §5.8) ---------------------------------------------------------------
+
+  /** What the state file records: releases, services and singletons, each process by pid + start time. No commands, env or output. */
+  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons`> {
+    const processEntry = (managed: ManagedProcess, releaseId: string, policy: string): StateProcess[] => {
+      const pid = managed.pid;
+      const pgid = managed.pgid;
+      const startTime = managed.startTime;
+      if (managed.state !== `running` || pid === undefined || pgid === undefined || startTime === undefined) return [];
+      const status = managed.status();
+      return [{id: managed.id, processId: managed.spec.processId, policy, releaseId, pid, pgid, startTime, startedAt: status.startedAt ?? new Date().toISOString(), ...(managed.spec.port !== undefined ? {port: managed.spec.port} : {}), restarts: status.restarts}];
+    };
+    const releases: StateRelease[] = this.#releases.map((release) => ({
+      releaseId: release.releaseId,
+      releasePath: release.releasePath,
+      revision: release.revision,
+      state: release.state,
+      createdAt: release.createdAt.toISOString(),
+      ...(release.activatedAt ? {activatedAt: release.activatedAt.toISOString()} : {}),
+      ...(release.drainStartedAt ? {drainStartedAt: release.drainStartedAt.toISOString()} : {}),
+      ...(release.stoppedAt ? {stoppedAt: release.stoppedAt.toISOString()} : {}),
+      ports: {...release.ports},
+      instancePorts: {...release.instancePorts},
+      processes: release.processes.flatMap((managed) => processEntry(managed, release.releaseId, this.#policyOf(managed) ?? `companion`)),
+    }));
+    return {
+      activeReleaseId: this.#active?.releaseId ?? null,
+      releases,
+      services: [...this.#services.values()].flatMap((entry) => processEntry(entry.process, entry.release?.releaseId ?? ``, `service`)),
+      singletons: [...this.#singletons.values()].flatMap((entry) => processEntry(entry.process, entry.release?.releaseId ?? ``, `singleton`)),
+    };
+  }
+
+  /**
+   * Re-adoption after a daemon restart: the still-running processes the state lists are supervised
+   * again (by polling), the active release's web process is health-checked and routed to, services
+   * and singletons are never started twice. Dead processes of the active release start again, like a
+   * crash restart. Releases that were draining (or still starting) have their survivors stopped.
+   * Runs before the control socket accepts commands, so nothing interleaves.
+   */
+  async restore(state: DaemonState, isAlive: (process: StateProcess) => boolean): Promise<RestoreReport> {
+    const report: RestoreReport = {adopted: [], started: [], stopped: [], missing: [], unhealthy: []};
+    const config = this.#config;
+    const plan = planRelease(config);
+    const definition = (processId: string) => config.processes.find((process) => process.id === processId);
+    const adoptOrStart = async (managed: ManagedProcess, recorded: StateProcess | undefined, label: string): Promise<boolean> => {
+      if (recorded && isAlive(recorded)) {
+        managed.adopt(recorded);
+        report.adopted.push(label);
+        return true;
+      }
+      if (recorded) report.missing.push(label);
+      await managed.start(`crash`);
+      report.started.push(label);
+      return false;
+    };
+    let active: Release | null = null;
+    const retiring: Release[] = [];
+    for (const saved of state.releases) {
+      const release = new Release({releaseId: saved.releaseId, releasePath: saved.releasePath, revision: saved.revision, config});
+      release.createdAt = new Date(saved.createdAt);
+      if (saved.activatedAt) release.activatedAt = new Date(saved.activatedAt);
+      if (saved.drainStartedAt) release.drainStartedAt = new Date(saved.drainStartedAt);
+      if (saved.stoppedAt) release.stoppedAt = new Date(saved.stoppedAt);
+      release.ports = {...saved.ports};
+      release.instancePorts = {...saved.instancePorts};
+      this.#releases.push(release);
+      const isActive = saved.state === `active` && saved.releaseId === state.activeReleaseId && active === null;
+      if (!isActive && saved.processes.length === 0) {
+        release.state = saved.state === `failed` ? `failed` : `stopped`;
+        release.stoppedAt ??= new Date();
+        continue;
+      }
+      for (const port of [...Object.values(release.ports), ...Object.values(release.instancePorts)]) this.#ports.lease(release.key, port);
+      if (!isActive) {
+        // Draining (its connections died with the previous daemon) or half-started: stop what survived.
+        release.state = `draining`;
+        for (const recorded of saved.processes) {
+          const process = definition(recorded.processId);
+          if (!process || !isAlive(recorded)) continue;
+          const managed = this.#createProcess(release, process, recorded.id, 0, 1, () => false);
+          release.processes.push(managed);
+          managed.adopt(recorded);
+          report.stopped.push(`${recorded.id} (release ${release.releaseId})`);
+        }
+        retiring.push(release);
+        continue;
+      }
+      active = release;
+      release.state = `active`;
+      for (const instance of plan.instances) {
+        const recorded = saved.processes.find((entry) => entry.id === instance.instanceId);
+        const managed = this.#createProcess(release, instance.process, instance.instanceId, instance.replicaIndex, instance.replicaCount, () => release.isLive);
+        release.processes.push(managed);
+        const adopted = await adoptOrStart(managed, recorded, instance.instanceId);
+        if (instance.process.policy !== `proxied`) continue;
+        const port = release.instancePorts[instance.instanceId] ?? release.ports[instance.process.id];
+        if (port === undefined) continue;
+        if (instance.process.health) {
+          try {
+            await this.#waitHealthy(release, managed, adopted ? {...instance.process, health: {...instance.process.health, startDelayMs: 0}} : instance.process, port, instance.configIndex);
+          } catch (error) {
+            report.unhealthy.push(instance.instanceId);
+            this.#log.error(`re-adopted process unhealthy`, {releaseId: release.releaseId, processId: instance.instanceId, err: error});
+          }
+        }
+        release.targets.push(this.#proxy.createTarget({releaseId: release.releaseId, processId: instance.instanceId, host: config.proxy.upstreamHost, port}));
+      }
+    }
+    // Services and singletons: adopted when alive, never started twice.
+    const owner = (releaseId: string) => this.#releases.findLast((release) => release.releaseId === releaseId) ?? active;
+    for (const {process} of plan.services) {
+      const recorded = state.services.find((entry) => entry.id === process.id);
+      const release = recorded ? owner(recorded.releaseId) : active;
+      if (!release || (!recorded && !active)) continue;
+      const managed = this.#createProcess(release, process, process.id, 0, 1, () => !this.#stopping);
+      const port = recorded?.port ?? release.ports[process.id];
+      if (port !== undefined) this.#ports.lease(`service:${process.id}`, port);
+      this.#services.set(process.id, {process: managed, release, port});
+      await adoptOrStart(managed, recorded, process.id);
+    }
+    for (const {process} of plan.singletons) {
+      const recorded = state.singletons.find((entry) => entry.id === process.id);
+      const release = recorded ? owner(recorded.releaseId) : active;
+      if (!release || !active) continue;
+      const managed = this.#createProcess(release, process, process.id, 0, 1, () => this.#singletons.get(process.id)?.release?.isLive === true);
+      this.#singletons.set(process.id, {process: managed, release, port: release.ports[process.id]});
+      await adoptOrStart(managed, recorded, process.id);
+    }
+    if (active) {
+      this.#active = active;
+      this.#proxy.setActiveTargets(active.targets);
+    }
+    for (const release of retiring) this.#retire(release, config);
+    this.#log.info(`state restored`, {activeReleaseId: active?.releaseId ?? null, adopted: report.adopted.length, started: report.started.length, stopped: report.stopped.length, unhealthy: report.unhealthy.length});
+    return report;
+  }
+
   // ---- deploy path ----------------------------------------------------------------------------
 
   async #serialized<T>(wait: boolean | undefined, what: string, task: () => Promise<T>): Promise<T> {
@@ -300,7 +449,11 @@ export class Deployer {
     }
     return this.#queue.run(async () => {
       this.#assertNotStopping();
-      return task();
+      try {
+        return await task();
+      } finally {
+        this.#changed();
+      }
     });
   }
 
@@ -757,6 +910,7 @@ export class Deployer {
       }
       this.#log.info(`release drained`, {releaseId: release.releaseId, timedOut});
       this.#prune();
+      this.#changed();
     })().catch((error: unknown) => {
       this.#log.error(`release drain failed`, {releaseId: release.releaseId, err: error});
     });
@@ -903,6 +1057,20 @@ export class Deployer {
     return managed.stop();
   }
 }
+
+/** What re-adoption did, by instance id (shown in `status.recovery`). */
+export type RestoreReport = {
+  /** Found running (same pid and start time) and supervised again. */
+  adopted: string[];
+  /** Not running any more (or never recorded): started again. */
+  started: string[];
+  /** Survivors of a draining or half-started release: stopped. */
+  stopped: string[];
+  /** Recorded, but gone when the daemon came back. */
+  missing: string[];
+  /** Web processes whose health check failed after re-adoption. */
+  unhealthy: string[];
+};
 
 export type DeployerStatus = {
   activeReleaseId: string | null;

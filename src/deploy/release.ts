@@ -13,7 +13,7 @@ export class Release {
   readonly releaseId: string;
   readonly releasePath: string;
   readonly revision: string;
-  readonly createdAt = new Date();
+  createdAt = new Date();
   state: ReleaseState = `starting`;
   config: Config;
   activatedAt: Date | undefined;

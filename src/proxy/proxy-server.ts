@@ -75,8 +75,10 @@ export class ProxyServer {
   #address: {host: string; port: number} = {host: ``, port: 0};
   #sweeper: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
+  readonly #listenOptions: {host: string; port: number; reusePort?: boolean | undefined};
 
   private constructor(options: ProxyOptions) {
+    this.#listenOptions = {host: options.host, port: options.port, reusePort: options.reusePort};
     this.#log = options.log.child({component: `proxy`});
     this.#settings = {
       trustForwarded: [...options.trustForwarded],
@@ -101,13 +103,32 @@ export class ProxyServer {
 
   /** Binds the port; rejects with ERR_PROXY_LISTEN_FAILED (port in use, permission, bad address). */
   static async start(options: ProxyOptions): Promise<ProxyServer> {
-    validateOptions(options);
-    const proxy = new ProxyServer(options);
-    await proxy.#listen(options);
+    const proxy = ProxyServer.create(options);
+    await proxy.listen();
     return proxy;
   }
 
-  async #listen(options: ProxyOptions): Promise<void> {
+  /** A proxy that does not listen yet: `listen()` binds the port (after re-adoption, or once a legacy app let go of it). */
+  static create(options: ProxyOptions): ProxyServer {
+    validateOptions(options);
+    return new ProxyServer(options);
+  }
+
+  get listening(): boolean {
+    return this.#server.listening;
+  }
+
+  /** The listening server, for handing to a successor daemon (child_process `send(message, server)`). */
+  get server(): net.Server {
+    return this.#server;
+  }
+
+  /**
+   * Binds proxy.host:proxy.port, or accepts on `handle` — the listening socket another daemon passed on,
+   * so both accept from one queue and no connection is refused or lost while they swap.
+   */
+  async listen(handle?: net.Server): Promise<void> {
+    const options = this.#listenOptions;
     const server = this.#server;
     await new Promise<void>((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void => {
@@ -126,7 +147,8 @@ export class ProxyServer {
       };
       server.once(`error`, onError);
       server.once(`listening`, onListening);
-      server.listen({host: options.host, port: options.port, reusePort: options.reusePort === true});
+      if (handle) server.listen(handle);
+      else server.listen({host: options.host, port: options.port, reusePort: options.reusePort === true});
     });
     const bound = server.address() as net.AddressInfo;
     this.#address = {host: normalizeIp(bound.address), port: bound.port};

@@ -41,8 +41,9 @@ export function webConfig(dir: string, overrides: Record<string, unknown> = {}, 
 }
 
 /** Starts the real daemon (`node src/main.ts daemon`) as a child process with a JSON config. */
-export async function startDaemon(t: After, config: Record<string, unknown> | ((dir: string) => Record<string, unknown>), options: {env?: Record<string, string>} = {}): Promise<TestDaemon> {
-  const dir = createTempDir(t);
+export async function startDaemon(t: After, config: Record<string, unknown> | ((dir: string) => Record<string, unknown>), options: {env?: Record<string, string>; dir?: string} = {}): Promise<TestDaemon> {
+  // `dir` restarts a daemon in the directory (config, socket, state) of an earlier one.
+  const dir = options.dir ?? createTempDir(t);
   const resolved = typeof config === `function` ? config(dir) : config;
   const configPath = path.join(dir, `rollbridge.json`);
   fs.writeFileSync(configPath, JSON.stringify(resolved, null, 2));

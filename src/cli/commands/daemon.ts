@@ -1,4 +1,4 @@
-import {Command} from 'clipanion';
+import {Command, Option} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
 import {getVersionInfo} from '../version.ts';
 
@@ -18,13 +18,15 @@ export class DaemonCommand extends BaseCommand {
     ],
   });
 
+  proxyDeferred = Option.Boolean(`--proxy-deferred`, false, {hidden: true, description: `Start without binding the proxy port (used by legacy-takeover while a legacy app holds it)`});
+
   async run(): Promise<number> {
     const config = await this.loadConfig();
     // Loaded on demand: the daemon side (proxy, supervisor, deploy path) costs start-up time that
     // every other command would pay for nothing (the binary's `--version` goal is 50 ms).
     const {Daemon} = await import('../../daemon/daemon.ts');
     const {installSignalHandlers} = await import('../../daemon/shutdown.ts');
-    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo()});
+    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred});
     const stopped = installSignalHandlers(daemon);
     return stopped;
   }
