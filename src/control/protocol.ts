@@ -178,8 +178,14 @@ export const isTakeoverResult = t.isObject({
   activeReleaseId: t.isString(),
   /** From the first stop action on the legacy processes until the proxy port accepted connections again. */
   portGapMs: t.isNumber(),
-  legacy: t.isObject({stopped: isNonNegativeInteger(), killed: isNonNegativeInteger()}, LOOSE),
+  legacy: t.isObject({
+    stopped: isNonNegativeInteger(),
+    killed: isNonNegativeInteger(),
+    /** Still running after SIGKILL (or not ours to signal); the takeover went ahead. */
+    survivors: t.isOptional(t.isArray(t.isObject({pid: isNonNegativeInteger(), args: t.isString()}, LOOSE))),
+  }, LOOSE),
   durationMs: t.isNumber(),
+  phases: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
 }, LOOSE);
 
 export const isShutdownResult = t.isObject({

@@ -2,6 +2,7 @@ import type {ControlHandlers} from '../control/server.ts';
 import type {ResultOf} from '../control/protocol.ts';
 import {baseProcessId} from '../deploy/plan.ts';
 import type {Daemon} from './daemon.ts';
+import {runTakeover} from './takeover.ts';
 
 /** Control command → domain call, one line each where possible (kamal-proxy's commands.go). */
 export function createHandlers(daemon: Daemon): ControlHandlers {
@@ -35,6 +36,7 @@ export function createHandlers(daemon: Daemon): ControlHandlers {
         .filter(({id}) => params.processId === undefined || id === params.processId || baseProcessId(id) === params.processId)
         .map(({id, source, process}) => ({id, source, logs: process.recentOutput(), ...(process.processLog ? {logPaths: {...process.processLog.paths}} : {})})),
     }),
+    takeover: async (params, context) => runTakeover(daemon, params, (event) => context.progress({type: `phase`, ...event})),
     shutdown: async (_params, context) => {
       await daemon.shutdown({keep: context.connection});
       return {message: `shutdown`};

@@ -37,6 +37,12 @@ export type DeployRequest = {
   dryRun?: boolean | undefined;
   /** Watch window in ms; overrides `watch.windowMs`. */
   watchMs?: number | undefined;
+  /**
+   * In-process only (never from the control socket): runs when the new release is healthy, right
+   * before the switch; a throw aborts the deploy like a failed beforeSwitch hook. Legacy takeover
+   * stops the legacy app and binds the proxy port here.
+   */
+  beforeSwitchAction?: ((release: Release, phase: (name: string, extra?: Record<string, unknown>) => void) => Promise<void>) | undefined;
 };
 
 export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
@@ -499,6 +505,7 @@ export class Deployer {
           if (!result.ok) throw hookFailure(result, releaseId);
           phase(`beforeSwitch`, {exitCode: result.exitCode});
         }
+        if (request.beforeSwitchAction) await request.beforeSwitchAction(release, phase);
       } catch (error) {
         await this.#abortRelease(release, startedServices, error);
         throw error;

@@ -98,7 +98,10 @@ export class ProxyServer {
     this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => {
       this.#clients.add(new ClientConnection(socket, this.#host));
     });
-    this.#server.on(`error`, (error) => this.#log.error(`Proxy server error`, {err: error}));
+    // Errors of a listen() attempt reject that attempt (and legacy takeover retries EADDRINUSE quietly).
+    this.#server.on(`error`, (error) => {
+      if (this.#server.listening) this.#log.error(`Proxy server error`, {err: error});
+    });
   }
 
   /** Binds the port; rejects with ERR_PROXY_LISTEN_FAILED (port in use, permission, bad address). */
@@ -154,6 +157,31 @@ export class ProxyServer {
     this.#address = {host: normalizeIp(bound.address), port: bound.port};
     this.#scheduleSweep();
     this.#log.info(`proxy listening`, {host: this.#address.host, port: this.#address.port});
+  }
+
+  /**
+   * Binds the proxy port as soon as its holder lets go (legacy takeover): retries every `retryMs`
+   * while the port is in use, until `giveUp` settles plus `graceMs`. Resolves with the last moment the
+   * port was seen taken and the moment it was bound (performance.now()), from which the gap in which
+   * the port refused connections is bounded.
+   */
+  async listenWhenFree(options: {giveUp: Promise<unknown>; graceMs: number; retryMs: number}): Promise<{lastInUseAt: number | null; boundAt: number}> {
+    let deadline = Infinity;
+    void options.giveUp.finally(() => {
+      deadline = performance.now() + options.graceMs;
+    });
+    let lastInUseAt: number | null = null;
+    for (;;) {
+      try {
+        await this.listen();
+        return {lastInUseAt, boundAt: performance.now()};
+      } catch (error) {
+        const code = (error as RollbridgeError).details?.errno;
+        if (code !== `EADDRINUSE` || performance.now() > deadline) throw error;
+        lastInUseAt = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, options.retryMs));
+      }
+    }
   }
 
   get address(): {host: string; port: number} {
