@@ -1,5 +1,5 @@
 // `npm run bench [-- <part>…] [--sources] [--no-write]`: runs the benchmark parts (all by default:
-// throughput, deploys, websockets, lifecycle, latency, startup, memory), prints each figure and a PASS/FAIL line
+// throughput, deploys, websockets, lifecycle, latency, startup, memory, recovery), prints each figure and a PASS/FAIL line
 // per goal, and rewrites their sections of docs/benchmarks.md. Drives the standalone binary when it is
 // built (bundle/rollbridge-linux-x64), else the sources; `--sources` forces the sources.
 // Exit code: 0 when every goal passed, 1 otherwise.
@@ -17,6 +17,7 @@ import {PART_NAMES} from './bench/part-result.ts';
 import type {BenchContext, PartName, PartResult} from './bench/part-result.ts';
 import {writeReport} from './bench/report.ts';
 import type {MachineInfo} from './bench/report.ts';
+import {benchRecovery} from './bench/recovery.ts';
 import {REPO_ROOT, resolveRollbridgeCli} from './bench/rollbridge-cli.ts';
 import {benchStartupBinary} from './bench/startup-binary.ts';
 import {benchThroughput} from './bench/throughput.ts';
@@ -31,6 +32,7 @@ const TITLES: Record<PartName, string> = {
   latency: `Deploy latency`,
   startup: `Binary start-up`,
   memory: `Daemon memory`,
+  recovery: `Recovery: daemon SIGKILL and re-adoption, legacy takeover, daemon replacement under load`,
 };
 
 const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promise<void>> = {
@@ -41,6 +43,7 @@ const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promi
   latency: benchLatency,
   startup: benchStartupBinary,
   memory: benchMemory,
+  recovery: benchRecovery,
 };
 
 function readMachine(): MachineInfo {

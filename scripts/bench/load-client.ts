@@ -17,6 +17,9 @@ import {BenchWebSocket} from './bench-web-socket.ts';
 
 const FAILURE_SAMPLES = 200;
 const BUCKET_MS = 100;
+// Pauses between two successful responses from this long on are recorded (outages, port gaps).
+const OK_GAP_MS = 5;
+const OK_GAP_SAMPLES = 2_000;
 
 export type HttpLoadResult = {
   event: `result`;
@@ -33,6 +36,13 @@ export type HttpLoadResult = {
   buckets: Record<string, number>;
   /** Requests still in flight when the client stopped (not counted as failures). */
   abandonedAtStop: number;
+  /** Every pause of ≥ 5 ms between two successful responses (epoch ms of the last ok before and the first ok after). */
+  okGaps: Array<{from: number; to: number}>;
+  /** Epoch ms of the first and the last successful response. */
+  firstOkAt: number | null;
+  lastOkAt: number | null;
+  /** By failure kind (error code or `HTTP <status>`): how many, first and last (epoch ms), not capped like `failures`. */
+  failureSpans: Record<string, {count: number; first: number; last: number}>;
 };
 
 export type SocketRecord = {
@@ -84,12 +94,22 @@ function onCommand(handler: (command: string) => void): void {
 
 async function runHttp(options: {port: number; connections: number; maxMs: number; path: string}): Promise<void> {
   const pool = new Pool(`http://127.0.0.1:${options.port}`, {connections: options.connections, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000});
-  const result: HttpLoadResult = {event: `result`, startedAt: Date.now(), endedAt: 0, requests: 0, ok: 0, byStatus: {}, byError: {}, byBody: {}, failures: [], buckets: {}, abandonedAtStop: 0};
+  const result: HttpLoadResult = {event: `result`, startedAt: Date.now(), endedAt: 0, requests: 0, ok: 0, byStatus: {}, byError: {}, byBody: {}, failures: [], buckets: {}, abandonedAtStop: 0, okGaps: [], firstOkAt: null, lastOkAt: null, failureSpans: {}};
   let running = true;
   let ready = false;
   let inFlight = 0;
   const fail = (kind: string, detail: string) => {
-    if (result.failures.length < FAILURE_SAMPLES) result.failures.push({at: Date.now(), kind, detail});
+    const at = Date.now();
+    if (result.failures.length < FAILURE_SAMPLES) result.failures.push({at, kind, detail});
+    const span = result.failureSpans[kind] ??= {count: 0, first: at, last: at};
+    span.count++;
+    span.last = at;
+  };
+  const succeeded = () => {
+    const at = Date.now();
+    if (result.lastOkAt !== null && at - result.lastOkAt >= OK_GAP_MS && result.okGaps.length < OK_GAP_SAMPLES) result.okGaps.push({from: result.lastOkAt, to: at});
+    result.firstOkAt ??= at;
+    result.lastOkAt = at;
   };
   const loop = async () => {
     while (running) {
@@ -104,6 +124,7 @@ async function runHttp(options: {port: number; connections: number; maxMs: numbe
         result.byStatus[response.statusCode] = (result.byStatus[response.statusCode] ?? 0) + 1;
         if (response.statusCode >= 200 && response.statusCode < 300) {
           result.ok++;
+          succeeded();
           const key = body.trim().slice(0, 40);
           result.byBody[key] = (result.byBody[key] ?? 0) + 1;
           if (!ready) {

@@ -1,5 +1,6 @@
 // Our own nginx instance for side-by-side throughput: 1 worker, an upstream with keepalive 64, config,
-// pid file, logs and temp paths in a temp dir; listening on 127.0.0.1; stopped by its master's pid.
+// pid file, logs and temp paths in a temp dir; listening on 127.0.0.1; stopped by its master's pid. The
+// upstream block can be replaced (retryingUpstreamConfig: retries on connection errors, for takeovers).
 import {spawnSync} from 'node:child_process';
 import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
@@ -37,7 +38,32 @@ export function findFreePort(): Promise<number> {
   });
 }
 
-export async function startNginx(options: {dir: string; upstreamPort: number}): Promise<NginxInstance> {
+/** The `upstream app` block and the `location /` directives of the generated config. */
+export type NginxProxyConfig = {upstream: string; location: string};
+
+/**
+ * An upstream that retries a refused or reset connection on the same app: the one server listed
+ * `servers` times with `max_fails=0` (never marked down), plus `backups` backup entries, and every
+ * error, timeout and non-idempotent request passed to the next entry without a try limit.
+ */
+export function retryingUpstreamConfig(upstreamPort: number, options: {servers: number; backups?: number; connectTimeoutMs?: number}): NginxProxyConfig {
+  const entry = `server 127.0.0.1:${upstreamPort} max_fails=0`;
+  const servers = [
+    ...Array.from({length: options.servers}, () => `    ${entry};`),
+    ...Array.from({length: options.backups ?? 0}, () => `    ${entry} backup;`),
+  ];
+  return {
+    upstream: `${servers.join(`\n`)}\n    keepalive 64;`,
+    location: [
+      `proxy_next_upstream error timeout non_idempotent;`,
+      `proxy_next_upstream_tries 0;`,
+      `proxy_next_upstream_timeout 0;`,
+      `proxy_connect_timeout ${options.connectTimeoutMs ?? 200}ms;`,
+    ].map((line) => `      ${line}`).join(`\n`),
+  };
+}
+
+export async function startNginx(options: {dir: string; upstreamPort: number; proxy?: NginxProxyConfig}): Promise<NginxInstance> {
   const nginx = findNginx();
   if (!nginx) throw new Error(`nginx is not installed: run \`apt-get install -y nginx\``);
   const version = spawnSync(nginx, [`-v`], {encoding: `utf8`}).stderr.trim().replace(/^nginx version: /, ``);
@@ -58,8 +84,7 @@ http {
   uwsgi_temp_path ${dir}/tmp/uwsgi;
   scgi_temp_path ${dir}/tmp/scgi;
   upstream app {
-    server 127.0.0.1:${options.upstreamPort};
-    keepalive 64;
+${options.proxy?.upstream ?? `    server 127.0.0.1:${options.upstreamPort};\n    keepalive 64;`}
   }
   server {
     listen 127.0.0.1:${port};
@@ -67,6 +92,7 @@ http {
       proxy_pass http://app;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+${options.proxy?.location ?? ``}
     }
   }
 }
