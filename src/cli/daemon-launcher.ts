@@ -8,6 +8,7 @@ import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {CliContext} from './context.ts';
+import {getVersionInfo} from './version.ts';
 
 export type EnsureDaemonOptions = {
   logPath?: string | undefined;
@@ -77,6 +78,43 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
     fix: `Read ${logPath}, or raise --daemon-start-timeout-ms`,
     details: {logPath, timeoutMs},
   });
+}
+
+/**
+ * `ensure-daemon --replace` (product §8): a running daemon hands over to a new one of this build —
+ * listening socket, processes and control socket — without refusing or losing a request; with no
+ * daemon running, one is started as by ensureDaemon. Only the daemon's user (or root) can read the
+ * token the request must carry.
+ */
+export async function replaceDaemon(config: Config, context: CliContext, options: EnsureDaemonOptions = {}): Promise<{replaced: boolean; previousPid: number | null; pid: number | null; durationMs: number | null; status: Record<string, unknown>}> {
+  const existing = await tryStatus(config);
+  if (!existing) {
+    const started = await ensureDaemon(config, context, options);
+    return {replaced: false, previousPid: null, pid: started.pid, durationMs: null, status: started.status};
+  }
+  // Loaded on demand: node:crypto is only needed here (and keeps `--version` fast).
+  const {readToken} = await import('../daemon/replace.ts');
+  const token = readToken(config.control.path);
+  const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
+  fs.mkdirSync(path.dirname(logPath), {recursive: true});
+  const client = await ControlClient.connect(config.control.path);
+  let result: {previousPid: number; pid: number; durationMs: number};
+  try {
+    result = await client.call(`replace`, {token, executable: {file: context.selfCommand.file, args: [...context.selfCommand.args]}, logPath});
+  } finally {
+    client.close();
+  }
+  const pidPath = path.resolve(context.cwd, options.pidPath ?? getDefaultDaemonPidPath(config.application));
+  fs.mkdirSync(path.dirname(pidPath), {recursive: true});
+  fs.writeFileSync(pidPath, `${result.pid}\n`);
+  return {replaced: true, previousPid: result.previousPid, pid: result.pid, durationMs: result.durationMs, status: await statusOf(config)};
+}
+
+/** True when the status comes from a daemon of another build than this CLI (version or commit differ). */
+export function isOtherBuild(status: Record<string, unknown>): boolean {
+  const runtime = status.daemonRuntime as {version?: string; commit?: string} | undefined;
+  const ours = getVersionInfo();
+  return runtime !== undefined && (runtime.version !== ours.version || runtime.commit !== ours.commit);
 }
 
 async function statusOf(config: Config): Promise<Record<string, unknown>> {

@@ -122,6 +122,14 @@ export const isTakeoverParams = t.isObject({
   forceStopTimeoutMs: isNonNegativeInteger(),
 });
 
+/** Daemon replacement (product §8): only a caller that can read the daemon's token file (its user, or root) may ask. */
+export const isReplaceParams = t.isObject({
+  token: t.isString(),
+  /** How to run the new daemon: the binary (or node + main.ts) of the caller's build. */
+  executable: t.isObject({file: isAbsolutePath(), args: t.isArray(t.isString())}),
+  logPath: t.isOptional(isAbsolutePath()),
+});
+
 // ── results ─────────────────────────────────────────────────────────────────────────────────────
 
 /** The status object (upstream §4.20): validated loosely, extra keys are part of the shape. */
@@ -188,6 +196,12 @@ export const isTakeoverResult = t.isObject({
   phases: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
 }, LOOSE);
 
+export const isReplaceResult = t.isObject({
+  previousPid: isNonNegativeInteger(),
+  pid: isNonNegativeInteger(),
+  durationMs: t.isNumber(),
+}, LOOSE);
+
 export const isShutdownResult = t.isObject({
   message: t.isLiteral(`shutdown`),
 }, LOOSE);
@@ -203,6 +217,7 @@ export const ControlCommands = {
   logs: {params: isLogsParams, result: isLogsResult},
   shutdown: {params: isShutdownParams, result: isShutdownResult},
   takeover: {params: isTakeoverParams, result: isTakeoverResult},
+  replace: {params: isReplaceParams, result: isReplaceResult},
 } as const;
 
 export type ControlCommandName = keyof typeof ControlCommands;

@@ -36,6 +36,8 @@ export type ControlServerOptions = {
   maxMessageBytes: number;
   handlers: ControlHandlers;
   log: Logger;
+  /** Daemon replacement: publish over the predecessor's live socket (atomic rename) instead of refusing it. */
+  replaceExisting?: boolean | undefined;
 };
 
 export type ProbeResult = {state: `absent`} | {state: `stale`} | {state: `daemon`; status: Record<string, unknown>} | {state: `foreign`};
@@ -71,7 +73,7 @@ export class ControlServer {
     const log = options.log.child({component: `control`});
     const socketPath = path.resolve(options.path);
     await prepareDirectory(socketPath, options.group);
-    await clearSocketPath(socketPath, options.application, log);
+    if (!options.replaceExisting) await clearSocketPath(socketPath, options.application, log);
 
     const instance = new ControlServer(socketPath, options, log);
     instance.#inode = await bindSocket(instance.#server, socketPath, options, log);
@@ -351,7 +353,9 @@ async function bindSocket(server: net.Server, socketPath: string, options: Contr
     await fsp.chmod(tmpPath, options.mode ?? DEFAULT_SOCKET_MODE);
     if (options.owner !== undefined || options.group !== undefined) await chownOrThrow(tmpPath, options.owner ?? -1, options.group ?? -1);
     const stat = await fsp.lstat(tmpPath);
-    await publish(tmpPath, socketPath, options.application, log);
+    // A successor renames its socket over the predecessor's: clients find one or the other, never none.
+    if (options.replaceExisting) await fsp.rename(tmpPath, socketPath);
+    else await publish(tmpPath, socketPath, options.application, log);
     return {dev: stat.dev, ino: stat.ino};
   } catch (error) {
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -14,6 +14,7 @@ import {EventHistory, createEventsFileSink} from './event-history.ts';
 import {isStateProcessAlive, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from './state-file.ts';
 import type {DaemonState} from './state-file.ts';
 import {StateKeeper} from './state-keeper.ts';
+import {receiveListeningSocket, removeToken, reportReady, writeToken} from './replace.ts';
 import {createHandlers} from './handlers.ts';
 
 export type DaemonOptions = {
@@ -24,6 +25,8 @@ export type DaemonOptions = {
   version: {version: string; commit: string; node: string};
   /** Start without binding the proxy port (legacy takeover: a legacy app still holds it). */
   proxyDeferred?: boolean;
+  /** Started by a running daemon that hands over (ensure-daemon --replace): take its listening socket and control path. */
+  successor?: boolean;
 };
 
 /** What the daemon found in the state file at start-up (status `recovery`). */
@@ -54,6 +57,9 @@ export class Daemon {
   readonly #stoppingSignal = Promise.withResolvers<void>();
   readonly state: StateKeeper;
   recovery: RecoveryStatus | null = null;
+  /** Proves the right to ask for a handover (see replace.ts); written beside the control socket. */
+  token = ``;
+  handedOver = false;
 
   private constructor(options: DaemonOptions, parts: {log: Logger; history: EventHistory; proxy: ProxyServer; deployer: Deployer}) {
     this.#options = options;
@@ -117,8 +123,10 @@ export class Daemon {
     if (config.eventsPath) log.addSink(createEventsFileSink(config.eventsPath));
     const daemonLog = log.child({component: `daemon`});
 
+    // A successor first takes the predecessor's listening socket (nothing else is safe before it).
+    const listeningSocket = options.successor ? await receiveListeningSocket() : undefined;
     // Refuse early (before binding the proxy port) when another daemon owns the control socket.
-    const probe = await probeControlSocket(config.control.path);
+    const probe = options.successor ? {state: `absent` as const} : await probeControlSocket(config.control.path);
     if (probe.state === `daemon`) {
       const activeReleaseId = typeof probe.status.activeReleaseId === `string` ? probe.status.activeReleaseId : `none`;
       throw new RollbridgeError(ErrorCode.DAEMON_RUNNING, `A rollbridge daemon for application "${String(probe.status.application)}" is already running on ${config.control.path} (active release: ${activeReleaseId})`, {
@@ -132,7 +140,8 @@ export class Daemon {
     const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
     const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});
     await daemon.#restore(daemonLog);
-    if (!options.proxyDeferred) await proxy.listen();
+    if (listeningSocket) await proxy.listen(listeningSocket);
+    else if (!options.proxyDeferred) await proxy.listen();
     try {
       daemon.#control = await ControlServer.start({
         path: config.control.path,
@@ -143,6 +152,7 @@ export class Daemon {
         maxMessageBytes: DEFAULT_CONTROL_MAX_MESSAGE_BYTES,
         handlers: createHandlers(daemon),
         log: log.child({component: `control`}),
+        replaceExisting: options.successor === true,
       });
     } catch (error) {
       await proxy.close();
@@ -150,6 +160,8 @@ export class Daemon {
     }
     daemon.state.start();
     deployer.onChange(() => void daemon.state.persist());
+    daemon.token = writeToken(config.control.path);
+    if (options.successor) reportReady();
     daemon.#schedulePruning();
     daemonLog.info(`daemon started`, {pid: process.pid, application: config.application, version: options.version.version});
     return daemon;
@@ -207,7 +219,7 @@ export class Daemon {
         deploying: deployer.deploying,
         stopping: this.#stopping,
       },
-      daemonRuntime: {...this.#options.version, format: 1},
+      daemonRuntime: {...this.#options.version, format: 1, executable: process.execPath, sha256: daemonSha256()},
       orphans: [],
       proxy: this.proxy.listening
         ? {host: address.host, port: address.port, upstreamHost: config.proxy.upstreamHost, listening: true}
@@ -218,6 +230,25 @@ export class Daemon {
       services: deployer.services,
       singletons: deployer.singletons,
     };
+  }
+
+  /**
+   * After a handover (replace.ts): the successor serves the proxy port and the control socket and
+   * supervises the processes; this daemon closes its control connections (except the one that
+   * asked, which gets its reply), retires its client connections and stops, leaving processes,
+   * state file and socket path to the successor.
+   */
+  retireAfterHandover(retire: () => Promise<void>, keep: unknown): void {
+    if (this.#shutdown) return;
+    this.handedOver = true;
+    this.#shutdown = (async () => {
+      this.#stopping = true;
+      this.#stoppingSignal.resolve();
+      await this.#control?.close({keep});
+      await retire();
+      this.log.info(`daemon stopped after handover`, {});
+    })();
+    this.#shutdown.then(() => this.#stopped.resolve(), (error: unknown) => this.#stopped.reject(error));
   }
 
   /**
@@ -250,6 +281,7 @@ export class Daemon {
       } catch (error) {
         errors.push(`state file: ${(error as Error).message}`);
       }
+      removeToken(this.config.control.path, this.token);
       this.log.info(`daemon stopped`, {errors: errors.length});
       if (errors.length > 0) {
         throw new RollbridgeError(ErrorCode.PROCESS_STOP_FAILED, `Shutdown finished with errors: ${errors.join(`; `)}`, {
@@ -260,4 +292,24 @@ export class Daemon {
     this.#shutdown.then(() => this.#stopped.resolve(), (error: unknown) => this.#stopped.reject(error));
     return this.#shutdown;
   }
+}
+
+let sha256: string | null | undefined;
+
+/**
+ * SHA-256 of the daemon's executable when it is the standalone binary (null from the sources): with
+ * the version, the build's identity in status.daemonRuntime. Hashed once, in the background, after start.
+ */
+function daemonSha256(): string | null {
+  if (sha256 !== undefined) return sha256;
+  sha256 = null;
+  if (process.argv[1] !== undefined && /\.[cm]?[jt]s$/.test(process.argv[1])) return null;
+  void (async () => {
+    const {createHash} = await import('node:crypto');
+    const {createReadStream} = await import('node:fs');
+    const hash = createHash(`sha256`);
+    for await (const chunk of createReadStream(process.execPath)) hash.update(chunk as Buffer);
+    sha256 = hash.digest(`hex`);
+  })().catch(() => undefined);
+  return null;
 }

@@ -3,6 +3,7 @@ import type {ResultOf} from '../control/protocol.ts';
 import {baseProcessId} from '../deploy/plan.ts';
 import type {Daemon} from './daemon.ts';
 import {runTakeover} from './takeover.ts';
+import {handOver} from './replace.ts';
 
 /** Control command → domain call, one line each where possible (kamal-proxy's commands.go). */
 export function createHandlers(daemon: Daemon): ControlHandlers {
@@ -37,6 +38,11 @@ export function createHandlers(daemon: Daemon): ControlHandlers {
         .map(({id, source, process}) => ({id, source, logs: process.recentOutput(), ...(process.processLog ? {logPaths: {...process.processLog.paths}} : {})})),
     }),
     takeover: async (params, context) => runTakeover(daemon, params, (event) => context.progress({type: `phase`, ...event})),
+    replace: async (params, context) => {
+      const {result, retire} = await handOver(daemon, params, daemon.token);
+      daemon.retireAfterHandover(retire, context.connection);
+      return result;
+    },
     shutdown: async (_params, context) => {
       await daemon.shutdown({keep: context.connection});
       return {message: `shutdown`};

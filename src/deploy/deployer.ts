@@ -90,6 +90,8 @@ export class Deployer {
   #active: Release | null = null;
   #stopping = false;
   readonly #changeListeners = new Set<() => void>();
+  /** Set while a successor daemon takes over: no deploys, no restarts (it re-adopts what runs now). */
+  #frozen = false;
   #deploying: string | null = null;
 
   constructor(options: {config: Config; proxy: ProxyServer; ports: PortAllocator; log: Logger; baseEnv: Record<string, string | undefined>}) {
@@ -308,6 +310,36 @@ export class Deployer {
 
   // ---- crash safety (product §5.8) ---------------------------------------------------------------
 
+  /**
+   * Daemon replacement, step 1: waits for the running deploy and for draining releases, then refuses
+   * new work and stops restarting processes, so the state a successor reads stays true.
+   */
+  async freeze(): Promise<void> {
+    await this.#queue.run(async () => {
+      this.#assertNotStopping();
+      await Promise.all(this.#releases.map((release) => release.retirement));
+      this.#frozen = true;
+    });
+  }
+
+  /** The successor failed: carry on supervising (a process that died meanwhile is restarted now). */
+  unfreeze(): void {
+    this.#frozen = false;
+    for (const process of this.#allProcesses()) if (process.state === `failed`) void process.start(`crash`).catch((error: unknown) => this.#log.error(`process restart failed`, {id: process.id, err: error}));
+  }
+
+  /** Daemon replacement, last step: lets go of every process without stopping it (the successor supervises them). */
+  abandon(): void {
+    this.#stopping = true;
+    for (const watchdog of this.#watchdogs.values()) watchdog.stop();
+    this.#watchdogs.clear();
+    for (const process of this.#allProcesses()) process.detach();
+  }
+
+  #allProcesses(): ManagedProcess[] {
+    return [...this.#releases.flatMap((release) => release.processes), ...[...this.#services.values(), ...this.#singletons.values()].map((entry) => entry.process)];
+  }
+
   /** What the state file records: releases, services and singletons, each process by pid + start time. No commands, env or output. */
   snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons`> {
     const processEntry = (managed: ManagedProcess, releaseId: string, policy: string): StateProcess[] => {
@@ -464,6 +496,11 @@ export class Deployer {
   }
 
   #assertNotStopping(): void {
+    if (this.#frozen) {
+      throw new RollbridgeError(ErrorCode.DAEMON_SHUTTING_DOWN, `The rollbridge daemon is handing over to a new daemon`, {
+        fix: `Retry in a few seconds: the new daemon answers on the same control socket`,
+      });
+    }
     if (this.#stopping) {
       throw new RollbridgeError(ErrorCode.DAEMON_SHUTTING_DOWN, `The rollbridge daemon is shutting down`, {
         fix: `Wait for it to exit, then start a new one with "rollbridge ensure-daemon"`,
@@ -1034,7 +1071,7 @@ export class Deployer {
   /** Every managed process is made here, so each one with `memory` gets its watchdog. */
   #newProcess(release: Release, process: ProcessConfig, spec: ProcessSpec, shouldRestart: () => boolean): ManagedProcess {
     const log = this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: spec.id});
-    const managed = new ManagedProcess(spec, {log, shouldRestart});
+    const managed = new ManagedProcess(spec, {log, shouldRestart: () => !this.#frozen && shouldRestart()});
     if (process.memory) {
       const watchdog = new MemoryWatchdog({process: managed, memory: process.memory, log, onLimit: () => this.#restartForMemory(release, managed, shouldRestart)});
       this.#watchdogs.set(managed, watchdog);
@@ -1046,7 +1083,7 @@ export class Deployer {
   /** Over its memory limit: the proxied process of the active release is replaced without downtime, others restart. */
   async #restartForMemory(release: Release, managed: ManagedProcess, shouldRestart: () => boolean): Promise<void> {
     // A release still starting is judged by its health check; a restart now would only fail the deploy obscurely.
-    if (this.#stopping || release.state === `starting`) return;
+    if (this.#stopping || this.#frozen || release.state === `starting`) return;
     if (release === this.#active && release.processes.includes(managed) && this.#policyOf(managed) === `proxied`) {
       await this.#queue.run(async () => {
         if (release === this.#active && release.processes.includes(managed)) await this.#replaceProxied(release, managed, `memory`);

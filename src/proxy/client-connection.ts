@@ -94,6 +94,8 @@ export class ClientConnection implements UpstreamOwner {
   #upstreamReusable = false;
   #upstreamPaused = false;
   #closeAfterResponse = false;
+  /** Daemon replacement: answer with `Connection: close` so the client reconnects to the successor. */
+  #retiring = false;
   #bodyBytesSent = 0;
   #replay: Buffer[] | null = null;
   #replayBytes = 0;
@@ -119,6 +121,19 @@ export class ClientConnection implements UpstreamOwner {
     socket.on(`error`, () => { /* 'close' follows */ });
     socket.on(`close`, () => this.#guard(() => this.#onClose()));
     this.#arm(T_IDLE, host.settings.clientIdleTimeoutMs);
+  }
+
+  /**
+   * Daemon replacement: from now on every response carries `Connection: close` and ends the
+   * connection, so the client's next request opens a connection the successor accepts; a connection
+   * still idle after `idleGraceMs` is closed. WebSockets are left to finish (the caller's deadline).
+   */
+  retire(idleGraceMs: number): void {
+    if (this.#retiring || this.#state === ST_WEBSOCKET || this.#state === ST_CLOSED) return;
+    this.#retiring = true;
+    setTimeout(() => this.#guard(() => {
+      if (this.#state === ST_HEAD && this.#pending === null) this.#closeGracefully();
+    }), idleGraceMs).unref();
   }
 
   /** Closes the connection at once (proxy shutdown). */
@@ -412,7 +427,14 @@ export class ClientConnection implements UpstreamOwner {
       if (framing === Framing.CLOSE || (response.minorVersion === 0 && !response.connectionKeepAlive)) this.#closeAfterResponse = true;
       this.#responseWritten = true;
       const n = this.#response.consume(buffer, headEnd);
-      if (response.connectionClose && !this.#closeAfterResponse) {
+      if (this.#retiring && !head.upgrade) {
+        this.#closeAfterResponse = true;
+        const text = stripConnectionLines(buffer, headEnd, response.connectionLines);
+        this.socket.cork();
+        this.#writeToClient(`${text.slice(0, -2)}Connection: close\r\n\r\n`, true);
+        if (n > 0) this.#writeToClient(buffer.subarray(headEnd, headEnd + n));
+        this.socket.uncork();
+      } else if (response.connectionClose && !this.#closeAfterResponse) {
         // The app closes its side (e.g. it is shutting down); the client connection stays usable.
         this.socket.cork();
         this.#writeToClient(stripConnectionLines(buffer, headEnd, response.connectionLines), true);

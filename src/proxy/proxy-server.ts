@@ -220,6 +220,22 @@ export class ProxyServer {
     if (options.upstreamIdleTimeoutMs !== undefined) this.#scheduleSweep();
   }
 
+  /**
+   * Daemon replacement: stops accepting (the successor accepts on the same listening socket, so the
+   * queue is not lost), then lets every client connection end after its next response; resolves when
+   * none is left or at `deadlineMs`, when the rest (long requests, WebSockets) are closed.
+   */
+  async retire(options: {idleGraceMs: number; deadlineMs: number}): Promise<{remaining: number}> {
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    this.#server.close();
+    for (const client of this.#clients) client.retire(options.idleGraceMs);
+    const deadline = performance.now() + options.deadlineMs;
+    while (this.#clients.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const remaining = this.#clients.size;
+    for (const client of [...this.#clients]) client.destroy();
+    return {remaining};
+  }
+
   /** Stops listening and destroys every client and upstream connection. */
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {

@@ -229,6 +229,18 @@ export class ManagedProcess {
     return this.#stopPromise;
   }
 
+  /**
+   * Stops supervising without stopping the process (another daemon took it over): no restart, no
+   * polling; the process keeps running, its output keeps going to its log files.
+   */
+  detach(): void {
+    this.#intentional = true;
+    this.#cancelRestart();
+    if (this.#adoptedPoll !== undefined) clearInterval(this.#adoptedPoll);
+    this.#adoptedPoll = undefined;
+    this.#child?.unref();
+  }
+
   /** Calls `listener` at every exit of the shell wrapper; returns the unsubscribe function. */
   onExit(listener: (exit: ProcessExit) => void): () => void {
     this.#exitListeners.add(listener);

@@ -14,7 +14,7 @@ function codeOf(fn: () => unknown): string {
 }
 
 test(`defines params and result schemas for every command`, () => {
-  assert.deepEqual(Object.keys(ControlCommands).sort(), [`deploy`, `events`, `logs`, `restart`, `rollback`, `shutdown`, `status`, `stop`, `takeover`]);
+  assert.deepEqual(Object.keys(ControlCommands).sort(), [`deploy`, `events`, `logs`, `replace`, `restart`, `rollback`, `shutdown`, `status`, `stop`, `takeover`].sort());
 });
 
 test(`splits a request line into id, command and params`, () => {

@@ -20,6 +20,7 @@ export function createTestHandlers(overrides: Partial<ControlHandlers> = {}): Co
     events: async (params) => ({events: [{at: `2026-01-01T00:00:00.000Z`, message: `Release switched`, data: {limit: params.limit ?? null}}]}),
     logs: async () => ({sources: [{id: `web`, source: `release r1 (active)`, logs: [{at: `2026-01-01T00:00:00.000Z`, stream: `stdout`, line: `hello`}]}]}),
     shutdown: async () => ({message: `shutdown`}),
+    replace: async () => ({previousPid: process.pid, pid: process.pid, durationMs: 1}),
     takeover: async (params) => ({activeReleaseId: params.releaseId ?? `r2`, portGapMs: 4, legacy: {stopped: params.legacy.processes.length, killed: 0}, durationMs: 7}),
     ...overrides,
   };

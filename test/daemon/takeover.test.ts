@@ -63,7 +63,7 @@ test(`legacy-takeover starts the release beside a screen-run app on the proxy po
   t.diagnostic(`answers ${JSON.stringify(Object.fromEntries(answers))}, refused ${refused}, port gap ${output.portGapMs} ms`);
 
   const client = await ControlClient.connect(path.join(dir, `control.sock`));
-  const status = await client.call(`status`, {}) as {proxy: {listening: boolean; port: number}};
+  const status = await client.call(`status`, {}) as unknown as {proxy: {listening: boolean; port: number}};
   client.close();
   assert.deepEqual([status.proxy.listening, status.proxy.port], [true, port]);
   // The takeover is the first handover only.

@@ -20,14 +20,18 @@ export class DaemonCommand extends BaseCommand {
 
   proxyDeferred = Option.Boolean(`--proxy-deferred`, false, {hidden: true, description: `Start without binding the proxy port (used by legacy-takeover while a legacy app holds it)`});
 
+  successor = Option.Boolean(`--successor`, false, {hidden: true, description: `Take over from the daemon that started this one (ensure-daemon --replace)`});
+
   async run(): Promise<number> {
     const config = await this.loadConfig();
     // Loaded on demand: the daemon side (proxy, supervisor, deploy path) costs start-up time that
     // every other command would pay for nothing (the binary's `--version` goal is 50 ms).
     const {Daemon} = await import('../../daemon/daemon.ts');
     const {installSignalHandlers} = await import('../../daemon/shutdown.ts');
-    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred});
-    const stopped = installSignalHandlers(daemon);
-    return stopped;
+    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred, successor: this.successor});
+    const code = await installSignalHandlers(daemon);
+    // Processes handed to the successor may still hold handles of ours: leave now.
+    if (daemon.handedOver) process.exit(code);
+    return code;
   }
 }

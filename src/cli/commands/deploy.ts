@@ -1,7 +1,7 @@
 import path from 'node:path';
 import {Command, Option} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
-import {ensureDaemon} from '../daemon-launcher.ts';
+import {ensureDaemon, isOtherBuild, replaceDaemon} from '../daemon-launcher.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration} from '../render.ts';
 import {parseStartTimeout} from './ensure-daemon.ts';
@@ -48,7 +48,14 @@ export class DeployCommand extends BaseCommand {
     const watchMs = this.parseDuration(`--watch`, this.watch);
     const config = await this.loadConfig();
     if (this.ensure) {
-      await ensureDaemon(config, this.context, {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)});
+      const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
+      const {status} = await ensureDaemon(config, this.context, launch);
+      // A daemon of another build (an upgrade) is replaced first, without downtime (product §8).
+      if (isOtherBuild(status)) {
+        const runtime = status.daemonRuntime as {version?: string; commit?: string};
+        this.context.stderr.write(`Replacing the rollbridge daemon of build ${runtime.version}+${runtime.commit} with this build before deploying\n`);
+        await replaceDaemon(config, this.context, launch);
+      }
     }
     const human = !this.json && this.isTTY;
     const client = await this.connect(config);

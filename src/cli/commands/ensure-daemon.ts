@@ -1,6 +1,6 @@
 import {Command, Option, UsageError} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
-import {ensureDaemon} from '../daemon-launcher.ts';
+import {ensureDaemon, replaceDaemon} from '../daemon-launcher.ts';
 
 export class EnsureDaemonCommand extends BaseCommand {
   static paths = [[`ensure-daemon`]];
@@ -12,9 +12,16 @@ export class EnsureDaemonCommand extends BaseCommand {
       \`rollbridge daemon --config <absolute config path>\` detached, with the config's directory as its
       working directory, appends its output to \`--daemon-log-path\`, writes its pid to
       \`--daemon-pid-path\`, and waits until it answers.
+
+      \`--replace\` hands a running daemon over to a new one of this build without downtime: the new
+      daemon receives the proxy's listening socket, re-adopts every process from the state file,
+      health-checks the web process and takes over the control socket; then the old one stops
+      accepting, closes its client connections after their next response and exits. Only the daemon's
+      user (or root) may do it. With no daemon running, it starts one.
     `,
     examples: [
       [`Make sure a daemon runs for ./rollbridge.js`, `$0 ensure-daemon`],
+      [`Replace the running daemon with this build, without downtime`, `$0 ensure-daemon --replace`],
       [`With explicit log and pid files`, `$0 ensure-daemon --daemon-log-path /var/log/app/rollbridge.log --daemon-pid-path /run/app/rollbridge.pid`],
     ],
   });
@@ -24,8 +31,21 @@ export class EnsureDaemonCommand extends BaseCommand {
   daemonStartTimeoutMs = Option.String(`--daemon-start-timeout-ms`, {description: `How long to wait for the daemon to answer, in ms (default: 10000)`});
   daemonRuntimePath = Option.String(`--daemon-runtime-path`, {hidden: true, description: `Accepted for compatibility with rollbridge 0.1; the binary is self-contained, so it is ignored`});
 
+  replace = Option.Boolean(`--replace`, false, {description: `Replace a running daemon with one of this build, without downtime`});
+
   async run(): Promise<number> {
     const config = await this.loadConfig();
+    if (this.replace) {
+      const replaced = await replaceDaemon(config, this.context, {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)});
+      if (this.json || !this.isTTY) {
+        this.writeJson({status: `success`, replaced: replaced.replaced, previousPid: replaced.previousPid, pid: replaced.pid, durationMs: replaced.durationMs, daemon: replaced.status});
+      } else {
+        this.writeLine(replaced.replaced
+          ? `Replaced the rollbridge daemon (pid ${replaced.previousPid} → ${replaced.pid}) in ${replaced.durationMs} ms; every process was re-adopted`
+          : `No daemon was running; started one (pid ${replaced.pid}) on ${config.control.path}`);
+      }
+      return 0;
+    }
     const result = await ensureDaemon(config, this.context, {
       logPath: this.daemonLogPath,
       pidPath: this.daemonPidPath,
