@@ -135,7 +135,7 @@ export class Daemon {
       });
     }
 
-    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, reusePort: true, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
+    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
     const ports = new PortAllocator({host: config.proxy.upstreamHost});
     const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
     const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});
