@@ -79,7 +79,7 @@ async function benchDaemonKill(ctx: BenchContext, result: PartResult): Promise<v
       const status = JSON.parse(restart.stdout) as RecoveryStatus;
       daemonPid = status.daemon.pid;
       const restartEnd = restart.startedAt + restart.wallMs;
-      const firstOk = firstOkAfter(loadResult, restart.startedAt);
+      const firstOk = endOfOutage(loadResult, killedAt, restartEnd);
       const resumeMs = firstOk - restart.startedAt;
       const failed = loadResult.requests - loadResult.ok;
       // Failures are expected only while no daemon listens: from the kill until ensure-daemon has returned.
@@ -116,11 +116,15 @@ function activeWebPid(status: DaemonStatus): number | null {
   return active?.processes.find((proc) => proc.id.startsWith(`web`))?.pid ?? null;
 }
 
-/** Epoch ms of the first successful response at or after `at` (the end of the success gap around it). */
-function firstOkAfter(load: HttpLoadResult, at: number): number {
-  const gap = load.okGaps.find((g) => g.from < at && g.to >= at);
-  if (gap) return gap.to;
-  return load.lastOkAt !== null && load.lastOkAt >= at ? at : Number.NaN;
+/**
+ * Epoch ms of the first successful response after the outage that began at `from`: the end of the
+ * longest pause between successes that starts in [from - 50 ms, to] (responses already on their way
+ * when the daemon was killed may still arrive right after the kill).
+ */
+function endOfOutage(load: HttpLoadResult, from: number, to: number): number {
+  const gaps = load.okGaps.filter((g) => g.from >= from - 50 && g.from <= to);
+  if (gaps.length === 0) return Number.NaN;
+  return gaps.reduce((longest, g) => (g.to - g.from > longest.to - longest.from ? g : longest)).to;
 }
 
 /** The longest pause between two successful responses overlapping [from, to] (ms), 0 when none ≥ 5 ms. */
@@ -181,7 +185,7 @@ async function benchLegacyTakeover(ctx: BenchContext, result: PartResult): Promi
     for (const front of fronts) {
       index++;
       const outcome = await takeoverRun(ctx, mode, front, index, result.notes);
-      rows.push([mode, front.name, formatCount(outcome.requests), String(outcome.failed), outcome.kinds, String(outcome.portGapMs), String(outcome.gapSeenMs), outcome.nginxRefusals, outcome.outcome]);
+      rows.push([mode, front.name, formatCount(outcome.requests), String(outcome.failed), outcome.kinds, String(outcome.portGapMs), String(outcome.gapSeenMs), outcome.nginxErrors, outcome.outcome]);
       ctx.log(`  legacy-takeover ${mode}, ${front.name}: ${formatCount(outcome.requests)} requests, ${outcome.failed} failed (${outcome.kinds}); portGapMs ${outcome.portGapMs}; gap seen ${outcome.gapSeenMs} ms; ${outcome.outcome}`);
       if (front.upstream) {
         result.checks.push(check(`failed requests across legacy-takeover through nginx (${front.name}), APP_SHUTDOWN=${mode}`, `${outcome.failed} of ${formatCount(outcome.requests)}${outcome.failed ? ` (${outcome.kinds})` : ``}`, `0`, outcome.failed === 0));
@@ -193,14 +197,30 @@ async function benchLegacyTakeover(ctx: BenchContext, result: PartResult): Promi
   }
   result.tables.push({
     title: `2. \`rollbridge legacy-takeover\` from web-app.cjs run in a GNU screen session on the proxy port, ${CONNECTIONS} keep-alive connections at the port (direct) or at nginx in front of it`,
-    header: [`APP_SHUTDOWN`, `load through`, `requests`, `failed`, `failures by kind`, `portGapMs (CLI)`, `gap seen by the client ms`, `nginx: refused connects / no live upstreams`, `outcome`],
+    header: [`APP_SHUTDOWN`, `load through`, `requests`, `failed`, `failures by kind`, `portGapMs (CLI)`, `gap seen by the client ms`, `nginx error log (failed tries)`, `outcome`],
     rows,
   });
   result.notes.push(`legacy app: \`screen -dmS <unique> bash -c '… exec setsid -w node web-app.cjs'\` with ROLLBRIDGE_PORT = the proxy port, ROLLBRIDGE_RELEASE_ID=legacy; \`setsid -w\` keeps the app out of the screen window's process group so that it gets the takeover's SIGTERM (APP_SHUTDOWN decides what it does) instead of screen's SIGHUP (Node resets an ignored SIGHUP, so a plain \`exec node\` in screen always dies at once, like APP_SHUTDOWN=immediate)`);
-  result.notes.push(`nginx upstreams: every entry is the proxy port with max_fails=0 and keepalive 64; \`proxy_next_upstream error timeout non_idempotent; proxy_next_upstream_tries 0; proxy_next_upstream_timeout 0; proxy_connect_timeout 200ms\`; "refused connects" counts nginx error-log lines "connect() failed (111" and "no live upstreams" the 502s nginx answered after trying every entry`);
+  result.notes.push(`nginx upstreams: every entry is the proxy port with max_fails=0 and keepalive 64; \`proxy_next_upstream error timeout non_idempotent; proxy_next_upstream_tries 0; proxy_next_upstream_timeout 0; proxy_connect_timeout 200ms\`; the nginx error log counts each failed try by kind (a try on a cached keep-alive connection the legacy app had closed, a refused connect while the port was free), and "no live upstreams" each 502 nginx answered after every entry had failed`);
 }
 
-type TakeoverOutcome = {ok: boolean; requests: number; failed: number; kinds: string; portGapMs: number | string; gapSeenMs: number; nginxRefusals: string; outcome: string; analysis: string};
+type TakeoverOutcome = {ok: boolean; requests: number; failed: number; kinds: string; portGapMs: number | string; gapSeenMs: number; nginxErrors: string; outcome: string; analysis: string};
+
+/** The upstream errors nginx logged, by kind: each is one try that failed (and was retried, or answered 502). */
+function nginxUpstreamErrors(errorLog: string): string {
+  const kinds: Array<[string, RegExp]> = [
+    [`connect refused`, /connect\(\) failed \(111/g],
+    [`reset by peer`, /\(104: Connection reset by peer\)/g],
+    [`upstream closed early`, /upstream prematurely closed/g],
+    [`other upstream errors`, /while (?:connecting to|reading response header from|sending request to) upstream/g],
+    [`no live upstreams (502)`, /no live upstreams/g],
+  ];
+  const counts = kinds.map(([name, pattern]) => [name, (errorLog.match(pattern) ?? []).length] as const);
+  // The generic pattern counts every upstream error line: keep only what the specific ones did not.
+  const specific = counts[0]![1] + counts[1]![1] + counts[2]![1];
+  return counts.map(([name, count]) => [name, name === `other upstream errors` ? Math.max(0, count - specific) : count] as const)
+    .filter(([, count]) => count > 0).map(([name, count]) => `${name} × ${count}`).join(`, `) || `none`;
+}
 
 async function takeoverRun(ctx: BenchContext, mode: Mode, front: Front, index: number, notes: string[]): Promise<TakeoverOutcome> {
   const dir = path.join(ctx.workDir, `t${index}`);
@@ -263,13 +283,12 @@ async function takeoverRun(ctx: BenchContext, mode: Mode, front: Front, index: n
       : `exit ${takeover.code}: ${json.error ? `${json.error.code}: ${json.error.message}` : (takeover.stdout + takeover.stderr).trim().slice(0, 300)}`;
     const failed = loadResult.requests - loadResult.ok;
     const errorLog = nginx ? readText(path.join(dir, `ngx`, `error.log`)) : ``;
-    const refused = (errorLog.match(/connect\(\) failed \(111/g) ?? []).length;
-    const noLive = (errorLog.match(/no live upstreams/g) ?? []).length;
+    const upstreamErrors = nginxUpstreamErrors(errorLog);
     const gapSeenMs = longestGap(loadResult, takeover.startedAt, end);
     const spans = Object.entries(loadResult.failureSpans).map(([kind, span]) => `${kind} × ${span.count} from ${span.first - takeover.startedAt} to ${span.last - takeover.startedAt} ms after the command started`).join(`; `);
     const gaps = loadResult.okGaps.filter((g) => g.to >= takeover.startedAt && g.from <= end).sort((a, b) => b.to - b.from - (a.to - a.from)).slice(0, 3).map((g) => `${g.to - g.from} ms at +${g.from - takeover.startedAt}`).join(`, `);
-    const analysis = `${failed} failed (${spans}); longest pauses without a successful response: ${gaps || `none ≥ 5 ms`}; CLI portGapMs ${json.portGapMs ?? `-`}${nginx ? `; nginx error log: ${refused} refused connects, ${noLive} "no live upstreams"` : ``}`;
-    return {ok, requests: loadResult.requests, failed, kinds: failureKinds(loadResult), portGapMs: json.portGapMs ?? `-`, gapSeenMs, nginxRefusals: nginx ? `${refused} / ${noLive}` : `-`, outcome, analysis};
+    const analysis = `${failed} failed (${spans}); longest pauses without a successful response: ${gaps || `none ≥ 5 ms`}; CLI portGapMs ${json.portGapMs ?? `-`}${nginx ? `; nginx error log: ${upstreamErrors}` : ``}`;
+    return {ok, requests: loadResult.requests, failed, kinds: failureKinds(loadResult), portGapMs: json.portGapMs ?? `-`, gapSeenMs, nginxErrors: nginx ? upstreamErrors : `-`, outcome, analysis};
   } finally {
     await nginx?.stop();
     daemonPid ||= readPid(pidPath);
@@ -345,13 +364,12 @@ async function benchReplace(ctx: BenchContext, result: PartResult): Promise<void
       throw error;
     }
     if (replace.code !== 0) throw new Error(`ensure-daemon --replace exited ${replace.code}: ${replace.stdout.trim()} ${replace.stderr.trim()}`);
-    const status = JSON.parse(replace.stdout) as RecoveryStatus;
     const after = await daemon.status();
     newPid = after.daemon.pid;
     const webAfter = activeWebPid(after);
     const failed = loadResult.requests - loadResult.ok;
     const gapSeenMs = longestGap(loadResult, replace.startedAt, replace.startedAt + replace.wallMs);
-    ctx.log(`  ensure-daemon --replace: ${formatCount(loadResult.requests)} requests, ${failed} failed (${failureKinds(loadResult)}); ${replace.wallMs.toFixed(0)} ms; daemon pid ${daemon.pid} → ${newPid} (command said ${status.daemon?.pid}); web pid ${webPid} → ${webAfter}; gap seen ${gapSeenMs} ms`);
+    ctx.log(`  ensure-daemon --replace: ${formatCount(loadResult.requests)} requests, ${failed} failed (${failureKinds(loadResult)}); ${replace.wallMs.toFixed(0)} ms; daemon pid ${daemon.pid} → ${newPid}; web pid ${webPid} → ${webAfter}; gap seen ${gapSeenMs} ms`);
     rows.push([formatCount(loadResult.requests), String(failed), failureKinds(loadResult), replace.wallMs.toFixed(0), `${daemon.pid} → ${newPid}`, `${webPid} → ${webAfter}`, String(gapSeenMs)]);
     result.checks.push(check(`failed requests across ensure-daemon --replace`, `${failed} of ${formatCount(loadResult.requests)}${failed ? ` (${failureKinds(loadResult)})` : ``}`, `0`, failed === 0));
     result.checks.push(check(`ensure-daemon --replace: new daemon, same web process`, `daemon pid ${daemon.pid} → ${newPid}, web pid ${webPid} → ${webAfter}`, `daemon pid changed, web pid unchanged`, newPid !== daemon.pid && webAfter === webPid));
