@@ -12,6 +12,7 @@ import {EventsCommand} from './commands/events.ts';
 import {LegacyTakeoverCommand} from './commands/legacy-takeover.ts';
 import {LogsCommand} from './commands/logs.ts';
 import {PredeployCleanupCommand} from './commands/predeploy-cleanup.ts';
+import {RecoverCommand} from './commands/recover.ts';
 import {RestartCommand} from './commands/restart.ts';
 import {RollbackCommand} from './commands/rollback.ts';
 import {ShutdownCommand} from './commands/shutdown.ts';
@@ -35,6 +36,7 @@ export const COMMANDS = [
   LogsCommand,
   EventsCommand,
   PredeployCleanupCommand,
+  RecoverCommand,
   LegacyTakeoverCommand,
   ValidateCommand,
   DoctorCommand,

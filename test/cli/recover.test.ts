@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import test from 'node:test';
+import {stripVTControlCharacters} from 'node:util';
+import type {TestContext} from 'node:test';
+import {readBootId, writeStateFile} from '../../src/daemon/state-file.ts';
+import type {StateProcess} from '../../src/daemon/state-file.ts';
+import {readProcStat} from '../../src/system/proc.ts';
+import {startDaemon, webConfig} from '../helpers/daemon.ts';
+import {isPidAlive, killQuietly} from '../helpers/processes.ts';
+import {REPO_ROOT, runCli} from '../helpers/run-cli.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
+import {waitFor} from '../helpers/wait-for.ts';
+
+const RECOVER_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recover-app.cjs`);
+
+type Spawned = {pid: number; startTime: number; exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>; output: () => string};
+
+/** The fixture, detached so it leads its own process group, once its signal handlers are installed. */
+async function spawnLeftover(t: TestContext, mode: string): Promise<Spawned> {
+  const child = spawn(process.execPath, [RECOVER_APP, mode], {detached: true, stdio: [`ignore`, `pipe`, `ignore`]});
+  let output = ``;
+  child.stdout.setEncoding(`utf8`);
+  child.stdout.on(`data`, (chunk: string) => (output += chunk));
+  const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.once(`exit`, (code, signal) => resolve({code, signal})));
+  const pid = child.pid as number;
+  t.after(async () => {
+    killQuietly(pid);
+    await exit;
+  });
+  await waitFor(() => output.includes(`ready\n`), {what: `the ${mode} fixture to be ready`});
+  return {pid, startTime: readProcStat(pid)?.startTime as number, exit, output: () => output};
+}
+
+function recorded(id: string, spawned: {pid: number; startTime: number}, releaseId: string): StateProcess {
+  return {
+    id, processId: id.split(`#`)[0] as string, policy: `companion`, releaseId,
+    pid: spawned.pid, pgid: spawned.pid, startTime: spawned.startTime, startedAt: new Date().toISOString(), restarts: 0,
+  };
+}
+
+async function writeState(statePath: string, processes: StateProcess[], singletons: StateProcess[] = []): Promise<void> {
+  await writeStateFile(statePath, {
+    format: 1, application: `test-app`, writtenAt: new Date().toISOString(), bootId: readBootId(),
+    daemon: {pid: 2 ** 22 + 1, startTime: 1, version: `test`}, proxy: {host: `127.0.0.1`, port: 1},
+    activeReleaseId: `r7`,
+    releases: [{releaseId: `r7`, releasePath: `/srv/app/r7`, revision: `r7`, state: `active`, createdAt: new Date().toISOString(), ports: {}, instancePorts: {}, processes}],
+    services: [], singletons,
+  });
+}
+
+/** A config beside which the default state file lives (`control.state.json`). */
+function writeConfig(dir: string): string {
+  const config = webConfig(dir);
+  config.processes = [...config.processes as object[], {id: `clock`, command: `true`, policy: `singleton`, stopSignal: `SIGUSR2`, gracefulStopMs: 30_000}];
+  const file = path.join(dir, `rollbridge.json`);
+  fs.writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+test(`recover lists leftovers in 0.1's words without stopping them; --json gives the same list`, async (t) => {
+  const dir = createTempDir(t);
+  writeConfig(dir);
+  const statePath = path.join(dir, `control.state.json`);
+  const [web, clock] = [await spawnLeftover(t, `forever`), await spawnLeftover(t, `usr2`)];
+  await writeState(statePath, [recorded(`web`, web, `r7`)], [recorded(`clock`, clock, `r6`)]);
+
+  const [human, json] = await Promise.all([runCli([`recover`], {cwd: dir}), runCli([`recover`, `--json`], {cwd: dir})]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.equal(human.stdout, [
+    `Found 2 orphaned process(es) (run with --force to stop):`,
+    `  web (pid ${web.pid}, release r7)`,
+    `  clock (pid ${clock.pid}, release r6)`,
+    `Review the list first — a recycled pid could be an unrelated process.`,
+    ``,
+  ].join(`\n`));
+  assert.equal(json.code, 0);
+  assert.deepEqual(json.json(), {
+    statePath,
+    found: [
+      {id: `web`, processId: `web`, releaseId: `r7`, pid: web.pid, pgid: web.pid, members: [web.pid]},
+      {id: `clock`, processId: `clock`, releaseId: `r6`, pid: clock.pid, pgid: clock.pid, members: [clock.pid]},
+    ],
+    stopped: [],
+    survivors: [],
+  });
+  assert.ok(isPidAlive(web.pid) && isPidAlive(clock.pid));
+  assert.ok(fs.existsSync(statePath));
+});
+
+test(`recover --force stops the leftovers with their stopSignal and clears the state file; nothing left is reported as such`, async (t) => {
+  const dir = createTempDir(t);
+  writeConfig(dir);
+  const statePath = path.join(dir, `control.state.json`);
+  const [web, clock] = [await spawnLeftover(t, `forever`), await spawnLeftover(t, `usr2`)];
+  await writeState(statePath, [recorded(`web`, web, `r7`)], [recorded(`clock`, clock, `r6`)]);
+
+  const forced = await runCli([`recover`, `--force`], {cwd: dir});
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(forced.stdout, `Stopped 2 orphaned process(es):\n  web (pid ${web.pid}, release r7)\n  clock (pid ${clock.pid}, release r6)\n`);
+  assert.deepEqual(await web.exit, {code: null, signal: `SIGTERM`});
+  assert.deepEqual(await clock.exit, {code: 0, signal: null});
+  assert.match(clock.output(), /stopped by SIGUSR2/);
+  assert.equal(fs.existsSync(statePath), false);
+
+  const [again, listed, json] = await Promise.all([
+    runCli([`recover`, `--force`], {cwd: dir}),
+    runCli([`recover`], {cwd: dir}),
+    runCli([`recover`, `--force`, `--json`], {cwd: dir}),
+  ]);
+  assert.equal(again.stdout, `No orphaned processes found; cleared the state file.\n`);
+  assert.equal(listed.stdout, `No orphaned processes found.\n`);
+  assert.deepEqual(json.json(), {statePath, found: [], stopped: [], survivors: []});
+});
+
+test(`recover --force never signals a recycled pid`, async (t) => {
+  const dir = createTempDir(t);
+  writeConfig(dir);
+  const stranger = await spawnLeftover(t, `forever`);
+  await writeState(path.join(dir, `control.state.json`), [recorded(`web`, {pid: stranger.pid, startTime: stranger.startTime + 1}, `r7`)]);
+  const forced = await runCli([`recover`, `--force`, `--json`], {cwd: dir});
+  assert.equal(forced.code, 0, forced.stdout);
+  assert.deepEqual((forced.json() as {found: unknown[]}).found, []);
+  assert.ok(isPidAlive(stranger.pid));
+});
+
+test(`recover refuses with ERR_RECOVER_DAEMON_RUNNING while the daemon runs`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  const [human, json] = await Promise.all([
+    runCli([`recover`, `--force`, `--config`, daemon.configPath], {cwd: daemon.dir}),
+    runCli([`recover`, `--json`, `--config`, daemon.configPath], {cwd: daemon.dir}),
+  ]);
+  assert.equal(human.code, 1);
+  assert.match(human.stderr, /^error ERR_RECOVER_DAEMON_RUNNING: A rollbridge daemon for "test-app" is running on .*control\.sock; recover is only for leftovers after a crash\n {2}fix: Run "rollbridge status"/);
+  assert.equal(json.code, 1);
+  const error = (json.json() as {error: {code: string; fix: string}}).error;
+  assert.equal(error.code, `ERR_RECOVER_DAEMON_RUNNING`);
+  assert.match(error.fix, /rollbridge shutdown/);
+});
+
+test(`recover --help shows examples`, async () => {
+  const help = await runCli([`recover`, `--help`]);
+  assert.equal(help.code, 0);
+  assert.match(stripVTControlCharacters(help.stdout), /\$ rollbridge recover --force\n/);
+});
