@@ -145,3 +145,16 @@ test(`recover --help shows examples`, async () => {
   assert.equal(help.code, 0);
   assert.match(stripVTControlCharacters(help.stdout), /\$ rollbridge recover --force\n/);
 });
+
+test(`predeploy-cleanup stops the leftovers a crashed daemon left and counts them`, async (t) => {
+  const dir = createTempDir(t);
+  writeConfig(dir);
+  const statePath = path.join(dir, `control.state.json`);
+  const web = await spawnLeftover(t, `forever`);
+  await writeState(statePath, [recorded(`web`, web, `r7`)]);
+  const cleanup = await runCli([`predeploy-cleanup`], {cwd: dir});
+  assert.equal(cleanup.code, 0, cleanup.stderr);
+  assert.equal(cleanup.stdout, `No active Rollbridge daemon found.\nRecovered 1 Rollbridge orphaned process(es).\nStopped 0 legacy process(es).\n`);
+  assert.deepEqual(await web.exit, {code: null, signal: `SIGTERM`});
+  assert.equal(fs.existsSync(statePath), false);
+});

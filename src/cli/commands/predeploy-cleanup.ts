@@ -6,6 +6,7 @@ import {ControlClient} from '../../control/client.ts';
 import {probeControlSocket} from '../../control/server.ts';
 import type {ProbeResult} from '../../control/server.ts';
 import type {Config, LegacyTakeoverConfig} from '../../config/types.ts';
+import {recoverLeftovers} from '../../daemon/recover.ts';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError, isRollbridgeError} from '../../errors/rollbridge-error.ts';
 import {discoverLegacyProcesses, listRunningProcesses} from '../../legacy/discover.ts';
@@ -15,6 +16,7 @@ import {stopLegacyProcesses} from '../../legacy/stop.ts';
 import {Logger} from '../../log/logger.ts';
 import type {LogRecord} from '../../log/logger.ts';
 import {BaseCommand} from '../base-command.ts';
+import {formatLeftover} from './recover.ts';
 
 export type PredeployCleanupAction = `daemon-active` | `daemon-stopped` | `no-daemon-cleaned`;
 
@@ -37,8 +39,8 @@ export class PredeployCleanupCommand extends BaseCommand {
       Leaves everything alone when a daemon for this application already has an active release on the
       configured proxy host and port (and, with \`--release-path\`, the release ships the same
       \`node_modules/rollbridge\` version as the active one). Otherwise it shuts that daemon down (waiting up to
-      30 s for its control socket to disappear), stops the processes a crashed daemon left behind (when
-      \`statePath\` is set), and stops the legacy processes \`legacyTakeover\` describes: screen sessions are
+      30 s for its control socket to disappear), stops the processes a crashed daemon left behind (as
+      \`rollbridge recover --force\` does), and stops the legacy processes \`legacyTakeover\` describes: screen sessions are
       quit as their owner, then every discovered process (setsid/nohup escapees and descendants included) gets
       SIGTERM and, after \`legacyTakeover.forceStopTimeoutMs\`, SIGKILL. Fails with ERR_LEGACY_STILL_RUNNING if
       any of them survives.
@@ -80,7 +82,7 @@ export class PredeployCleanupCommand extends BaseCommand {
       await stopDaemon(config.control.path);
       action = `daemon-stopped`;
     }
-    const recoveredOrphans = await recoverOrphans(config);
+    const recoveredOrphans = await recoverOrphans(config, log);
     const legacy = config.legacyTakeover === undefined ? [] : await this.#stopLegacy(config.legacyTakeover, log);
     return this.#report({
       action,
@@ -203,8 +205,14 @@ async function stopDaemon(socketPath: string): Promise<void> {
   });
 }
 
-// recover: step 3. src/daemon/recover.ts (recoverLeftovers) is written in parallel; until it lands, nothing is
-// recovered here and 0 is reported.
-async function recoverOrphans(_config: Config): Promise<number> {
-  return 0;
+// recover: step 3. Whatever a crashed daemon left running is stopped (recover --force); a survivor fails the cleanup.
+async function recoverOrphans(config: Config, log: Logger): Promise<number> {
+  const result = await recoverLeftovers({config, force: true, log});
+  if (result.survivors.length > 0) {
+    throw new RollbridgeError(ErrorCode.RECOVER_SURVIVORS, `Could not stop ${result.survivors.length} Rollbridge orphaned process(es):\n${result.survivors.map(formatLeftover).join(`\n`)}`, {
+      fix: `Check them with "ps -o pid,user,stat,args -p ${result.survivors.flatMap((leftover) => leftover.members.length > 0 ? leftover.members : [leftover.pid]).join(`,`)}", stop them as their owner, then run "rollbridge predeploy-cleanup" again`,
+      details: {...result},
+    });
+  }
+  return result.stopped.length;
 }
