@@ -7,9 +7,11 @@ import {buildTemplateContext} from '../config/template.ts';
 import type {Config} from '../config/types.ts';
 import {probeControlSocket} from '../control/server.ts';
 import type {ProbeResult} from '../control/server.ts';
+import {listLeftovers} from '../daemon/recover.ts';
+import {readStateFile, statePathOf} from '../daemon/state-file.ts';
+import type {DaemonState} from '../daemon/state-file.ts';
 import {renderProcessDefinition} from '../deploy/process-env.ts';
 import {errorMessage} from '../errors/rollbridge-error.ts';
-import {readProcStat} from '../system/proc.ts';
 
 /** One line of `rollbridge doctor`. Names are upstream's, so scripts that grep them keep working. */
 export type DoctorCheck = {name: string; ok: boolean; detail: string};
@@ -48,18 +50,17 @@ export async function probeSocket(socketPath: string): Promise<SocketProbe> {
   }
 }
 
-/** `control socket`, `control socket directory`, `proxy port`, then the two state checks when `statePath` is set. */
+/** `control socket`, `control socket directory`, `proxy port`, `state path directory`, `orphaned processes`. */
 export async function runEnvironmentChecks(config: Config): Promise<DoctorCheck[]> {
   const probe = await probeSocket(config.control.path);
-  const checks = [
+  const statePath = statePathOf(config);
+  return [
     await checkControlSocket(config, probe),
     await checkControlSocketDirectory(config.control.path),
     await checkProxyPort(config, probe),
+    await checkStatePathDirectory(statePath, config.control.path),
+    checkOrphanedProcesses(statePath, probe),
   ];
-  if (config.statePath !== undefined) {
-    checks.push(await checkStatePathDirectory(config.statePath), await checkOrphanedProcesses(config.statePath, probe));
-  }
-  return checks;
 }
 
 export async function checkControlSocket(config: Config, probe: SocketProbe): Promise<DoctorCheck> {
@@ -119,37 +120,38 @@ export async function checkProxyPort(config: Config, probe: SocketProbe): Promis
   return fail(name, `${address} is unavailable (${bindError})`);
 }
 
-export async function checkStatePathDirectory(statePath: string): Promise<DoctorCheck> {
+/**
+ * `state path directory`: writable. The default state file lives beside the control socket, whose directory
+ * the daemon creates, so a missing directory passes there when its parent is writable.
+ */
+export async function checkStatePathDirectory(statePath: string, socketPath: string): Promise<DoctorCheck> {
+  const name = `state path directory`;
   const dir = path.dirname(statePath);
-  return await isWritableDirectory(dir)
-    ? pass(`state path directory`, `${dir} is writable`)
-    : fail(`state path directory`, `${dir} is missing or not writable; state cannot be persisted`);
+  if (await isWritableDirectory(dir)) return pass(name, `${dir} is writable`);
+  if (dir === path.dirname(socketPath) && await lstatOrNull(dir) === null && await isWritableDirectory(path.dirname(dir))) {
+    return pass(name, `${dir} does not exist yet; the daemon creates it with the control socket`);
+  }
+  return fail(name, `${dir} is missing or not writable; state cannot be persisted`);
 }
 
 /**
- * `orphaned processes`: pids recorded in the state file (upstream's layout: `orphans[]`, release
- * processes, services, singletons) that are still alive while no daemon runs. Zombies do not count.
+ * `orphaned processes`: processes the state file records that still run (same pid and start time, not
+ * zombies) or left live members in their process group, while no daemon runs to re-adopt them.
  */
-export async function checkOrphanedProcesses(statePath: string, probe: SocketProbe): Promise<DoctorCheck> {
+export function checkOrphanedProcesses(statePath: string, probe: SocketProbe): DoctorCheck {
   const name = `orphaned processes`;
   if (probe.state === `daemon`) return pass(name, `a daemon is running; its managed processes are not orphans`);
-  let text: string;
+  let state: DaemonState | null;
   try {
-    text = await fsp.readFile(statePath, `utf8`);
+    state = readStateFile(statePath);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === `ENOENT`) return pass(name, `no state file`);
-    return fail(name, `could not read ${statePath}: ${errorMessage(error)}`);
+    return fail(name, `${errorMessage(error)}; recorded processes cannot be checked`);
   }
-  let state: unknown;
-  try {
-    state = JSON.parse(text);
-  } catch (error) {
-    return fail(name, `${statePath} is not valid JSON (${errorMessage(error)}); recorded processes cannot be checked`);
-  }
-  const alive = recordedProcesses(state).filter((entry) => isAlive(entry.pid));
-  if (alive.length === 0) return pass(name, `no orphaned processes`);
-  const list = alive.map((entry) => `${entry.id} (pid ${entry.pid})`).join(`, `);
-  return fail(name, `${alive.length} possible orphaned process(es) still running: ${list} — verify and stop any leftovers`);
+  if (state === null) return pass(name, `no state file`);
+  const leftovers = listLeftovers(state);
+  if (leftovers.length === 0) return pass(name, `no orphaned processes`);
+  const list = leftovers.map((leftover) => `${leftover.id} (pid ${leftover.pid})`).join(`, `);
+  return fail(name, `${leftovers.length} orphaned process(es) still running: ${list} — the next daemon start re-adopts them; "rollbridge recover" lists them, "rollbridge recover --force" stops them`);
 }
 
 /** `release path`, `process templates`, `process working directories` (with `doctor --release-path`). */
@@ -219,28 +221,6 @@ export async function checkProcessWorkingDirectories(rendered: RenderedProcess[]
   return pass(`process working directories`, `${plural(withCwd.length, `working directory`, `working directories`)} found`);
 }
 
-function recordedProcesses(state: unknown): Array<{id: string; pid: number}> {
-  if (!isRecord(state)) return [];
-  const entries: Array<{id: string; pid: number}> = [];
-  const add = (id: unknown, pid: unknown) => {
-    if (Number.isInteger(pid) && (pid as number) > 0) entries.push({id: typeof id === `string` ? id : `?`, pid: pid as number});
-  };
-  for (const orphan of arrayOf(state.orphans)) add(orphan.id, orphan.pid);
-  for (const release of arrayOf(state.releases)) {
-    for (const process of arrayOf(release.processes)) add(process.id, process.pid);
-  }
-  for (const owner of [...arrayOf(state.services), ...arrayOf(state.singletons)]) {
-    if (isRecord(owner.process)) add(owner.id, owner.process.pid);
-  }
-  const seen = new Set<number>();
-  return entries.filter((entry) => !seen.has(entry.pid) && seen.add(entry.pid));
-}
-
-function isAlive(pid: number): boolean {
-  const stat = readProcStat(pid);
-  return stat !== null && stat.state !== `Z` && stat.state !== `X`;
-}
-
 function tryBind(host: string, port: number): Promise<string | null> {
   return new Promise((resolve) => {
     const server = net.createServer();
@@ -272,14 +252,6 @@ async function statOrNull(file: string): Promise<fs.Stats | null> {
   } catch {
     return null;
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === `object` && value !== null && !Array.isArray(value);
-}
-
-function arrayOf(value: unknown): Array<Record<string, unknown>> {
-  return Array.isArray(value) ? value.filter(isRecord) : [];
 }
 
 function pass(name: string, detail: string): DoctorCheck {

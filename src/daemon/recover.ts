@@ -8,7 +8,7 @@ import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {listProcessGroupMembers, readProcStat} from '../system/proc.ts';
 import {isStateProcessAlive, listStateProcesses, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from './state-file.ts';
-import type {StateProcess} from './state-file.ts';
+import type {DaemonState, StateProcess} from './state-file.ts';
 
 /** A process the state file recorded that still runs, or whose process group still has live members. */
 export type Leftover = {
@@ -54,18 +54,8 @@ export async function recoverLeftovers(options: RecoverOptions): Promise<Recover
   await assertNoDaemon(config.control.path);
   const statePath = statePathOf(config);
   const state = readStateFile(statePath);
-  const candidates: Found[] = [];
-  if (state !== null) {
-    const seenGroups = new Set<number>();
-    for (const recorded of listStateProcesses(state)) {
-      if (seenGroups.has(recorded.pgid)) continue;
-      const leftover = findLeftover(recorded, state.bootId);
-      if (leftover === null) continue;
-      seenGroups.add(recorded.pgid);
-      candidates.push({leftover, recorded});
-      log.info(`Leftover process found`, {statePath, ...leftover});
-    }
-  }
+  const candidates = state === null ? [] : findLeftovers(state);
+  for (const {leftover} of candidates) log.info(`Leftover process found`, {statePath, ...leftover});
   const found = candidates.map((candidate) => candidate.leftover);
   if (!force) return {statePath, found, stopped: [], survivors: []};
 
@@ -106,6 +96,24 @@ async function assertNoDaemon(socketPath: string): Promise<void> {
       details: {path: socketPath},
     });
   }
+}
+
+/** The processes of a state document that still run (by pid and start time) or left live members in their group. */
+export function listLeftovers(state: DaemonState): Leftover[] {
+  return findLeftovers(state).map((candidate) => candidate.leftover);
+}
+
+function findLeftovers(state: DaemonState): Found[] {
+  const candidates: Found[] = [];
+  const seenGroups = new Set<number>();
+  for (const recorded of listStateProcesses(state)) {
+    if (seenGroups.has(recorded.pgid)) continue;
+    const leftover = findLeftover(recorded, state.bootId);
+    if (leftover === null) continue;
+    seenGroups.add(recorded.pgid);
+    candidates.push({leftover, recorded});
+  }
+  return candidates;
 }
 
 /** The recorded process as a leftover: its leader still runs (same start time), or its group still has members. */

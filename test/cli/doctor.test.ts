@@ -4,6 +4,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import test from 'node:test';
+import {readBootId, writeStateFile} from '../../src/daemon/state-file.ts';
+import type {DaemonState, StateProcess} from '../../src/daemon/state-file.ts';
+import {readProcStat} from '../../src/system/proc.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {killQuietly} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
@@ -37,7 +40,7 @@ async function listen(t: {after(fn: () => unknown): void}): Promise<number> {
 }
 
 /** A real process that stays alive until the test kills it. */
-async function startIdleProcess(t: {after(fn: () => unknown): void}): Promise<number> {
+async function startIdleProcess(t: {after(fn: () => unknown): void}): Promise<{pid: number; startTime: number}> {
   const child = spawn(process.execPath, [`-e`, `setInterval(() => {}, 60_000)`], {stdio: `ignore`});
   await new Promise<void>((resolve, reject) => child.once(`spawn`, resolve).once(`error`, reject));
   const pid = child.pid as number;
@@ -46,7 +49,7 @@ async function startIdleProcess(t: {after(fn: () => unknown): void}): Promise<nu
     killQuietly(pid);
     await exited;
   });
-  return pid;
+  return {pid, startTime: readProcStat(pid)?.startTime as number};
 }
 
 test(`doctor passes for a valid config with a free socket and port, in upstream's check order`, async (t) => {
@@ -59,8 +62,9 @@ test(`doctor passes for a valid config with a free socket and port, in upstream'
   assert.match(human.stdout, /\n\nAll checks passed\.\n$/);
   assert.equal(code, 0);
   assert.equal(report.ok, true);
-  assert.deepEqual(report.checks.map((entry) => entry.name), [`config`, `control socket`, `control socket directory`, `proxy port`]);
+  assert.deepEqual(report.checks.map((entry) => entry.name), [`config`, `control socket`, `control socket directory`, `proxy port`, `state path directory`, `orphaned processes`]);
   assert.equal(check(report, `control socket directory`).detail, `${dir} is writable`);
+  assert.equal(check(report, `orphaned processes`).detail, `no state file`);
   assert.ok(report.checks.every((entry) => entry.ok));
 });
 
@@ -123,9 +127,10 @@ test(`the control socket directory fails when neither it nor its parent exists, 
   assert.deepEqual(check(missing.report, `control socket directory`), {name: `control socket directory`, ok: false, detail: `${path.join(dir, `missing`, `deeper`)} is missing or not writable`});
   assert.equal(creatable.code, 0);
   assert.equal(check(creatable.report, `control socket directory`).detail, `${path.join(dir, `run`)} does not exist yet; the daemon creates it in ${dir}`);
+  assert.equal(check(creatable.report, `state path directory`).detail, `${path.join(dir, `run`)} does not exist yet; the daemon creates it with the control socket`);
 });
 
-test(`state checks run only with statePath: no state file passes, live pids in the state file are orphans`, async (t) => {
+test(`state checks use statePath, else the state file beside the control socket; processes it records that still run are orphans`, async (t) => {
   const dir = createTempDir(t);
   const statePath = path.join(dir, `state.json`);
   const withState = writeConfig(dir, webConfig(dir, {statePath}));
@@ -141,33 +146,50 @@ test(`state checks run only with statePath: no state file passes, live pids in t
     {name: `state path directory`, ok: true, detail: `${dir} is writable`},
     {name: `orphaned processes`, ok: true, detail: `no state file`},
   ]);
-  assert.deepEqual(withoutStatePath.report.checks.map((entry) => entry.name), [`config`, `control socket`, `control socket directory`, `proxy port`]);
+  assert.deepEqual(withoutStatePath.report.checks.slice(-2).map((entry) => [entry.name, entry.ok]), [[`state path directory`, true], [`orphaned processes`, true]]);
   assert.equal(unwritable.code, 1);
   assert.deepEqual(check(unwritable.report, `state path directory`), {name: `state path directory`, ok: false, detail: `${missingStateDir} is missing or not writable; state cannot be persisted`});
 
-  const livePid = await startIdleProcess(t);
+  const live = await startIdleProcess(t);
+  const recycled = await startIdleProcess(t);
   const deadPid = 2 ** 22 + 1; // above the largest pid_max: never a live process
-  fs.writeFileSync(statePath, JSON.stringify({
-    activeReleaseId: `r1`,
-    orphans: [{id: `old-worker`, pid: deadPid, releaseId: null}],
-    releases: [{releaseId: `r1`, processes: [{id: `web`, pid: livePid}]}],
-    services: [],
-    singletons: [],
-  }));
-  const orphans = await doctor([`--config`, withState], dir);
-  assert.equal(orphans.code, 1);
-  assert.deepEqual(check(orphans.report, `orphaned processes`), {
+  const entry = (id: string, pid: number, startTime: number): StateProcess => ({id, processId: id, policy: `proxied`, releaseId: `r1`, pid, pgid: pid, startTime, startedAt: new Date().toISOString(), restarts: 0});
+  const state: DaemonState = {
+    format: 1, application: `test-app`, writtenAt: new Date().toISOString(), bootId: readBootId(),
+    daemon: {pid: deadPid, startTime: 1, version: `test`}, proxy: {host: `127.0.0.1`, port: 1}, activeReleaseId: `r1`,
+    releases: [{releaseId: `r1`, releasePath: dir, revision: `r1`, state: `active`, createdAt: new Date().toISOString(), ports: {}, instancePorts: {}, processes: [
+      entry(`web`, live.pid, live.startTime),
+      entry(`worker`, recycled.pid, recycled.startTime - 1),
+      entry(`gone`, deadPid, 1),
+    ]}],
+    services: [], singletons: [],
+  };
+  await writeStateFile(statePath, state);
+  await writeStateFile(path.join(dir, `control.state.json`), state);
+  const [orphans, besideSocket] = await Promise.all([doctor([`--config`, withState], dir), doctor([`--config`, path.join(dir, `plain.json`)], dir)]);
+  const expected = {
     name: `orphaned processes`,
     ok: false,
-    detail: `1 possible orphaned process(es) still running: web (pid ${livePid}) — verify and stop any leftovers`,
+    detail: `1 orphaned process(es) still running: web (pid ${live.pid}) — the next daemon start re-adopts them; "rollbridge recover" lists them, "rollbridge recover --force" stops them`,
+  };
+  assert.equal(orphans.code, 1);
+  assert.deepEqual(check(orphans.report, `orphaned processes`), expected, `a recycled pid (other start time) and a dead one are not orphans`);
+  assert.deepEqual(check(besideSocket.report, `orphaned processes`), expected);
+
+  fs.writeFileSync(statePath, JSON.stringify({activeReleaseId: `r1`, orphans: [{id: `web`, pid: live.pid}], releases: [], services: [], singletons: []}));
+  const unreadable = await doctor([`--config`, withState], dir);
+  assert.equal(unreadable.code, 1);
+  assert.deepEqual(check(unreadable.report, `orphaned processes`), {
+    name: `orphaned processes`,
+    ok: false,
+    detail: `The state file ${statePath} cannot be used: unknown format undefined (expected 1); recorded processes cannot be checked`,
   });
 });
 
 test(`the running daemon of the same application passes the socket, port and orphan checks`, async (t) => {
   const daemon = await startDaemon(t, (dir) => webConfig(dir));
   const statePath = path.join(daemon.dir, `state.json`);
-  const livePid = await startIdleProcess(t);
-  fs.writeFileSync(statePath, JSON.stringify({orphans: [{id: `web`, pid: livePid}]}));
+  fs.writeFileSync(statePath, `not even JSON: a running daemon's processes are never orphans`);
   const doctorConfig = writeConfig(daemon.dir, webConfig(daemon.dir, {proxy: {host: `127.0.0.1`, port: daemon.proxyPort}, statePath}), `doctor.json`);
   const {code, report} = await doctor([`--config`, doctorConfig], daemon.dir);
   assert.equal(code, 0, JSON.stringify(report));
