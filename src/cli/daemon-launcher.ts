@@ -93,7 +93,7 @@ export async function replaceDaemon(config: Config, context: CliContext, options
     return {replaced: false, previousPid: null, pid: started.pid, durationMs: null, status: started.status};
   }
   // Loaded on demand: node:crypto is only needed here (and keeps `--version` fast).
-  const {readToken} = await import('../daemon/replace.ts');
+  const {readToken} = await import('../control/replace-token.ts');
   const token = readToken(config.control.path);
   const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
   fs.mkdirSync(path.dirname(logPath), {recursive: true});

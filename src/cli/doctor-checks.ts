@@ -7,9 +7,9 @@ import {buildTemplateContext} from '../config/template.ts';
 import type {Config} from '../config/types.ts';
 import {probeControlSocket} from '../control/server.ts';
 import type {ProbeResult} from '../control/server.ts';
-import {listLeftovers} from '../daemon/recover.ts';
-import {readStateFile, statePathOf} from '../daemon/state-file.ts';
-import type {DaemonState} from '../daemon/state-file.ts';
+import {listLeftovers} from '../takeover/recover.ts';
+import {readStateFile, statePathOf} from '../state/state-file.ts';
+import type {DaemonState} from '../state/state-file.ts';
 import {renderProcessDefinition} from '../deploy/process-env.ts';
 import {errorMessage} from '../errors/rollbridge-error.ts';
 

@@ -11,10 +11,11 @@ import {resolveGroupId, resolveUserId} from '../system/users.ts';
 import {readProcStat} from '../system/proc.ts';
 import type {RestoreReport} from '../deploy/deployer.ts';
 import {EventHistory, createEventsFileSink} from './event-history.ts';
-import {isStateProcessAlive, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from './state-file.ts';
-import type {DaemonState} from './state-file.ts';
+import {isStateProcessAlive, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from '../state/state-file.ts';
+import type {DaemonState} from '../state/state-file.ts';
 import {StateKeeper} from './state-keeper.ts';
-import {receiveListeningSocket, removeToken, reportReady, writeToken} from './replace.ts';
+import {receiveListeningSocket, reportReady} from './replace.ts';
+import {removeToken, writeToken} from '../control/replace-token.ts';
 import {createHandlers} from './handlers.ts';
 
 export type DaemonOptions = {

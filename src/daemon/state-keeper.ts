@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type {Logger} from '../log/logger.ts';
-import {listStateProcesses, writeStateFile} from './state-file.ts';
-import type {DaemonState} from './state-file.ts';
+import {listStateProcesses, writeStateFile} from '../state/state-file.ts';
+import type {DaemonState} from '../state/state-file.ts';
 
 // Changes are looked for this often; a write happens only when something changed (or REFRESH_MS passed).
 const CHECK_INTERVAL_MS = 500;

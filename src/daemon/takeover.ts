@@ -3,8 +3,8 @@ import type {ParamsOf} from '../control/protocol.ts';
 import type {ProgressListener} from '../deploy/deployer.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
-import {stopLegacyProcesses} from '../legacy/stop.ts';
-import type {StopLegacyResult} from '../legacy/stop.ts';
+import {stopLegacyProcesses} from '../takeover/stop.ts';
+import type {StopLegacyResult} from '../takeover/stop.ts';
 import type {Daemon} from './daemon.ts';
 
 // Between two attempts to bind the proxy port while the legacy app still holds it.

@@ -24,7 +24,7 @@ import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
 import {Release, generateReleaseId} from './release.ts';
 import type {ReleaseStatus} from './release.ts';
-import type {DaemonState, StateProcess, StateRelease} from '../daemon/state-file.ts';
+import type {DaemonState, StateProcess, StateRelease} from '../state/state-file.ts';
 
 export type DeployRequest = {
   releasePath: string;

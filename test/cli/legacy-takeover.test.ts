@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import type {TestContext} from 'node:test';
 import type {ParamsOf} from '../../src/control/protocol.ts';
-import {findListeningPids} from '../../src/legacy/ports.ts';
+import {findListeningPids} from '../../src/takeover/ports.ts';
 import {createTestHandlers, startControlServer} from '../control/start-control-server.ts';
 import {webConfig} from '../helpers/daemon.ts';
 import {freePort} from '../helpers/ports.ts';
@@ -12,7 +12,7 @@ import {isPidAlive} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../legacy/legacy-fixtures.ts';
+import {listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
 import {readProcStat} from '../../src/system/proc.ts';
 
 type PlanJson = {

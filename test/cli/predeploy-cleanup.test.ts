@@ -12,7 +12,7 @@ import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {readProcessTable, readProcStat} from '../../src/system/proc.ts';
-import {ESCAPEES_COMMAND, listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../legacy/legacy-fixtures.ts';
+import {ESCAPEES_COMMAND, listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
 
 function writeConfig(t: TestContext, legacyTakeover: Record<string, unknown>): {dir: string; configPath: string} {
   const dir = createTempDir(t);

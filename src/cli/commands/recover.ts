@@ -1,6 +1,6 @@
 import {Command, Option} from 'clipanion';
-import {recoverLeftovers} from '../../daemon/recover.ts';
-import type {Leftover, RecoverResult} from '../../daemon/recover.ts';
+import {recoverLeftovers} from '../../takeover/recover.ts';
+import type {Leftover, RecoverResult} from '../../takeover/recover.ts';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import {Logger} from '../../log/logger.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {resolveLegacyUser} from '../../src/legacy/legacy-user.ts';
-import {listScreenSessions, parseScreenList, quitScreenSession} from '../../src/legacy/screen.ts';
+import {resolveLegacyUser} from '../../src/takeover/legacy-user.ts';
+import {listScreenSessions, parseScreenList, quitScreenSession} from '../../src/takeover/screen.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {listOwnSessions, startScreenSession, uniqueName} from './legacy-fixtures.ts';

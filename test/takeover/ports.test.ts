@@ -3,7 +3,7 @@ import {spawn} from 'node:child_process';
 import net from 'node:net';
 import {once} from 'node:events';
 import {test} from 'node:test';
-import {findListeningPids, findPortHolders} from '../../src/legacy/ports.ts';
+import {findListeningPids, findPortHolders} from '../../src/takeover/ports.ts';
 import {killQuietly} from '../helpers/processes.ts';
 
 async function listen(t: {after(fn: () => unknown): void}, host: string): Promise<number> {

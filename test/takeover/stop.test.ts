@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {discoverLegacyProcesses} from '../../src/legacy/discover.ts';
-import type {LegacyPlan, LegacyProcess} from '../../src/legacy/discover.ts';
-import {resolveLegacyUser} from '../../src/legacy/legacy-user.ts';
-import {stopLegacyProcesses} from '../../src/legacy/stop.ts';
+import {discoverLegacyProcesses} from '../../src/takeover/discover.ts';
+import type {LegacyPlan, LegacyProcess} from '../../src/takeover/discover.ts';
+import {resolveLegacyUser} from '../../src/takeover/legacy-user.ts';
+import {stopLegacyProcesses} from '../../src/takeover/stop.ts';
 import {Logger} from '../../src/log/logger.ts';
 import type {LogRecord} from '../../src/log/logger.ts';
 import {readProcStat} from '../../src/system/proc.ts';

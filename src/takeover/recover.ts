@@ -7,8 +7,8 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {listProcessGroupMembers, readProcStat} from '../system/proc.ts';
-import {isStateProcessAlive, listStateProcesses, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from './state-file.ts';
-import type {DaemonState, StateProcess} from './state-file.ts';
+import {isStateProcessAlive, listStateProcesses, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from '../state/state-file.ts';
+import type {DaemonState, StateProcess} from '../state/state-file.ts';
 
 /** A process the state file recorded that still runs, or whose process group still has live members. */
 export type Leftover = {

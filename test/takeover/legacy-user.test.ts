@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {resolveLegacyUser} from '../../src/legacy/legacy-user.ts';
+import {resolveLegacyUser} from '../../src/takeover/legacy-user.ts';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 

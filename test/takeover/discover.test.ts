@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
 import {validateParams} from '../../src/control/protocol.ts';
-import {discoverLegacyProcesses, listRunningProcesses} from '../../src/legacy/discover.ts';
-import type {DiscoverOptions} from '../../src/legacy/discover.ts';
-import {resolveLegacyUser} from '../../src/legacy/legacy-user.ts';
+import {discoverLegacyProcesses, listRunningProcesses} from '../../src/takeover/discover.ts';
+import type {DiscoverOptions} from '../../src/takeover/discover.ts';
+import {resolveLegacyUser} from '../../src/takeover/legacy-user.ts';
 import {readProcStat} from '../../src/system/proc.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
