@@ -2,6 +2,8 @@ import {Command, Option, UsageError} from 'clipanion';
 import {ControlClient} from '../control/client.ts';
 import {loadConfig} from '../config/load.ts';
 import type {Config} from '../config/types.ts';
+import {Logger} from '../log/logger.ts';
+import type {LogRecord} from '../log/logger.ts';
 import type {CliContext} from './context.ts';
 import {ExitCode, renderError, writeJson} from './render.ts';
 import {parseDurationMs} from './options.ts';
@@ -39,6 +41,16 @@ export abstract class BaseCommand extends Command<CliContext> {
 
   writeJson(value: unknown): void {
     writeJson(this.context.stdout, value);
+  }
+
+  /** Warnings and errors of in-process work (recover, legacy stop) as `warning: <msg> {fields}` on stderr; silent with --json. */
+  stderrLogger(): Logger {
+    const sink = (record: LogRecord) => {
+      if (this.json) return;
+      const {time: _time, level, msg, ...fields} = record;
+      this.context.stderr.write(`${level === `warn` ? `warning` : level}: ${msg} ${JSON.stringify(fields)}\n`);
+    };
+    return new Logger({level: `warn`, sinks: [sink]});
   }
 
   writeLine(text = ``): void {

@@ -1,55 +1,17 @@
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {stripVTControlCharacters} from 'node:util';
-import type {TestContext} from 'node:test';
-import {readBootId, writeStateFile} from '../../src/state/state-file.ts';
-import type {StateProcess} from '../../src/state/state-file.ts';
-import {readProcStat} from '../../src/system/proc.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
-import {isPidAlive, killQuietly} from '../helpers/processes.ts';
-import {REPO_ROOT, runCli} from '../helpers/run-cli.ts';
+import {isPidAlive} from '../helpers/processes.ts';
+import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
-import {waitFor} from '../helpers/wait-for.ts';
+import {recorded, spawnLeftover, writeLeftoverState} from '../helpers/leftovers.ts';
 
-const RECOVER_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recover-app.cjs`);
 
-type Spawned = {pid: number; startTime: number; exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>; output: () => string};
 
-/** The fixture, detached so it leads its own process group, once its signal handlers are installed. */
-async function spawnLeftover(t: TestContext, mode: string): Promise<Spawned> {
-  const child = spawn(process.execPath, [RECOVER_APP, mode], {detached: true, stdio: [`ignore`, `pipe`, `ignore`]});
-  let output = ``;
-  child.stdout.setEncoding(`utf8`);
-  child.stdout.on(`data`, (chunk: string) => (output += chunk));
-  const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.once(`exit`, (code, signal) => resolve({code, signal})));
-  const pid = child.pid as number;
-  t.after(async () => {
-    killQuietly(pid);
-    await exit;
-  });
-  await waitFor(() => output.includes(`ready\n`), {what: `the ${mode} fixture to be ready`});
-  return {pid, startTime: readProcStat(pid)?.startTime as number, exit, output: () => output};
-}
 
-function recorded(id: string, spawned: {pid: number; startTime: number}, releaseId: string): StateProcess {
-  return {
-    id, processId: id.split(`#`)[0] as string, policy: `companion`, releaseId,
-    pid: spawned.pid, pgid: spawned.pid, startTime: spawned.startTime, startedAt: new Date().toISOString(), restarts: 0,
-  };
-}
-
-async function writeState(statePath: string, processes: StateProcess[], singletons: StateProcess[] = []): Promise<void> {
-  await writeStateFile(statePath, {
-    format: 1, application: `test-app`, writtenAt: new Date().toISOString(), bootId: readBootId(),
-    daemon: {pid: 2 ** 22 + 1, startTime: 1, version: `test`}, proxy: {host: `127.0.0.1`, port: 1},
-    activeReleaseId: `r7`,
-    releases: [{releaseId: `r7`, releasePath: `/srv/app/r7`, revision: `r7`, state: `active`, createdAt: new Date().toISOString(), ports: {}, instancePorts: {}, processes}],
-    services: [], singletons,
-  });
-}
 
 /** A config beside which the default state file lives (`control.state.json`). */
 function writeConfig(dir: string): string {
@@ -65,7 +27,7 @@ test(`recover lists leftovers in 0.1's words without stopping them; --json gives
   writeConfig(dir);
   const statePath = path.join(dir, `control.state.json`);
   const [web, clock] = [await spawnLeftover(t, `forever`), await spawnLeftover(t, `usr2`)];
-  await writeState(statePath, [recorded(`web`, web, `r7`)], [recorded(`clock`, clock, `r6`)]);
+  await writeLeftoverState(statePath, {application: `test-app`, releaseId: `r7`, processes: [recorded(`web`, web, `r7`)], singletons: [recorded(`clock`, clock, `r6`)]});
 
   const [human, json] = await Promise.all([runCli([`recover`], {cwd: dir}), runCli([`recover`, `--json`], {cwd: dir})]);
   assert.equal(human.code, 0, human.stderr);
@@ -95,7 +57,7 @@ test(`recover --force stops the leftovers with their stopSignal and clears the s
   writeConfig(dir);
   const statePath = path.join(dir, `control.state.json`);
   const [web, clock] = [await spawnLeftover(t, `forever`), await spawnLeftover(t, `usr2`)];
-  await writeState(statePath, [recorded(`web`, web, `r7`)], [recorded(`clock`, clock, `r6`)]);
+  await writeLeftoverState(statePath, {application: `test-app`, releaseId: `r7`, processes: [recorded(`web`, web, `r7`)], singletons: [recorded(`clock`, clock, `r6`)]});
 
   const forced = await runCli([`recover`, `--force`], {cwd: dir});
   assert.equal(forced.code, 0, forced.stderr);
@@ -119,7 +81,7 @@ test(`recover --force never signals a recycled pid`, async (t) => {
   const dir = createTempDir(t);
   writeConfig(dir);
   const stranger = await spawnLeftover(t, `forever`);
-  await writeState(path.join(dir, `control.state.json`), [recorded(`web`, {pid: stranger.pid, startTime: stranger.startTime + 1}, `r7`)]);
+  await writeLeftoverState(path.join(dir, `control.state.json`), {application: `test-app`, releaseId: `r7`, processes: [recorded(`web`, {pid: stranger.pid, startTime: stranger.startTime + 1}, `r7`)]});
   const forced = await runCli([`recover`, `--force`, `--json`], {cwd: dir});
   assert.equal(forced.code, 0, forced.stdout);
   assert.deepEqual((forced.json() as {found: unknown[]}).found, []);
@@ -151,7 +113,7 @@ test(`predeploy-cleanup stops the leftovers a crashed daemon left and counts the
   writeConfig(dir);
   const statePath = path.join(dir, `control.state.json`);
   const web = await spawnLeftover(t, `forever`);
-  await writeState(statePath, [recorded(`web`, web, `r7`)]);
+  await writeLeftoverState(statePath, {application: `test-app`, releaseId: `r7`, processes: [recorded(`web`, web, `r7`)]});
   const cleanup = await runCli([`predeploy-cleanup`], {cwd: dir});
   assert.equal(cleanup.code, 0, cleanup.stderr);
   assert.equal(cleanup.stdout, `No active Rollbridge daemon found.\nRecovered 1 Rollbridge orphaned process(es).\nStopped 0 legacy process(es).\n`);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -8,62 +7,18 @@ import type {TestContext} from 'node:test';
 import {loadConfig} from '../../src/config/load.ts';
 import type {Config} from '../../src/config/types.ts';
 import {recoverLeftovers} from '../../src/takeover/recover.ts';
-import {readBootId, writeStateFile} from '../../src/state/state-file.ts';
-import type {DaemonState, StateProcess} from '../../src/state/state-file.ts';
 import {Logger} from '../../src/log/logger.ts';
 import type {LogRecord} from '../../src/log/logger.ts';
 import {readProcStat} from '../../src/system/proc.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
-import {REPO_ROOT} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
+import {RECOVER_APP, recorded, spawnLeftover, writeLeftoverState} from '../helpers/leftovers.ts';
 
-const RECOVER_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recover-app.cjs`);
 
-type Spawned = {
-  pid: number;
-  startTime: number;
-  output: () => string;
-  exit: Promise<{code: number | null; signal: NodeJS.Signals | null}>;
-  closeStdin: () => void;
-};
 
-/** Starts the fixture detached (it leads its own process group) and waits until its handlers are installed. */
-async function spawnLeftover(t: TestContext, mode: string): Promise<Spawned> {
-  const child = spawn(process.execPath, [RECOVER_APP, mode], {detached: true, stdio: [`pipe`, `pipe`, `ignore`]});
-  let output = ``;
-  child.stdout.setEncoding(`utf8`);
-  child.stdout.on(`data`, (chunk: string) => (output += chunk));
-  const exit = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.once(`exit`, (code, signal) => resolve({code, signal})));
-  const pid = child.pid as number;
-  t.after(async () => {
-    killQuietly(pid);
-    await exit;
-  });
-  await waitFor(() => output.includes(`ready\n`), {what: `the ${mode} fixture to be ready`});
-  const stat = readProcStat(pid);
-  assert.ok(stat);
-  return {pid, startTime: stat.startTime, output: () => output, exit, closeStdin: () => child.stdin.end()};
-}
 
-function recorded(id: string, spawned: {pid: number; startTime: number}, releaseId = `r1`): StateProcess {
-  return {
-    id, processId: id.split(`#`)[0] as string, policy: `companion`, releaseId,
-    pid: spawned.pid, pgid: spawned.pid, startTime: spawned.startTime, startedAt: new Date().toISOString(), restarts: 0,
-  };
-}
-
-async function writeState(statePath: string, processes: StateProcess[], services: StateProcess[] = []): Promise<void> {
-  const state: DaemonState = {
-    format: 1, application: `recover-app`, writtenAt: new Date().toISOString(), bootId: readBootId(),
-    daemon: {pid: 2 ** 22 + 1, startTime: 1, version: `test`}, proxy: {host: `127.0.0.1`, port: 1},
-    activeReleaseId: `r1`,
-    releases: [{releaseId: `r1`, releasePath: `/srv/app/r1`, revision: `r1`, state: `active`, createdAt: new Date().toISOString(), ports: {}, instancePorts: {}, processes}],
-    services, singletons: [],
-  };
-  await writeStateFile(statePath, state);
-}
 
 const idle = `exec "${process.execPath}" "${RECOVER_APP}"`;
 
@@ -89,7 +44,7 @@ async function setup(t: TestContext): Promise<{dir: string; config: Config; stat
 test(`without force, lists the recorded processes that still run and signals none of them`, async (t) => {
   const {config, statePath, log} = await setup(t);
   const [worker, gone] = [await spawnLeftover(t, `forever`), await spawnLeftover(t, `forever`)];
-  await writeState(statePath, [recorded(`worker#0`, worker), recorded(`worker#1`, gone)]);
+  await writeLeftoverState(statePath, {application: `recover-app`, releaseId: `r1`, processes: [recorded(`worker#0`, worker), recorded(`worker#1`, gone)]});
   killQuietly(gone.pid);
   await gone.exit;
 
@@ -114,7 +69,7 @@ test(`a missing state file finds nothing; force then leaves nothing behind`, asy
 test(`force stops each group with its process's stopSignal, SIGKILLs one that ignores it after gracefulStopMs, and clears the state file`, async (t) => {
   const {config, statePath, log, records} = await setup(t);
   const [worker, usr2, stubborn] = [await spawnLeftover(t, `forever`), await spawnLeftover(t, `usr2`), await spawnLeftover(t, `ignore-term`)];
-  await writeState(statePath, [recorded(`worker#0`, worker), recorded(`stubborn`, stubborn)], [recorded(`usr2`, usr2, `r0`)]);
+  await writeLeftoverState(statePath, {application: `recover-app`, releaseId: `r1`, processes: [recorded(`worker#0`, worker), recorded(`stubborn`, stubborn)], services: [recorded(`usr2`, usr2, `r0`)]});
 
   const result = await recoverLeftovers({config, force: true, log});
   assert.deepEqual(result.found.map((leftover) => leftover.id), [`worker#0`, `stubborn`, `usr2`]);
@@ -135,7 +90,7 @@ test(`finds and stops the rest of a process group whose leader already died`, as
   const childPid = Number(/child (\d+)\n/.exec(parent.output())?.[1]);
   t.after(() => killQuietly(childPid));
   await waitFor(() => readProcStat(childPid)?.pgrp === parent.pid, {what: `the child to run in the parent's group`});
-  await writeState(statePath, [recorded(`worker#0`, parent)]);
+  await writeLeftoverState(statePath, {application: `recover-app`, releaseId: `r1`, processes: [recorded(`worker#0`, parent)]});
   parent.closeStdin();
   assert.deepEqual(await parent.exit, {code: 0, signal: null});
 
@@ -150,7 +105,7 @@ test(`finds and stops the rest of a process group whose leader already died`, as
 test(`a recycled pid (another start time) is neither listed nor signalled`, async (t) => {
   const {config, statePath, log} = await setup(t);
   const stranger = await spawnLeftover(t, `forever`);
-  await writeState(statePath, [recorded(`worker#0`, {pid: stranger.pid, startTime: stranger.startTime - 1})]);
+  await writeLeftoverState(statePath, {application: `recover-app`, releaseId: `r1`, processes: [recorded(`worker#0`, {pid: stranger.pid, startTime: stranger.startTime - 1})]});
   assert.deepEqual((await recoverLeftovers({config, force: false, log})).found, []);
   const forced = await recoverLeftovers({config, force: true, log});
   assert.deepEqual(forced, {statePath, found: [], stopped: [], survivors: []});

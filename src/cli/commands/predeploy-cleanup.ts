@@ -13,8 +13,7 @@ import {discoverLegacyProcesses, listRunningProcesses} from '../../takeover/disc
 import type {LegacyPlan, LegacyProcess} from '../../takeover/discover.ts';
 import {resolveLegacyUser} from '../../takeover/legacy-user.ts';
 import {stopLegacyProcesses} from '../../takeover/stop.ts';
-import {Logger} from '../../log/logger.ts';
-import type {LogRecord} from '../../log/logger.ts';
+import type {Logger} from '../../log/logger.ts';
 import {BaseCommand} from '../base-command.ts';
 import {formatLeftover} from './recover.ts';
 
@@ -59,7 +58,7 @@ export class PredeployCleanupCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
-    const log = this.#createLogger();
+    const log = this.stderrLogger();
     const probe = await probeSocket(config.control.path);
     let action: PredeployCleanupAction = `no-daemon-cleaned`;
     if (probe.state === `foreign`) {
@@ -129,15 +128,6 @@ export class PredeployCleanupCommand extends BaseCommand {
   #warn(plan: LegacyPlan): void {
     if (this.json) return;
     for (const warning of plan.warnings) this.context.stderr.write(`warning: ${warning}\n`);
-  }
-
-  #createLogger(): Logger {
-    const sink = (record: LogRecord) => {
-      if (this.json) return;
-      const {time: _time, level, msg, ...fields} = record;
-      this.context.stderr.write(`${level === `warn` ? `warning` : level}: ${msg} ${JSON.stringify(fields)}\n`);
-    };
-    return new Logger({level: `warn`, sinks: [sink]});
   }
 }
 

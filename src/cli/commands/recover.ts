@@ -3,8 +3,6 @@ import {recoverLeftovers} from '../../takeover/recover.ts';
 import type {Leftover, RecoverResult} from '../../takeover/recover.ts';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
-import {Logger} from '../../log/logger.ts';
-import type {LogRecord} from '../../log/logger.ts';
 import {BaseCommand} from '../base-command.ts';
 
 export class RecoverCommand extends BaseCommand {
@@ -37,7 +35,7 @@ export class RecoverCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
-    const result = await recoverLeftovers({config, force: this.force, log: this.#createLogger()});
+    const result = await recoverLeftovers({config, force: this.force, log: this.stderrLogger()});
     if (result.survivors.length > 0) {
       if (!this.json && result.stopped.length > 0) this.#list(`Stopped ${result.stopped.length} orphaned process(es):`, result.stopped);
       throw survivorsError(result);
@@ -61,15 +59,6 @@ export class RecoverCommand extends BaseCommand {
   #list(heading: string, leftovers: Leftover[]): void {
     this.writeLine(heading);
     for (const leftover of leftovers) this.writeLine(formatLeftover(leftover));
-  }
-
-  #createLogger(): Logger {
-    const sink = (record: LogRecord) => {
-      if (this.json) return;
-      const {time: _time, level, msg, ...fields} = record;
-      this.context.stderr.write(`${level === `warn` ? `warning` : level}: ${msg} ${JSON.stringify(fields)}\n`);
-    };
-    return new Logger({level: `warn`, sinks: [sink]});
   }
 }
 
