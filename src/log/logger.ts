@@ -46,9 +46,22 @@ export class Logger {
 }
 
 /** A sink that writes one JSON line per record to a stream (the daemon's stdout). */
-export function createStreamSink(stream: {write(chunk: string): unknown}): LogSink {
+/**
+ * Writes each record as a JSON line. A stream that fails (EPIPE: whoever read the daemon's stdout is
+ * gone) is written to no more: without this, each write error would be logged, written, and fail again.
+ */
+export function createStreamSink(stream: {write(chunk: string): unknown; on?(event: `error`, listener: (error: Error) => void): unknown}): LogSink {
+  let broken = false;
+  stream.on?.(`error`, () => {
+    broken = true;
+  });
   return (record) => {
-    stream.write(`${JSON.stringify(record)}\n`);
+    if (broken) return;
+    try {
+      stream.write(`${JSON.stringify(record)}\n`);
+    } catch {
+      broken = true;
+    }
   };
 }
 

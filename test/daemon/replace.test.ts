@@ -9,7 +9,7 @@ import {httpGet} from '../helpers/http.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
-import {createTempDir} from '../helpers/temp-dir.ts';
+import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type Status = {daemon: {pid: number}; activeReleaseId: string; recovery: {adopted: string[]} | null; releases: Array<{state: string; processes: Array<{id: string; pid: number; adopted?: boolean}>}>};
@@ -31,7 +31,7 @@ test(`ensure-daemon --replace under keep-alive load hands over to a new daemon: 
   fs.writeFileSync(configPath, JSON.stringify(webConfig(dir, {application: `replace-test`, proxy: {host: `127.0.0.1`, port, drainTimeoutMs: 2_000}})));
   const launch = [`--config`, configPath, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)];
   const pids = new Set<number>();
-  t.after(async () => {
+  beforeRemoving(dir, async () => {
     await runCli([`shutdown`, `--config`, configPath], {cwd: dir});
     for (const pid of pids) await waitFor(() => !isPidAlive(pid), {what: `daemon ${pid} to exit`}).catch(() => killQuietly(pid));
   });
@@ -100,7 +100,7 @@ test(`a replacement request with a wrong token is refused and the daemon carries
   const started = await runCli([`ensure-daemon`, `--config`, configPath, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], {cwd: dir});
   assert.equal(started.code, 0, started.stderr);
   const before = await status(socketPath);
-  t.after(async () => {
+  beforeRemoving(dir, async () => {
     await runCli([`shutdown`, `--config`, configPath], {cwd: dir});
     await waitFor(() => !isPidAlive(before.daemon.pid), {what: `the daemon to exit`}).catch(() => killQuietly(before.daemon.pid));
   });

@@ -8,7 +8,7 @@ import {httpGet} from '../helpers/http.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
-import {createTempDir} from '../helpers/temp-dir.ts';
+import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {listOwnSessions, pidsOfSession, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
 
@@ -31,7 +31,7 @@ test(`legacy-takeover starts the release beside a screen-run app on the proxy po
   const releasePath = path.join(dir, `r1`);
   fs.mkdirSync(releasePath);
   const pidPath = path.join(dir, `daemon.pid`);
-  t.after(async () => {
+  beforeRemoving(dir, async () => {
     const pid = fs.existsSync(pidPath) ? Number(fs.readFileSync(pidPath, `utf8`)) : 0;
     await runCli([`shutdown`, `--config`, configPath], {cwd: dir});
     if (pid > 0) await waitFor(() => !isPidAlive(pid), {what: `the daemon to exit`}).catch(() => killQuietly(pid));

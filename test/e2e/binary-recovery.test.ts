@@ -6,7 +6,7 @@ import {execFile} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {createTempDir} from '../helpers/temp-dir.ts';
+import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {httpGet} from '../helpers/http.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {waitFor} from '../helpers/wait-for.ts';
@@ -37,7 +37,7 @@ test(`the binary re-adopts the web process after kill -9 of its daemon, and hand
   fs.mkdirSync(path.join(dir, `r1`));
   const launch = [`--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)];
   const daemons = new Set<number>();
-  t.after(async () => {
+  beforeRemoving(dir, async () => {
     await run(binary, [`shutdown`], {cwd: dir, env});
     for (const pid of daemons) await waitFor(() => !isPidAlive(pid), {what: `daemon ${pid} to exit`}).catch(() => killQuietly(pid));
   });

@@ -3,7 +3,7 @@ import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {ControlClient} from '../../src/control/client.ts';
-import {createTempDir} from './temp-dir.ts';
+import {beforeRemoving, createTempDir} from './temp-dir.ts';
 import {MAIN, REPO_ROOT} from './run-cli.ts';
 import {waitFor} from './wait-for.ts';
 
@@ -32,6 +32,7 @@ export function webConfig(dir: string, overrides: Record<string, unknown> = {}, 
   return {
     application: `test-app`,
     control: {path: path.join(dir, `control.sock`)},
+    logs: {dir: path.join(dir, `logs`)},
     proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 2_000, forceStopTimeoutMs: 2_000},
     processes: [
       {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}, ...webOverrides},
@@ -68,14 +69,16 @@ export async function startDaemon(t: After, config: Record<string, unknown> | ((
   child.stderr.setEncoding(`utf8`);
   child.stderr.on(`data`, (chunk: string) => (stderr += chunk));
   const exited = new Promise<void>((resolve) => child.once(`exit`, () => resolve()));
-  t.after(async () => {
+  // Stopped before its directory (config, socket, state file) is removed, also when a later daemon reuses it.
+  const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill(`SIGTERM`);
       const timer = setTimeout(() => child.kill(`SIGKILL`), 10_000);
       await exited;
       clearTimeout(timer);
     }
-  });
+  };
+  if (!beforeRemoving(dir, stop)) t.after(stop);
   const call = async (command: string, params: Record<string, unknown> = {}) => {
     const client = await ControlClient.connect(socketPath);
     try {
