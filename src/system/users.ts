@@ -41,18 +41,29 @@ function resolveId(nameOrId: string | number, databasePath: string, notFound: ()
   return id;
 }
 
-/** Both files share the layout `name:password:id:...`. */
-function tryFindId(name: string, databasePath: string): number | null {
+/** Both files share the layout `name:password:id:...`: each entry as [name, id]. */
+function readEntries(databasePath: string): Array<[string, string]> {
   let content: string;
   try {
     content = fs.readFileSync(databasePath, `utf8`);
   } catch {
-    return null;
+    return [];
   }
+  const entries: Array<[string, string]> = [];
   for (const line of content.split(`\n`)) {
     if (line.startsWith(`#`)) continue;
-    const [entryName, , id] = line.split(`:`);
-    if (entryName === name && id !== undefined && /^\d+$/.test(id)) return Number(id);
+    const [name, , id] = line.split(`:`);
+    if (name && id !== undefined && /^\d+$/.test(id)) entries.push([name, id]);
   }
-  return null;
+  return entries;
+}
+
+function tryFindId(name: string, databasePath: string): number | null {
+  const entry = readEntries(databasePath).find(([entryName]) => entryName === name);
+  return entry ? Number(entry[1]) : null;
+}
+
+/** The reverse lookup: the name of a uid in /etc/passwd (or `databasePath`), null when it has none. */
+export function findUserName(uid: number, options: IdLookupOptions = {}): string | null {
+  return readEntries(options.databasePath ?? `/etc/passwd`).find(([, id]) => id === String(uid))?.[0] ?? null;
 }

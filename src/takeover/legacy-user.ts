@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import os from 'node:os';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
-import {resolveUserId} from '../system/users.ts';
+import {findUserName, resolveUserId} from '../system/users.ts';
 
 /** The owner of the legacy processes: only processes with this real uid are discovered and stopped. */
 export type LegacyUser = {name: string; uid: number};
@@ -26,7 +25,7 @@ export function resolveLegacyUser(value: string | number | undefined, options: {
     });
   }
   const isName = typeof value === `string` && !/^\d+$/.test(value.trim());
-  return {name: isName ? value.trim() : tryFindUserName(uid, passwdPath) ?? String(uid), uid};
+  return {name: isName ? value.trim() : findUserName(uid, {databasePath: passwdPath}) ?? String(uid), uid};
 }
 
 function currentUser(passwdPath: string): LegacyUser {
@@ -35,22 +34,6 @@ function currentUser(passwdPath: string): LegacyUser {
     return {name: os.userInfo().username, uid};
   } catch {
     // os.userInfo() throws when the uid has no passwd entry (containers started with an arbitrary uid).
-    return {name: tryFindUserName(uid, passwdPath) ?? String(uid), uid};
+    return {name: findUserName(uid, {databasePath: passwdPath}) ?? String(uid), uid};
   }
-}
-
-// src/system/users.ts only maps names to ids; this is the reverse lookup, over the same file layout.
-function tryFindUserName(uid: number, passwdPath: string): string | null {
-  let content: string;
-  try {
-    content = fs.readFileSync(passwdPath, `utf8`);
-  } catch {
-    return null;
-  }
-  for (const line of content.split(`\n`)) {
-    if (line.startsWith(`#`)) continue;
-    const [name, , id] = line.split(`:`);
-    if (name && id === String(uid)) return name;
-  }
-  return null;
 }
