@@ -220,6 +220,17 @@ export const ControlCommands = {
   replace: {params: isReplaceParams, result: isReplaceResult},
 } as const;
 
+/** What a deploy would do (`deploy --dry-run`): computed from the reloaded config, nothing changes. */
+export type DeployPlanView = {
+  releaseId: string;
+  releasePath: string;
+  start: Array<{processId: string; policy: string; port: number | string | null; healthCheck: string | null}>;
+  keep: Array<{processId: string; policy: string; pid: number | null; port: number | null}>;
+  singletons: Array<{processId: string; replaces: number | null}>;
+  hooks: {beforeSwitch: string | null; afterSwitch: string | null};
+  drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
+};
+
 export type ControlCommandName = keyof typeof ControlCommands;
 export type ParamsOf<C extends ControlCommandName> = t.InferType<(typeof ControlCommands)[C][`params`]>;
 export type ResultOf<C extends ControlCommandName> = t.InferType<(typeof ControlCommands)[C][`result`]>;

@@ -24,6 +24,7 @@ import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
 import {Release, generateReleaseId} from './release.ts';
 import type {ReleaseStatus} from './release.ts';
+import type {DeployPlanView} from '../control/protocol.ts';
 import type {DaemonState, StateProcess, StateRelease} from '../state/state-file.ts';
 
 export type DeployRequest = {
@@ -59,16 +60,6 @@ export type DeployResult = {
   plan?: DeployPlanView;
 };
 
-/** What a deploy would do (`deploy --dry-run`): computed from the reloaded config, nothing changes. */
-export type DeployPlanView = {
-  releaseId: string;
-  releasePath: string;
-  start: Array<{processId: string; policy: string; port: number | string | null; healthCheck: string | null}>;
-  keep: Array<{processId: string; policy: string; pid: number | null; port: number | null}>;
-  singletons: Array<{processId: string; replaces: number | null}>;
-  hooks: {beforeSwitch: string | null; afterSwitch: string | null};
-  drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
-};
 
 type DaemonProcess = {process: ManagedProcess; release: Release | null; port: number | undefined};
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {Command, Option} from 'clipanion';
+import type {DeployPlanView} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 import {ensureDaemon, isOtherBuild, replaceDaemon} from '../daemon-launcher.ts';
 import {isReleaseId} from '../options.ts';
@@ -84,16 +85,6 @@ export class DeployCommand extends BaseCommand {
     return 0;
   }
 }
-
-type DeployPlanView = {
-  releaseId: string;
-  releasePath: string;
-  start: Array<{processId: string; policy: string; port: number | string | null; healthCheck: string | null}>;
-  keep: Array<{processId: string; policy: string; pid: number | null; port: number | null}>;
-  singletons: Array<{processId: string; replaces: number | null}>;
-  hooks: {beforeSwitch: string | null; afterSwitch: string | null};
-  drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
-};
 
 export function formatPlan(plan: DeployPlanView): string {
   const lines = [`Plan for release ${plan.releaseId} (${plan.releasePath}); nothing was changed:`];
