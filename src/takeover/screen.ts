@@ -1,4 +1,3 @@
-import {execa} from 'execa';
 import type {LegacyUser} from './legacy-user.ts';
 
 /** One GNU Screen session as `screen -ls` lists it. */
@@ -70,6 +69,8 @@ async function runScreenAs(user: LegacyUser, args: string[]): Promise<{output: s
   } else {
     return {warning: `Cannot run screen as user "${user.name}" (uid ${user.uid}) from uid ${ownUid ?? `unknown`}: only root or that user can reach its screen sessions`};
   }
+  // Loaded on demand: execa is heavy, and the CLI loads this module for every command (`--version` goal: 50 ms).
+  const {execa} = await import('execa');
   const result = await execa(file, fileArgs, {reject: false, all: true, stdin: `ignore`, timeout: SCREEN_TIMEOUT_MS});
   const output = result.all ?? ``;
   // ENOENT: screen (or runuser) is not installed; 127: runuser could not execute screen.
