@@ -1,12 +1,27 @@
 import type {ControlHandlers} from '../control/server.ts';
 import type {ResultOf} from '../control/protocol.ts';
 import {baseProcessId} from '../deploy/plan.ts';
-import type {Daemon} from './daemon.ts';
+import type {Deployer} from '../deploy/deployer.ts';
+import type {EventHistory} from './event-history.ts';
 import {runTakeover} from './takeover.ts';
+import type {TakeoverHost} from './takeover.ts';
 import {handOver} from './replace.ts';
+import type {HandoverHost} from './replace.ts';
+
+/** The parts of the daemon the control handlers use (the daemon implements it; handlers never import it). */
+export type DaemonApi = TakeoverHost & HandoverHost & {
+  readonly deployer: Pick<Deployer, `deploy` | `rollback` | `stop` | `restart` | `processSources` | `activeRelease` | `freeze` | `unfreeze` | `abandon`>;
+  readonly history: Pick<EventHistory, `recent` | `subscribe`>;
+  /** Resolves as soon as a shutdown begins. */
+  readonly stopping: Promise<void>;
+  readonly token: string;
+  status(): Record<string, unknown>;
+  retireAfterHandover(retire: () => Promise<void>, keep: unknown): void;
+  shutdown(options: {keep?: unknown}): Promise<void>;
+};
 
 /** Control command → domain call, one line each where possible (kamal-proxy's commands.go). */
-export function createHandlers(daemon: Daemon): ControlHandlers {
+export function createHandlers(daemon: DaemonApi): ControlHandlers {
   return {
     status: async () => daemon.status() as ResultOf<`status`>,
     deploy: async (params, context) => daemon.deployer.deploy(params, (event) => context.progress({type: `phase`, ...event})),

@@ -5,8 +5,19 @@ import path from 'node:path';
 import type {ParamsOf, ResultOf} from '../control/protocol.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
-import type {Daemon} from './daemon.ts';
 import {tokenPathOf} from '../control/replace-token.ts';
+import type {Config} from '../config/types.ts';
+import type {Logger} from '../log/logger.ts';
+import type {ProxyServer} from '../proxy/proxy-server.ts';
+
+/** The parts of the daemon a handover uses. */
+export type HandoverHost = {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly deployer: {freeze(): Promise<void>; unfreeze(): void; abandon(): void};
+  readonly state: {persist(): Promise<void>; release(): Promise<void>; start(): void};
+  readonly proxy: Pick<ProxyServer, `server` | `retire`>;
+};
 
 // How long a successor gets to re-adopt the processes and answer on the control socket.
 const SUCCESSOR_READY_TIMEOUT_MS = 30_000;
@@ -28,7 +39,7 @@ const READY_MESSAGE = `rollbridge:ready`;
  *    (`Connection: close`), let go of the processes without stopping them, and exit.
  * If the successor fails, we carry on as before.
  */
-export async function handOver(daemon: Daemon, params: ParamsOf<`replace`>, token: string): Promise<{result: ResultOf<`replace`>; retire: () => Promise<void>}> {
+export async function handOver(daemon: HandoverHost, params: ParamsOf<`replace`>, token: string): Promise<{result: ResultOf<`replace`>; retire: () => Promise<void>}> {
   const expected = Buffer.from(token);
   const given = Buffer.from(params.token);
   if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
@@ -62,7 +73,7 @@ export async function handOver(daemon: Daemon, params: ParamsOf<`replace`>, toke
   };
 }
 
-async function startSuccessor(daemon: Daemon, params: ParamsOf<`replace`>, configPath: string): Promise<number> {
+async function startSuccessor(daemon: HandoverHost, params: ParamsOf<`replace`>, configPath: string): Promise<number> {
   const {spawn} = await import('node:child_process');
   const logPath = params.logPath;
   const logFd = logPath === undefined ? `ignore` : fs.openSync(logPath, `a`, 0o600);

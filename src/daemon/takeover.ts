@@ -1,43 +1,51 @@
 import type {ResultOf} from '../control/protocol.ts';
 import type {ParamsOf} from '../control/protocol.ts';
-import type {ProgressListener} from '../deploy/deployer.ts';
+import type {DeployRequest, DeployResult, ProgressListener} from '../deploy/deployer.ts';
+import type {Release} from '../deploy/release.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import type {Logger} from '../log/logger.ts';
+import type {ProxyServer} from '../proxy/proxy-server.ts';
 import {stopLegacyProcesses} from '../takeover/stop.ts';
 import type {StopLegacyResult} from '../takeover/stop.ts';
-import type {Daemon} from './daemon.ts';
 
 // Between two attempts to bind the proxy port while the legacy app still holds it.
 const BIND_RETRY_MS = 1;
 // After the legacy processes are gone, how long the port may stay taken (TIME_WAIT does not block a listener).
 const BIND_GRACE_MS = 2_000;
 
+/** The parts of the daemon a legacy takeover uses. */
+export type TakeoverHost = {
+  readonly log: Logger;
+  readonly proxy: Pick<ProxyServer, `listening` | `listenWhenFree` | `address`>;
+  readonly deployer: {readonly activeRelease: Release | null; deploy(request: DeployRequest, onProgress?: ProgressListener): Promise<DeployResult>};
+};
+
 /**
  * The first handover from a legacy supervisor (product §5.9): the new release starts on its internal
- * port and passes its health check while the legacy app still serves; then, right before the switch,
- * the legacy processes are stopped (screen quit, TERM, poll, KILL) while the proxy retries binding the
- * port they held every millisecond; traffic is routed to the new release before the port opens, so
- * the first connection the proxy accepts is served. The gap in which the port refused connections is
- * measured: from the last moment it was seen taken (or the first stop action) to the bind.
+ * port and passes its health check while the legacy app still serves; then it is switched to (the
+ * deploy's own switch: the proxy does not listen yet, so nothing moves) and the legacy processes are
+ * stopped (screen quit, TERM, poll, KILL) while the proxy retries binding the port they held every
+ * millisecond, so the first connection the proxy accepts is served. A failure switches back to
+ * nothing and stops the new release. The gap in which the port refused connections is measured:
+ * from the last moment it was seen taken (or the first stop action) to the bind.
  */
-export async function runTakeover(daemon: Daemon, params: ParamsOf<`takeover`>, onProgress: ProgressListener): Promise<ResultOf<`takeover`>> {
-  const {deployer, proxy} = daemon;
+export async function runTakeover(host: TakeoverHost, params: ParamsOf<`takeover`>, onProgress: ProgressListener): Promise<ResultOf<`takeover`>> {
+  const {deployer, proxy} = host;
   if (deployer.activeRelease !== null || proxy.listening) {
     throw new RollbridgeError(ErrorCode.TAKEOVER_NOT_NEEDED, `The daemon already ${deployer.activeRelease ? `serves release ${deployer.activeRelease.releaseId}` : `listens on the proxy port`}; legacy-takeover is only for the first handover`, {
       fix: `Use "rollbridge deploy --release-path ${params.releasePath}" (and "rollbridge predeploy-cleanup" for leftovers of the legacy supervisor)`,
       details: {activeReleaseId: deployer.activeRelease?.releaseId ?? null},
     });
   }
-  const log = daemon.log.child({component: `takeover`});
+  const log = host.log.child({component: `takeover`});
   let portGapMs = 0;
   let stopped: StopLegacyResult | undefined;
   const result = await deployer.deploy({
     releasePath: params.releasePath,
     releaseId: params.releaseId,
     revision: params.revision,
-    beforeSwitchAction: async (release, phase) => {
-      // Route first: the moment the port opens, requests go to the new release.
-      proxy.setActiveTargets(release.targets);
+    onSwitched: async (_release, phase) => {
       let signalledAt: number | null = null;
       const stopping = stopLegacyProcesses(params.legacy, {timeoutMs: params.forceStopTimeoutMs, log, onSignalled: () => {
         signalledAt = performance.now();
@@ -48,7 +56,6 @@ export async function runTakeover(daemon: Daemon, params: ParamsOf<`takeover`>, 
       try {
         bound = await proxy.listenWhenFree({giveUp: stopping, graceMs: BIND_GRACE_MS, retryMs: BIND_RETRY_MS});
       } catch (error) {
-        proxy.setActiveTargets([]);
         await stopping.catch(() => undefined);
         throw error;
       }

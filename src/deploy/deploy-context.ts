@@ -1,0 +1,17 @@
+import type {Logger} from '../log/logger.ts';
+import type {ProxyServer} from '../proxy/proxy-server.ts';
+import type {PortAllocator} from '../supervisor/port-allocator.ts';
+import type {ActiveRelease} from './active-release.ts';
+import type {ProcessRoster} from './process-roster.ts';
+
+/** What the deploy steps share: the parts the Deployer facade owns, handed to each step. */
+export type DeployContext = {
+  readonly proxy: ProxyServer;
+  readonly ports: PortAllocator;
+  /** Bound to `component: deploy`. */
+  readonly log: Logger;
+  readonly roster: ProcessRoster;
+  readonly active: ActiveRelease;
+  /** Tells the daemon the state changed (the state file is written then). */
+  readonly changed: () => void;
+};

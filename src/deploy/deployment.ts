@@ -1,0 +1,311 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {loadConfig} from '../config/load.ts';
+import {diffLiveReload} from '../config/live-reload.ts';
+import type {Config} from '../config/types.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
+import type {DeployPlanView} from '../control/protocol.ts';
+import type {DeployContext} from './deploy-context.ts';
+import {retireRelease, stopRelease} from './draining.ts';
+import {hookFailure, runHook} from './hook-runner.ts';
+import type {HookName, HookResult} from './hook-runner.ts';
+import {processPortEnvName} from './process-env.ts';
+import {planRelease} from './plan.ts';
+import type {ReleasePlan} from './plan.ts';
+import {Release, generateReleaseId} from './release.ts';
+import {replaceSingletons, restoreSingletons} from './singletons.ts';
+import {waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
+import {watchRelease} from './watch-window.ts';
+
+export type DeployRequest = {
+  releasePath: string;
+  releaseId?: string | undefined;
+  revision?: string | undefined;
+  /** Queue behind a running deploy (default) or fail fast with ERR_DAEMON_BUSY. */
+  wait?: boolean | undefined;
+  skipHealthCheck?: boolean | undefined;
+  /** Print the plan and change nothing. */
+  dryRun?: boolean | undefined;
+  /** Watch window in ms; overrides `watch.windowMs`. */
+  watchMs?: number | undefined;
+  /**
+   * In-process only (never from the control socket): runs right after the switch, before the
+   * singletons; a throw switches back and fails the deploy. Legacy takeover stops the legacy app and
+   * binds the proxy port here (the proxy does not listen before, so the switch routes nothing yet).
+   */
+  onSwitched?: ((release: Release, phase: PhaseReporter) => Promise<void>) | undefined;
+};
+
+export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
+export type ProgressListener = (event: DeployPhase & Record<string, unknown>) => void;
+export type PhaseReporter = (name: string, extra?: Record<string, unknown>) => void;
+
+export type DeployResult = {
+  /** Null only for a dry run on a daemon with nothing active. */
+  activeReleaseId: string | null;
+  previousReleaseId: string | null;
+  releaseId: string;
+  durationMs: number;
+  phases: DeployPhase[];
+  hooks?: HookResult[];
+  plan?: DeployPlanView;
+};
+
+/**
+ * One deploy (or rollback), in order: ports, daemon-wide services, the release's processes with their
+ * health checks, beforeSwitch, the switch, singletons, the watch window, the retirement of the
+ * previous release (draining in the background), afterSwitch. Anything failing before the switch
+ * stops the new release and leaves the previous one serving; after it, switches back.
+ */
+export async function runDeployment(context: DeployContext, request: DeployRequest, onProgress: ProgressListener | undefined): Promise<DeployResult> {
+  const {log, roster, active} = context;
+  const startedAt = performance.now();
+  const phases: DeployPhase[] = [];
+  let phaseStartedAt = startedAt;
+  const releasePath = path.resolve(request.releasePath);
+  const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
+  const revision = request.revision ?? releaseId;
+  const phase: PhaseReporter = (name, extra = {}) => {
+    const now = performance.now();
+    const entry: DeployPhase = {phase: name, releaseId, durationMs: Math.round(now - phaseStartedAt)};
+    phaseStartedAt = now;
+    phases.push(entry);
+    onProgress?.({...entry, ...extra});
+  };
+  try {
+    const config = await reloadConfig(active.config);
+    validateReleasePath(releasePath);
+    const previous = active.release;
+    const release = new Release({releaseId, releasePath, revision, config});
+    log.info(`deploy starting`, {releaseId, releasePath, ...(request.revision !== undefined ? {revision: request.revision} : {})});
+    const plan = planRelease(config);
+    const startedServices: string[] = [];
+    const hooks: HookResult[] = [];
+    try {
+      await allocatePorts(context, release, plan);
+      await startServices(context, release, plan, startedServices);
+      await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true);
+      if (config.hooks.beforeSwitch) {
+        const result = await runReleaseHook(context, `beforeSwitch`, config.hooks.beforeSwitch, release);
+        hooks.push(result);
+        if (!result.ok) throw hookFailure(result, releaseId);
+        phase(`beforeSwitch`, {exitCode: result.exitCode});
+      }
+    } catch (error) {
+      await abortRelease(context, release, startedServices, error);
+      throw error;
+    }
+    // The switch: from here on new requests and upgrades go to the new release.
+    roster.releases.push(release);
+    const watchMs = request.watchMs ?? config.watch.windowMs;
+    const watching = previous !== null && watchMs > 0;
+    active.switchTo(release, {fallback: watching ? previous : null});
+    log.info(`traffic switched`, {previousReleaseId: previous?.releaseId ?? null, releaseId});
+    phase(`switched`, {previousReleaseId: previous?.releaseId ?? null});
+    refreshServices(context, release);
+    let singletons: string[] = [];
+    try {
+      if (request.onSwitched) await request.onSwitched(release, phase);
+      singletons = await replaceSingletons(context, release, plan, previous);
+    } catch (error) {
+      await switchBack(context, release, previous, error);
+      throw error;
+    }
+    if (previous && watching) {
+      phase(`watching`, {detail: `previous release ${previous.releaseId} stays warm for ${watchMs} ms`});
+      const problem = await watchRelease(release, watchMs, config);
+      if (problem !== null) {
+        const error = new RollbridgeError(ErrorCode.WATCH_ROLLED_BACK, `Release ${releaseId} was rolled back to ${previous.releaseId} during its watch window: ${problem}`, {
+          fix: `Check "rollbridge logs --process web" and "rollbridge events" for the new release; fix it and deploy again`,
+          details: {releaseId, previousReleaseId: previous.releaseId, reason: problem, watchMs},
+        });
+        log.warn(`watch failed; switched back`, {releaseId, previousReleaseId: previous.releaseId, reason: problem});
+        await switchBack(context, release, previous, error, singletons);
+        throw error;
+      }
+      active.switchTo(release);
+      phase(`watched`);
+    }
+    if (previous) {
+      retireRelease(context, previous, config);
+      phase(`draining`, {previousReleaseId: previous.releaseId, detail: `continues in the background for up to ${config.proxy.drainTimeoutMs} ms`});
+    }
+    if (config.hooks.afterSwitch) {
+      // The switch stands whatever happens here: the result and the events report a failure.
+      const result = await runReleaseHook(context, `afterSwitch`, config.hooks.afterSwitch, release);
+      hooks.push(result);
+      phase(`afterSwitch`, {exitCode: result.exitCode, ok: result.ok});
+    }
+    return {
+      activeReleaseId: release.releaseId,
+      previousReleaseId: previous?.releaseId ?? null,
+      releaseId,
+      durationMs: Math.round(performance.now() - startedAt),
+      phases,
+      ...(hooks.length > 0 ? {hooks} : {}),
+    };
+  } catch (error) {
+    log.warn(`deploy failed`, {releaseId, err: error});
+    throw error;
+  }
+}
+
+/** The config file read again for a deploy; refuses changes that only a daemon restart can apply. */
+export async function reloadConfig(current: Config): Promise<Config> {
+  const {config} = await loadConfig({cwd: path.dirname(current.configPath), configPath: current.configPath});
+  const changed = diffLiveReload(current, config);
+  if (changed.length > 0) {
+    throw new RollbridgeError(ErrorCode.CONFIG_LIVE_RELOAD, `Config changes to ${changed.join(`, `)} cannot be applied live`, {
+      fix: `Revert those fields in ${current.configPath}, or restart the daemon ("rollbridge shutdown", then deploy with --ensure-daemon) to apply them`,
+      details: {fields: changed},
+    });
+  }
+  return config;
+}
+
+export function validateReleasePath(releasePath: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(releasePath);
+  } catch (error) {
+    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not accessible: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`, {
+      fix: `Pass the directory of a prepared release to --release-path`,
+      details: {releasePath},
+    });
+  }
+  if (!stat.isDirectory()) {
+    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not a directory`, {
+      fix: `Pass the directory of a prepared release to --release-path`,
+      details: {releasePath},
+    });
+  }
+}
+
+async function runReleaseHook(context: DeployContext, hook: HookName, command: string, release: Release): Promise<HookResult> {
+  const {active, roster} = context;
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(roster.baseEnv)) if (value !== undefined) env[name] = value;
+  const current = active.release;
+  Object.assign(env, {
+    ROLLBRIDGE_APPLICATION: release.config.application,
+    ROLLBRIDGE_RELEASE_ID: release.releaseId,
+    ROLLBRIDGE_RELEASE_PATH: release.releasePath,
+    ROLLBRIDGE_REVISION: release.revision,
+    ROLLBRIDGE_HOOK: hook,
+    ROLLBRIDGE_PREVIOUS_RELEASE_ID: current && current !== release ? current.releaseId : (roster.releases.findLast((r) => r !== release && r.activatedAt)?.releaseId ?? ``),
+  });
+  for (const [processId, port] of Object.entries(release.ports)) env[processPortEnvName(processId)] = String(port);
+  const result = await runHook({hook, command, cwd: release.releasePath, env, timeoutMs: release.config.hooks.timeoutMs});
+  const fields = {hook, releaseId: release.releaseId, ok: result.ok, exitCode: result.exitCode, signal: result.signal, timedOut: result.timedOut, durationMs: result.durationMs, output: result.output};
+  if (result.ok) context.log.info(`hook finished`, fields);
+  else context.log.warn(`hook failed`, fields);
+  return result;
+}
+
+async function allocatePorts(context: DeployContext, release: Release, plan: ReleasePlan): Promise<void> {
+  const {ports, roster} = context;
+  for (const {process, configKey} of plan.portRequests) {
+    if (process.port === undefined) continue;
+    const service = process.policy === `service` && process.deployStrategy !== `handoff` ? roster.services.get(process.id) : undefined;
+    if (service?.port !== undefined) {
+      release.ports[process.id] = service.port;
+      continue;
+    }
+    release.ports[process.id] = await ports.allocate({owner: release.key, processId: process.id, range: process.port, configKey});
+    // Proxied replicas each listen on their own port; `ports.<id>` (templates) is the first one's.
+    if (process.policy === `proxied` && process.replicas > 1) {
+      release.instancePorts[`${process.id}#0`] = release.ports[process.id] as number;
+      for (let index = 1; index < process.replicas; index++) {
+        release.instancePorts[`${process.id}#${index}`] = await ports.allocate({owner: release.key, processId: `${process.id}#${index}`, range: process.port, configKey});
+      }
+    }
+  }
+}
+
+async function startServices(context: DeployContext, release: Release, plan: ReleasePlan, started: string[]): Promise<void> {
+  const {roster, log} = context;
+  for (const {process} of plan.services) {
+    const existing = roster.services.get(process.id);
+    if (existing && (existing.process.state === `running` || existing.process.state === `starting` || existing.process.state === `stopping`)) continue;
+    const port = release.ports[process.id];
+    if (existing) {
+      // A stopped or failed service is revived by the next deploy (upstream left it down).
+      existing.process.updateSpec(roster.spec(release, process, process.id, 0, 1));
+      await existing.process.start(`deploy`);
+      await waitUntilReady(release, process, existing.process, log);
+      continue;
+    }
+    const managed = roster.create(release, process, process.id, 0, 1, () => !roster.stopping);
+    if (port !== undefined) context.ports.lease(`service:${process.id}`, port);
+    roster.services.set(process.id, {process: managed, release, port});
+    started.push(process.id);
+    await managed.start(`deploy`);
+    await waitUntilReady(release, process, managed, log);
+  }
+}
+
+async function startReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter, skipHealthCheck: boolean): Promise<void> {
+  const {roster, log, proxy} = context;
+  for (const instance of plan.instances) {
+    roster.assertRunning();
+    const managed = roster.create(release, instance.process, instance.instanceId, instance.replicaIndex, instance.replicaCount, () => release.isLive);
+    release.processes.push(managed);
+    await managed.start(`deploy`);
+    if (instance.process.policy !== `proxied`) {
+      await waitUntilReady(release, instance.process, managed, log);
+      continue;
+    }
+    const port = release.instancePorts[instance.instanceId] ?? release.ports[instance.process.id];
+    if (port === undefined) continue;
+    phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
+    if (instance.process.health && !skipHealthCheck) {
+      await waitUntilHealthy(release, managed, instance.process, port, instance.configIndex);
+      phase(`healthy`, {processId: instance.instanceId});
+    } else if (skipHealthCheck) {
+      log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});
+    }
+    release.targets.push(proxy.createTarget({releaseId: release.releaseId, processId: instance.instanceId, host: release.config.proxy.upstreamHost, port}));
+  }
+}
+
+async function abortRelease(context: DeployContext, release: Release, startedServices: string[], error: unknown): Promise<void> {
+  const {roster, log} = context;
+  release.state = `failed`;
+  log.warn(`release startup failed`, {releaseId: release.releaseId, phase: `before cleanup`, err: error});
+  await Promise.allSettled(release.processes.map((process) => roster.stopForGood(process)));
+  for (const target of release.targets) target.close();
+  for (const id of startedServices) {
+    const entry = roster.services.get(id);
+    if (!entry) continue;
+    await roster.stopForGood(entry.process).catch(() => undefined);
+    roster.services.delete(id);
+    context.ports.releaseOwner(`service:${id}`);
+  }
+  roster.releasePorts(release);
+  for (const process of release.processes) {
+    const status = process.status() as unknown as Record<string, unknown>;
+    log.info(`release startup process status`, {releaseId: release.releaseId, processId: process.id, phase: `after cleanup`, state: status.state, exitCode: status.exitCode, exitSignal: status.exitSignal, pid: status.pid});
+  }
+}
+
+/** The daemon-wide services follow the active release's definitions (spec and owner). */
+export function refreshServices(context: DeployContext, release: Release): void {
+  const {roster} = context;
+  for (const [id, entry] of roster.services) {
+    const process = release.config.processes.find((p) => p.id === id);
+    if (!process) continue;
+    entry.process.updateSpec(roster.spec(release, process, id, 0, 1));
+    entry.release = release;
+  }
+}
+
+/** After the switch something failed: route back to the still-running previous release and stop the new one. */
+async function switchBack(context: DeployContext, release: Release, previous: Release | null, error: unknown, singletons: string[] = []): Promise<void> {
+  context.log.warn(`switching back`, {releaseId: release.releaseId, previousReleaseId: previous?.releaseId ?? null, err: error});
+  context.active.switchTo(previous);
+  if (previous) refreshServices(context, previous);
+  release.state = `failed`;
+  await restoreSingletons(context, singletons, previous);
+  await stopRelease(context, release, `failed`);
+}

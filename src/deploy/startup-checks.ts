@@ -1,0 +1,63 @@
+import type {ProcessConfig} from '../config/types.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError, isRollbridgeError} from '../errors/rollbridge-error.ts';
+import type {Logger} from '../log/logger.ts';
+import {waitForHealthy} from '../supervisor/health-check.ts';
+import type {ManagedProcess} from '../supervisor/managed-process.ts';
+import {waitForReady} from '../supervisor/readiness.ts';
+import {formatHttpUrl} from './instance-spec.ts';
+import type {Release} from './release.ts';
+
+/**
+ * Waits for the health check of a web process on `port`; rejects with ERR_PROCESS_EXITED (and the
+ * process's last output) when it exits first, or with the health check's error.
+ */
+export async function waitUntilHealthy(release: Release, managed: ManagedProcess, process: ProcessConfig, port: number, configIndex: number): Promise<void> {
+  const health = process.health;
+  if (!health) return;
+  const controller = new AbortController();
+  const exited = managed.waitForExit().then((exit) => {
+    const output = managed.recentOutput().slice(-10).map((line) => line.line);
+    const error = new RollbridgeError(ErrorCode.PROCESS_EXITED, `Process "${managed.id}" of release ${release.releaseId} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}) before it became healthy`, {
+      fix: `Check the output below; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
+      details: {processId: managed.id, releaseId: release.releaseId, exitCode: exit.code, exitSignal: exit.signal, output},
+    });
+    controller.abort(error);
+    throw error;
+  });
+  exited.catch(() => undefined);
+  try {
+    await waitForHealthy({
+      url: formatHttpUrl(release.config.proxy.upstreamHost, port, health.path),
+      timeoutMs: health.timeoutMs,
+      intervalMs: health.intervalMs,
+      startDelayMs: health.startDelayMs,
+      probeTimeoutMs: health.probeTimeoutMs,
+      successThreshold: health.successThreshold,
+      signal: controller.signal,
+      configKey: `processes[${configIndex}].health`,
+    });
+  } catch (error) {
+    if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
+    if (isRollbridgeError(error)) {
+      throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
+    }
+    throw error;
+  } finally {
+    controller.abort();
+  }
+}
+
+/** A process with `readiness` must pass it before anything after it starts (dependsOn order). */
+export async function waitUntilReady(release: Release, process: ProcessConfig, managed: ManagedProcess, log: Logger): Promise<void> {
+  if (!process.readiness) return;
+  const configIndex = release.config.processes.indexOf(process);
+  await waitForReady(process.readiness, {
+    processId: managed.id,
+    host: release.config.proxy.upstreamHost,
+    port: managed.spec.port,
+    cwd: managed.spec.cwd,
+    env: managed.spec.env,
+  }, {configKey: `processes[${configIndex}].readiness`});
+  log.info(`process ready`, {releaseId: release.releaseId, processId: managed.id});
+}

@@ -1,0 +1,48 @@
+import {setTimeout as delay} from 'node:timers/promises';
+import type {Config} from '../config/types.ts';
+import {probeHttp} from '../supervisor/health-check.ts';
+import {formatHttpUrl} from './instance-spec.ts';
+import type {Release} from './release.ts';
+
+/**
+ * The watch window (product §5.4): while the previous release stays warm, the new one is watched for
+ * `windowMs`. Resolves null when the window passed, else the reason to switch back: a web process
+ * exited, the 5xx/error share passed `watch.max5xxPercent`, or the health check failed twice.
+ */
+export async function watchRelease(release: Release, windowMs: number, config: Config): Promise<string | null> {
+  const web = config.processes.find((process) => process.policy === `proxied`);
+  const webProcesses = release.processes.filter((managed) => config.processes.find((process) => process.id === managed.spec.processId)?.policy === `proxied`);
+  const baseline = release.targets.map((target) => ({...target.stats}));
+  const controller = new AbortController();
+  const exits = webProcesses.map((managed) => managed.waitForExit().then((exit) => `web process ${managed.id} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`})`));
+  const probes = (async (): Promise<string | never> => {
+    let failures = 0;
+    const intervalMs = Math.min(web?.health?.intervalMs ?? 500, 500);
+    while (!controller.signal.aborted) {
+      await delay(intervalMs, undefined, {signal: controller.signal}).catch(() => undefined);
+      if (controller.signal.aborted) break;
+      let requests = 0;
+      let bad = 0;
+      release.targets.forEach((target, index) => {
+        requests += target.stats.requests - (baseline[index]?.requests ?? 0);
+        bad += target.stats.responses5xx + target.stats.errors - (baseline[index]?.responses5xx ?? 0) - (baseline[index]?.errors ?? 0);
+      });
+      if (requests >= config.watch.minRequests && requests > 0 && (bad / requests) * 100 > config.watch.max5xxPercent) {
+        return `${bad} of ${requests} responses were 5xx or errors (${((bad / requests) * 100).toFixed(1)}% > watch.max5xxPercent ${config.watch.max5xxPercent}%)`;
+      }
+      if (web?.health) {
+        for (const target of release.targets) {
+          const result = await probeHttp(formatHttpUrl(target.host, target.port, web.health.path), web.health.probeTimeoutMs).catch(() => ({ok: false as const, error: `probe aborted`}));
+          if (result.ok) failures = 0;
+          else if (++failures >= 2) return `health check of ${formatHttpUrl(target.host, target.port, web.health.path)} failed twice: ${result.error}`;
+        }
+      }
+    }
+    return new Promise<never>(() => undefined);
+  })();
+  try {
+    return await Promise.race([...exits, probes, delay(windowMs, null, {signal: controller.signal})]);
+  } finally {
+    controller.abort();
+  }
+}
