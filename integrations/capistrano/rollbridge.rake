@@ -40,14 +40,13 @@ module RollbridgeCapistrano
       end
     end
 
-    # The JSON documents on stdout: one per line (NDJSON), else the whole output (one indented document).
+    # The JSON documents on stdout: the whole output (one indented document), else one per line (NDJSON).
     def documents
-      lines = @stdout.lines.map { |line| RollbridgeCapistrano.parse_object(line) }.compact
-      return lines unless lines.empty?
-
       start = @stdout.index("{")
       whole = start && RollbridgeCapistrano.parse_object(@stdout[start..])
-      whole ? [whole] : []
+      return [whole] if whole
+
+      @stdout.lines.map { |line| RollbridgeCapistrano.parse_object(line) }.compact
     end
   end
 
