@@ -128,6 +128,15 @@ module RollbridgeCapistrano
     "release #{result["activeReleaseId"]} is active (previous: #{result["previousReleaseId"] || "none"})#{changed}#{seconds}"
   end
 
+  def summarize_takeover(result)
+    legacy = result.dig("plan", "legacy") || {}
+    found = "#{Array(legacy["screens"]).size} screen session(s), #{Array(legacy["processes"]).size} legacy process(es)"
+    return "legacy-takeover plan (nothing changed): #{found} to stop, then release #{result.dig("plan", "releasePath")}" if result["dryRun"]
+
+    stopped = result["legacy"].is_a?(Hash) ? "#{result["legacy"]["stopped"]} stopped, #{result["legacy"]["killed"]} killed" : found
+    "release #{result["activeReleaseId"]} is active; legacy processes: #{stopped}; port gap #{result["portGapMs"]} ms"
+  end
+
   def summarize_status(status)
     proxy = status["proxy"].is_a?(Hash) ? "#{status["proxy"]["host"]}:#{status["proxy"]["port"]}" : "-"
     # A release id deployed again (a rollback) is listed once per run; the last entry is the live one.
@@ -239,7 +248,7 @@ namespace :rollbridge do
            (dry_run ? ["--dry-run"] : [])
     on rollbridge_hosts.call, in: :sequence, wait: fetch(:rollbridge_wait) do |host|
       result = RollbridgeCapistrano.run(self, host, "legacy-takeover", args, stream: fetch(:rollbridge_progress) && !dry_run)
-      info "#{RollbridgeCapistrano.label(host)} legacy-takeover#{dry_run ? " plan" : ""}: #{JSON.generate(result)}"
+      info "#{RollbridgeCapistrano.label(host)} #{RollbridgeCapistrano.summarize_takeover(result)}"
     end
   end
 
