@@ -19,7 +19,8 @@ import readline from 'node:readline';
 import {parseArgs} from 'node:util';
 import {
   DEFAULT_CLIENT_IDLE_TIMEOUT_MS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_HEAD_TIMEOUT_MS,
-  DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
+  DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS, DEFAULT_CLIENT_BODY_TIMEOUT_MS,
+  DEFAULT_CLIENT_SEND_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
 } from '../../src/config/defaults.ts';
 import {createSilentLogger} from '../../src/log/logger.ts';
 import {ProxyServer} from '../../src/proxy/proxy-server.ts';
@@ -32,6 +33,7 @@ async function runProxyChild(appPort: number): Promise<void> {
     host: `127.0.0.1`, port: 0, trustForwarded: [`loopback`], maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
     requestHeadTimeoutMs: DEFAULT_REQUEST_HEAD_TIMEOUT_MS, clientIdleTimeoutMs: DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
     upstreamResponseTimeoutMs: DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS, upstreamIdleTimeoutMs: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+    clientBodyTimeoutMs: DEFAULT_CLIENT_BODY_TIMEOUT_MS, clientSendTimeoutMs: DEFAULT_CLIENT_SEND_TIMEOUT_MS, maxConnections: DEFAULT_MAX_CONNECTIONS,
     log: createSilentLogger(),
   });
   proxy.setActiveTargets([proxy.createTarget({releaseId: `bench`, processId: `web`, host: `127.0.0.1`, port: appPort})]);

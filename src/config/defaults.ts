@@ -20,6 +20,12 @@ export const DEFAULT_CLIENT_IDLE_TIMEOUT_MS = 65_000;
 export const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS = 300_000;
 /** Pooled idle connections to the app are dropped after this long (below Node's 5 s server keep-alive). */
 export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 4_000;
+/** A client that sends no request body bytes for this long gets 408 (nginx's client_body_timeout). */
+export const DEFAULT_CLIENT_BODY_TIMEOUT_MS = 60_000;
+/** A client that reads none of its response for this long is disconnected (nginx's send_timeout). */
+export const DEFAULT_CLIENT_SEND_TIMEOUT_MS = 60_000;
+/** Client connections open at once (also lowered to fit the open-file limit); one more gets 503. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_TRUST_FORWARDED = [`loopback`] as const;
 export const DEFAULT_RESTART_DELAY_MS = 1_000;
 export const DEFAULT_OUTPUT_LINES = 50;

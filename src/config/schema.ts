@@ -29,6 +29,9 @@ import {
   DEFAULT_STOP_SIGNAL,
   DEFAULT_TRUST_FORWARDED,
   DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+  DEFAULT_CLIENT_BODY_TIMEOUT_MS,
+  DEFAULT_CLIENT_SEND_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
   DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
   DEFAULT_WS_CLOSE_JITTER_MS,
 } from './defaults.ts';
@@ -313,6 +316,9 @@ const proxyShape = {
   clientIdleTimeoutMs: optional(timerMs),
   upstreamResponseTimeoutMs: optional(timerMs),
   upstreamIdleTimeoutMs: optional(timerMs),
+  clientBodyTimeoutMs: optional(timerMs),
+  clientSendTimeoutMs: optional(timerMs),
+  maxConnections: optional(positiveInteger),
   wsCloseJitterMs: optional(timerMs),
 };
 
@@ -681,6 +687,9 @@ function normalizeProxy(raw: RawProxy): ProxyConfig {
     clientIdleTimeoutMs: raw.clientIdleTimeoutMs ?? DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
     upstreamResponseTimeoutMs: raw.upstreamResponseTimeoutMs ?? DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
     upstreamIdleTimeoutMs: raw.upstreamIdleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+    clientBodyTimeoutMs: raw.clientBodyTimeoutMs ?? DEFAULT_CLIENT_BODY_TIMEOUT_MS,
+    clientSendTimeoutMs: raw.clientSendTimeoutMs ?? DEFAULT_CLIENT_SEND_TIMEOUT_MS,
+    maxConnections: raw.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     wsCloseJitterMs: raw.wsCloseJitterMs ?? DEFAULT_WS_CLOSE_JITTER_MS,
   };
 }

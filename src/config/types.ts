@@ -96,6 +96,9 @@ export type ProxyConfig = {
   clientIdleTimeoutMs: number;
   upstreamResponseTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
+  clientBodyTimeoutMs: number;
+  clientSendTimeoutMs: number;
+  maxConnections: number;
   wsCloseJitterMs: number;
 };
 

@@ -8,7 +8,7 @@ import {Logger, createStreamSink} from '../log/logger.ts';
 import {ProxyServer} from '../proxy/proxy-server.ts';
 import {PortAllocator} from '../supervisor/port-allocator.ts';
 import {resolveGroupId, resolveUserId} from '../system/users.ts';
-import {readProcStat} from '../system/proc.ts';
+import {readOpenFileLimit, readProcStat} from '../system/proc.ts';
 import type {RestoreReport} from '../deploy/deployer.ts';
 import {EventHistory, createEventsFileSink} from './event-history.ts';
 import {isStateProcessAlive, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from '../state/state-file.ts';
@@ -136,7 +136,7 @@ export class Daemon {
       });
     }
 
-    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), ...proxyRuntimeOptions(config)});
+    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), openFileLimit: readOpenFileLimit(), ...proxyRuntimeOptions(config)});
     const ports = new PortAllocator({host: config.proxy.upstreamHost});
     const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
     const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});

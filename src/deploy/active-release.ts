@@ -57,5 +57,8 @@ export function proxyRuntimeOptions(config: Config) {
     clientIdleTimeoutMs: config.proxy.clientIdleTimeoutMs,
     upstreamResponseTimeoutMs: config.proxy.upstreamResponseTimeoutMs,
     upstreamIdleTimeoutMs: config.proxy.upstreamIdleTimeoutMs,
+    clientBodyTimeoutMs: config.proxy.clientBodyTimeoutMs,
+    clientSendTimeoutMs: config.proxy.clientSendTimeoutMs,
+    maxConnections: config.proxy.maxConnections,
   };
 }

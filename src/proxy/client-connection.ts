@@ -6,7 +6,7 @@ import type {ProxyErrorStatus} from './error-response.ts';
 import {buildUpstreamHead, resolvePeer} from './forwarded-headers.ts';
 import type {Peer} from './forwarded-headers.ts';
 import {WebSocketRelay} from './forward-websocket.ts';
-import {HEAD_TERMINATOR, isRequestKeepAlive, parseRequestHead, parseResponseHead, stripConnectionLines} from './http-head.ts';
+import {HEAD_TERMINATOR, isRequestKeepAlive, mergeRanges, parseRequestHead, parseResponseHead, rebuildHead} from './http-head.ts';
 import type {RequestHead} from './http-head.ts';
 import type {Target} from './target.ts';
 import type {UpstreamConnection, UpstreamOwner} from './upstream-pool.ts';
@@ -19,6 +19,8 @@ export type ProxySettings = {
   clientIdleTimeoutMs: number;
   upstreamResponseTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
+  clientBodyTimeoutMs: number;
+  clientSendTimeoutMs: number;
 };
 
 /** What a client connection needs from the server that accepted it. */
@@ -54,13 +56,22 @@ const T_IDLE = 1;
 const T_HEAD = 2;
 const T_RESPONSE = 3;
 const T_LINGER = 4;
+const T_BODY = 5;
+const T_SEND = 6;
 
+/** RFC 9110 §9.2.2: the methods a proxy may send again after a connection failed (RFC 9112 §9.3.1). */
 const IDEMPOTENT = new Set([`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE`]);
-/** Request bytes (head + body) kept for the keep-alive race replay. */
+/** Request bytes (head + body) kept to send again: a refused connection (any method), the keep-alive race (idempotent only). */
 const MAX_REPLAY_BYTES = 64 * 1024;
 const MAX_RESPONSE_HEAD_BYTES = 128 * 1024;
 /** After answering with Connection: close, how long the client gets to read it before a hard close. */
 const LINGER_MS = 2_000;
+/**
+ * A non-idempotent request reuses a pooled connection only if it went idle less than this long ago:
+ * no app closes a keep-alive connection that quickly (Node 5 s, gunicorn 2 s, nginx 75 s), so the
+ * request cannot be lost to the keep-alive race and nothing has to be replayed.
+ */
+const SAFE_REUSE_IDLE_MS = 1_000;
 
 /**
  * One client TCP connection: parses request heads, routes each request at request time to an
@@ -98,6 +109,9 @@ export class ClientConnection implements UpstreamOwner {
   #retiring = false;
   #bodyBytesSent = 0;
   #replay: Buffer[] | null = null;
+  #idempotent = false;
+  /** Bytes of empty lines received before the current request line. */
+  #emptyLineBytes = 0;
   #replayBytes = 0;
   #retried = false;
   #failedOver = false;
@@ -173,23 +187,31 @@ export class ClientConnection implements UpstreamOwner {
     while (this.#state === ST_HEAD && this.#pending !== null) {
       let buffer = this.#pending;
       if (buffer[0] === 13 || buffer[0] === 10) {
-        // Empty lines before a request line are ignored (RFC 9112 §2.2), e.g. a CRLF after a POST body.
+        // Empty lines (CRLF) before a request line are ignored (RFC 9112 §2.2), e.g. a CRLF after a
+        // POST body; they count against the head's size and deadline, so they cannot hold a connection.
         let skip = 0;
-        while (skip < buffer.length && (buffer[skip] === 13 || buffer[skip] === 10)) skip++;
+        while (skip + 1 < buffer.length && buffer[skip] === 13 && buffer[skip + 1] === 10) skip += 2;
+        this.#emptyLineBytes += skip;
+        if (this.#emptyLineBytes > settings.maxHeaderBytes) {
+          this.#respondAndClose(400);
+          return;
+        }
+        if (skip < buffer.length && (buffer[skip] === 10 || (buffer[skip] === 13 && skip + 1 < buffer.length))) {
+          this.#respondAndClose(400); // a bare LF or CR
+          return;
+        }
         if (skip === buffer.length) {
           this.#pending = null;
           break;
         }
         buffer = buffer.subarray(skip);
         this.#pending = buffer;
+        if (buffer.length === 1) break; // a lone CR: wait for its LF
       }
       const end = buffer.indexOf(HEAD_TERMINATOR);
       if (end === -1) {
-        if (buffer.length > settings.maxHeaderBytes) {
-          this.#respondAndClose(431);
-        } else if (this.#deadlineKind !== T_HEAD) {
-          this.#arm(T_HEAD, settings.requestHeadTimeoutMs);
-        }
+        if (buffer.length > settings.maxHeaderBytes) this.#respondAndClose(431);
+        else this.#armHeadDeadline();
         return;
       }
       const headEnd = end + 4;
@@ -198,14 +220,22 @@ export class ClientConnection implements UpstreamOwner {
         return;
       }
       const head = parseRequestHead(buffer, headEnd);
-      if (head === null) {
-        this.#respondAndClose(400);
+      if (typeof head === `number`) {
+        this.#respondAndClose(head);
         return;
       }
       this.#pending = null;
+      this.#emptyLineBytes = 0;
       this.#startExchange(head, headEnd < buffer.length ? buffer.subarray(headEnd) : null);
     }
-    if (this.#state === ST_HEAD) this.#arm(T_IDLE, settings.clientIdleTimeoutMs);
+    if (this.#state !== ST_HEAD) return;
+    // The head deadline runs from the first byte of a request (empty lines included) and is never re-armed by more bytes.
+    if (this.#pending === null && this.#emptyLineBytes === 0) this.#arm(T_IDLE, settings.clientIdleTimeoutMs);
+    else this.#armHeadDeadline();
+  }
+
+  #armHeadDeadline(): void {
+    if (this.#deadlineKind !== T_HEAD) this.#arm(T_HEAD, this.#host.settings.requestHeadTimeoutMs);
   }
 
   #startExchange(head: RequestHead, rest: Buffer | null): void {
@@ -233,7 +263,8 @@ export class ClientConnection implements UpstreamOwner {
     this.#upstreamReusable = false;
     this.#closeAfterResponse = !keepAlive;
     this.#bodyBytesSent = 0;
-    this.#replay = framing !== Framing.NONE && IDEMPOTENT.has(head.method) ? [] : null;
+    this.#idempotent = IDEMPOTENT.has(head.method);
+    this.#replay = framing !== Framing.NONE ? [] : null;
     this.#replayBytes = 0;
     this.#retried = false;
     this.#failedOver = false;
@@ -246,7 +277,10 @@ export class ClientConnection implements UpstreamOwner {
     this.#upstreamHead = buildUpstreamHead(head, this.#peer);
     this.#state = this.#requestDone ? ST_WAIT : ST_BODY;
 
-    const connection = target.acquire();
+    // A request that must never be replayed goes only on a fresh connection or one that answered a
+    // moment ago, which the app cannot have timed out (the keep-alive race).
+    const idleTimeoutMs = this.#host.settings.upstreamIdleTimeoutMs;
+    const connection = target.acquire(this.#idempotent ? idleTimeoutMs : SAFE_REUSE_IDLE_MS, idleTimeoutMs);
     this.#attach(target, connection);
     const socket = connection.socket;
     if (rest === null) {
@@ -262,6 +296,7 @@ export class ClientConnection implements UpstreamOwner {
       socket.uncork();
     }
     if (this.#requestDone) this.#armResponseTimeout();
+    else if (this.#state === ST_BODY) this.#arm(T_BODY, this.#host.settings.clientBodyTimeoutMs);
   }
 
   #attach(target: Target, connection: UpstreamConnection): void {
@@ -279,6 +314,7 @@ export class ClientConnection implements UpstreamOwner {
       return;
     }
     if (n > 0) {
+      if (this.#deadlineKind === T_BODY) this.#arm(T_BODY, this.#host.settings.clientBodyTimeoutMs);
       const part = start === 0 && n === chunk.length ? chunk : chunk.subarray(start, start + n);
       this.#bodyBytesSent += n;
       if (this.#replay !== null) {
@@ -297,6 +333,7 @@ export class ClientConnection implements UpstreamOwner {
       this.#pending = chunk.subarray(start + n);
       this.#pauseForPipeline();
     }
+    if (this.#deadlineKind === T_BODY) this.#deadlineKind = T_NONE;
     if (this.#responseDone) {
       this.#finishExchange();
     } else {
@@ -310,6 +347,7 @@ export class ClientConnection implements UpstreamOwner {
       this.#relay!.onClientDrain();
     } else if (this.#upstreamPaused) {
       this.#upstreamPaused = false;
+      if (this.#deadlineKind === T_SEND) this.#deadlineKind = T_NONE;
       this.#upstream?.socket.resume();
     }
   }
@@ -427,17 +465,15 @@ export class ClientConnection implements UpstreamOwner {
       if (framing === Framing.CLOSE || (response.minorVersion === 0 && !response.connectionKeepAlive)) this.#closeAfterResponse = true;
       this.#responseWritten = true;
       const n = this.#response.consume(buffer, headEnd);
-      if (this.#retiring && !head.upgrade) {
-        this.#closeAfterResponse = true;
-        const text = stripConnectionLines(buffer, headEnd, response.connectionLines);
+      const retiring = this.#retiring && !head.upgrade;
+      if (retiring) this.#closeAfterResponse = true;
+      // The app closing its side (e.g. it is shutting down) leaves the client connection usable.
+      const dropConnection = retiring || (response.connectionClose && !this.#closeAfterResponse);
+      if (dropConnection || response.framingLines.length > 0) {
+        const ranges = dropConnection ? mergeRanges(response.connectionLines, response.framingLines) : response.framingLines;
+        const extra = retiring ? `${response.framingExtra}Connection: close\r\n` : response.framingExtra;
         this.socket.cork();
-        this.#writeToClient(`${text.slice(0, -2)}Connection: close\r\n\r\n`, true);
-        if (n > 0) this.#writeToClient(buffer.subarray(headEnd, headEnd + n));
-        this.socket.uncork();
-      } else if (response.connectionClose && !this.#closeAfterResponse) {
-        // The app closes its side (e.g. it is shutting down); the client connection stays usable.
-        this.socket.cork();
-        this.#writeToClient(stripConnectionLines(buffer, headEnd, response.connectionLines), true);
+        this.#writeToClient(rebuildHead(buffer.toString(`latin1`, 0, headEnd), ranges, extra), true);
         if (n > 0) this.#writeToClient(buffer.subarray(headEnd, headEnd + n));
         this.socket.uncork();
       } else {
@@ -455,6 +491,8 @@ export class ClientConnection implements UpstreamOwner {
     if (!ok && !this.#upstreamPaused && this.#upstream !== null) {
       this.#upstreamPaused = true;
       this.#upstream.socket.pause();
+      // A client that stops reading the response holds the app connection: it gets clientSendTimeoutMs.
+      this.#arm(T_SEND, this.#host.settings.clientSendTimeoutMs);
     }
   }
 
@@ -490,15 +528,19 @@ export class ClientConnection implements UpstreamOwner {
       this.#finishExchange();
       return;
     }
-    const replayable = this.#bodyBytesSent === 0 || this.#replay !== null;
+    // Only an idempotent request is sent again once any byte of it may have reached the app
+    // (RFC 9112 §9.3.1): a POST that failed on a connection is answered 502, never run twice.
+    const resendable = this.#bodyBytesSent === 0 || this.#replay !== null;
+    const replayable = this.#idempotent && resendable;
     if (!this.#responseStarted && connection.reused && !this.#retried && replayable) {
       this.#retry();
       return;
     }
     // The target is down (connection refused: nothing reached the app) or died under an idempotent
     // request: send it once to another serving target, as nginx's proxy_next_upstream does.
-    const refused = (error as NodeJS.ErrnoException | undefined)?.code === `ECONNREFUSED`;
-    if (!this.#responseStarted && !this.#failedOver && replayable && (refused || IDEMPOTENT.has(this.#head?.method ?? ``))) {
+    // A refused connection carried nothing, so any method may go to another target.
+    const refused = !connection.reused && (error as NodeJS.ErrnoException | undefined)?.code === `ECONNREFUSED`;
+    if (!this.#responseStarted && !this.#failedOver && ((refused && resendable) || replayable)) {
       const fallback = this.#host.pickFallback(this.#target!);
       if (fallback !== null) {
         this.#failedOver = true;
@@ -713,6 +755,16 @@ export class ClientConnection implements UpstreamOwner {
           break;
         case T_RESPONSE:
           if (this.#state === ST_WAIT || this.#state === ST_BODY) this.#upstreamFailed(504);
+          break;
+        case T_BODY:
+          // The client stopped sending its body (nginx's client_body_timeout); not while the app holds us back.
+          if (this.#state !== ST_BODY) break;
+          if (this.#pausedForBackpressure) this.#arm(T_BODY, this.#host.settings.clientBodyTimeoutMs);
+          else this.#failExchange(408);
+          break;
+        case T_SEND:
+          // The client stopped reading the response (nginx's send_timeout): the response is cut.
+          this.#abort();
           break;
         case T_LINGER:
           this.socket.destroy();

@@ -59,14 +59,21 @@ export function buildUpstreamHead(head: RequestHead, peer: Peer): string {
   if (strip.length === 0) {
     out = text.slice(0, text.length - 2);
   } else {
-    out = ``;
     let from = 0;
-    for (let i = 0; i < strip.length; i += 2) {
+    if (strip[0] === 0) {
+      // absolute-form: the request line is rewritten to origin-form (the Host line is in `extra`).
+      from = strip[1]!;
+      out = head.requestLine!;
+    } else {
+      out = ``;
+    }
+    for (let i = from === 0 ? 0 : 2; i < strip.length; i += 2) {
       out += text.slice(from, strip[i]);
       from = strip[i + 1]!;
     }
     out += text.slice(from, text.length - 2);
   }
+  out += head.extra;
   const forwardedFor = head.forwardedFor === undefined || head.forwardedFor === `` ? peer.ip : `${head.forwardedFor}, ${peer.ip}`;
   const proto = peer.trusted && head.forwardedProto !== undefined ? head.forwardedProto : `http`;
   const host = peer.trusted && head.forwardedHost !== undefined ? head.forwardedHost : head.host;
@@ -75,3 +82,4 @@ export function buildUpstreamHead(head: RequestHead, peer: Peer): string {
   if (host !== undefined) out += `X-Forwarded-Host: ${host}\r\n`;
   return `${out}X-Forwarded-Port: ${port}\r\n\r\n`;
 }
+

@@ -3,6 +3,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {ClientConnection} from './client-connection.ts';
+import {OVERLOADED_RESPONSE} from './error-response.ts';
 import type {ConnectionHost, ProxySettings} from './client-connection.ts';
 import {formatHostPort, normalizeIp} from './forwarded-headers.ts';
 import {Target} from './target.ts';
@@ -23,16 +24,35 @@ export type ProxyOptions = {
   upstreamResponseTimeoutMs: number;
   /** Pooled idle app connections are dropped after this long. */
   upstreamIdleTimeoutMs: number;
+  /** A client that sends no request body bytes for this long is answered 408 and closed. 0 = off. */
+  clientBodyTimeoutMs: number;
+  /** A client that reads none of its response for this long is disconnected. 0 = off. */
+  clientSendTimeoutMs: number;
+  /** Client connections open at once; one more is answered 503 and closed. */
+  maxConnections: number;
+  /**
+   * The process's open-file limit (RLIMIT_NOFILE), when known: the connection cap is lowered so that
+   * clients and their app connections leave RESERVED_FDS descriptors for the control socket, health
+   * checks, logs and state writes.
+   */
+  openFileLimit?: number | undefined;
   /** SO_REUSEPORT, so a replacement daemon can bind the same port before this one stops. */
   reusePort?: boolean;
   log: Logger;
 };
 
-export type ProxyOptionsUpdate = Partial<Omit<ProxyOptions, `host` | `port` | `log` | `reusePort`>>;
+export type ProxyOptionsUpdate = Partial<Omit<ProxyOptions, `host` | `port` | `log` | `reusePort` | `openFileLimit`>>;
 
-const NUMERIC_OPTIONS = [`maxHeaderBytes`, `requestHeadTimeoutMs`, `clientIdleTimeoutMs`, `upstreamResponseTimeoutMs`, `upstreamIdleTimeoutMs`] as const;
+const NUMERIC_OPTIONS = [
+  `maxHeaderBytes`, `requestHeadTimeoutMs`, `clientIdleTimeoutMs`, `upstreamResponseTimeoutMs`, `upstreamIdleTimeoutMs`,
+  `clientBodyTimeoutMs`, `clientSendTimeoutMs`, `maxConnections`,
+] as const;
 /** Options that must be > 0 (the others accept 0 = off). */
-const POSITIVE_OPTIONS = new Set([`maxHeaderBytes`, `upstreamIdleTimeoutMs`]);
+const POSITIVE_OPTIONS = new Set([`maxHeaderBytes`, `upstreamIdleTimeoutMs`, `maxConnections`]);
+/** File descriptors left free when the connection cap follows the open-file limit. */
+export const RESERVED_FDS = 128;
+/** How long a connection refused at the cap may take to read its 503 before it is destroyed. */
+const OVERLOADED_LINGER_MS = 1_000;
 
 function invalid(key: string, message: string): RollbridgeError {
   return new RollbridgeError(ErrorCode.PROXY_OPTIONS_INVALID, message, {
@@ -76,6 +96,10 @@ export class ProxyServer {
   #sweeper: NodeJS.Timeout | null = null;
   #closing: Promise<void> | null = null;
   readonly #listenOptions: {host: string; port: number; reusePort?: boolean | undefined};
+  #maxConnections: number;
+  readonly #fdCap: number;
+  #refused = 0;
+  #refusedLoggedAt = 0;
 
   private constructor(options: ProxyOptions) {
     this.#listenOptions = {host: options.host, port: options.port, reusePort: options.reusePort};
@@ -87,7 +111,11 @@ export class ProxyServer {
       clientIdleTimeoutMs: options.clientIdleTimeoutMs,
       upstreamResponseTimeoutMs: options.upstreamResponseTimeoutMs,
       upstreamIdleTimeoutMs: options.upstreamIdleTimeoutMs,
+      clientBodyTimeoutMs: options.clientBodyTimeoutMs,
+      clientSendTimeoutMs: options.clientSendTimeoutMs,
     };
+    this.#maxConnections = options.maxConnections;
+    this.#fdCap = options.openFileLimit === undefined ? Infinity : Math.max(1, Math.floor((options.openFileLimit - RESERVED_FDS) / 2));
     this.#host = {
       settings: this.#settings,
       pickTarget: () => this.#pickTarget(),
@@ -95,9 +123,7 @@ export class ProxyServer {
       forget: (connection) => this.#clients.delete(connection),
       reportFailure: (error) => this.#log.error(`proxy error`, {err: error}),
     };
-    this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => {
-      this.#clients.add(new ClientConnection(socket, this.#host));
-    });
+    this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => this.#accept(socket));
     // Errors of a listen() attempt reject that attempt (and legacy takeover retries EADDRINUSE quietly).
     this.#server.on(`error`, (error) => {
       if (this.#server.listening) this.#log.error(`Proxy server error`, {err: error});
@@ -115,6 +141,32 @@ export class ProxyServer {
   static create(options: ProxyOptions): ProxyServer {
     validateOptions(options);
     return new ProxyServer(options);
+  }
+
+  /** The connection cap in force: proxy.maxConnections, lowered to what the open-file limit allows. */
+  get connectionLimit(): number {
+    return Math.min(this.#maxConnections, this.#fdCap);
+  }
+
+  get connections(): {open: number; refused: number} {
+    return {open: this.#clients.size, refused: this.#refused};
+  }
+
+  #accept(socket: net.Socket): void {
+    if (this.#clients.size < this.#maxConnections && this.#clients.size < this.#fdCap) {
+      this.#clients.add(new ClientConnection(socket, this.#host));
+      return;
+    }
+    // At the cap: a clear answer and a close, never a silent reset, and no file descriptor kept.
+    this.#refused++;
+    socket.on(`error`, () => undefined);
+    socket.end(OVERLOADED_RESPONSE);
+    setTimeout(() => socket.destroy(), OVERLOADED_LINGER_MS).unref();
+    const now = Date.now();
+    if (now - this.#refusedLoggedAt >= 10_000) {
+      this.#refusedLoggedAt = now;
+      this.#log.warn(`proxy at its connection limit: new connections are answered 503`, {limit: this.connectionLimit, refused: this.#refused, fix: `Raise proxy.maxConnections or the open-file limit (LimitNOFILE / ulimit -n)`});
+    }
   }
 
   get listening(): boolean {
@@ -156,7 +208,7 @@ export class ProxyServer {
     const bound = server.address() as net.AddressInfo;
     this.#address = {host: normalizeIp(bound.address), port: bound.port};
     this.#scheduleSweep();
-    this.#log.info(`proxy listening`, {host: this.#address.host, port: this.#address.port});
+    this.#log.info(`proxy listening`, {host: this.#address.host, port: this.#address.port, maxConnections: this.connectionLimit});
   }
 
   /**
@@ -214,7 +266,9 @@ export class ProxyServer {
     validateOptions(options);
     for (const key of NUMERIC_OPTIONS) {
       const value = options[key];
-      if (value !== undefined) this.#settings[key] = value;
+      if (value === undefined) continue;
+      if (key === `maxConnections`) this.#maxConnections = value;
+      else this.#settings[key] = value;
     }
     if (options.trustForwarded !== undefined) this.#settings.trustForwarded = [...options.trustForwarded];
     if (options.upstreamIdleTimeoutMs !== undefined) this.#scheduleSweep();

@@ -92,9 +92,9 @@ export class Target {
     this.#errors++;
   }
 
-  /** @internal */
-  acquire(): UpstreamConnection {
-    return this.#pool.acquire();
+  /** @internal A pooled connection idle for less than `maxIdleMs` (and `idleTimeoutMs`), else a new one. */
+  acquire(maxIdleMs: number, idleTimeoutMs: number): UpstreamConnection {
+    return this.#pool.acquire(maxIdleMs, idleTimeoutMs);
   }
 
   /** @internal A new connection (for the keep-alive race retry). */

@@ -76,10 +76,26 @@ export class UpstreamPool {
     return {idle: this.#idle.length, total: this.#all.size};
   }
 
-  /** A pooled connection (marked reused) or a new one. */
-  acquire(): UpstreamConnection {
-    const pooled = this.#idle.pop();
-    return pooled ?? this.connect();
+  /**
+   * The most recently used pooled connection (marked reused) if it went idle less than `maxIdleMs`
+   * ago, else a new one. Older idle connections are closed now, not at the next sweep: the app may
+   * be about to time them out.
+   */
+  acquire(maxIdleMs: number, idleTimeoutMs: number): UpstreamConnection {
+    const idle = this.#idle;
+    const now = Date.now();
+    while (idle.length > 0) {
+      const pooled = idle[idle.length - 1]!;
+      const idleMs = now - pooled.idleSince;
+      if (idleMs >= idleTimeoutMs) {
+        this.sweep(now, idleTimeoutMs);
+        break;
+      }
+      if (idleMs >= maxIdleMs) break; // the stack is LIFO: every one below is older
+      idle.pop();
+      return pooled;
+    }
+    return this.connect();
   }
 
   connect(): UpstreamConnection {

@@ -306,3 +306,16 @@ export function listListeningSocketInodes(port: number): number[] {
   }
   return inodes;
 }
+
+/** The soft RLIMIT_NOFILE of this process (from /proc/self/limits), or undefined when unknown or unlimited. */
+export function readOpenFileLimit(): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/self/limits`, `utf8`);
+  } catch {
+    return undefined;
+  }
+  const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
+  const limit = Number(soft);
+  return Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
+}

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import {test} from 'node:test';
 import {buildUpstreamHead, formatHostPort, isTrustedPeer, portOfHost, resolvePeer} from '../../src/proxy/forwarded-headers.ts';
 import {parseRequestHead} from '../../src/proxy/http-head.ts';
+import type {RequestHead} from '../../src/proxy/http-head.ts';
 
-function head(text: string) {
-  return parseRequestHead(Buffer.from(text, `latin1`), text.length)!;
+function head(text: string): RequestHead {
+  const parsed = parseRequestHead(Buffer.from(text, `latin1`), text.length);
+  assert.notEqual(typeof parsed, `number`, `rejected: ${JSON.stringify(text)}`);
+  return parsed as RequestHead;
 }
 
 test(`resolves peers: IPv4-mapped addresses unwrapped, loopback and literal trust`, () => {

@@ -15,7 +15,8 @@ export async function startProxy(t: After, overrides: Partial<ProxyOptions> = {}
   const proxy = await ProxyServer.start({
     host: `127.0.0.1`, port: 0, trustForwarded: [`loopback`], maxHeaderBytes: 16 * 1024,
     requestHeadTimeoutMs: 5_000, clientIdleTimeoutMs: 10_000, upstreamResponseTimeoutMs: 10_000,
-    upstreamIdleTimeoutMs: 4_000, log: createSilentLogger(), ...overrides,
+    upstreamIdleTimeoutMs: 4_000, clientBodyTimeoutMs: 10_000, clientSendTimeoutMs: 10_000, maxConnections: 1_000,
+    log: createSilentLogger(), ...overrides,
   });
   t.after(() => proxy.close());
   return proxy;

@@ -122,7 +122,7 @@ test(`answers 400 and closes on a malformed request head`, async (t) => {
   proxy.setActiveTargets([addTarget(proxy, app, `r1`)]);
   for (const bad of [
     `GARBAGE\r\n\r\n`,
-    `GET / HTTP/2.0\r\nHost: x\r\n\r\n`,
+    `GET / HTTP/0.9\r\nHost: x\r\n\r\n`,
     `GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n`,
     `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n`,
     `POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n`,
@@ -242,7 +242,7 @@ test(`rejects with ERR_PROXY_LISTEN_FAILED when the port is taken`, async (t) =>
   await assert.rejects(ProxyServer.start({
     host: `127.0.0.1`, port: proxy.address.port, trustForwarded: [`loopback`], maxHeaderBytes: 1024,
     requestHeadTimeoutMs: 1000, clientIdleTimeoutMs: 1000, upstreamResponseTimeoutMs: 0, upstreamIdleTimeoutMs: 1000,
-    log: createSilentLogger(),
+    clientBodyTimeoutMs: 1000, clientSendTimeoutMs: 1000, maxConnections: 10, log: createSilentLogger(),
   }), (error: unknown) => {
     assert.ok(isRollbridgeError(error));
     assert.equal(error.code, `ERR_PROXY_LISTEN_FAILED`);
@@ -255,7 +255,7 @@ test(`rejects invalid options with ERR_PROXY_OPTIONS_INVALID naming the key`, as
   await assert.rejects(ProxyServer.start({
     host: `127.0.0.1`, port: 0, trustForwarded: [`not-an-ip`], maxHeaderBytes: 1024,
     requestHeadTimeoutMs: 1000, clientIdleTimeoutMs: 1000, upstreamResponseTimeoutMs: 0, upstreamIdleTimeoutMs: 1000,
-    log: createSilentLogger(),
+    clientBodyTimeoutMs: 1000, clientSendTimeoutMs: 1000, maxConnections: 10, log: createSilentLogger(),
   }), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_PROXY_OPTIONS_INVALID` && /trustForwarded/.test(error.fix ?? ``));
 });
 
