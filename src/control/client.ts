@@ -6,7 +6,11 @@ import type {ControlCommandName, ParamsOf, ResponseFrame, ResultOf} from './prot
 
 export type ControlCallOptions = {
   onProgress?: (event: Record<string, unknown>) => void;
-  /** Rejects the call locally with the signal's reason; the daemon is not told (the protocol has no cancel). */
+  /**
+   * Rejects the call locally with the signal's reason; the daemon is not told (the protocol has no
+   * cancel). The daemon serves one request per connection at a time, so later calls on this client wait
+   * for the abandoned one: close the client to abort it in the daemon.
+   */
   signal?: AbortSignal;
 };
 

@@ -291,6 +291,13 @@ function isRequestId(value: unknown): value is RequestId {
  * The error carries `details.id` when the id could be read, so the reply can be correlated.
  */
 export function decodeRequestLine(line: string): DecodedRequest {
+  const depth = nestingDepth(line);
+  if (depth > MAX_REQUEST_DEPTH) {
+    throw new RollbridgeError(ErrorCode.CONTROL_INVALID_REQUEST, `Control request is nested ${depth} levels deep, more than the ${MAX_REQUEST_DEPTH} allowed`, {
+      fix: `Send {"command": "<name>", ...params} with plain params (no request needs deep nesting)`,
+      details: {depth, maxDepth: MAX_REQUEST_DEPTH},
+    });
+  }
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -325,6 +332,29 @@ export function decodeRequestLine(line: string): DecodedRequest {
     });
   }
   return {id, command, params};
+}
+
+/** No request needs more: deeper JSON is refused before it reaches recursive validators and messages. */
+export const MAX_REQUEST_DEPTH = 32;
+
+/** Deepest nesting of arrays and objects in a JSON text, strings skipped (one pass, no recursion). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) { // a string: skip to its closing quote, escapes included
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++) {
+        if (text.charCodeAt(i) === 92) i++;
+      }
+    } else if (c === 91 || c === 123) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 93 || c === 125) {
+      depth--;
+    }
+  }
+  return max;
 }
 
 /** Validates a command's params (server side, and the client before sending). Lists every issue. */

@@ -45,6 +45,8 @@ export type ProbeResult = {state: `absent`} | {state: `stale`} | {state: `daemon
 const DEFAULT_SOCKET_MODE = 0o600;
 const DEFAULT_PROBE_TIMEOUT_MS = 1_000;
 const PROBE_MAX_REPLY_BYTES = 64 * 1024 * 1024;
+/** Rejected control requests after the first are counted and logged once per this window. */
+const REJECTION_LOG_WINDOW_MS = 10_000;
 
 /**
  * The daemon's end of the control socket: accepts connections, frames NDJSON, validates each request
@@ -60,6 +62,7 @@ export class ControlServer {
   readonly #log: Logger;
   readonly #connections = new Set<net.Socket>();
   #closed = false;
+  #rejections: {count: number; codes: Set<string>; timer: NodeJS.Timeout} | null = null;
 
   private constructor(socketPath: string, options: ControlServerOptions, log: Logger) {
     this.#path = socketPath;
@@ -90,6 +93,7 @@ export class ControlServer {
   async close(options: {keep?: unknown} = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#flushRejections();
     const serverClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#connections) {
       if (socket !== options.keep) socket.destroy();
@@ -114,12 +118,46 @@ export class ControlServer {
     this.#connections.add(socket);
     const abort = new AbortController();
     let overflowed = false;
+    // One request at a time per connection, and nothing more is read while one runs, while decoded
+    // lines wait, or while a reply is not drained: a client that pipelines without reading its
+    // replies holds at most one socket chunk of requests and one reply in the daemon's memory.
+    const queue: string[] = [];
+    let next = 0;
+    let busy = false;
+    let waitingForDrain = false;
+    const updateFlow = (): void => {
+      if (socket.destroyed) return;
+      const hold = busy || waitingForDrain || next < queue.length;
+      if (hold && !socket.isPaused()) socket.pause();
+      else if (!hold && socket.isPaused()) socket.resume();
+    };
+    const pump = (): void => {
+      while (!busy && !waitingForDrain && next < queue.length && !socket.destroyed) {
+        const line = queue[next++]!;
+        if (next === queue.length) {
+          queue.length = 0;
+          next = 0;
+        }
+        busy = true;
+        void this.#handleLine(line, socket, abort.signal, send).finally(() => {
+          busy = false;
+          pump();
+        });
+      }
+      updateFlow();
+    };
     socket.on(`error`, (error: NodeJS.ErrnoException) => {
       this.#log.debug(`control connection error`, {code: error.code, error: error.message});
     });
     socket.on(`close`, () => {
       this.#connections.delete(socket);
+      queue.length = 0;
+      next = 0;
       abort.abort(new RollbridgeError(ErrorCode.DAEMON_UNREACHABLE, `The control client disconnected`));
+    });
+    socket.on(`drain`, () => {
+      waitingForDrain = false;
+      pump();
     });
     const send = (frame: ResponseFrame): boolean => {
       if (socket.destroyed || socket.writableEnded) return false;
@@ -132,19 +170,24 @@ export class ControlServer {
         const message = `The daemon could not serialise its reply: ${errorMessage(error)}`;
         line = encodeFrame(createErrorFrame(frame.id, {code: ErrorCode.INTERNAL, message}));
       }
-      socket.write(line);
+      if (!socket.write(line)) {
+        waitingForDrain = true;
+        updateFlow();
+      }
       return true;
     };
     const decode = createLineDecoder({
       maxLineBytes: this.#options.maxMessageBytes,
       onLine: (line) => {
         if (overflowed) return;
-        void this.#handleLine(line, socket, abort.signal, send);
+        queue.push(line);
       },
       onOverflow: () => {
         overflowed = true;
+        queue.length = 0;
+        next = 0;
         const max = this.#options.maxMessageBytes;
-        this.#log.warn(`Control request rejected`, {code: ErrorCode.CONTROL_MESSAGE_TOO_LARGE, maxMessageBytes: max});
+        this.#logRejected(ErrorCode.CONTROL_MESSAGE_TOO_LARGE, `Control message exceeds the limit of ${max} bytes`);
         const error = new RollbridgeError(ErrorCode.CONTROL_MESSAGE_TOO_LARGE, `Control message exceeds the limit of ${max} bytes`, {
           fix: `Send one JSON request per line, each under ${max} bytes`,
           details: {maxMessageBytes: max},
@@ -154,12 +197,43 @@ export class ControlServer {
         else socket.destroy();
       },
     });
-    socket.on(`data`, decode);
+    socket.on(`data`, (chunk: Buffer) => {
+      decode(chunk);
+      pump();
+    });
+  }
+
+  /**
+   * Rejected requests are logged once, then counted: a client sending a million junk lines adds two
+   * log lines (the first and a count per REJECTION_LOG_WINDOW_MS), not a million, and does not push
+   * the real events out of the event history.
+   */
+  #logRejected(code: string, reason: string): void {
+    if (this.#rejections === null) {
+      this.#log.warn(`Control request rejected`, {code, reason});
+      const rejections = {count: 0, codes: new Set<string>(), timer: setTimeout(() => this.#flushRejections(), REJECTION_LOG_WINDOW_MS)};
+      rejections.timer.unref();
+      this.#rejections = rejections;
+      return;
+    }
+    this.#rejections.count++;
+    this.#rejections.codes.add(code);
+  }
+
+  #flushRejections(): void {
+    const rejections = this.#rejections;
+    if (rejections === null) return;
+    clearTimeout(rejections.timer);
+    this.#rejections = null;
+    if (rejections.count > 0) {
+      this.#log.warn(`Control requests rejected (repeated)`, {count: rejections.count, codes: [...rejections.codes], windowMs: REJECTION_LOG_WINDOW_MS});
+    }
   }
 
   async #handleLine(line: string, socket: net.Socket, signal: AbortSignal, send: (frame: ResponseFrame) => boolean): Promise<void> {
     let id: RequestId | null = null;
     let command: ControlCommandName | undefined;
+    let handling = false;
     try {
       const request = decodeRequestLine(line);
       id = request.id;
@@ -179,16 +253,24 @@ export class ControlServer {
         connection: socket,
       };
       const handler = this.#options.handlers[command] as (params: unknown, context: ControlHandlerContext) => Promise<Record<string, unknown>>;
+      handling = true;
       const result = await handler(params, context);
       finished = true;
       send(createSuccessFrame(id, result));
       if (command === `shutdown`) socket.end();
-    } catch (error) {
+    } catch (caught) {
+      // Nothing a client sends is an internal error: a failure before the handler runs (a parser or
+      // validator giving up on hostile input) is a protocol error.
+      const error = !handling && !isRollbridgeError(caught)
+        ? new RollbridgeError(ErrorCode.CONTROL_INVALID_REQUEST, `Control request could not be read: ${errorMessage(caught)}`, {
+          fix: `Send {"command": "<name>", ...params} as one JSON object per line`,
+        })
+        : caught;
       if (id === null && isRollbridgeError(error)) {
         const detailId = error.details.id;
         if (typeof detailId === `string` || typeof detailId === `number`) id = detailId;
       }
-      this.#logFailure(command, error);
+      this.#logFailure(handling ? command : undefined, error);
       send(createErrorFrame(id, toWireError(error)));
     }
   }
@@ -197,7 +279,7 @@ export class ControlServer {
     if (!isRollbridgeError(error)) {
       this.#log.error(`command failed`, {command, code: ErrorCode.INTERNAL, err: error, stack: error instanceof Error ? error.stack : undefined});
     } else if (command === undefined) {
-      this.#log.warn(`Control request rejected`, {code: error.code, reason: error.message});
+      this.#logRejected(error.code, error.message);
     } else {
       this.#log.warn(`command failed`, {command, code: error.code});
     }

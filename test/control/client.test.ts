@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import {once} from 'node:events';
 import {test} from 'node:test';
+import {waitFor} from '../helpers/wait-for.ts';
 import type {TestContext} from 'node:test';
 import {ControlClient} from '../../src/control/client.ts';
 import {RollbridgeError} from '../../src/errors/rollbridge-error.ts';
@@ -58,7 +59,7 @@ test(`calls a command and resolves with the validated result`, async (t) => {
   assert.deepEqual(await client.call(`restart`, {policy: `companion`}), {restarted: [`worker`]});
 });
 
-test(`runs several calls at once on one connection and matches replies by id`, async (t) => {
+test(`sends several calls at once on one connection; the daemon answers them one after the other, matched by id`, async (t) => {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => { release = resolve; });
   const {socketPath} = await startControlServer(t, {handlers: createTestHandlers({
@@ -68,13 +69,15 @@ test(`runs several calls at once on one connection and matches replies by id`, a
     },
   })});
   const client = await connect(t, socketPath);
-  const first = client.call(`deploy`, {releasePath: `/srv/a`, releaseId: `a`});
-  const second = client.call(`deploy`, {releasePath: `/srv/b`, releaseId: `b`});
-  const events = await client.call(`events`, {limit: 3});
-  assert.equal(events.events[0]?.data.limit, 3);
+  const settled: string[] = [];
+  const first = client.call(`deploy`, {releasePath: `/srv/a`, releaseId: `a`}).then((result) => (settled.push(`a`), result));
+  const second = client.call(`deploy`, {releasePath: `/srv/b`, releaseId: `b`}).then((result) => (settled.push(`b`), result));
+  const events = client.call(`events`, {limit: 3}).then((result) => (settled.push(`events`), result));
   release();
+  assert.equal((await events).events[0]?.data.limit, 3);
   assert.equal((await second).releaseId, `b`);
   assert.equal((await first).releaseId, `a`);
+  assert.deepEqual(settled, [`a`, `b`, `events`]);
 });
 
 test(`passes progress events to onProgress before resolving`, async (t) => {
@@ -161,10 +164,12 @@ test(`rejects with ERR_DAEMON_UNREACHABLE when the daemon closes the connection 
   await rejectsWithCode(client.call(`status`, {}), `ERR_DAEMON_UNREACHABLE`);
 });
 
-test(`rejects a call whose signal aborts, and keeps serving the others`, async (t) => {
+test(`rejects a call whose signal aborts; closing the client aborts the daemon's handler`, async (t) => {
+  let handlerAborted = false;
   const {socketPath} = await startControlServer(t, {handlers: createTestHandlers({
     restart: async (_params, context) => {
       await once(context.signal, `abort`).catch(() => {});
+      handlerAborted = true;
       return {restarted: []};
     },
   })});
@@ -173,7 +178,9 @@ test(`rejects a call whose signal aborts, and keeps serving the others`, async (
   const pending = client.call(`restart`, {}, {signal: controller.signal});
   controller.abort(new Error(`cancelled by the test`));
   await assert.rejects(pending, /cancelled by the test/);
-  assert.deepEqual(await client.call(`status`, {}), STATUS);
+  client.close();
+  await waitFor(() => handlerAborted);
+  assert.deepEqual(await (await connect(t, socketPath)).call(`status`, {}), STATUS);
 });
 
 test(`connect fails with ERR_DAEMON_UNREACHABLE naming ENOENT when nothing is at the path`, async (t) => {

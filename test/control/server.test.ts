@@ -4,6 +4,7 @@ import {once} from 'node:events';
 import {test} from 'node:test';
 import {RollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {CONTROL_COMMAND_NAMES} from '../../src/control/protocol.ts';
+import {waitFor} from '../helpers/wait-for.ts';
 import {RawConnection, STATUS, createTestHandlers, startControlServer} from './start-control-server.ts';
 
 function deferred<T = void>(): {promise: Promise<T>; resolve(value: T): void} {
@@ -33,26 +34,89 @@ test(`answers a request without an id with "id": null, like upstream clients exp
   assert.equal(frame?.application, `demo`);
 });
 
-test(`answers pipelined requests in completion order, each with its own id`, async (t) => {
+test(`answers pipelined requests one at a time, in order: the next starts only when the previous is answered`, async (t) => {
   const gate = deferred();
+  const started: string[] = [];
   const {socketPath} = await startControlServer(t, {handlers: createTestHandlers({
     deploy: async () => {
+      started.push(`deploy`);
       await gate.promise;
       return {activeReleaseId: `r2`, previousReleaseId: `r1`, releaseId: `r2`, durationMs: 1};
+    },
+    status: async () => {
+      started.push(`status`);
+      return STATUS;
     },
   })});
   const connection = await RawConnection.open(t, socketPath);
   connection.send([
     JSON.stringify({id: 1, command: `deploy`, releasePath: `/srv/app/r2`}),
     JSON.stringify({id: 2, command: `status`}),
-    JSON.stringify({id: 3, command: `restart`, processId: `worker`}),
   ].join(`\n`) + `\n`);
-  const firstTwo = await connection.waitForFrames(2);
-  assert.deepEqual(firstTwo.map((frame) => frame.id).sort(), [2, 3]);
+  await waitFor(() => started.length === 1);
+  const other = await RawConnection.open(t, socketPath);
+  other.send(`{"id":"other","command":"status"}\n`);
+  await other.waitForFrames(1); // another connection is served meanwhile
+  assert.deepEqual(started, [`deploy`, `status`]);
+  assert.equal(connection.frames.length, 0, `the second request waits for the first`);
   gate.resolve();
-  const all = await connection.waitForFrames(3);
-  assert.equal(all[2]?.id, 1);
-  assert.equal(all[2]?.releaseId, `r2`);
+  const frames = await connection.waitForFrames(2);
+  assert.deepEqual(frames.map((frame) => frame.id), [1, 2]);
+});
+
+test(`stops reading a connection whose replies are not drained, then answers everything once it reads`, async (t) => {
+  let handled = 0;
+  const big = `x`.repeat(64 * 1024);
+  const {socketPath} = await startControlServer(t, {handlers: createTestHandlers({
+    status: async () => {
+      handled++;
+      return {...STATUS, padding: big};
+    },
+  })});
+  const socket = net.connect(socketPath);
+  t.after(() => socket.destroy());
+  await once(socket, `connect`);
+  socket.pause(); // reads nothing: 1000 replies of 64 KiB would be 64 MiB in the daemon without backpressure
+  const total = 1_000;
+  socket.write(Array.from({length: total}, (_, i) => JSON.stringify({id: i, command: `status`})).join(`\n`) + `\n`);
+  await waitFor(() => handled > 0);
+  let previous = -1;
+  await waitFor(() => {
+    const settled = handled === previous;
+    previous = handled;
+    return settled;
+  }, {intervalMs: 200, what: `the daemon to stop handling`});
+  assert.ok(handled < total / 4, `handled ${handled} of ${total} without the client reading`);
+  let text = ``;
+  socket.setEncoding(`utf8`);
+  socket.on(`data`, (chunk: string) => (text += chunk));
+  socket.resume();
+  await waitFor(() => text.split(`\n`).length > total, {what: `all replies`});
+  const ids = text.trim().split(`\n`).map((line) => (JSON.parse(line) as {id: number}).id);
+  assert.deepEqual(ids, Array.from({length: total}, (_, i) => i));
+});
+
+test(`answers deeply nested JSON with a protocol error, never ERR_INTERNAL`, async (t) => {
+  const {socketPath, records} = await startControlServer(t);
+  const connection = await RawConnection.open(t, socketPath);
+  const deep = `${`[`.repeat(10_000)}${`]`.repeat(10_000)}`;
+  connection.send(`{"id":1,"command":${deep}}\n{"id":2,"command":"status","x":${deep}}\n{"id":3,"command":"status","x":[[["ok"]]]}\n`);
+  const frames = await connection.waitForFrames(3);
+  for (const frame of frames) assert.equal((frame.error as {code: string}).code, `ERR_CONTROL_INVALID_REQUEST`, JSON.stringify(frame).slice(0, 200));
+  assert.match((frames[0]!.error as {message: string}).message, /nested 10001 levels deep/);
+  assert.equal(records.filter((record) => record.level === `error`).length, 0);
+});
+
+test(`logs a flood of rejected lines once, then once more with the count`, async (t) => {
+  const {server, socketPath, records} = await startControlServer(t);
+  const connection = await RawConnection.open(t, socketPath);
+  connection.send(`junk\n`.repeat(1_000));
+  await connection.waitForFrames(1_000);
+  await server.close();
+  const rejected = records.filter((record) => String(record.msg).startsWith(`Control request`));
+  assert.equal(rejected.length, 2, JSON.stringify(rejected));
+  assert.equal(rejected[0]!.code, `ERR_CONTROL_INVALID_JSON`);
+  assert.equal(rejected[1]!.count, 999);
 });
 
 test(`sends progress frames before the final frame of a long command`, async (t) => {
