@@ -2,7 +2,8 @@
 // SSH to three hosts of the sshd rig, each with its own user, home, rollbridge config, proxy port and
 // daemon (started by the recipe's --ensure-daemon), running the real built binary. Both flows: the
 // hooked git deploy (Capistrano checks out releases/<timestamp>, rollbridge switches to it after
-// deploy:published) and the standalone one (no SCM, rollbridge owns the releases).
+// deploy:published) and the standalone one (no SCM, rollbridge owns the releases); then the other
+// tasks on one host: a legacy takeover, a restart under load, predeploy-cleanup and ensure-daemon.
 import assert from 'node:assert/strict';
 import {execFile, spawnSync} from 'node:child_process';
 import fs from 'node:fs';
@@ -14,11 +15,13 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {getBinaryPath} from '../e2e/binary-path.ts';
 import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {isPidAlive} from '../helpers/processes.ts';
 import {REPO_ROOT} from '../helpers/run-cli.ts';
 import {startSshHosts} from '../helpers/sshd.ts';
 import type {SshHost, SshRig} from '../helpers/sshd.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
+import {waitFor} from '../helpers/wait-for.ts';
 
 const RECIPE = path.join(REPO_ROOT, `integrations`, `capistrano`, `rollbridge.rake`);
 const FIXTURES = path.join(REPO_ROOT, `test`, `fixtures`, `capistrano`);
@@ -28,10 +31,10 @@ type Cap = {code: number; output: string};
 type Flow = `git` | `standalone`;
 
 /** Three rig hosts, each with its rollbridge config in its home; null when the test was skipped. */
-async function startHosts(t: TestContext): Promise<{rig: SshRig; binary: string} | null> {
+async function startHosts(t: TestContext, options: {hosts?: number; legacyTakeover?: Record<string, unknown>} = {}): Promise<{rig: SshRig; binary: string} | null> {
   const binary = getBinaryPath();
   if (!requireCommands(t, [{command: `cap`, pkg: `capistrano`}, {command: `git`, pkg: `git`}])) return null;
-  const rig = await startSshHosts(t, {hosts: 3});
+  const rig = await startSshHosts(t, {hosts: options.hosts ?? 3});
   if (rig === null) return null;
   for (const host of rig.hosts) {
     // A release holding unhealthy-<host name> fails its health check on that host only.
@@ -47,6 +50,7 @@ async function startHosts(t: TestContext): Promise<{rig: SshRig; binary: string}
         port: {from: 0, to: 0},
         health: {path: `/ping`, intervalMs: 50, timeoutMs: 2_000},
       }],
+      ...(options.legacyTakeover ? {legacyTakeover: options.legacyTakeover} : {}),
     }, null, 2));
     // Stops the daemon the recipe started (and its app) before the rig kills what is left of the user.
     rig.onTeardown(() => rig.ssh(host, `${binary} shutdown --config ~/rollbridge.json`));
@@ -67,7 +71,13 @@ function makeProject(t: TestContext, flow: Flow, rig: SshRig): string {
   fs.mkdirSync(path.join(dir, `lib`, `capistrano`, `tasks`), {recursive: true});
   fs.copyFileSync(RECIPE, path.join(dir, `lib`, `capistrano`, `tasks`, `rollbridge.rake`));
   fs.mkdirSync(path.join(dir, `config`, `deploy`));
-  fs.writeFileSync(path.join(dir, `config`, `deploy`, `test.rb`), [
+  writeStage(dir, rig);
+  return dir;
+}
+
+/** config/deploy/test.rb: the rig's servers and SSH options, then `extra` lines (settings of one test). */
+function writeStage(project: string, rig: SshRig, extra: string[] = []): void {
+  fs.writeFileSync(path.join(project, `config`, `deploy`, `test.rb`), [
     ...rig.hosts.map((host) => `server "127.0.0.1", port: ${host.port}, user: "${host.user}", roles: %w[app]`),
     `set :ssh_options, keys: ["${rig.keyPath}"], keys_only: true, auth_methods: %w[publickey],`,
     `                  user_known_hosts_file: "${rig.knownHostsPath}", verify_host_key: :always`,
@@ -75,9 +85,9 @@ function makeProject(t: TestContext, flow: Flow, rig: SshRig): string {
     // deploy user (/tmp/git-ssh-….sh, one name for all) would lock out the others. A relative tmp_dir is
     // in each user's home (ssh and scp start there); the repository is local, so git never runs it.
     `set :tmp_dir, "tmp"`,
+    ...extra,
     ``,
   ].join(`\n`));
-  return dir;
 }
 
 /** A bare repository with branches v1, v2 and v3 (v3 holds unhealthy-host2), copied into every host's home. */
@@ -175,10 +185,18 @@ async function underLoad(rig: SshRig, run: () => Promise<Cap>): Promise<{result:
   return {result, releaseId, answered: traffic.answered};
 }
 
-async function hostStatus(rig: SshRig, host: SshHost, binary: string): Promise<{activeReleaseId: string; releases: Array<{releaseId: string}>}> {
+type HostStatus = {activeReleaseId: string; releases: Array<{releaseId: string; state: string; processes: Array<{id: string; pid: number; state: string}>}>};
+
+async function hostStatus(rig: SshRig, host: SshHost, binary: string): Promise<HostStatus> {
   const result = await rig.ssh(host, `${binary} status --json --config ~/rollbridge.json`);
   assert.equal(result.code, 0, result.stderr);
-  return JSON.parse(result.stdout) as {activeReleaseId: string; releases: Array<{releaseId: string}>};
+  return JSON.parse(result.stdout) as HostStatus;
+}
+
+/** The pid of the running web process of the active release. */
+function webPid(status: HostStatus): number | undefined {
+  const active = status.releases.findLast((release) => release.releaseId === status.activeReleaseId);
+  return active?.processes.find((entry) => entry.id === `web` && entry.state === `running`)?.pid;
 }
 
 /** The failed run stopped at host 2 with rollbridge's error; host 1 took the release, host 3 never heard of it. */
@@ -257,4 +275,51 @@ test(`standalone: cap deploy runs rollbridge:deploy on the prepared release host
 
   const failed = await cap(project, binary, [`test`, `deploy`], {RELEASE_FILES: `unhealthy-host2`});
   await assertStoppedAtHost2(rig, binary, failed, r1);
+});
+
+test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load, :predeploy_cleanup and :ensure_daemon on a host`, async (t) => {
+  const hosts = await startHosts(t, {hosts: 1, legacyTakeover: {processes: [{includes: [`legacy-app`], name: `hand-started app`}]}});
+  if (hosts === null) return;
+  const {rig, binary} = hosts;
+  const host = rig.hosts[0]!;
+  const project = makeProject(t, `standalone`, rig);
+  const takeover = [`set :rollbridge_release_id, "r1"`, `before "rollbridge:legacy_takeover", "app:prepare_release"`];
+
+  // The app as it ran before rollbridge: started by hand on the proxy port, `legacy-app` in its command line.
+  const started = await rig.ssh(host, `ROLLBRIDGE_PORT=${host.proxyPort} ROLLBRIDGE_RELEASE_ID=legacy nohup "${process.execPath}" "${WEB_APP}" legacy-app >/dev/null 2>&1 & echo $!`);
+  const legacyPid = Number(started.stdout.trim());
+  assert.ok(legacyPid > 0, started.stderr);
+  await waitFor(() => httpGet(host.proxyPort).then((result) => result.body === `legacy\n`), {what: `the hand-started app to serve`});
+
+  writeStage(project, rig, [...takeover, `set :rollbridge_dry_run, true`]);
+  const plan = await cap(project, binary, [`test`, `rollbridge:legacy_takeover`]);
+  assert.equal(plan.code, 0, plan.output);
+  assert.match(plan.output, /legacy-takeover plan \(nothing changed\): 0 screen session\(s\), 1 legacy process\(es\) to stop/);
+  assert.equal(isPidAlive(legacyPid), true);
+
+  writeStage(project, rig, takeover);
+  const handover = await cap(project, binary, [`test`, `rollbridge:legacy_takeover`]);
+  assert.equal(handover.code, 0, handover.output);
+  assert.match(handover.output, new RegExp(`127\\.0\\.0\\.1:${host.port} release r1 is active; legacy processes: 1 stopped, 0 killed; port gap [\\d.]+ ms`));
+  await assertServing([host], `r1`);
+  await waitFor(() => !isPidAlive(legacyPid), {what: `the hand-started app to be gone`});
+
+  writeStage(project, rig, [`set :rollbridge_restart_process, "web"`]);
+  const before = webPid(await hostStatus(rig, host, binary));
+  assert.ok(before);
+  const traffic = loadAll([host]);
+  const restart = await cap(project, binary, [`test`, `rollbridge:restart`]);
+  assert.deepEqual(await traffic.stop(), [], `no failed request while web was replaced`);
+  assert.equal(restart.code, 0, restart.output);
+  assert.match(restart.output, /restarted web/);
+  const after = webPid(await hostStatus(rig, host, binary));
+  assert.ok(after && after !== before, `a new web process serves (${before} → ${after})`);
+  await waitFor(() => !isPidAlive(before), {what: `the replaced web process ${before} to stop`});
+
+  const cleanup = await cap(project, binary, [`test`, `rollbridge:predeploy_cleanup`]);
+  assert.equal(cleanup.code, 0, cleanup.output);
+  assert.match(cleanup.output, /predeploy-cleanup: daemon-active/);
+  const ensured = await cap(project, binary, [`test`, `rollbridge:ensure_daemon`]);
+  assert.equal(ensured.code, 0, ensured.output);
+  assert.match(ensured.output, /daemon running: active release r1 on proxy 127\.0\.0\.1:\d+ \(web running\)/);
 });
