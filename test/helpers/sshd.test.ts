@@ -29,9 +29,9 @@ test(`starts separate sshd hosts on 127.0.0.1 and removes them, their users and 
     assert.notEqual(hosts[0]?.user, hosts[1]?.user);
     assert.notEqual(hosts[0]?.proxyPort, hosts[1]?.proxyPort);
     for (const host of hosts) {
-      const login = await rig.ssh(host, `id -un; echo "$HOME"; stat -c %a "$HOME/.ssh" "$HOME/.ssh/authorized_keys"`);
+      const login = await rig.ssh(host, `id -un; echo "$HOME"; echo "$TMPDIR"; stat -c %a "$HOME/.ssh" "$HOME/.ssh/authorized_keys" "$TMPDIR"`);
       assert.equal(login.code, 0, login.stderr + fs.readFileSync(host.logPath, `utf8`));
-      assert.deepEqual(login.stdout.trim().split(`\n`), [host.user, host.home, `700`, `600`]);
+      assert.deepEqual(login.stdout.trim().split(`\n`), [host.user, host.home, host.tmpDir, `700`, `600`, `700`]);
     }
     const [first, second] = hosts as [SshHost, SshHost];
     // Host keys are pinned: a client without the rig's known_hosts refuses to log in (ssh takes the first -o of a kind).

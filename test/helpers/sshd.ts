@@ -1,7 +1,7 @@
 // Real SSH hosts on this machine for the integration tests (Ansible, Capistrano, the Action's ssh
 // flows): N sshd instances on 127.0.0.1, each on its own free port with its own host key, config, pid
-// file and log, and each with its own throw-away user (home directory, proxy port), so the daemons,
-// configs and runtime files of the "hosts" never meet. One generated ed25519 key logs in everywhere;
+// file and log, and each with its own throw-away user (home directory, TMPDIR, proxy port), so the
+// daemons, configs and runtime files of the "hosts" never meet. One generated ed25519 key logs in everywhere;
 // a known_hosts file pins every host key, so clients check host keys instead of ignoring them.
 //
 // Teardown (in this order): functions registered with `onTeardown` (stop daemons gracefully), then every
@@ -34,6 +34,8 @@ export type SshHost = {
   gid: number;
   /** The user's home directory (0700, owned by the user): this host's private disk. */
   home: string;
+  /** `<home>/tmp`, the host's private temp dir: sshd sets TMPDIR to it in every session (all hosts share /tmp). */
+  tmpDir: string;
   /** A free port on 127.0.0.1 for this host's proxy (rollbridge's `proxy.port`). */
   proxyPort: number;
   /** The private key (0600, owned by root, the test's user) that logs in as `user`. */
@@ -128,7 +130,9 @@ export async function startSshHosts(t: TestContext, options: {hosts?: number} = 
     const sshDir = path.join(home, `.ssh`);
     fs.mkdirSync(sshDir, {mode: 0o700});
     fs.writeFileSync(path.join(sshDir, `authorized_keys`), publicKey, {mode: 0o600});
-    for (const entry of [sshDir, path.join(sshDir, `authorized_keys`)]) fs.chownSync(entry, uid, gid);
+    const tmpDir = path.join(home, `tmp`);
+    fs.mkdirSync(tmpDir, {mode: 0o700});
+    for (const entry of [sshDir, path.join(sshDir, `authorized_keys`), tmpDir]) fs.chownSync(entry, uid, gid);
 
     const hostDir = path.join(dir, name);
     fs.mkdirSync(hostDir);
@@ -155,6 +159,7 @@ export async function startSshHosts(t: TestContext, options: {hosts?: number} = 
       `MaxStartups 50`,
       `MaxSessions 50`,
       `Subsystem sftp internal-sftp`,
+      `SetEnv TMPDIR=${tmpDir}`,
       ``,
     ].join(`\n`));
     run(SSHD, [`-t`, `-f`, configPath]);
@@ -164,7 +169,7 @@ export async function startSshHosts(t: TestContext, options: {hosts?: number} = 
     knownHosts.push(`[127.0.0.1]:${port} ${fs.readFileSync(`${hostKey}.pub`, `utf8`).split(` `).slice(0, 2).join(` `)}`);
     const proxyPort = await freePort();
     rig.hosts.push({
-      name, host: `127.0.0.1`, port, user, uid, gid, home, proxyPort, keyPath: rig.keyPath, knownHostsPath: rig.knownHostsPath, logPath,
+      name, host: `127.0.0.1`, port, user, uid, gid, home, tmpDir, proxyPort, keyPath: rig.keyPath, knownHostsPath: rig.knownHostsPath, logPath,
       sshOptions: [`-i`, rig.keyPath, `-p`, String(port), `-o`, `IdentitiesOnly=yes`, `-o`, `BatchMode=yes`, `-o`, `StrictHostKeyChecking=yes`, `-o`, `UserKnownHostsFile=${rig.knownHostsPath}`, `-o`, `ConnectTimeout=10`],
     });
   }
