@@ -2,13 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../control/client.ts';
-import {getDefaultDaemonLogPath, getDefaultDaemonPidPath} from '../config/paths.ts';
+import {getDefaultDaemonLogPath, getDefaultDaemonPidPath, getRuntimeDir} from '../config/paths.ts';
 import type {Config} from '../config/types.ts';
 import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {CliContext} from './context.ts';
 import {getVersionInfo} from './version.ts';
+import {APPEND_FLAGS, REPLACE_FLAGS, UnsafePathError, ensurePrivateDirectory, openPrivateFile} from '../util/private-file.ts';
 
 export type EnsureDaemonOptions = {
   logPath?: string | undefined;
@@ -29,9 +30,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
 
   const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
   const pidPath = path.resolve(context.cwd, options.pidPath ?? getDefaultDaemonPidPath(config.application));
-  fs.mkdirSync(path.dirname(logPath), {recursive: true});
-  fs.mkdirSync(path.dirname(pidPath), {recursive: true});
-  const logFd = fs.openSync(logPath, `a`, 0o600);
+  const logFd = openDaemonFile(logPath, APPEND_FLAGS, `--daemon-log-path`);
   const {spawn} = await import('node:child_process');
   let child;
   try {
@@ -47,7 +46,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   const exited = new Promise<number | null>((resolve) => child.once(`exit`, (code) => resolve(code)));
   child.once(`error`, () => undefined);
   child.unref();
-  if (child.pid !== undefined) fs.writeFileSync(pidPath, `${child.pid}\n`);
+  if (child.pid !== undefined) writePidFile(pidPath, child.pid);
 
   const timeoutMs = options.startTimeoutMs ?? DEFAULT_DAEMON_START_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
@@ -96,7 +95,7 @@ export async function replaceDaemon(config: Config, context: CliContext, options
   const {readToken} = await import('../control/replace-token.ts');
   const token = readToken(config.control.path);
   const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
-  fs.mkdirSync(path.dirname(logPath), {recursive: true});
+  fs.closeSync(openDaemonFile(logPath, APPEND_FLAGS, `--daemon-log-path`)); // checked here; the daemon appends to it
   const client = await ControlClient.connect(config.control.path);
   let result: {previousPid: number; pid: number; durationMs: number};
   try {
@@ -105,9 +104,39 @@ export async function replaceDaemon(config: Config, context: CliContext, options
     client.close();
   }
   const pidPath = path.resolve(context.cwd, options.pidPath ?? getDefaultDaemonPidPath(config.application));
-  fs.mkdirSync(path.dirname(pidPath), {recursive: true});
-  fs.writeFileSync(pidPath, `${result.pid}\n`);
+  writePidFile(pidPath, result.pid);
   return {replaced: true, previousPid: result.previousPid, pid: result.pid, durationMs: result.durationMs, status: await statusOf(config)};
+}
+
+/**
+ * Opens the daemon log or pid file: the private runtime directory is created 0700 (and refused when
+ * someone else made it), any other directory must not be writable by others, and the file itself is
+ * opened without following a symlink and refused when another user owns or may write it.
+ */
+function openDaemonFile(file: string, flags: number, flag: string): number {
+  const dir = path.dirname(file);
+  try {
+    if (dir === getRuntimeDir()) ensurePrivateDirectory(dir);
+    else fs.mkdirSync(dir, {recursive: true});
+    return openPrivateFile(file, flags, dir);
+  } catch (error) {
+    if (error instanceof UnsafePathError) {
+      throw new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing ${error.path}: ${error.reason}`, {
+        fix: `Remove ${error.path} if you did not create it, or pass ${flag} a file in a directory only you can write`,
+        details: {key: flag, path: error.path},
+      });
+    }
+    throw error;
+  }
+}
+
+function writePidFile(pidPath: string, pid: number): void {
+  const fd = openDaemonFile(pidPath, REPLACE_FLAGS, `--daemon-pid-path`);
+  try {
+    fs.writeSync(fd, `${pid}\n`);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** True when the status comes from a daemon of another build than this CLI (version or commit differ). */

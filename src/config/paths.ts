@@ -22,12 +22,13 @@ export function getDefaultLogDir(application: string): string {
   return path.join(getRuntimeDir(), `${sanitizeName(application)}-logs`);
 }
 
+/** In the private runtime directory (0700), where no other user can plant a symlink or a file. */
 export function getDefaultDaemonLogPath(application: string): string {
-  return path.join(os.tmpdir(), `rollbridge-${sanitizeName(application)}.log`);
+  return path.join(getRuntimeDir(), `${sanitizeName(application)}.log`);
 }
 
 export function getDefaultDaemonPidPath(application: string): string {
-  return path.join(os.tmpdir(), `rollbridge-${sanitizeName(application)}.pid`);
+  return path.join(getRuntimeDir(), `${sanitizeName(application)}.pid`);
 }
 
 export function sanitizeName(name: string): string {

@@ -1,9 +1,11 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import {ControlServer, probeControlSocket} from '../control/server.ts';
 import {DEFAULT_CONTROL_MAX_MESSAGE_BYTES, DEFAULT_EVENT_HISTORY} from '../config/defaults.ts';
 import type {Config} from '../config/types.ts';
 import {Deployer, proxyRuntimeOptions} from '../deploy/deployer.ts';
 import {ErrorCode} from '../errors/codes.ts';
-import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {RollbridgeError, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import {Logger, createStreamSink} from '../log/logger.ts';
 import {ProxyServer} from '../proxy/proxy-server.ts';
 import {PortAllocator} from '../supervisor/port-allocator.ts';
@@ -17,6 +19,7 @@ import {StateKeeper} from './state-keeper.ts';
 import {receiveListeningSocket, reportReady} from './replace.ts';
 import {removeToken, writeToken} from '../control/replace-token.ts';
 import {createHandlers} from './handlers.ts';
+import {describeUnsafeDirectory} from '../util/private-file.ts';
 
 export type DaemonOptions = {
   config: Config;
@@ -96,6 +99,8 @@ export class Daemon {
     try {
       state = readStateFile(statePath);
     } catch (error) {
+      // A state file someone else could have written names processes to signal: never start on it.
+      if (isRollbridgeError(error) && error.code === ErrorCode.STATE_FILE_UNSAFE) throw error;
       log.error(`state file unreadable; nothing re-adopted`, {statePath, err: error});
       this.recovery = {statePath, previousDaemonPid: null, stateWrittenAt: null, restoredAt: new Date().toISOString(), durationMs: 0, error: (error as Error).message};
       return;
@@ -119,6 +124,7 @@ export class Daemon {
 
   static async start(options: DaemonOptions): Promise<Daemon> {
     const {config} = options;
+    checkFileLocations(config);
     const history = new EventHistory(DEFAULT_EVENT_HISTORY);
     const log = new Logger({sinks: [createStreamSink(options.stdout), history.sink]});
     if (config.eventsPath) log.addSink(createEventsFileSink(config.eventsPath));
@@ -313,4 +319,28 @@ function daemonSha256(): string | null {
     sha256 = hash.digest(`hex`);
   })().catch(() => undefined);
   return null;
+}
+
+/**
+ * Refuses to start when statePath or logs.dir lies in a directory others may write (without the sticky
+ * bit): anyone could replace the state file between two writes, or a log file (the rule the control
+ * socket's directory already follows). eventsPath is checked when it is opened.
+ */
+function checkFileLocations(config: Config): void {
+  const statePath = statePathOf(config);
+  const stateProblem = describeUnsafeDirectory(path.dirname(statePath));
+  if (stateProblem !== null) {
+    throw new RollbridgeError(ErrorCode.STATE_FILE_UNSAFE, `Refusing the state file ${statePath}: ${stateProblem}`, {
+      fix: `Set statePath to a file in a directory only the daemon's user can write, or run "chmod o-w,g-w ${path.dirname(statePath)}"`,
+      details: {statePath},
+    });
+  }
+  const logsDir = config.logs.dir;
+  const logsProblem = describeUnsafeDirectory(logsDir) ?? (fs.existsSync(logsDir) ? null : describeUnsafeDirectory(path.dirname(logsDir)));
+  if (logsProblem !== null) {
+    throw new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing logs.dir ${logsDir}: ${logsProblem}`, {
+      fix: `Set logs.dir to a directory only the daemon's user can write`,
+      details: {key: `logs.dir`, path: logsDir},
+    });
+  }
 }

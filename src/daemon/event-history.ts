@@ -1,7 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {LogRecord, LogSink} from '../log/logger.ts';
+import {APPEND_FLAGS, UnsafePathError, openPrivateFile} from '../util/private-file.ts';
 
 export type HistoryEvent = {at: string; message: string; level: string; data: Record<string, unknown>};
 
@@ -55,8 +57,14 @@ export function toHistoryEvent(record: LogRecord): HistoryEvent {
 export function createEventsFileSink(eventsPath: string): LogSink {
   let fd: number;
   try {
-    fd = fs.openSync(eventsPath, `a`, 0o600);
+    fd = openPrivateFile(eventsPath, APPEND_FLAGS, path.dirname(eventsPath));
   } catch (error) {
+    if (error instanceof UnsafePathError) {
+      throw new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing eventsPath ${eventsPath}: ${error.reason}`, {
+        fix: `Set eventsPath to a file in a directory only the daemon's user can write, or remove what is at ${eventsPath}`,
+        details: {key: `eventsPath`, path: eventsPath},
+      });
+    }
     throw new RollbridgeError(ErrorCode.EVENTS_FILE_UNWRITABLE, `Cannot open eventsPath ${eventsPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {
       fix: `Create the directory of eventsPath, make it writable by the daemon's user, or unset eventsPath`,
       details: {eventsPath},

@@ -9,6 +9,7 @@ import {tokenPathOf} from '../control/replace-token.ts';
 import type {Config} from '../config/types.ts';
 import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
+import {APPEND_FLAGS, openPrivateFile} from '../util/private-file.ts';
 
 /** The parts of the daemon a handover uses. */
 export type HandoverHost = {
@@ -76,7 +77,8 @@ export async function handOver(daemon: HandoverHost, params: ParamsOf<`replace`>
 async function startSuccessor(daemon: HandoverHost, params: ParamsOf<`replace`>, configPath: string): Promise<number> {
   const {spawn} = await import('node:child_process');
   const logPath = params.logPath;
-  const logFd = logPath === undefined ? `ignore` : fs.openSync(logPath, `a`, 0o600);
+  // Never through a symlink, never a file someone else owns: the daemon may be root.
+  const logFd = logPath === undefined ? `ignore` : openPrivateFile(logPath, APPEND_FLAGS, path.dirname(logPath));
   let child;
   try {
     child = spawn(params.executable.file, [...params.executable.args, `daemon`, `--config`, configPath, `--successor`], {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {readProcStat} from '../system/proc.ts';
+import {CREATE_NEW_FLAGS, READ_FLAGS, currentUid, describeUnsafeDirectory, describeUnsafeFile} from '../util/private-file.ts';
 
 /**
  * The daemon's persisted state (product §5.8): enough to find and re-adopt every managed process
@@ -76,7 +77,9 @@ export async function writeStateFile(statePath: string, state: DaemonState): Pro
   const temp = `${statePath}.${process.pid}.${tempCounter}.tmp`;
   const text = `${JSON.stringify(state, null, 2)}\n`;
   try {
-    const handle = await fs.promises.open(temp, `w`, 0o600);
+    // A new file only, never through a symlink someone planted at the temp name.
+    await fs.promises.rm(temp, {force: true});
+    const handle = await fs.promises.open(temp, CREATE_NEW_FLAGS, 0o600);
     try {
       await handle.writeFile(text, `utf8`);
       await handle.sync();
@@ -137,12 +140,29 @@ export function removeStaleTempFiles(statePath: string): number {
  * another tool's) is an ERR_STATE_UNREADABLE error naming the path; the atomic writer never leaves one.
  */
 export function readStateFile(statePath: string): DaemonState | null {
+  // The state names processes a root daemon will signal: a file someone else could write (or a
+  // symlink to one) must never be trusted.
+  const unsafeDir = describeUnsafeDirectory(path.dirname(statePath));
+  if (unsafeDir !== null) throw unsafeState(statePath, unsafeDir);
   let text: string;
+  let fd: number;
   try {
-    text = fs.readFileSync(statePath, `utf8`);
+    fd = fs.openSync(statePath, READ_FLAGS);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === `ENOENT`) return null;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === `ENOENT`) return null;
+    if ((code === `ELOOP` || code === `EACCES`) && fs.lstatSync(statePath, {throwIfNoEntry: false})?.isSymbolicLink()) throw unsafeState(statePath, `it is a symbolic link`);
     throw unreadable(statePath, (error as Error).message, error);
+  }
+  try {
+    const problem = describeUnsafeFile(fs.fstatSync(fd));
+    if (problem !== null) throw unsafeState(statePath, problem);
+    text = fs.readFileSync(fd, `utf8`);
+  } catch (error) {
+    if (error instanceof RollbridgeError) throw error;
+    throw unreadable(statePath, (error as Error).message, error);
+  } finally {
+    fs.closeSync(fd);
   }
   let parsed: unknown;
   try {
@@ -153,6 +173,14 @@ export function readStateFile(statePath: string): DaemonState | null {
   const problem = checkState(parsed);
   if (problem !== null) throw unreadable(statePath, problem);
   return parsed as DaemonState;
+}
+
+function unsafeState(statePath: string, reason: string): RollbridgeError {
+  const uid = currentUid();
+  return new RollbridgeError(ErrorCode.STATE_FILE_UNSAFE, `Refusing the state file ${statePath}: ${reason}`, {
+    fix: `Check who wrote ${statePath} and remove it, or set statePath to a file in a directory only the daemon's user (uid ${uid}) can write`,
+    details: {statePath, uid},
+  });
 }
 
 function unreadable(statePath: string, reason: string, cause?: unknown): RollbridgeError {

@@ -6,6 +6,7 @@ import type {LogsConfig, ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
+import {APPEND_FLAGS, UnsafePathError, openPrivateFile} from '../util/private-file.ts';
 import {OutputBuffer} from './output-buffer.ts';
 import type {OutputLine, OutputStream} from './output-buffer.ts';
 
@@ -88,10 +89,16 @@ export class ProcessLog {
       for (const file of [this.paths.stdout, this.paths.stderr]) {
         current = file;
         fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700});
-        opened.push(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600));
+        opened.push(openPrivateFile(file, APPEND_FLAGS, path.dirname(file)));
       }
     } catch (error) {
       closeLogFds(opened);
+      if (error instanceof UnsafePathError) {
+        throw new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing the process log ${current}: ${error.reason}`, {
+          fix: `Set logs.dir to a directory only the daemon's user can write, or remove what is at ${current}`,
+          details: {key: `logs.dir`, path: current},
+        });
+      }
       const code = (error as NodeJS.ErrnoException).code;
       throw new RollbridgeError(ErrorCode.PROCESS_LOG_UNWRITABLE, `Cannot open the process log ${current}: ${code ?? String(error)}`, {
         fix: `Make ${path.dirname(current)} writable by the daemon's user, or set logs.dir in the config to a writable directory`,

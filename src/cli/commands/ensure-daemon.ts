@@ -26,8 +26,8 @@ export class EnsureDaemonCommand extends BaseCommand {
     ],
   });
 
-  daemonLogPath = Option.String(`--daemon-log-path`, {description: `Where the daemon's output is appended (default: /tmp/rollbridge-<application>.log)`});
-  daemonPidPath = Option.String(`--daemon-pid-path`, {description: `Where the daemon's pid is written (default: /tmp/rollbridge-<application>.pid)`});
+  daemonLogPath = Option.String(`--daemon-log-path`, {description: `Where the daemon's output is appended (default: $TMPDIR/rollbridge-<uid>/<application>.log)`});
+  daemonPidPath = Option.String(`--daemon-pid-path`, {description: `Where the daemon's pid is written (default: $TMPDIR/rollbridge-<uid>/<application>.pid)`});
   daemonStartTimeoutMs = Option.String(`--daemon-start-timeout-ms`, {description: `How long to wait for the daemon to answer, in ms (default: 10000)`});
   daemonRuntimePath = Option.String(`--daemon-runtime-path`, {hidden: true, description: `Accepted for compatibility with rollbridge 0.1; the binary is self-contained, so it is ignored`});
 
