@@ -1,9 +1,12 @@
 // The benchmark's load process (runs apart from the bench so its CPU is its own):
 //
 //   node scripts/bench/load-client.ts http --port <n> [--connections 64] [--max-ms 120000] [--path /]
+//                                         [--post-percent 0] [--post-sizes 0,1024,65536,262144]
 //     Keep-alive HTTP load (undici Pool, one request in flight per connection) until `stop` on stdin,
 //     SIGTERM or --max-ms. Counts every response by status, every error by code, responses by body
-//     (the fixture app answers with its release id), and completions per 100 ms.
+//     (the fixture app answers with its release id), and completions per 100 ms. With --post-percent,
+//     that share of the requests are POST /echo with a body of the next size in --post-sizes (never
+//     replayed by the proxy); an echo that is not the exact body counts as a failure.
 //   node scripts/bench/load-client.ts ws --port <n> --sockets <n> [--ping-ms 200] [--max-ms 60000]
 //     Opens <n> WebSockets, pings each every --ping-ms (0: only on `ping-all` from stdin) and records per
 //     socket the replies by release prefix, unanswered pings and how and when it was closed. Ends when
@@ -92,7 +95,9 @@ function onCommand(handler: (command: string) => void): void {
   lines.on(`line`, (line) => handler(line.trim()));
 }
 
-async function runHttp(options: {port: number; connections: number; maxMs: number; path: string}): Promise<void> {
+async function runHttp(options: {port: number; connections: number; maxMs: number; path: string; postPercent: number; postSizes: number[]}): Promise<void> {
+  const bodies = options.postSizes.map((size, index) => Buffer.alloc(size, 97 + (index % 26)));
+  let sequence = 0;
   const pool = new Pool(`http://127.0.0.1:${options.port}`, {connections: options.connections, pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000});
   const result: HttpLoadResult = {event: `result`, startedAt: Date.now(), endedAt: 0, requests: 0, ok: 0, byStatus: {}, byError: {}, byBody: {}, failures: [], buckets: {}, abandonedAtStop: 0, okGaps: [], firstOkAt: null, lastOkAt: null, failureSpans: {}};
   let running = true;
@@ -115,8 +120,17 @@ async function runHttp(options: {port: number; connections: number; maxMs: numbe
     while (running) {
       inFlight++;
       try {
-        const response = await pool.request({path: options.path, method: `GET`});
+        const n = sequence++;
+        const post = (n % 100) < options.postPercent ? bodies[n % bodies.length]! : null;
+        const response = post === null
+          ? await pool.request({path: options.path, method: `GET`})
+          : await pool.request({path: `/echo`, method: `POST`, body: post, headers: {'content-type': `application/octet-stream`}});
         const body = await response.body.text();
+        if (post !== null && response.statusCode === 200 && body.length !== post.length) {
+          result.requests++;
+          fail(`echo mismatch`, `sent ${post.length} bytes, got ${body.length}`);
+          continue;
+        }
         if (!running && Date.now() > stopDeadline) break;
         result.requests++;
         const bucket = String(Math.floor(Date.now() / BUCKET_MS) * BUCKET_MS);
@@ -125,7 +139,7 @@ async function runHttp(options: {port: number; connections: number; maxMs: numbe
         if (response.statusCode >= 200 && response.statusCode < 300) {
           result.ok++;
           succeeded();
-          const key = body.trim().slice(0, 40);
+          const key = post === null ? body.trim().slice(0, 40) : `POST /echo ${post.length} B`;
           result.byBody[key] = (result.byBody[key] ?? 0) + 1;
           if (!ready) {
             ready = true;
@@ -274,6 +288,8 @@ const {positionals, values} = parseArgs({
     port: {type: `string`},
     connections: {type: `string`, default: `64`},
     'max-ms': {type: `string`, default: `120000`},
+    'post-percent': {type: `string`, default: `0`},
+    'post-sizes': {type: `string`, default: `0,1024,65536,262144`},
     path: {type: `string`, default: `/`},
     sockets: {type: `string`, default: `200`},
     'ping-ms': {type: `string`, default: `200`},
@@ -283,7 +299,7 @@ const {positionals, values} = parseArgs({
 const port = Number(values.port);
 if (!Number.isInteger(port) || port <= 0) throw new Error(`--port must be a TCP port, got ${values.port}`);
 if (positionals[0] === `http`) {
-  await runHttp({port, connections: Number(values.connections), maxMs: Number(values[`max-ms`]), path: values.path});
+  await runHttp({port, connections: Number(values.connections), maxMs: Number(values[`max-ms`]), path: values.path, postPercent: Number(values[`post-percent`]), postSizes: values[`post-sizes`].split(`,`).map(Number)});
 } else if (positionals[0] === `ws`) {
   await runWs({port, sockets: Number(values.sockets), pingMs: Number(values[`ping-ms`]), maxMs: Number(values[`max-ms`]), concurrency: Number(values.concurrency)});
 } else {
