@@ -29,6 +29,8 @@ module RollbridgeCapistrano
     end
 
     def on_data(_command, stream_name, data, _channel)
+      # SSH hands over bytes; rollbridge writes UTF-8 (a character may straddle two chunks).
+      data = data.dup.force_encoding(Encoding::UTF_8)
       # With `pty: true` both streams arrive as stdout; JSON lines are still told apart from the rest.
       return @stderr << data if stream_name == :stderr
 

@@ -277,7 +277,7 @@ test(`standalone: cap deploy runs rollbridge:deploy on the prepared release host
   await assertStoppedAtHost2(rig, binary, failed, r1);
 });
 
-test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load, :predeploy_cleanup and :ensure_daemon on a host`, async (t) => {
+test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load, :predeploy_cleanup and :ensure_daemon on a host; a missing binary or an unset :rollbridge_config fails saying so`, async (t) => {
   const hosts = await startHosts(t, {hosts: 1, legacyTakeover: {processes: [{includes: [`legacy-app`], name: `hand-started app`}]}});
   if (hosts === null) return;
   const {rig, binary} = hosts;
@@ -322,4 +322,13 @@ test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load,
   const ensured = await cap(project, binary, [`test`, `rollbridge:ensure_daemon`]);
   assert.equal(ensured.code, 0, ensured.output);
   assert.match(ensured.output, /daemon running: active release r1 on proxy 127\.0\.0\.1:\d+ \(web running\)/);
+
+  // Not rollbridge's answer: what the host printed is the message.
+  const missing = await cap(project, `/nonexistent/rollbridge`, [`test`, `rollbridge:status`]);
+  assert.equal(missing.code, 1, missing.output);
+  assert.match(missing.output, new RegExp(`rollbridge status failed on 127\\.0\\.0\\.1:${host.port}: .*/nonexistent/rollbridge: No such file or directory`));
+  writeStage(project, rig, [`set :rollbridge_config, nil`]);
+  const unset = await cap(project, binary, [`test`, `rollbridge:status`]);
+  assert.equal(unset.code, 1, unset.output);
+  assert.match(unset.output, /:rollbridge_config is not set; set it in config\/deploy\.rb/);
 });
