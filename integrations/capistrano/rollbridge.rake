@@ -61,11 +61,20 @@ module RollbridgeCapistrano
     nil
   end
 
+  # One progress line per phase, worded as rollbridge prints it on a terminal.
   def describe_phase(record)
-    subject = record["processId"] || record["releaseId"]
     duration = record["durationMs"].is_a?(Numeric) ? " (#{record["durationMs"].round} ms)" : ""
-    detail = record["detail"] ? " #{record["detail"]}" : ""
-    "#{record["phase"]}#{subject ? " #{subject}" : ""}#{duration}#{detail}"
+    case record["phase"]
+    when "started" then "started #{record["processId"]} pid #{record["pid"]} port #{record["port"]}#{duration}"
+    when "healthy" then "healthy #{record["processId"]}#{duration}"
+    when "switched" then "switched traffic to #{record["releaseId"]}#{duration}"
+    when "watching" then "watching #{record["releaseId"]} (#{record["detail"]})"
+    when "watched" then "watch window passed#{duration}"
+    when "draining" then "draining #{record["previousReleaseId"]} (#{record["detail"] || "in the background"})"
+    else
+      subject = record["processId"] || record["releaseId"]
+      "#{record["phase"]}#{subject ? " #{subject}" : ""}#{duration}"
+    end
   end
 
   # "127.0.0.1:2202" when the server has a port, so hosts sharing an address stay distinguishable.
