@@ -167,6 +167,7 @@ export class Daemon {
     }
     daemon.state.start();
     deployer.onChange(() => void daemon.state.persist());
+    deployer.useStateWriter(() => daemon.state.commit());
     daemon.token = writeToken(config.control.path);
     if (options.successor) reportReady();
     daemon.#schedulePruning();

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type {Logger} from '../log/logger.ts';
-import {listStateProcesses, writeStateFile} from '../state/state-file.ts';
+import {listPendingProcesses, listStateProcesses, writeStateFile} from '../state/state-file.ts';
 import type {DaemonState} from '../state/state-file.ts';
 
 // Changes are looked for this often; a write happens only when something changed (or REFRESH_MS passed).
@@ -39,11 +39,23 @@ export class StateKeeper {
     void this.persist();
   }
 
-  /** Writes the current state if it changed since the last successful write. */
+  /** Writes the current state if it changed since the last successful write; a failure is logged and retried later. */
   persist(): Promise<void> {
     if (this.#stopped) return this.#chain;
     this.#chain = this.#chain.then(() => this.#write(false));
     return this.#chain;
+  }
+
+  /**
+   * Write-ahead: resolves once the file holds the state as it is now (or later), fsynced; rejects with
+   * ERR_STATE_WRITE_FAILED when that write fails, so the caller does not act on an unrecorded change.
+   * After release() (a successor owns the file) it does nothing.
+   */
+  commit(): Promise<void> {
+    if (this.#stopped) return this.#chain;
+    const write = this.#chain.then(() => this.#write(false, true));
+    this.#chain = write.catch(() => undefined);
+    return write;
   }
 
   /**
@@ -55,7 +67,7 @@ export class StateKeeper {
     this.#stopped = true;
     await this.#chain;
     const state = this.#build();
-    if (listStateProcesses(state).length === 0) {
+    if (listStateProcesses(state).length === 0 && listPendingProcesses(state).length === 0) {
       await fs.promises.rm(this.#path, {force: true});
       return;
     }
@@ -69,7 +81,7 @@ export class StateKeeper {
     await this.#chain;
   }
 
-  async #write(force: boolean): Promise<void> {
+  async #write(force: boolean, strict = false): Promise<void> {
     const state = this.#build();
     const content = JSON.stringify({...state, writtenAt: ``});
     const now = Date.now();
@@ -84,6 +96,7 @@ export class StateKeeper {
       // Logged once per failure streak; the next check retries.
       if (!this.#failed) this.#log.error(`state persist failed`, {statePath: this.#path, err: error});
       this.#failed = true;
+      if (strict) throw error;
     }
   }
 }

@@ -12,6 +12,11 @@ export type DeployContext = {
   readonly log: Logger;
   readonly roster: ProcessRoster;
   readonly active: ActiveRelease;
-  /** Tells the daemon the state changed (the state file is written then). */
+  /** Tells the daemon the state changed (the state file is written soon after). */
   readonly changed: () => void;
+  /**
+   * Write-ahead: resolves once the state file durably records the state as it is now; rejects with
+   * ERR_STATE_WRITE_FAILED. Called before a spawn, after a switch, before a reply.
+   */
+  readonly commit: () => Promise<void>;
 };

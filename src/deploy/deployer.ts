@@ -48,13 +48,14 @@ export class Deployer {
   readonly #active: ActiveRelease;
   readonly #context: DeployContext;
   readonly #changeListeners = new Set<() => void>();
+  #stateWriter: () => Promise<void> = async () => undefined;
   #deploying: string | null = null;
 
   constructor(options: {config: Config; proxy: ProxyServer; ports: PortAllocator; log: Logger; baseEnv: Record<string, string | undefined>}) {
     const log = options.log.child({component: `deploy`});
     this.#roster = new ProcessRoster({ports: options.ports, log, baseEnv: options.baseEnv});
     this.#active = new ActiveRelease({proxy: options.proxy, config: options.config});
-    this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, active: this.#active, changed: () => this.#changed()};
+    this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, active: this.#active, changed: () => this.#changed(), commit: () => this.#stateWriter()};
     this.#roster.onMemoryLimit((release, managed, shouldRestart) => restartForMemory(this.#context, this.#queue, release, managed, shouldRestart));
   }
 
@@ -65,6 +66,14 @@ export class Deployer {
   /** Called after every deploy, rollback, stop, restart and retirement (the state file is written then). */
   onChange(listener: () => void): void {
     this.#changeListeners.add(listener);
+  }
+
+  /**
+   * The durable state write (write-ahead): the deploy path awaits it before a spawn, after a switch
+   * and before it answers. Without one (a deployer with no state file) nothing is written.
+   */
+  useStateWriter(commit: () => Promise<void>): void {
+    this.#stateWriter = commit;
   }
 
   get activeRelease(): Release | null {
@@ -83,11 +92,13 @@ export class Deployer {
   rollback(request: {releaseId?: string | undefined; wait?: boolean | undefined}, onProgress?: ProgressListener): Promise<DeployResult> {
     return this.#serialized(request.wait, `rollback`, async () => {
       const target = pickRollbackTarget(this.#roster.releases, this.#active.release, request.releaseId);
+      // Named before anything moves.
+      this.#context.log.info(`rollback starting`, {releaseId: target.releaseId, releasePath: target.releasePath, activeReleaseId: this.#active.release?.releaseId ?? null});
+      onProgress?.({phase: `target`, releaseId: target.releaseId, durationMs: 0, detail: `rolling back to ${target.releaseId} (${target.releasePath})`});
       if (target.state !== `stopped` && target.state !== `failed`) {
         // Still draining: stop it now so its id can be reused without orphaning its processes.
         await stopRelease(this.#context, target);
       }
-      this.#context.log.info(`rollback starting`, {releaseId: target.releaseId, releasePath: target.releasePath});
       const again = {releasePath: target.releasePath, releaseId: target.releaseId, revision: target.revision};
       return this.#tracked(`rollback`, again, (named) => runDeployment(this.#context, named, onProgress));
     });
@@ -171,7 +182,7 @@ export class Deployer {
   }
 
   /** What the state file records (see ProcessRoster.snapshot). */
-  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons`> {
+  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons` | `pending`> {
     return this.#roster.snapshot(this.#active.release, this.#active.config);
   }
 
@@ -202,6 +213,8 @@ export class Deployer {
         return await task();
       } finally {
         this.#changed();
+        // The answer waits for the state it reports to be on disk (a failure is logged by the writer).
+        await this.#stateWriter().catch(() => undefined);
       }
     });
   }

@@ -6,6 +6,7 @@ import type {Config} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {DeployPlanView} from '../control/protocol.ts';
+import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {DeployContext} from './deploy-context.ts';
 import {retireRelease, stopRelease} from './draining.ts';
 import {hookFailure, runHook} from './hook-runner.ts';
@@ -82,9 +83,15 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     const plan = planRelease(config);
     const startedServices: string[] = [];
     const hooks: HookResult[] = [];
+    // Recorded (state `starting`) before anything of it runs: a daemon killed from here on finds and
+    // stops what this deploy started.
+    roster.releases.push(release);
     try {
       await allocatePorts(context, release, plan);
-      await startServices(context, release, plan, startedServices);
+      createServices(context, release, plan, startedServices);
+      createReleaseProcesses(context, release, plan);
+      await context.commit();
+      await startServices(context, release, plan);
       await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true);
       if (config.hooks.beforeSwitch) {
         const result = await runReleaseHook(context, `beforeSwitch`, config.hooks.beforeSwitch, release);
@@ -97,7 +104,6 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       throw error;
     }
     // The switch: from here on new requests and upgrades go to the new release.
-    roster.releases.push(release);
     const watchMs = request.watchMs ?? config.watch.windowMs;
     const watching = previous !== null && watchMs > 0;
     active.switchTo(release, {fallback: watching ? previous : null});
@@ -106,6 +112,8 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     refreshServices(context, release);
     let singletons: string[] = [];
     try {
+      // Durable before singletons are replaced, the previous release retires or the command is answered.
+      await context.commit();
       if (request.onSwitched) await request.onSwitched(release, phase);
       singletons = await replaceSingletons(context, release, plan, previous);
     } catch (error) {
@@ -223,34 +231,43 @@ async function allocatePorts(context: DeployContext, release: Release, plan: Rel
   }
 }
 
-async function startServices(context: DeployContext, release: Release, plan: ReleasePlan, started: string[]): Promise<void> {
-  const {roster, log} = context;
+/** Registers the daemon-wide services this deploy starts (not spawned yet: the state records them first). */
+function createServices(context: DeployContext, release: Release, plan: ReleasePlan, started: string[]): void {
+  const {roster} = context;
   for (const {process} of plan.services) {
-    const existing = roster.services.get(process.id);
-    if (existing && (existing.process.state === `running` || existing.process.state === `starting` || existing.process.state === `stopping`)) continue;
+    if (roster.services.has(process.id)) continue;
     const port = release.ports[process.id];
-    if (existing) {
-      // A stopped or failed service is revived by the next deploy (upstream left it down).
-      existing.process.updateSpec(roster.spec(release, process, process.id, 0, 1));
-      await existing.process.start(`deploy`);
-      await waitUntilReady(release, process, existing.process, log);
-      continue;
-    }
     const managed = roster.create(release, process, process.id, 0, 1, () => !roster.stopping);
     if (port !== undefined) context.ports.lease(`service:${process.id}`, port);
     roster.services.set(process.id, {process: managed, release, port});
     started.push(process.id);
-    await managed.start(`deploy`);
-    await waitUntilReady(release, process, managed, log);
+  }
+}
+
+/** Starts the services that do not run, in dependsOn order; a stopped or failed one is revived (upstream left it down). */
+async function startServices(context: DeployContext, release: Release, plan: ReleasePlan): Promise<void> {
+  const {roster, log} = context;
+  for (const {process} of plan.services) {
+    const entry = roster.services.get(process.id);
+    if (!entry || entry.process.state === `running` || entry.process.state === `starting` || entry.process.state === `stopping`) continue;
+    if (entry.release !== release) entry.process.updateSpec(roster.spec(release, process, process.id, 0, 1, roster.keyOf(entry.process)));
+    await entry.process.start(`deploy`);
+    await waitUntilReady(release, process, entry.process, log);
+  }
+}
+
+/** Creates every process of the release (not spawned yet: the state records them first). */
+function createReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan): void {
+  for (const instance of plan.instances) {
+    release.processes.push(context.roster.create(release, instance.process, instance.instanceId, instance.replicaIndex, instance.replicaCount, () => release.isLive));
   }
 }
 
 async function startReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter, skipHealthCheck: boolean): Promise<void> {
   const {roster, log, proxy} = context;
-  for (const instance of plan.instances) {
+  for (const [index, instance] of plan.instances.entries()) {
     roster.assertRunning();
-    const managed = roster.create(release, instance.process, instance.instanceId, instance.replicaIndex, instance.replicaCount, () => release.isLive);
-    release.processes.push(managed);
+    const managed = release.processes[index] as ManagedProcess;
     await managed.start(`deploy`);
     if (instance.process.policy !== `proxied`) {
       await waitUntilReady(release, instance.process, managed, log);
@@ -287,6 +304,9 @@ async function abortRelease(context: DeployContext, release: Release, startedSer
     const status = process.status() as unknown as Record<string, unknown>;
     log.info(`release startup process status`, {releaseId: release.releaseId, processId: process.id, phase: `after cleanup`, state: status.state, exitCode: status.exitCode, exitSignal: status.exitSignal, pid: status.pid});
   }
+  // A release that never served is not retained (nothing of it runs any more).
+  const index = roster.releases.indexOf(release);
+  if (index !== -1) roster.releases.splice(index, 1);
 }
 
 /** The daemon-wide services follow the active release's definitions (spec and owner). */
@@ -295,7 +315,7 @@ export function refreshServices(context: DeployContext, release: Release): void 
   for (const [id, entry] of roster.services) {
     const process = release.config.processes.find((p) => p.id === id);
     if (!process) continue;
-    entry.process.updateSpec(roster.spec(release, process, id, 0, 1));
+    entry.process.updateSpec(roster.spec(release, process, id, 0, 1, roster.keyOf(entry.process)));
     entry.release = release;
   }
 }
@@ -306,6 +326,7 @@ async function switchBack(context: DeployContext, release: Release, previous: Re
   context.active.switchTo(previous);
   if (previous) refreshServices(context, previous);
   release.state = `failed`;
+  release.failure = errorMessage(error);
   await restoreSingletons(context, singletons, previous);
   await stopRelease(context, release, `failed`);
 }

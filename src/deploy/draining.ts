@@ -10,6 +10,8 @@ import type {Release} from './release.ts';
  */
 export function retireRelease(context: DeployContext, release: Release, config: Config): void {
   const {roster, log} = context;
+  // A crash loop is judged now: the stop below starts nothing again, but the mark must stay.
+  release.failure ??= release.failureReason;
   release.state = `draining`;
   release.drainStartedAt = new Date();
   // The retiring release stops with the stop settings of the new config (upstream §4.4).

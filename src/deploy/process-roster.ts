@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type {Config, ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
@@ -7,7 +8,8 @@ import type {ProcessSpec} from '../supervisor/managed-process.ts';
 import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import {buildProcessLogSpec} from '../supervisor/process-log.ts';
-import type {DaemonState, StateProcess, StateRelease} from '../state/state-file.ts';
+import {PROCESS_KEY_ENV} from '../state/state-file.ts';
+import type {DaemonState, StatePendingProcess, StateProcess, StateRelease} from '../state/state-file.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
 import type {Release} from './release.ts';
 
@@ -28,6 +30,8 @@ export class ProcessRoster {
   /** Set while a successor daemon takes over: no deploys, no restarts (it re-adopts what runs now). */
   frozen = false;
   readonly #watchdogs = new Map<ManagedProcess, MemoryWatchdog>();
+  /** Stopped for good: recorded only while something of them may still run. */
+  readonly #retired = new WeakSet<ManagedProcess>();
   readonly #ports: PortAllocator;
   readonly #log: Logger;
   readonly #baseEnv: Record<string, string | undefined>;
@@ -62,10 +66,14 @@ export class ProcessRoster {
     this.#onMemoryLimit = handler;
   }
 
-  /** The rendered spec of one instance of `process` in `release` (templates, env, log files). */
-  spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number): ProcessSpec {
+  /**
+   * The rendered spec of one instance of `process` in `release` (templates, env, log files). `key`
+   * (a new one by default) goes into its environment as ROLLBRIDGE_PROCESS_KEY: the state file
+   * records it before the spawn, so a restarted daemon finds the process even if its pid was never written.
+   */
+  spec(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number, key: string = newProcessKey()): ProcessSpec {
     const logSpec = buildProcessLogSpec({logs: release.config.logs, releaseId: release.releaseId, instanceId, process});
-    return {...buildInstanceSpec({
+    return withProcessKey({...buildInstanceSpec({
       port: release.instancePorts[instanceId],
       config: release.config,
       process,
@@ -77,14 +85,17 @@ export class ProcessRoster {
       replicaCount,
       ports: release.ports,
       baseEnv: this.#baseEnv,
-    }), ...logSpec};
+    }), ...logSpec}, key);
   }
 
-  create(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number, shouldRestart: () => boolean): ManagedProcess {
-    return this.createFromSpec(release, process, this.spec(release, process, instanceId, replicaIndex, replicaCount), shouldRestart);
+  /** `key`: the recorded key of a process re-adopted or restarted after a daemon restart. */
+  create(release: Release, process: ProcessConfig, instanceId: string, replicaIndex: number, replicaCount: number, shouldRestart: () => boolean, key?: string): ManagedProcess {
+    return this.createFromSpec(release, process, this.spec(release, process, instanceId, replicaIndex, replicaCount, key), shouldRestart);
   }
 
-  createFromSpec(release: Release, process: ProcessConfig, spec: ProcessSpec, shouldRestart: () => boolean): ManagedProcess {
+  /** A spec without a process key gets a new one. */
+  createFromSpec(release: Release, process: ProcessConfig, rendered: ProcessSpec, shouldRestart: () => boolean): ManagedProcess {
+    const spec = rendered.env[PROCESS_KEY_ENV] === undefined ? withProcessKey(rendered, newProcessKey()) : rendered;
     const log = this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: spec.id});
     const managed = new ManagedProcess(spec, {log, shouldRestart: () => !this.frozen && shouldRestart()});
     if (process.memory) {
@@ -97,6 +108,7 @@ export class ProcessRoster {
 
   /** Stops a process that will not run again (its release or slot is gone) and ends its memory watchdog. */
   stopForGood(managed: ManagedProcess): Promise<void> {
+    this.#retired.add(managed);
     this.#watchdogs.get(managed)?.stop();
     this.#watchdogs.delete(managed);
     return managed.stop();
@@ -107,6 +119,11 @@ export class ProcessRoster {
     for (const watchdog of this.#watchdogs.values()) watchdog.stop();
     this.#watchdogs.clear();
     for (const process of this.allProcesses()) process.detach();
+  }
+
+  /** The key in the process's environment (see spec). */
+  keyOf(managed: ManagedProcess): string {
+    return managed.spec.env[PROCESS_KEY_ENV] ?? ``;
   }
 
   releasePorts(release: Release): void {
@@ -152,35 +169,71 @@ export class ProcessRoster {
     return sources;
   }
 
-  /** What the state file records: releases, services and singletons, each process by pid + start time. No commands, env or output. */
-  snapshot(active: Release | null, config: Config): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons`> {
+  /**
+   * What the state file records: releases, services and singletons, each process by pid + start time
+   * while one is known, else by its key alone (`pending`: not spawned yet, between a crash and its
+   * restart, or a stopping group whose leader is gone). A process leaves the record only once it is
+   * stopped for good and gone. No commands, env values or output.
+   */
+  snapshot(active: Release | null, config: Config): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons` | `pending`> {
     const policyOf = (managed: ManagedProcess) => config.processes.find((process) => process.id === managed.spec.processId)?.policy;
-    const processEntry = (managed: ManagedProcess, releaseId: string, policy: string): StateProcess[] => {
+    const record = (managed: ManagedProcess, releaseId: string, policy: string, into: {processes: StateProcess[]; pending: StatePendingProcess[]}, draining = false): void => {
+      if (managed.state === `stopped` && this.#retired.has(managed)) return;
+      const key = this.keyOf(managed);
       const pid = managed.pid;
       const pgid = managed.pgid;
-      const startTime = managed.startTime;
-      if (managed.state !== `running` || pid === undefined || pgid === undefined || startTime === undefined) return [];
+      const startTime = pid === undefined ? undefined : managed.startTime;
+      if (pid === undefined || pgid === undefined || startTime === undefined || managed.state === `failed` || managed.state === `stopped`) {
+        into.pending.push({id: managed.id, processId: managed.spec.processId, policy, releaseId, key});
+        return;
+      }
       const status = managed.status();
-      return [{id: managed.id, processId: managed.spec.processId, policy, releaseId, pid, pgid, startTime, startedAt: status.startedAt ?? new Date().toISOString(), ...(managed.spec.port !== undefined ? {port: managed.spec.port} : {}), restarts: status.restarts}];
+      into.processes.push({
+        id: managed.id, processId: managed.spec.processId, policy, releaseId, pid, pgid, startTime,
+        startedAt: status.startedAt ?? new Date().toISOString(),
+        ...(managed.spec.port !== undefined ? {port: managed.spec.port} : {}),
+        restarts: status.restarts, key, ...(draining ? {draining: true} : {}),
+      });
     };
-    const releases: StateRelease[] = this.releases.map((release) => ({
-      releaseId: release.releaseId,
-      releasePath: release.releasePath,
-      revision: release.revision,
-      state: release.state,
-      createdAt: release.createdAt.toISOString(),
-      ...(release.activatedAt ? {activatedAt: release.activatedAt.toISOString()} : {}),
-      ...(release.drainStartedAt ? {drainStartedAt: release.drainStartedAt.toISOString()} : {}),
-      ...(release.stoppedAt ? {stoppedAt: release.stoppedAt.toISOString()} : {}),
-      ports: {...release.ports},
-      instancePorts: {...release.instancePorts},
-      processes: release.processes.flatMap((managed) => processEntry(managed, release.releaseId, policyOf(managed) ?? `companion`)),
-    }));
+    const releases: StateRelease[] = this.releases.map((release) => {
+      const into = {processes: [] as StateProcess[], pending: [] as StatePendingProcess[]};
+      for (const managed of release.processes) record(managed, release.releaseId, policyOf(managed) ?? `companion`, into);
+      for (const managed of release.replaced) record(managed, release.releaseId, policyOf(managed) ?? `proxied`, into, true);
+      return {
+        releaseId: release.releaseId,
+        releasePath: release.releasePath,
+        revision: release.revision,
+        state: release.state,
+        createdAt: release.createdAt.toISOString(),
+        ...(release.activatedAt ? {activatedAt: release.activatedAt.toISOString()} : {}),
+        ...(release.drainStartedAt ? {drainStartedAt: release.drainStartedAt.toISOString()} : {}),
+        ...(release.stoppedAt ? {stoppedAt: release.stoppedAt.toISOString()} : {}),
+        ...(release.failureReason !== undefined ? {failure: release.failureReason} : {}),
+        ports: {...release.ports},
+        instancePorts: {...release.instancePorts},
+        processes: into.processes,
+        ...(into.pending.length > 0 ? {pending: into.pending} : {}),
+      };
+    });
+    const services = {processes: [] as StateProcess[], pending: [] as StatePendingProcess[]};
+    for (const entry of this.services.values()) record(entry.process, entry.release?.releaseId ?? ``, `service`, services);
+    const singletons = {processes: [] as StateProcess[], pending: services.pending};
+    for (const entry of this.singletons.values()) record(entry.process, entry.release?.releaseId ?? ``, `singleton`, singletons);
     return {
       activeReleaseId: active?.releaseId ?? null,
       releases,
-      services: [...this.services.values()].flatMap((entry) => processEntry(entry.process, entry.release?.releaseId ?? ``, `service`)),
-      singletons: [...this.singletons.values()].flatMap((entry) => processEntry(entry.process, entry.release?.releaseId ?? ``, `singleton`)),
+      services: services.processes,
+      singletons: singletons.processes,
+      ...(services.pending.length > 0 ? {pending: services.pending} : {}),
     };
   }
+}
+
+/** A new process key: random, so keys never repeat across daemons. */
+export function newProcessKey(): string {
+  return crypto.randomBytes(9).toString(`base64url`);
+}
+
+function withProcessKey(spec: ProcessSpec, key: string): ProcessSpec {
+  return {...spec, env: {...spec.env, [PROCESS_KEY_ENV]: key}};
 }

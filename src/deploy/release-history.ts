@@ -14,7 +14,12 @@ export function findRelease(releases: readonly Release[], releaseId: string): Re
   return releases.findLast((release) => release.releaseId === releaseId);
 }
 
-/** The release `rollback` goes to: the one named, else the most recently activated other release. */
+/**
+ * The release `rollback` goes to: the one named, else the most recently activated other release that
+ * never failed. A failed release (its watch window switched back, a singleton could not start, a
+ * process crash-looped) is never chosen: ERR_ROLLBACK_RELEASE_FAILED when named,
+ * ERR_ROLLBACK_NO_HEALTHY_RELEASE when only failed ones are left.
+ */
 export function pickRollbackTarget(releases: readonly Release[], active: Release | null, releaseId: string | undefined): Release {
   if (releaseId !== undefined) {
     const candidates = releases.filter((release) => release.releaseId === releaseId);
@@ -27,17 +32,40 @@ export function pickRollbackTarget(releases: readonly Release[], active: Release
     if (candidates.some((release) => release === active)) {
       throw new RollbridgeError(ErrorCode.RELEASE_ALREADY_ACTIVE, `Release "${releaseId}" is already active`, {fix: `Pass the id of another retained release to --release-id`});
     }
-    return candidates[candidates.length - 1] as Release;
+    const healthy = candidates.filter((release) => !isFailed(release));
+    const named = healthy[healthy.length - 1];
+    if (!named) {
+      const reason = failureOf(candidates[candidates.length - 1] as Release);
+      throw new RollbridgeError(ErrorCode.ROLLBACK_RELEASE_FAILED, `Release "${releaseId}" failed (${reason}); rollback never goes to a failed release`, {
+        fix: `Pass another release to --release-id (\`rollbridge status\` lists them with their failure), or deploy ${releaseId} again with "rollbridge deploy --release-path ${(candidates[0] as Release).releasePath}" once it is fixed`,
+        details: {releaseId, failure: reason},
+      });
+    }
+    return named;
   }
-  const previous = releases
+  const others = releases
     .filter((release) => release !== active && release.activatedAt !== undefined && release.releaseId !== active?.releaseId)
-    .sort((a, b) => (b.activatedAt?.getTime() ?? 0) - (a.activatedAt?.getTime() ?? 0))[0];
-  if (!previous) {
-    throw new RollbridgeError(ErrorCode.NO_PREVIOUS_RELEASE, `No previous release to roll back to`, {
-      fix: `Deploy the release you want with "rollbridge deploy --release-path <path>"`,
+    .sort((a, b) => (b.activatedAt?.getTime() ?? 0) - (a.activatedAt?.getTime() ?? 0));
+  const previous = others.find((release) => !isFailed(release));
+  if (previous) return previous;
+  if (others.length > 0) {
+    const failed = others.map((release) => ({releaseId: release.releaseId, failure: failureOf(release)}));
+    throw new RollbridgeError(ErrorCode.ROLLBACK_NO_HEALTHY_RELEASE, `No healthy retained release to roll back to: ${failed.map((entry) => `${entry.releaseId} (${entry.failure})`).join(`, `)}; ${active ? `${active.releaseId} keeps serving` : `nothing is active`}`, {
+      fix: `Deploy the release you want with "rollbridge deploy --release-path <path>", or raise releaseRetention.keep to retain more releases`,
+      details: {activeReleaseId: active?.releaseId ?? null, failed},
     });
   }
-  return previous;
+  throw new RollbridgeError(ErrorCode.NO_PREVIOUS_RELEASE, `No previous release to roll back to`, {
+    fix: `Deploy the release you want with "rollbridge deploy --release-path <path>"`,
+  });
+}
+
+function isFailed(release: Release): boolean {
+  return release.state === `failed` || release.failureReason !== undefined;
+}
+
+function failureOf(release: Release): string {
+  return release.failureReason ?? `its start failed`;
 }
 
 /** Forgets stopped releases beyond `releaseRetention` (never the active or draining ones) and removes their logs. */

@@ -23,9 +23,16 @@ export class Release {
   /** Ports of proxied replicas by instance id (`web#1`); single instances use `ports`. */
   instancePorts: Record<string, number> = {};
   processes: ManagedProcess[] = [];
+  /** Web processes replaced by `restart` (or a memory restart) while they drain; recorded until stopped. */
+  replaced: ManagedProcess[] = [];
   targets: Target[] = [];
   /** Port-lease owners beyond `key` (ports of replaced proxied instances), released with the release. */
   portOwners: string[] = [];
+  /**
+   * Why the release must never be rolled back to: its watch window switched back, a singleton could
+   * not start, or a process of it crash-looped (restart limit reached). Kept in the state file.
+   */
+  failure: string | undefined;
   /** Set while the release drains; resolves when its processes are stopped. */
   retirement: Promise<void> | undefined;
 
@@ -40,6 +47,13 @@ export class Release {
 
   get isLive(): boolean {
     return this.state === `starting` || this.state === `active`;
+  }
+
+  /** The reason it failed (`failure`, or a process of it in a crash loop right now); undefined when healthy. */
+  get failureReason(): string | undefined {
+    if (this.failure !== undefined) return this.failure;
+    const looping = this.processes.find((process) => process.restartLimitReached);
+    return looping ? `process ${looping.id} crash-looped (restart limit reached)` : undefined;
   }
 
   get connections(): {http: number; websocket: number} {
@@ -63,6 +77,7 @@ export class Release {
       ...(this.activatedAt ? {activatedAt: this.activatedAt.toISOString()} : {}),
       ...(this.drainStartedAt ? {drainStartedAt: this.drainStartedAt.toISOString()} : {}),
       ...(this.stoppedAt ? {stoppedAt: this.stoppedAt.toISOString()} : {}),
+      ...(this.failure !== undefined ? {failure: this.failure} : {}),
       connectionCount: connections.http + connections.websocket,
       connections,
       ports: {...this.ports},
@@ -80,6 +95,8 @@ export type ReleaseStatus = {
   activatedAt?: string;
   drainStartedAt?: string;
   stoppedAt?: string;
+  /** Why rollback never chooses this release (see Release.failure). */
+  failure?: string;
   connectionCount: number;
   connections: {http: number; websocket: number};
   ports: Record<string, number>;

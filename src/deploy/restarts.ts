@@ -78,9 +78,8 @@ export async function replaceProxied(context: DeployContext, release: Release, o
   const {roster, ports, proxy, log} = context;
   const configIndex = release.config.processes.findIndex((process) => process.id === old.spec.processId);
   const process = release.config.processes[configIndex];
-  const oldIndex = release.processes.indexOf(old);
   const oldTarget = release.targets.find((target) => target.processId === old.id);
-  if (!process || !process.port || oldIndex === -1 || !oldTarget) throw new Error(`Assertion failed: ${old.id} is not a proxied instance of release ${release.releaseId}`);
+  if (!process || !process.port || !release.processes.includes(old) || !oldTarget) throw new Error(`Assertion failed: ${old.id} is not a proxied instance of release ${release.releaseId}`);
   const owner = `${release.key}:${old.id}:${Date.now()}`;
   const port = await ports.allocate({owner, processId: process.id, range: process.port, configKey: `processes[${configIndex}].port`});
   const replicaIndex = old.id.includes(`#`) ? Number(old.id.slice(old.id.indexOf(`#`) + 1)) : 0;
@@ -90,25 +89,35 @@ export async function replaceProxied(context: DeployContext, release: Release, o
     revision: release.revision, replicaIndex, replicaCount: Math.max(1, process.replicas), ports: releasePorts, port, baseEnv: roster.baseEnv,
   }), ...buildProcessLogSpec({logs: release.config.logs, releaseId: release.releaseId, instanceId: old.id, process})};
   const fresh: ManagedProcess = roster.createFromSpec(release, process, spec, () => release.isLive && release.processes.includes(fresh));
+  // Beside the old one until the switch, and recorded before it runs.
+  release.processes.push(fresh);
   try {
+    await context.commit();
     await fresh.start(reason);
     if (process.health) await waitUntilHealthy(release, fresh, process, port, configIndex);
   } catch (error) {
+    release.processes.splice(release.processes.indexOf(fresh), 1);
     await roster.stopForGood(fresh);
     ports.releaseOwner(owner);
     throw error;
   }
   const target = proxy.createTarget({releaseId: release.releaseId, processId: old.id, host: release.config.proxy.upstreamHost, port});
-  release.processes.splice(oldIndex, 1, fresh);
+  // The old process stays recorded (as draining) until it is stopped.
+  release.processes.splice(release.processes.indexOf(fresh), 1);
+  release.processes.splice(release.processes.indexOf(old), 1, fresh);
+  release.replaced.push(old);
   release.targets.splice(release.targets.indexOf(oldTarget), 1, target);
   if (replicaIndex === 0) release.ports[process.id] = port;
   if (old.id in release.instancePorts) release.instancePorts[old.id] = port;
   release.portOwners.push(owner);
   if (release === context.active.release) context.active.switchTo(release);
   log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason});
+  context.changed();
   const drain = await oldTarget.drain({timeoutMs: release.config.proxy.drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
   await roster.stopForGood(old);
   oldTarget.close();
+  release.replaced.splice(release.replaced.indexOf(old), 1);
+  context.changed();
   log.info(`process drained`, {releaseId: release.releaseId, processId: old.id, pid: old.pid, timedOut: drain.timedOut});
   return fresh;
 }

@@ -19,6 +19,8 @@ export async function replaceSingletons(context: DeployContext, release: Release
     roster.singletons.set(process.id, {process: managed, release, port: release.ports[process.id]});
     replaced.push(process.id);
     try {
+      // Recorded before it runs: never a second copy after a daemon crash.
+      await context.commit();
       await managed.start(`deploy`);
       await waitUntilReady(release, process, managed, context.log);
     } catch (error) {
@@ -46,6 +48,6 @@ export async function restoreSingletons(context: DeployContext, ids: string[], p
     }
     const restored = roster.create(previous, definition, id, 0, 1, () => roster.singletons.get(id)?.release?.isLive === true);
     roster.singletons.set(id, {process: restored, release: previous, port: previous.ports[id]});
-    await restored.start(`deploy`).catch((error: unknown) => context.log.error(`singleton restore failed`, {processId: id, err: error}));
+    await context.commit().then(() => restored.start(`deploy`)).catch((error: unknown) => context.log.error(`singleton restore failed`, {processId: id, err: error}));
   }
 }

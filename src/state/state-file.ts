@@ -26,7 +26,27 @@ export type StateProcess = {
   startedAt: string;
   port?: number;
   restarts: number;
+  /** The process's key (`ROLLBRIDGE_PROCESS_KEY` in its environment): finds it when the pid was never written. */
+  key?: string;
+  /** A replaced web process (`restart --process web`) still draining: stopped, never re-adopted, after a crash. */
+  draining?: boolean;
 };
+
+/**
+ * A process recorded before it is spawned (write-ahead), or one whose pid is not known right now
+ * (between a crash and its restart, or a stopping group whose leader exited). A restarted daemon
+ * finds it by its key in `/proc/<pid>/environ`.
+ */
+export type StatePendingProcess = {
+  id: string;
+  processId: string;
+  policy: string;
+  releaseId: string;
+  key: string;
+};
+
+/** The environment variable that carries a process's key; every process the daemon starts has it. */
+export const PROCESS_KEY_ENV = `ROLLBRIDGE_PROCESS_KEY`;
 
 export type StateRelease = {
   releaseId: string;
@@ -37,9 +57,13 @@ export type StateRelease = {
   activatedAt?: string;
   drainStartedAt?: string;
   stoppedAt?: string;
+  /** Why rollback never chooses this release. */
+  failure?: string;
   ports: Record<string, number>;
   instancePorts: Record<string, number>;
   processes: StateProcess[];
+  /** Processes of this release without a known pid (see StatePendingProcess). */
+  pending?: StatePendingProcess[];
 };
 
 export type DaemonState = {
@@ -53,6 +77,8 @@ export type DaemonState = {
   releases: StateRelease[];
   services: StateProcess[];
   singletons: StateProcess[];
+  /** Services and singletons without a known pid (see StatePendingProcess). */
+  pending?: StatePendingProcess[];
 };
 
 /**
@@ -199,10 +225,26 @@ function checkState(value: unknown): string | null {
     if (!Array.isArray(state[key])) return `"${key}" is not an array`;
   }
   const processes: unknown[] = [...state.services as unknown[], ...state.singletons as unknown[]];
+  const pending: unknown[] = [];
+  if (state.pending !== undefined) {
+    if (!Array.isArray(state.pending)) return `"pending" is not an array`;
+    pending.push(...state.pending);
+  }
   for (const release of state.releases as unknown[]) {
     if (typeof release !== `object` || release === null || !Array.isArray((release as StateRelease).processes)) return `a release without a processes array`;
     if (typeof (release as StateRelease).releaseId !== `string`) return `a release without a releaseId`;
     processes.push(...(release as StateRelease).processes);
+    const releasePending = (release as StateRelease).pending;
+    if (releasePending !== undefined) {
+      if (!Array.isArray(releasePending)) return `"pending" of release ${(release as StateRelease).releaseId} is not an array`;
+      pending.push(...releasePending);
+    }
+  }
+  for (const entry of pending) {
+    const recorded = entry as Partial<StatePendingProcess> | null;
+    if (typeof recorded !== `object` || recorded === null || typeof recorded.id !== `string` || typeof recorded.key !== `string` || typeof recorded.releaseId !== `string` || typeof recorded.processId !== `string`) {
+      return `a pending process entry without id, processId, releaseId and key`;
+    }
   }
   for (const entry of processes) {
     const process = entry as Partial<StateProcess> | null;
@@ -213,9 +255,14 @@ function checkState(value: unknown): string | null {
   return null;
 }
 
-/** Every process the state lists (releases, services, singletons), each once. */
+/** Every process the state lists with a pid (releases, services, singletons), each once. */
 export function listStateProcesses(state: DaemonState): StateProcess[] {
   return [...state.releases.flatMap((release) => release.processes), ...state.services, ...state.singletons];
+}
+
+/** Every process the state lists without a pid (found by key), each once. */
+export function listPendingProcesses(state: DaemonState): StatePendingProcess[] {
+  return [...state.releases.flatMap((release) => release.pending ?? []), ...state.pending ?? []];
 }
 
 let bootId: string | null | undefined;

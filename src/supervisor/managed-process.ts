@@ -104,6 +104,7 @@ export class ManagedProcess {
   #stopPromise: Promise<void> | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
   #restartHistory: number[] = [];
+  #restartLimitReached = false;
   #restarts = 0;
   #memoryRestarts = 0;
   #memory: {rssBytes: number; children: Array<{command: string; pid: number; rssBytes?: number}>} | undefined;
@@ -162,6 +163,11 @@ export class ManagedProcess {
     return this.#startTime;
   }
 
+  /** True once the process crashed more often than `restart` allows and is no longer restarted (a crash loop); a deliberate start clears it. */
+  get restartLimitReached(): boolean {
+    return this.#restartLimitReached;
+  }
+
   /** True while the running process is one a previous daemon started (re-adopted after a restart of the daemon). */
   get adopted(): boolean {
     return this.#adopted;
@@ -214,7 +220,10 @@ export class ManagedProcess {
     if (this.#state === `running`) return;
     this.#cancelRestart();
     // A deliberate start gives the process a fresh restart budget.
-    if (reason === `manual` || reason === `deploy`) this.#restartHistory = [];
+    if (reason === `manual` || reason === `deploy`) {
+      this.#restartHistory = [];
+      this.#restartLimitReached = false;
+    }
     this.#startPromise = this.#spawn(reason).finally(() => {
       this.#startPromise = undefined;
     });
@@ -409,6 +418,7 @@ export class ManagedProcess {
     const plan = planRestart({restart, restartDelayMs, history: this.#restartHistory, now: Date.now()});
     this.#restartHistory = plan.history;
     if (plan.delayMs === null) {
+      this.#restartLimitReached = true;
       this.#log.error(`restart limit reached`, {id: this.id, maxRestarts: restart.maxRestarts, windowMs: restart.windowMs});
       return;
     }

@@ -319,3 +319,27 @@ export function readOpenFileLimit(): number | undefined {
   const limit = Number(soft);
   return Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
 }
+
+/** A live process found by a variable of its initial environment (see findProcessesByEnvironment). */
+export type EnvironmentCarrier = {pid: number; pgid: number; startTime: number};
+
+/**
+ * Every live process whose initial environment sets `name` to one of `values`, by value. Children
+ * inherit the environment, so a group leader and its descendants all show up; zombies are left out.
+ * Reads `/proc/<pid>/environ` of each process (unreadable ones are skipped).
+ */
+export function findProcessesByEnvironment(name: string, values: ReadonlySet<string>): Map<string, EnvironmentCarrier[]> {
+  const found = new Map<string, EnvironmentCarrier[]>();
+  if (values.size === 0) return found;
+  for (const pid of listPids()) {
+    if (pid === process.pid) continue;
+    const value = readEnvironmentVariable(pid, name);
+    if (value === null || !values.has(value)) continue;
+    const stat = readProcStat(pid);
+    if (stat === null || !isLiveState(stat.state)) continue;
+    const carriers = found.get(value) ?? [];
+    carriers.push({pid, pgid: stat.pgrp, startTime: stat.startTime});
+    found.set(value, carriers);
+  }
+  return found;
+}

@@ -6,8 +6,8 @@ import type {ProbeResult} from '../control/server.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
-import {listProcessGroupMembers, readProcStat} from '../system/proc.ts';
-import {isStateProcessAlive, listStateProcesses, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from '../state/state-file.ts';
+import {findProcessesByEnvironment, listProcessGroupMembers, readProcStat} from '../system/proc.ts';
+import {PROCESS_KEY_ENV, isStateProcessAlive, listPendingProcesses, listStateProcesses, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from '../state/state-file.ts';
 import type {DaemonState, StateProcess} from '../state/state-file.ts';
 
 /** A process the state file recorded that still runs, or whose process group still has live members. */
@@ -106,12 +106,30 @@ export function listLeftovers(state: DaemonState): Leftover[] {
 function findLeftovers(state: DaemonState): Found[] {
   const candidates: Found[] = [];
   const seenGroups = new Set<number>();
+  const byKey = new Map<string, Pick<StateProcess, `id` | `processId` | `policy` | `releaseId`>>();
   for (const recorded of listStateProcesses(state)) {
     if (seenGroups.has(recorded.pgid)) continue;
     const leftover = findLeftover(recorded, state.bootId);
-    if (leftover === null) continue;
+    if (leftover === null) {
+      if (recorded.key !== undefined) byKey.set(recorded.key, recorded);
+      continue;
+    }
     seenGroups.add(recorded.pgid);
     candidates.push({leftover, recorded});
+  }
+  // Recorded before their pid was known (write-ahead), or restarted since: found by the key in their environment.
+  for (const pending of listPendingProcesses(state)) byKey.set(pending.key, pending);
+  for (const [key, carriers] of findProcessesByEnvironment(PROCESS_KEY_ENV, new Set(byKey.keys()))) {
+    const entry = byKey.get(key);
+    if (!entry) continue;
+    for (const pgid of new Set(carriers.map((carrier) => carrier.pgid))) {
+      if (seenGroups.has(pgid) || pgid <= 1) continue;
+      seenGroups.add(pgid);
+      const leader = carriers.find((carrier) => carrier.pid === pgid) ?? carriers.find((carrier) => carrier.pgid === pgid);
+      if (!leader) continue;
+      const recorded: StateProcess = {...entry, pid: leader.pid, pgid, startTime: leader.startTime, startedAt: new Date().toISOString(), restarts: 0, key};
+      candidates.push({leftover: {id: entry.id, processId: entry.processId, releaseId: entry.releaseId, pid: leader.pid, pgid, members: listProcessGroupMembers(pgid)}, recorded});
+    }
   }
   return candidates;
 }

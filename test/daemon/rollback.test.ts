@@ -108,3 +108,48 @@ test(`deploy --skip-health-check switches without probing and logs that it did`,
   // The daemon's stdout reaches the test asynchronously: wait for the line rather than race the reply.
   await waitFor(() => daemon.records.some((record) => record.msg === `health check skipped` && record.level === `warn`), {what: `the "health check skipped" warning`});
 });
+
+test(`issue-9: after a watch rollback, rollback never goes to the failed release and the good one keeps serving under load`, async (t) => {
+  const http = await import('node:http');
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`}}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  let running = true;
+  let failures = 0;
+  const served: string[] = [];
+  const clients = Array.from({length: 8}, async () => {
+    while (running) {
+      try {
+        const result = await httpGet(daemon.proxyPort, `/`, {agent});
+        if (result.status === 200) served.push(result.body.trim());
+        else failures += 1;
+      } catch {
+        failures += 1;
+      }
+    }
+  });
+  await expectCode(daemon.call(`deploy`, {releasePath: daemon.release(`crash-2`), releaseId: `crash-2`, watchMs: 5_000}), `ERR_WATCH_ROLLED_BACK`);
+  const afterWatch = served.length;
+  const failed = ((await daemon.call(`status`)).releases as Array<ReleaseView & {failure?: string}>).find((release) => release.releaseId === `crash-2`);
+  assert.match(failed?.failure ?? ``, /web process web exited/);
+
+  const none = await expectCode(daemon.call(`rollback`), `ERR_ROLLBACK_NO_HEALTHY_RELEASE`);
+  assert.match(none, /crash-2 \(.*web process web exited.*\); v1 keeps serving/);
+  await expectCode(daemon.call(`rollback`, {releaseId: `crash-2`}), `ERR_ROLLBACK_RELEASE_FAILED`);
+  assert.equal((await daemon.call(`status`)).activeReleaseId, `v1`);
+
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
+  const back = await daemon.call(`rollback`);
+  assert.deepEqual([back.activeReleaseId, back.previousReleaseId], [`v1`, `v3`], `the most recently activated release that never failed`);
+  const named = await daemon.record((record) => record.msg === `rollback starting`, `rollback starting`);
+  assert.equal(named.releaseId, `v1`);
+  const after = served.length + 50;
+  const {waitFor} = await import('../helpers/wait-for.ts');
+  await waitFor(() => served.length >= after, {what: `traffic after the rollback`});
+  running = false;
+  await Promise.all(clients);
+  assert.equal(failures, 0);
+  assert.equal(served.slice(afterWatch).includes(`crash-2`), false, `the failed release served nothing after its watch rollback`);
+  assert.equal(served.at(-1), `v1`);
+});

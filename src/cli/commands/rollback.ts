@@ -13,6 +13,10 @@ export class RollbackCommand extends BaseCommand {
       Runs a normal deploy of the target release's directory, id and revision with the current config:
       fresh ports, a fresh health check, then the switch and the drain of the current release. A failed
       rollback leaves the current release serving. The release directory must still exist.
+      The target is named (first progress line, and in the daemon's events) before anything moves. A
+      release that failed (its watch window switched back, a singleton could not start, a process
+      crash-looped) is never chosen: with none healthy left, the command fails with
+      ERR_ROLLBACK_NO_HEALTHY_RELEASE and the current release keeps serving.
     `,
     examples: [
       [`Roll back to the previously active release`, `$0 rollback`],
@@ -20,7 +24,7 @@ export class RollbackCommand extends BaseCommand {
     ],
   });
 
-  releaseId = Option.String(`--release-id`, {validator: isReleaseId, description: `Retained release to activate (default: the most recently active one before the current)`});
+  releaseId = Option.String(`--release-id`, {validator: isReleaseId, description: `Retained release to activate (default: the most recently active one before the current that never failed)`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once)`});
 
   async run(): Promise<number> {
