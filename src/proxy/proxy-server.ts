@@ -160,7 +160,9 @@ export class ProxyServer {
     // At the cap: a clear answer and a close, never a silent reset, and no file descriptor kept.
     this.#refused++;
     socket.on(`error`, () => undefined);
-    socket.end(OVERLOADED_RESPONSE);
+    // Its descriptor is released as soon as the answer is handed to the kernel (which still delivers
+    // it and the FIN); a flood of refused connections must not itself exhaust the descriptors.
+    socket.end(OVERLOADED_RESPONSE, () => socket.destroy());
     setTimeout(() => socket.destroy(), OVERLOADED_LINGER_MS).unref();
     const now = Date.now();
     if (now - this.#refusedLoggedAt >= 10_000) {

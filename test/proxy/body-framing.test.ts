@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {BodyFramer, Framing} from '../../src/proxy/body-framing.ts';
+import {BodyFramer, Framing, MAX_CHUNK_METADATA_BYTES} from '../../src/proxy/body-framing.ts';
 
 function feedBytewise(framer: BodyFramer, data: Buffer): number {
   let consumed = 0;
@@ -36,6 +36,31 @@ test(`fails on malformed chunk sizes and missing CRLF after chunk data`, () => {
     framer.reset(Framing.CHUNKED, -1);
     framer.consume(Buffer.from(bad), 0);
     assert.equal(framer.failed, true, JSON.stringify(bad));
+  }
+});
+
+test(`accepts the exact chunk-extension grammar, quoted strings with escapes included, whatever the split`, () => {
+  const body = Buffer.from(`3;a;b=c;q="x \\" y;z"\r\nabc\r\n0;last\r\n\r\n`);
+  for (const feed of [(framer: BodyFramer) => framer.consume(body, 0), (framer: BodyFramer) => feedBytewise(framer, body)]) {
+    const framer = new BodyFramer();
+    framer.reset(Framing.CHUNKED, -1);
+    assert.equal(feed(framer), body.length);
+    assert.equal(framer.done, true);
+  }
+});
+
+test(`fails on whitespace, bare CR or LF, NUL and oversize in chunk lines and trailers`, () => {
+  const bad = [
+    `3 \r\nabc\r\n0\r\n\r\n`, `3 ;a\r\n`, `3;a =b\r\n`, `3;=b\r\n`, `3;a=\r\n`, `3;a="b"c\r\n`, `3;a\nabc`, `3;a\rb\r\n`,
+    `3;a="\x00"\r\n`, `0\r\nX: a\nY: b\r\n\r\n`, `0\r\n X: a\r\n\r\n`, `0\r\nX : a\r\n\r\n`, `0\r\nX: \x00\r\n\r\n`,
+    `1000000000001\r\n`, `+1\r\n`, `0x1\r\n`,
+    `1;${`a`.repeat(MAX_CHUNK_METADATA_BYTES + 1)}\r\n`, `0\r\nX: ${`a`.repeat(MAX_CHUNK_METADATA_BYTES)}\r\n\r\n`,
+  ];
+  for (const text of bad) {
+    const framer = new BodyFramer();
+    framer.reset(Framing.CHUNKED, -1);
+    framer.consume(Buffer.from(text, `latin1`), 0);
+    assert.equal(framer.failed, true, JSON.stringify(text.slice(0, 40)));
   }
 });
 
