@@ -229,6 +229,7 @@ test(`cap deploy from git hands each release to rollbridge host by host, deploy:
   assert.equal(first.code, 0, first.output);
   const v1 = activeReleases(first).get(rig.hosts[0]!.port)!;
   assert.match(v1, /^\d{14}$/, `the release id is Capistrano's release timestamp`);
+  assert.match(first.output, new RegExp(`--release-path ~/app/releases/${v1} --release-id ${v1} --revision [0-9a-f]{40} `), `the checked-out commit is the revision`);
   await assertServing(rig.hosts, v1);
 
   const second = await underLoad(rig, () => cap(project, binary, [`test`, `deploy`], {BRANCH: `v2`}));
@@ -242,6 +243,7 @@ test(`cap deploy from git hands each release to rollbridge host by host, deploy:
   const rollback = await underLoad(rig, () => cap(project, binary, [`test`, `deploy:rollback`]));
   assert.equal(rollback.releaseId, v1);
   assert.doesNotMatch(rollback.result.output, /rollbridge deploy /, `the publish hook did not deploy during the rollback`);
+  assert.match(rollback.result.output, new RegExp(`rollbridge rollback --config ~/rollbridge.json --release-id ${v1} `), `to Capistrano's rollback target`);
   for (const host of rig.hosts) assert.equal(fs.readlinkSync(path.join(host.home, `app`, `current`)), path.join(host.home, `app`, `releases`, v1));
 
   const failed = await cap(project, binary, [`test`, `deploy`], {BRANCH: `v3`});
