@@ -67,6 +67,9 @@ export const ErrorCode = {
   // cli
   USAGE: `ERR_USAGE`,
   INTERNAL: `ERR_INTERNAL`,
+  // npm package (integrations/npm): the `rollbridge` command and the Node API
+  NPM_BINARY_NOT_FOUND: `ERR_NPM_BINARY_NOT_FOUND`,
+  NPM_BINARY_FAILED: `ERR_NPM_BINARY_FAILED`,
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -41,15 +41,18 @@ export function webConfig(dir: string, overrides: Record<string, unknown> = {}, 
   };
 }
 
-/** Starts the real daemon (`node src/main.ts daemon`) as a child process with a JSON config. */
-export async function startDaemon(t: After, config: Record<string, unknown> | ((dir: string) => Record<string, unknown>), options: {env?: Record<string, string>; dir?: string; openFileLimit?: number} = {}): Promise<TestDaemon> {
+/**
+ * Starts the real daemon (`node src/main.ts daemon`, or `<executable> daemon` for a built binary) as a
+ * child process with a JSON config.
+ */
+export async function startDaemon(t: After, config: Record<string, unknown> | ((dir: string) => Record<string, unknown>), options: {env?: Record<string, string>; dir?: string; openFileLimit?: number; executable?: string} = {}): Promise<TestDaemon> {
   // `dir` restarts a daemon in the directory (config, socket, state) of an earlier one.
   const dir = options.dir ?? createTempDir(t);
   const resolved = typeof config === `function` ? config(dir) : config;
   const configPath = path.join(dir, `rollbridge.json`);
   fs.writeFileSync(configPath, JSON.stringify(resolved, null, 2));
   const socketPath = (resolved.control as {path: string}).path;
-  const argv = [process.execPath, MAIN, `daemon`, `--config`, configPath];
+  const argv = options.executable === undefined ? [process.execPath, MAIN, `daemon`, `--config`, configPath] : [options.executable, `daemon`, `--config`, configPath];
   // `openFileLimit` runs the daemon under `ulimit -n` (the shell execs it, so the pid stays the daemon's).
   const [file, ...args] = options.openFileLimit === undefined ? argv : [`sh`, `-c`, `ulimit -n ${options.openFileLimit} && exec "$@"`, `sh`, ...argv];
   const child = spawn(file!, args, {cwd: dir, env: {...process.env, ...options.env}, stdio: [`ignore`, `pipe`, `pipe`]});
