@@ -4,18 +4,37 @@ import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import {test} from 'node:test';
+import {after, test} from 'node:test';
 import {getBinaryPath} from '../../e2e/binary-path.ts';
 import {startDaemon, webConfig} from '../../helpers/daemon.ts';
 import {httpGet} from '../../helpers/http.ts';
 import {createTempDir} from '../../helpers/temp-dir.ts';
 import {waitFor} from '../../helpers/wait-for.ts';
 import {IGNORED_BUILDS_PATTERN, REPO_BIN, createProject, runCommand} from './npm-project.ts';
+import type {NpmProject} from './npm-project.ts';
 
 const PNPM = path.join(REPO_BIN, `pnpm`);
 
-test(`pnpm installs the packages without build scripts and \`pnpm exec rollbridge --version\` runs the binary`, async (t) => {
-  const project = await createProject(t, {manager: `pnpm`});
+// One pnpm project for the pnpm tests (an install copies two ~110 MB binaries): installed by the
+// first test that needs it, removed after the file. Tests only add scripts or set the environment.
+let shared: Promise<NpmProject> | null = null;
+const sharedAfter: Array<() => unknown> = [];
+after(async () => {
+  for (const fn of sharedAfter.reverse()) await fn();
+});
+function pnpmProject(): Promise<NpmProject> {
+  shared ??= createProject({after: (fn) => sharedAfter.push(fn)}, {manager: `pnpm`});
+  return shared;
+}
+
+function addScripts(project: NpmProject, scripts: Record<string, string>): void {
+  const file = path.join(project.dir, `package.json`);
+  const manifest = JSON.parse(fs.readFileSync(file, `utf8`)) as {scripts: Record<string, string>};
+  fs.writeFileSync(file, JSON.stringify({...manifest, scripts: {...manifest.scripts, ...scripts}}, null, 2));
+}
+
+test(`pnpm installs the packages without build scripts and \`pnpm exec rollbridge --version\` runs the binary`, async () => {
+  const project = await pnpmProject();
   const output = project.install.stdout + project.install.stderr;
   assert.doesNotMatch(output, IGNORED_BUILDS_PATTERN, output);
   const modules = JSON.parse(fs.readFileSync(path.join(project.dir, `node_modules`, `.modules.yaml`), `utf8`)) as {ignoredBuilds?: string[]; pendingBuilds?: string[]};
@@ -47,13 +66,8 @@ test(`a pnpm run script deploys through the package against a real daemon, and e
   const binary = getBinaryPath();
   const daemon = await startDaemon(t, (dir) => webConfig(dir), {executable: binary});
   const release = daemon.release(`r1`);
-  const project = await createProject(t, {
-    manager: `pnpm`,
-    scripts: {
-      'deploy': `rollbridge deploy --config ${daemon.configPath} --release-id r1 --json --release-path`,
-      'status': `rollbridge status --config ${daemon.configPath} --json`,
-    },
-  });
+  const project = await pnpmProject();
+  addScripts(project, {'deploy': `rollbridge deploy --config ${daemon.configPath} --release-id r1 --json --release-path`});
   // pnpm passes the arguments after the script name on to the command, as the orchestrator's users ran it.
   const deployed = await runCommand(PNPM, [`run`, `--silent`, `deploy`, release], {cwd: project.dir, env: project.env});
   assert.equal(deployed.code, 0, deployed.stderr + daemon.stderr());
@@ -70,8 +84,8 @@ test(`a pnpm run script deploys through the package against a real daemon, and e
   assert.equal((await httpGet(daemon.proxyPort)).body, `r1\n`, `the failed deploys left r1 serving`);
 });
 
-test(`ROLLBRIDGE_BIN wins over the platform package; arguments, exit code and a signal death pass through`, async (t) => {
-  const project = await createProject(t, {manager: `pnpm`});
+test(`ROLLBRIDGE_BIN wins over the platform package; arguments, exit code and a signal death pass through`, async () => {
+  const project = await pnpmProject();
   const fake = path.join(project.dir, `fake-rollbridge.sh`);
   fs.writeFileSync(fake, `#!/bin/sh\nprintf '%s\\n' "$@"\nif [ "$1" = die ]; then kill -TERM $$; fi\nexit 42\n`, {mode: 0o755});
   const env = {...project.env, ROLLBRIDGE_BIN: fake};
@@ -89,7 +103,7 @@ test(`ROLLBRIDGE_BIN wins over the platform package; arguments, exit code and a 
 test(`a signal sent to the rollbridge command reaches the binary, and its death exits 128 + n`, async (t) => {
   const binary = getBinaryPath();
   const daemon = await startDaemon(t, (dir) => webConfig(dir), {executable: binary});
-  const project = await createProject(t, {manager: `pnpm`});
+  const project = await pnpmProject();
   const shim = path.join(project.dir, `node_modules`, `.bin`, `rollbridge`);
   const follow = (signalTarget: `shim` | `binary`, signal: NodeJS.Signals) => new Promise<number | null>((resolve, reject) => {
     const child = spawn(shim, [`events`, `--follow`, `--json`, `--config`, daemon.configPath], {cwd: project.dir, env: project.env, stdio: [`ignore`, `pipe`, `pipe`]});
