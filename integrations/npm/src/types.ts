@@ -89,11 +89,6 @@ export type ValidateResult = {
   warnings: Array<{path: string; message: string; fix: string}>;
 };
 
-/** One line of `deploy --json --stream`: a phase as it happens, then the result. */
-export type DeployProgress =
-  | ({type: `phase`; phase: string} & {[key: string]: unknown})
-  | ({type: `result`} & DeployResult);
-
 // ── options: the camelCase of each command's flags ───────────────────────────────────────────────
 
 export type DeployOptions = ConfigOptions & {
