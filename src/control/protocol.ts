@@ -48,6 +48,8 @@ export const isDeployParams = t.isObject({
   wait: t.isOptional(t.isBoolean()),
   dryRun: t.isOptional(t.isBoolean()),
   skipHealthCheck: t.isOptional(t.isBoolean()),
+  /** Do not run hooks.beforeSwitch for this deploy (logged). */
+  skipBeforeSwitch: t.isOptional(t.isBoolean()),
   /** Watch window in ms (overrides watch.windowMs); 0 = none. */
   watchMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)])),
 });
@@ -69,6 +71,14 @@ export const isRestartParams = t.isObject({
   /** Pause after each restarted process before the next one. */
   cooldownMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)])),
   wait: t.isOptional(t.isBoolean()),
+  /** Every process, the proxied one included (replaced without downtime). */
+  all: t.isOptional(t.isBoolean()),
+  /** No readiness or health check after each restart (logged). */
+  skipHealthCheck: t.isOptional(t.isBoolean()),
+  /** Run hooks.beforeSwitch against the active release before restarting anything. */
+  beforeSwitch: t.isOptional(t.isBoolean()),
+  /** Return the plan (`plan`), restart nothing. */
+  dryRun: t.isOptional(t.isBoolean()),
 });
 
 export const isEventsParams = t.isObject({
@@ -153,6 +163,10 @@ export const isDeployResult = t.isObject({
 
 export const isRestartResult = t.isObject({
   restarted: t.isArray(t.isString()),
+  /** Only for `dryRun`: the processes in restart order, how each is restarted and checked (RestartPlanView). */
+  plan: t.isOptional(t.isRecord(t.isUnknown())),
+  /** hooks.beforeSwitch's result when `beforeSwitch` ran it. */
+  hooks: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
 }, LOOSE);
 
 export const isEvent = t.isObject({
@@ -229,6 +243,13 @@ export type DeployPlanView = {
   singletons: Array<{processId: string; replaces: number | null}>;
   hooks: {beforeSwitch: string | null; afterSwitch: string | null};
   drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
+};
+
+/** What a restart would do (`restart --dry-run`): the processes in restart order, how each is restarted and checked. */
+export type RestartPlanView = {
+  processes: Array<{id: string; processId: string; policy: string; pid: number | null; how: `replace` | `restart`; check: `health` | `readiness` | null}>;
+  hooks: {beforeSwitch: string | null};
+  cooldownMs: number;
 };
 
 export type ControlCommandName = keyof typeof ControlCommands;

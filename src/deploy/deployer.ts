@@ -20,7 +20,7 @@ import {findRelease, pickRollbackTarget, pruneReleases} from './release-history.
 import {generateReleaseId} from './release.ts';
 import type {Release, ReleaseStatus} from './release.ts';
 import {restartForMemory, restartProcesses} from './restarts.ts';
-import type {RestartRequest} from './restarts.ts';
+import type {RestartRequest, RestartResult} from './restarts.ts';
 import {restoreState} from './restore.ts';
 import type {RestoreReport} from './restore.ts';
 
@@ -119,7 +119,9 @@ export class Deployer {
     });
   }
 
-  restart(request: RestartRequest): Promise<{restarted: string[]}> {
+  restart(request: RestartRequest): Promise<RestartResult> {
+    // A dry run only reads, like a deploy's: it neither waits for nor blocks the queue.
+    if (request.dryRun) return restartProcesses(this.#context, request);
     return this.#serialized(request.wait, `restart`, () => restartProcesses(this.#context, request));
   }
 

@@ -26,6 +26,8 @@ export type DeployRequest = {
   /** Queue behind a running deploy (default) or fail fast with ERR_DAEMON_BUSY. */
   wait?: boolean | undefined;
   skipHealthCheck?: boolean | undefined;
+  /** Do not run hooks.beforeSwitch (e.g. migrations already applied); logged. */
+  skipBeforeSwitch?: boolean | undefined;
   /** Print the plan and change nothing. */
   dryRun?: boolean | undefined;
   /** Watch window in ms; overrides `watch.windowMs`. */
@@ -93,7 +95,9 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       await context.commit();
       await startServices(context, release, plan);
       await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true);
-      if (config.hooks.beforeSwitch) {
+      if (config.hooks.beforeSwitch && request.skipBeforeSwitch === true) {
+        log.warn(`hook skipped`, {hook: `beforeSwitch`, releaseId});
+      } else if (config.hooks.beforeSwitch) {
         const result = await runReleaseHook(context, `beforeSwitch`, config.hooks.beforeSwitch, release);
         hooks.push(result);
         if (!result.ok) throw hookFailure(result, releaseId);
@@ -190,7 +194,7 @@ export function validateReleasePath(releasePath: string): void {
   }
 }
 
-async function runReleaseHook(context: DeployContext, hook: HookName, command: string, release: Release): Promise<HookResult> {
+export async function runReleaseHook(context: DeployContext, hook: HookName, command: string, release: Release): Promise<HookResult> {
   const {active, roster} = context;
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(roster.baseEnv)) if (value !== undefined) env[name] = value;

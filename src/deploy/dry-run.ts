@@ -39,7 +39,7 @@ export function describePlan(options: {config: Config; plan: ReleasePlan; reques
     start,
     keep,
     singletons: plan.singletons.map(({process}) => ({processId: process.id, replaces: roster.singletons.get(process.id)?.process.pid ?? null})),
-    hooks: {beforeSwitch: config.hooks.beforeSwitch ?? null, afterSwitch: config.hooks.afterSwitch ?? null},
+    hooks: {beforeSwitch: request.skipBeforeSwitch === true ? null : (config.hooks.beforeSwitch ?? null), afterSwitch: config.hooks.afterSwitch ?? null},
     drain: previous ? {releaseId: previous.releaseId, timeoutMs: config.proxy.drainTimeoutMs, connections: previous.connections, processes: previous.processes.map((process) => process.id)} : null,
   };
   return {

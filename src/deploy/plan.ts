@@ -76,3 +76,14 @@ export function orderByDependencies<T>(items: T[], processOf: (item: T) => Proce
   for (const item of items) place(item, new Set());
   return ordered;
 }
+
+/**
+ * Pure: every process of `config` in the order a deploy starts them (persistent services, handoff
+ * services, companions, the proxied process, singletons), each after the processes it `dependsOn`.
+ * The order of `restart` and of a rolling restart.
+ */
+export function orderProcesses(config: Config): ProcessConfig[] {
+  const plan = planRelease(config);
+  const instanceProcesses = [...new Set(plan.instances.map((instance) => instance.process))];
+  return [...plan.services.map(({process}) => process), ...instanceProcesses, ...plan.singletons.map(({process}) => process)];
+}

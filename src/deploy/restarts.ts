@@ -1,28 +1,77 @@
 import {setTimeout as delay} from 'node:timers/promises';
 import type {ProcessConfig} from '../config/types.ts';
+import type {RestartPlanView} from '../control/protocol.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {buildProcessLogSpec} from '../supervisor/process-log.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {SerialQueue} from '../util/serial-queue.ts';
 import type {DeployContext} from './deploy-context.ts';
+import {runReleaseHook} from './deployment.ts';
+import {hookFailure} from './hook-runner.ts';
+import type {HookResult} from './hook-runner.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
+import {orderProcesses} from './plan.ts';
 import type {Release} from './release.ts';
 import {waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
 
-export type RestartRequest = {processId?: string | undefined; policy?: string | undefined; names?: string[] | undefined; cooldownMs?: number | undefined; wait?: boolean | undefined};
+export type RestartRequest = {
+  processId?: string | undefined;
+  policy?: string | undefined;
+  names?: string[] | undefined;
+  cooldownMs?: number | undefined;
+  wait?: boolean | undefined;
+  /** Every process, the proxied one included (replaced without downtime), not only the named ones. */
+  all?: boolean | undefined;
+  /** Do not wait for readiness and health checks after each restart (emergencies only; logged). */
+  skipHealthCheck?: boolean | undefined;
+  /** Run hooks.beforeSwitch (e.g. migrations) against the active release first; its failure restarts nothing. */
+  beforeSwitch?: boolean | undefined;
+  /** Return the plan and restart nothing. */
+  dryRun?: boolean | undefined;
+};
+
+export type RestartResult = {restarted: string[]; plan?: RestartPlanView; hooks?: HookResult[]};
 
 /**
- * `restart`: the named processes (or every one the filters match) one after another. The proxied
- * process is only restarted when named (by --process or --policy proxied): it is then replaced
- * without downtime (start, health check, switch, drain), never stopped in place.
+ * `restart`: the named processes (or every one the filters match) one after another, in `dependsOn`
+ * order, each checked (readiness, or the health check of the proxied process) before the next; the
+ * first failure stops it. The proxied process is only restarted when named (by --process, --policy
+ * proxied or NAMES) or with `all`: it is then replaced without downtime (start, health check, switch,
+ * drain), never stopped in place.
  */
-export async function restartProcesses(context: DeployContext, request: RestartRequest): Promise<{restarted: string[]}> {
-  const {roster, active, log} = context;
+export async function restartProcesses(context: DeployContext, request: RestartRequest): Promise<RestartResult> {
+  const {active, log} = context;
+  const targets = selectTargets(context, request);
+  if (request.dryRun) return {restarted: [], plan: describeRestart(context, targets, request)};
+  const hooks: HookResult[] = [];
+  const release = active.release;
+  if (request.beforeSwitch && active.config.hooks.beforeSwitch && release) {
+    const result = await runReleaseHook(context, `beforeSwitch`, active.config.hooks.beforeSwitch, release);
+    hooks.push(result);
+    if (!result.ok) throw hookFailure(result, release.releaseId);
+  }
+  const skipHealthCheck = request.skipHealthCheck === true;
+  if (skipHealthCheck) log.warn(`health checks skipped for restart`, {processes: targets.map((managed) => managed.id)});
+  const restarted: string[] = [];
+  for (const managed of targets) {
+    if (restarted.length > 0 && request.cooldownMs) await delay(request.cooldownMs);
+    log.info(`process restart requested`, {processId: managed.id});
+    try {
+      await restartOne(context, managed, skipHealthCheck);
+    } catch (error) {
+      throw stoppedAt(error, managed.id, restarted, targets.slice(restarted.length + 1).map((next) => next.id));
+    }
+    restarted.push(managed.id);
+  }
+  return {restarted, ...(hooks.length > 0 ? {hooks} : {})};
+}
+
+function selectTargets(context: DeployContext, request: RestartRequest): ManagedProcess[] {
+  const {roster, active} = context;
   const config = active.config;
-  const policyOf = (managed: ManagedProcess) => config.processes.find((process) => process.id === managed.spec.processId)?.policy;
   const names = request.names ?? [];
-  const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.policy === `proxied` || request.processId !== undefined || names.length > 0);
+  const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.all === true || request.policy === `proxied` || request.processId !== undefined || names.length > 0);
   const nameMatches = (managed: ManagedProcess) => names.length === 0 || names.some((name) => managed.id.includes(name));
   const validIds = () => roster.allInstanceIds(config, active.release);
   // Typo safety: every name must match something, or nothing is restarted.
@@ -35,7 +84,7 @@ export async function restartProcesses(context: DeployContext, request: RestartR
     });
   }
   const targets: ManagedProcess[] = [];
-  for (const process of config.processes) {
+  for (const process of orderProcesses(config)) {
     if (process.policy === `proxied` && !proxiedNamed(process)) continue;
     if (request.policy !== undefined && process.policy !== request.policy) continue;
     for (const managed of roster.instancesOf(process, active.release)) {
@@ -50,23 +99,45 @@ export async function restartProcesses(context: DeployContext, request: RestartR
       details: {processId: request.processId, valid},
     });
   }
-  const restarted: string[] = [];
-  for (const managed of targets) {
-    if (restarted.length > 0 && request.cooldownMs) await delay(request.cooldownMs);
-    log.info(`process restart requested`, {processId: managed.id});
-    const release = active.release;
-    if (release && release.processes.includes(managed) && policyOf(managed) === `proxied`) {
-      await replaceProxied(context, release, managed);
-    } else {
-      await managed.stop();
-      await managed.start(`manual`);
-      const definition = config.processes.find((process) => process.id === managed.spec.processId);
-      const owner = release && release.processes.includes(managed) ? release : roster.ownerOf(managed);
-      if (definition && owner) await waitUntilReady(owner, definition, managed, log);
-    }
-    restarted.push(managed.id);
+  return targets;
+}
+
+async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean): Promise<void> {
+  const {roster, active, log} = context;
+  const release = active.release;
+  const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
+  if (release && release.processes.includes(managed) && definition?.policy === `proxied`) {
+    await replaceProxied(context, release, managed, `manual`, {skipHealthCheck});
+    return;
   }
-  return {restarted};
+  await managed.stop();
+  await managed.start(`manual`);
+  const owner = release && release.processes.includes(managed) ? release : roster.ownerOf(managed);
+  if (definition && owner && !skipHealthCheck) await waitUntilReady(owner, definition, managed, log);
+}
+
+function describeRestart(context: DeployContext, targets: ManagedProcess[], request: RestartRequest): RestartPlanView {
+  const {active} = context;
+  const skip = request.skipHealthCheck === true;
+  const processes = targets.map((managed) => {
+    const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
+    const policy = definition?.policy ?? `unknown`;
+    const replaced = policy === `proxied` && active.release?.processes.includes(managed) === true;
+    const check = skip ? null : replaced ? (definition?.health ? `health` as const : null) : (definition?.readiness ? `readiness` as const : null);
+    return {id: managed.id, processId: managed.spec.processId, policy, pid: managed.pid ?? null, how: replaced ? `replace` as const : `restart` as const, check};
+  });
+  return {processes, hooks: {beforeSwitch: request.beforeSwitch ? (active.config.hooks.beforeSwitch ?? null) : null}, cooldownMs: request.cooldownMs ?? 0};
+}
+
+/** The first failure stops the restart: its error says which processes were restarted before and which were not reached. */
+function stoppedAt(error: unknown, failedId: string, restarted: string[], notReached: string[]): unknown {
+  if (!(error instanceof RollbridgeError)) return error;
+  const done = restarted.length > 0 ? `restarted before it: ${restarted.join(`, `)}` : `nothing was restarted before it`;
+  return new RollbridgeError(error.code, `Restart stopped at ${failedId}: ${error.message} (${done}; not restarted: ${notReached.join(`, `) || `none`})`, {
+    ...(error.fix !== undefined ? {fix: error.fix} : {}),
+    details: {...error.details, failed: failedId, restarted, notRestarted: notReached},
+    cause: error,
+  });
 }
 
 /**
@@ -74,7 +145,7 @@ export async function restartProcesses(context: DeployContext, request: RestartR
  * port, health-checked, then the switch to its target, then the drain and stop of the old one.
  * A failure before the switch stops the new process and leaves the old one serving.
  */
-export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` = `manual`): Promise<ManagedProcess> {
+export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` = `manual`, options: {skipHealthCheck?: boolean} = {}): Promise<ManagedProcess> {
   const {roster, ports, proxy, log} = context;
   const configIndex = release.config.processes.findIndex((process) => process.id === old.spec.processId);
   const process = release.config.processes[configIndex];
@@ -94,7 +165,7 @@ export async function replaceProxied(context: DeployContext, release: Release, o
   try {
     await context.commit();
     await fresh.start(reason);
-    if (process.health) await waitUntilHealthy(release, fresh, process, port, configIndex);
+    if (process.health && options.skipHealthCheck !== true) await waitUntilHealthy(release, fresh, process, port, configIndex);
   } catch (error) {
     release.processes.splice(release.processes.indexOf(fresh), 1);
     await roster.stopForGood(fresh);

@@ -83,7 +83,7 @@ test(`restart --policy picks one policy; without selectors it leaves the web pro
   const before = activeRelease(await daemon.call(`status`));
   const webPid = before.processes.find((process) => process.id === `web`)?.pid;
   const result = await daemon.call(`restart`, {});
-  assert.deepEqual(result.restarted, [`worker#0`, `worker#1`, `cache`]);
+  assert.deepEqual(result.restarted, [`cache`, `worker#0`, `worker#1`], `in start order: services, then companions`);
   const after = activeRelease(await daemon.call(`status`));
   assert.equal(after.processes.find((process) => process.id === `web`)?.pid, webPid);
   assert.equal(after.processes.find((process) => process.id === `worker#0`)?.state, `running`, `the failed worker was revived`);
@@ -191,4 +191,95 @@ test(`a persistent service starts before the release and restarts with the lates
   await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, `utf8`) === `v1\n`, {what: `the service's first start line`});
   process.kill(first?.process.pid as number, `SIGKILL`);
   await waitFor(async () => (await service())?.process.restarts === 1 && fs.readFileSync(file, `utf8`) === `v1\nv2\n`, {what: `the crash restart with v2's definition`});
+});
+
+/** web + two companions listed out of order (worker dependsOn queue) + a beforeSwitch hook writing a marker. */
+function rollingConfig(dir: string, hook = `echo "$ROLLBRIDGE_RELEASE_ID" >> "${path.join(dir, `migrations.log`)}"`): Record<string, unknown> {
+  return webConfig(dir, {
+    hooks: {beforeSwitch: hook},
+    processes: [
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+      {id: `worker`, command: `exec sleep 300`, policy: `companion`, dependsOn: [`queue`], readiness: {command: `test ! -e "${path.join(dir, `worker-broken`)}"`, timeoutMs: 500}},
+      {id: `queue`, command: `exec sleep 300`, policy: `companion`},
+    ],
+  });
+}
+
+function pids(release: ReleaseView): Record<string, number> {
+  return Object.fromEntries(release.processes.map((process) => [process.id, process.pid]));
+}
+
+test(`restart --all restarts every process in dependsOn order, the web one replaced without a failed request; --dry-run only reports the plan`, async (t) => {
+  const fs = await import('node:fs');
+  const daemon = await startDaemon(t, (dir) => rollingConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  fs.rmSync(path.join(daemon.dir, `migrations.log`));
+  const before = pids(activeRelease(await daemon.call(`status`)));
+
+  const dry = await daemon.call(`restart`, {all: true, beforeSwitch: true, dryRun: true});
+  assert.deepEqual(dry.restarted, []);
+  assert.deepEqual(dry.plan, {
+    processes: [
+      {id: `queue`, processId: `queue`, policy: `companion`, pid: before.queue, how: `restart`, check: null},
+      {id: `worker`, processId: `worker`, policy: `companion`, pid: before.worker, how: `restart`, check: `readiness`},
+      {id: `web`, processId: `web`, policy: `proxied`, pid: before.web, how: `replace`, check: `health`},
+    ],
+    hooks: {beforeSwitch: `echo "$ROLLBRIDGE_RELEASE_ID" >> "${path.join(daemon.dir, `migrations.log`)}"`},
+    cooldownMs: 0,
+  });
+  assert.deepEqual(pids(activeRelease(await daemon.call(`status`))), before, `the dry run changed nothing`);
+  assert.equal(fs.existsSync(path.join(daemon.dir, `migrations.log`)), false, `the dry run ran no hook`);
+
+  const agent = new http.Agent({keepAlive: true});
+  t.after(() => agent.destroy());
+  let stop = false;
+  let failures = 0;
+  let requests = 0;
+  const load = (async () => {
+    const deadline = Date.now() + 30_000;
+    while (!stop && Date.now() < deadline) {
+      const response = await httpGet(daemon.proxyPort, `/`, {agent}).catch(() => null);
+      requests += 1;
+      if (response?.status !== 200) failures += 1;
+    }
+  })();
+  const result = await daemon.call(`restart`, {all: true, beforeSwitch: true});
+  stop = true;
+  await load;
+  assert.deepEqual(result.restarted, [`queue`, `worker`, `web`]);
+  assert.deepEqual((result.hooks as Array<{hook: string; ok: boolean}>).map((hook) => [hook.hook, hook.ok]), [[`beforeSwitch`, true]]);
+  assert.equal(fs.readFileSync(path.join(daemon.dir, `migrations.log`), `utf8`), `v1\n`);
+  assert.equal(failures, 0, `${failures} of ${requests} requests failed during the rolling restart`);
+  const after = pids(activeRelease(await daemon.call(`status`)));
+  for (const id of [`queue`, `worker`, `web`]) assert.notEqual(after[id], before[id], `${id} was restarted`);
+  const requested = daemon.records.filter((record) => record.msg === `process restart requested`).map((record) => record.processId);
+  assert.deepEqual(requested, [`queue`, `worker`, `web`]);
+});
+
+test(`the first failed check stops a restart there: the error names what was and was not restarted; a failed beforeSwitch restarts nothing`, async (t) => {
+  const fs = await import('node:fs');
+  const daemon = await startDaemon(t, (dir) => rollingConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const before = pids(activeRelease(await daemon.call(`status`)));
+  fs.writeFileSync(path.join(daemon.dir, `worker-broken`), ``);
+  await assert.rejects(daemon.call(`restart`, {all: true}), (error: unknown) => {
+    assert.ok(isRollbridgeError(error));
+    assert.equal(error.code, `ERR_READINESS_FAILED`);
+    assert.match(error.message, /^Restart stopped at worker: .* \(restarted before it: queue; not restarted: web\)$/);
+    assert.deepEqual([error.details.failed, error.details.restarted, error.details.notRestarted], [`worker`, [`queue`], [`web`]]);
+    return true;
+  });
+  assert.equal(pids(activeRelease(await daemon.call(`status`))).web, before.web, `the web process was not reached`);
+
+  const forced = await daemon.call(`restart`, {processId: `worker`, skipHealthCheck: true});
+  assert.deepEqual(forced.restarted, [`worker`]);
+  await daemon.record((record) => record.msg === `health checks skipped for restart`, `the skipped checks`);
+  fs.rmSync(path.join(daemon.dir, `worker-broken`));
+
+  fs.writeFileSync(daemon.configPath, JSON.stringify(rollingConfig(daemon.dir, `echo migration failed; exit 3`)));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`, skipBeforeSwitch: true});
+  await daemon.record((record) => record.msg === `hook skipped` && record.releaseId === `v2`, `the skipped beforeSwitch of v2`);
+  const v2 = pids(activeRelease(await daemon.call(`status`)));
+  await assert.rejects(daemon.call(`restart`, {all: true, beforeSwitch: true}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_HOOK_FAILED`);
+  assert.deepEqual(pids(activeRelease(await daemon.call(`status`))), v2, `nothing was restarted`);
 });

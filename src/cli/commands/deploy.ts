@@ -38,6 +38,7 @@ export class DeployCommand extends BaseCommand {
   ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once with ERR_DAEMON_BUSY)`});
   skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check (emergencies only; logged)`});
+  skipBeforeSwitch = Option.Boolean(`--skip-before-switch`, false, {description: `Do not run hooks.beforeSwitch (e.g. migrations) for this deploy (logged)`});
   watch = Option.String(`--watch`, {description: `Keep the previous release warm this long after the switch (e.g. 30s) and switch back if the new web process exits, fails its health check or answers too many 5xx (default: watch.windowMs)`});
   dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing`});
   daemonLogPath = Option.String(`--daemon-log-path`, {description: `With --ensure-daemon: where the daemon's output is appended`});
@@ -67,6 +68,7 @@ export class DeployCommand extends BaseCommand {
         ...(this.revision !== undefined ? {revision: this.revision} : {}),
         wait: this.wait,
         skipHealthCheck: this.skipHealthCheck,
+        ...(this.skipBeforeSwitch ? {skipBeforeSwitch: true} : {}),
         ...(this.dryRun ? {dryRun: true} : {}),
         ...(watchMs !== undefined ? {watchMs} : {}),
       }, {

@@ -2,6 +2,7 @@ import {Command, Option} from 'clipanion';
 import * as t from 'typanion';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
+import type {RestartPlanView} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 
 export class RestartCommand extends BaseCommand {
@@ -18,7 +19,15 @@ export class RestartCommand extends BaseCommand {
       last one, or the command fails.
       Stopped or failed processes are revived. Naming the proxied web process (\`--process web\` or
       \`--policy proxied\`) replaces it without downtime: a new process on a fresh port, health-checked,
-      then traffic moves to it and the old one drains and stops.
+      then traffic moves to it and the old one drains and stops. \`--all\` restarts every process, the web
+      one included: a rolling restart.
+
+      Processes restart in \`dependsOn\` order (services, companions, the web process, singletons), each
+      waiting for its readiness check (the web process: its health check) before the next, and the
+      first failure stops the restart (the error lists what was and was not restarted).
+      \`--skip-health-check\` skips those waits (emergencies only; logged). \`--before-switch\` runs
+      \`hooks.beforeSwitch\` (e.g. migrations) against the active release first; if it fails nothing
+      restarts. \`--dry-run\` prints the plan and restarts nothing.
     `,
     examples: [
       [`Restart every non-proxied process`, `$0 restart`],
@@ -26,6 +35,8 @@ export class RestartCommand extends BaseCommand {
       [`Restart only the services`, `$0 restart --policy service`],
       [`Replace the web process without dropping a request`, `$0 restart --process web`],
       [`Every process whose id contains "worker" or "cron", 5 s apart, then check the site`, `$0 restart worker cron --cooldown 5s --check-url http://127.0.0.1:8182/ping`],
+      [`Rolling restart of every process after the migrations in hooks.beforeSwitch`, `$0 restart --all --before-switch`],
+      [`What a rolling restart would do, changing nothing`, `$0 restart --all --dry-run`],
     ],
   });
 
@@ -35,6 +46,10 @@ export class RestartCommand extends BaseCommand {
   cooldown = Option.String(`--cooldown`, {description: `Pause between restarted processes, e.g. 5s`});
   checkUrl = Option.String(`--check-url`, {description: `URL that must answer 2xx after the restarts (end-to-end check)`});
   checkTimeout = Option.String(`--check-timeout`, {description: `How long --check-url may take to answer 2xx (default 10s)`});
+  all = Option.Boolean(`--all`, false, {description: `Every process, the proxied web process included (replaced without downtime)`});
+  skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Do not wait for readiness and health checks after each restart (emergencies only; logged)`});
+  beforeSwitch = Option.Boolean(`--before-switch`, false, {description: `Run hooks.beforeSwitch (e.g. migrations) against the active release first; its failure restarts nothing`});
+  dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (which processes, in which order, how each is checked) and restart nothing`});
   names = Option.Rest({name: `names`});
 
   async run(): Promise<number> {
@@ -49,7 +64,16 @@ export class RestartCommand extends BaseCommand {
         ...(this.processId !== undefined ? {processId: this.processId} : {}),
         ...(this.policy !== undefined ? {policy: this.policy as `companion` | `singleton` | `service` | `proxied`} : {}),
         wait: this.wait,
+        ...(this.all ? {all: true} : {}),
+        ...(this.skipHealthCheck ? {skipHealthCheck: true} : {}),
+        ...(this.beforeSwitch ? {beforeSwitch: true} : {}),
+        ...(this.dryRun ? {dryRun: true} : {}),
       });
+      if (result.plan) {
+        if (!this.json && this.isTTY) this.writeLine(formatRestartPlan(result.plan as unknown as RestartPlanView));
+        else this.writeJson({status: `success`, ...result});
+        return 0;
+      }
       const check = this.checkUrl === undefined ? undefined : await checkUrl(this.checkUrl, checkTimeoutMs);
       if (!this.json && this.isTTY) {
         this.writeLine(result.restarted.length > 0 ? `Restarted ${result.restarted.join(`, `)}` : `Nothing to restart`);
@@ -62,6 +86,18 @@ export class RestartCommand extends BaseCommand {
     }
     return 0;
   }
+}
+
+export function formatRestartPlan(plan: RestartPlanView): string {
+  const lines = [`Restart plan; nothing was changed:`];
+  if (plan.hooks.beforeSwitch) lines.push(`  run      hooks.beforeSwitch: ${plan.hooks.beforeSwitch}`);
+  for (const [index, process] of plan.processes.entries()) {
+    if (index > 0 && plan.cooldownMs > 0) lines.push(`  wait     ${plan.cooldownMs} ms`);
+    const how = process.how === `replace` ? `replace` : `restart`;
+    lines.push(`  ${how.padEnd(8)} ${process.id} (${process.policy}, pid ${process.pid ?? `-`})${process.check ? `, then its ${process.check} check` : ``}`);
+  }
+  if (plan.processes.length === 0) lines.push(`  (no process matches)`);
+  return lines.join(`\n`);
 }
 
 /** The end-to-end check after a restart: 2xx within `timeoutMs` (probes every 250 ms, 2 s each at most). */
