@@ -1,5 +1,5 @@
 // `npm run pack:npm`: the npm packages from the built binaries, as three tarballs in bundle/npm/:
-//   rollbridge-<v>.tgz                 the `rollbridge` command + the typed Node API
+//   rollbridge-<v>.tgz                 the `rollbridge` and `rollbridge-rolling` commands + the typed Node API
 //   rollbridge-linux-x64-<v>.tgz       @rollbridge/linux-x64   (os linux, cpu x64, libc glibc): the binary
 //   rollbridge-linux-arm64-<v>.tgz     @rollbridge/linux-arm64 (os linux, cpu arm64, libc glibc): the binary
 // The main package has no install scripts: the package manager picks the platform package through
@@ -20,7 +20,7 @@ const SOURCE_DIR = path.join(NPM_DIR, `src`);
 const NODE_TARGET = `node20`;
 const PLATFORMS = [{arch: `x64`}, {arch: `arm64`}] as const;
 /** The package's commands: integrations/npm/src/bin/<name>.ts → bin/<name>.js. */
-const COMMANDS = [`rollbridge`];
+const COMMANDS = [`rollbridge`, `rollbridge-rolling`];
 const LIFECYCLE_SCRIPTS = [`preinstall`, `install`, `postinstall`, `prepare`, `preprepare`, `postprepare`, `prepack`, `postpack`];
 
 const USAGE = `Usage: npm run pack:npm -- [--out <dir>]

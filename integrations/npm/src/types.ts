@@ -37,14 +37,25 @@ export type ContractDeployResult = {
 
 /** `status`: src/control/protocol.ts isStatusResult (extra keys are part of the shape). */
 export type ContractStatusResult = {
-  application?: string | undefined;
-  activeReleaseId?: string | null | undefined;
+  application: string;
+  activeReleaseId: string | null;
 } & {[key: string]: unknown};
 
 /** `restart`: src/control/protocol.ts isRestartResult. */
 export type ContractRestartResult = {
   restarted: string[];
+  /** Only for `dryRun`: see RestartPlan. */
+  plan?: Record<string, unknown> | undefined;
+  /** hooks.beforeSwitch's result when `beforeSwitch` ran it. */
+  hooks?: Array<Record<string, unknown>> | undefined;
 } & {[key: string]: unknown};
+
+/** What `restart({dryRun: true})` returns in `plan`: src/control/protocol.ts RestartPlanView. */
+export type RestartPlan = {
+  processes: Array<{id: string; processId: string; policy: string; pid: number | null; how: `replace` | `restart`; check: `health` | `readiness` | null}>;
+  hooks: {beforeSwitch: string | null};
+  cooldownMs: number;
+};
 
 /** One entry of the daemon's event history: src/control/protocol.ts isEvent. */
 export type ContractEvent = {
@@ -74,6 +85,7 @@ export type DeployResult = Success & ContractDeployResult;
 export type RollbackResult = Success & ContractDeployResult;
 export type StatusResult = ContractStatusResult;
 export type RestartResult = Success & ContractRestartResult & {
+  plan?: RestartPlan | undefined;
   /** `checkUrl`'s answer. */
   check?: {url: string; status: number} | undefined;
 };
@@ -102,6 +114,8 @@ export type DeployOptions = ConfigOptions & {
   wait?: boolean;
   /** Switch without waiting for the health check (emergencies only; logged). */
   skipHealthCheck?: boolean;
+  /** Do not run hooks.beforeSwitch (e.g. migrations already applied; logged). */
+  skipBeforeSwitch?: boolean;
   /** Watch window after the switch, e.g. `30s` (default: watch.windowMs). */
   watch?: string;
   /** Return the plan, change nothing. */
@@ -129,6 +143,14 @@ export type RestartOptions = ConfigOptions & {
   /** URL that must answer 2xx after the restarts. */
   checkUrl?: string;
   checkTimeout?: string;
+  /** Every process, the proxied one included (replaced without downtime): a rolling restart. */
+  all?: boolean;
+  /** Do not wait for readiness and health checks after each restart (emergencies only; logged). */
+  skipHealthCheck?: boolean;
+  /** Run hooks.beforeSwitch (e.g. migrations) against the active release first. */
+  beforeSwitch?: boolean;
+  /** Return the plan, restart nothing. */
+  dryRun?: boolean;
 };
 
 export type StatusOptions = ConfigOptions;

@@ -1,39 +1,7 @@
-// The `rollbridge` command of the npm package: finds the binary (ROLLBRIDGE_BIN, then the installed
-// @rollbridge/<platform> package) and runs it with the same arguments and stdio. Its exit code passes
-// through; a death by signal N exits 128 + N, as a shell reports it. Signals sent to this process are
-// forwarded, so `kill <pid>` of a pnpm script reaches rollbridge.
-import {spawn} from 'node:child_process';
-import os from 'node:os';
-import {resolveBinary} from '../resolve-binary.ts';
-import {isRollbridgeError} from '../rollbridge-error.ts';
-
-/** What a shell exits with when the command is not found. */
-const EXIT_NOT_FOUND = 127;
-/** SIGUSR1 is left alone: Node reserves it for its inspector. */
-const FORWARDED_SIGNALS: NodeJS.Signals[] = [`SIGINT`, `SIGTERM`, `SIGHUP`, `SIGQUIT`, `SIGUSR2`];
+// The `rollbridge` command of the npm package: runs the binary (ROLLBRIDGE_BIN, then the installed
+// @rollbridge/<platform> package) with the same arguments and stdio; see run-inherited.ts for the exit
+// code, signal and not-found behaviour.
+import {runInherited} from '../run-inherited.ts';
 
 const args = process.argv.slice(2);
-let binary: string;
-try {
-  binary = resolveBinary();
-} catch (error) {
-  if (!isRollbridgeError(error)) throw error;
-  const json = args.includes(`--json`) || process.env.ROLLBRIDGE_OUTPUT === `json`;
-  if (json) process.stdout.write(`${JSON.stringify({error: {code: error.code, message: error.message, fix: error.fix, details: error.details}})}\n`);
-  else process.stderr.write(`error ${error.code}: ${error.message}\n  fix: ${error.fix ?? ``}\n`);
-  process.exit(EXIT_NOT_FOUND);
-}
-
-const child = spawn(binary, args, {stdio: `inherit`});
-for (const signal of FORWARDED_SIGNALS) {
-  process.on(signal, () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-  });
-}
-child.once(`error`, (error: NodeJS.ErrnoException) => {
-  process.stderr.write(`error ERR_NPM_BINARY_FAILED: Cannot run ${binary}: ${error.message}\n  fix: Check that ${binary} is a rollbridge binary for this machine, or set ROLLBRIDGE_BIN to one\n`);
-  process.exit(error.code === `ENOENT` ? EXIT_NOT_FOUND : 126);
-});
-child.once(`exit`, (code, signal) => {
-  process.exit(signal === null ? (code ?? 1) : 128 + (os.constants.signals[signal] ?? 0));
-});
+runInherited(args, {json: args.includes(`--json`) || process.env.ROLLBRIDGE_OUTPUT === `json`});
