@@ -1,6 +1,7 @@
 // The public types of the `rollbridge` npm package. Self-contained (the package ships no rollbridge
-// sources); test/integrations/npm/contract-types.test.ts checks at compile time that the result types
-// are the control contract's (src/control/protocol.ts) plus what the CLI adds to its `--json` answers.
+// sources): the fields of the control contract's results (src/control/protocol.ts) that the package
+// documents, each result open to more keys. test/integrations/npm/contract-types.test.ts checks at
+// compile time that every result the contract allows fits these types.
 
 import type {RunOptions} from './run-binary.ts';
 
@@ -38,7 +39,9 @@ export type ContractDeployResult = {
 /** `status`: src/control/protocol.ts isStatusResult (extra keys are part of the shape). */
 export type ContractStatusResult = {
   application: string;
-  activeReleaseId: string | null;
+  activeReleaseId?: string | null | undefined;
+  proxy?: ({host: string; port: number} & {[key: string]: unknown}) | undefined;
+  releases?: Array<{releaseId: string} & {[key: string]: unknown}> | undefined;
 } & {[key: string]: unknown};
 
 /** `restart`: src/control/protocol.ts isRestartResult. */
