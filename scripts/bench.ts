@@ -1,5 +1,5 @@
 // `npm run bench [-- <part>…] [--sources] [--no-write]`: runs the benchmark parts (all by default:
-// throughput, deploys, websockets, lifecycle, latency, startup, memory, recovery), prints each figure and a PASS/FAIL line
+// throughput, deploys, websockets, lifecycle, latency, startup, memory, recovery, crash), prints each figure and a PASS/FAIL line
 // per goal, and rewrites their sections of docs/benchmarks.md. Drives the standalone binary when it is
 // built (bundle/rollbridge-linux-x64), else the sources; `--sources` forces the sources.
 // Exit code: 0 when every goal passed, 1 otherwise.
@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {parseArgs} from 'node:util';
 import {stopAllDaemons} from './bench/bench-daemon.ts';
+import {benchCrash} from './bench/crash.ts';
 import {benchDeploys} from './bench/deploys.ts';
 import {benchLifecycle} from './bench/lifecycle.ts';
 import {benchLatency} from './bench/latency.ts';
@@ -33,6 +34,7 @@ const TITLES: Record<PartName, string> = {
   startup: `Binary start-up`,
   memory: `Daemon memory`,
   recovery: `Recovery: daemon SIGKILL and re-adoption, legacy takeover, daemon replacement under load`,
+  crash: `Crash in every phase of a deploy: SIGKILL, ensure-daemon, one more deploy`,
 };
 
 const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promise<void>> = {
@@ -44,6 +46,7 @@ const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promi
   startup: benchStartupBinary,
   memory: benchMemory,
   recovery: benchRecovery,
+  crash: benchCrash,
 };
 
 function readMachine(): MachineInfo {

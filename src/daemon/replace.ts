@@ -6,6 +6,8 @@ import type {ParamsOf, ResultOf} from '../control/protocol.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {tokenPathOf} from '../control/replace-token.ts';
+import {diffLiveReload} from '../config/live-reload.ts';
+import {loadConfig} from '../config/load.ts';
 import type {Config} from '../config/types.ts';
 import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
@@ -51,6 +53,7 @@ export async function handOver(daemon: HandoverHost, params: ParamsOf<`replace`>
   const startedAt = performance.now();
   const log = daemon.log.child({component: `replace`});
   const config = daemon.config;
+  await assertSameTopology(config);
   await daemon.deployer.freeze();
   let successorPid: number;
   try {
@@ -72,6 +75,22 @@ export async function handOver(daemon: HandoverHost, params: ParamsOf<`replace`>
       log.info(`retired after handover`, {closedConnections: remaining});
     },
   };
+}
+
+/**
+ * The successor reads the config file again and re-adopts the running release: it follows deploy's rules,
+ * so a change a deploy refuses (process topology, listeners, socket, state file) is refused here too,
+ * before anything moves. Re-adoption cannot apply it (upstream started `worker#2` as a "crash" restart
+ * and leaked the process a scale-down left over).
+ */
+async function assertSameTopology(running: Config): Promise<void> {
+  const {config: next} = await loadConfig({cwd: path.dirname(running.configPath), configPath: running.configPath});
+  const changed = diffLiveReload(running, next);
+  if (changed.length === 0) return;
+  throw new RollbridgeError(ErrorCode.CONFIG_LIVE_RELOAD, `Config changes to ${changed.join(`, `)} cannot be applied by a daemon replacement: the new daemon re-adopts the running release as it is; the running daemon carries on`, {
+    fix: `Revert those fields in ${running.configPath}, or apply them with a restart: "rollbridge shutdown", then deploy with --ensure-daemon (the proxy port is closed in between)`,
+    details: {fields: changed},
+  });
 }
 
 async function startSuccessor(daemon: HandoverHost, params: ParamsOf<`replace`>, configPath: string): Promise<number> {

@@ -147,12 +147,19 @@ export async function restoreState(context: DeployContext, state: DaemonState, i
       }
       release.targets.push(proxy.createTarget({releaseId: release.releaseId, processId: instance.instanceId, host: config.proxy.upstreamHost, port}));
     }
-    // Web processes replaced by `restart` that were still draining: their clients are gone with the old daemon.
+    // Web processes replaced by `restart` that were still draining (their clients are gone with the old
+    // daemon), and instances the config no longer has (replicas scaled down, a process removed): stopped.
+    const planned = new Set(plan.instances.map((instance) => instance.instanceId));
     for (const entry of entries) {
-      if (!(`draining` in entry && entry.draining === true)) continue;
+      const stale = !planned.has(entry.id);
+      if (!stale && !(`draining` in entry && entry.draining === true)) continue;
       const process = definition(entry.processId);
       const found = take(entry);
-      if (process && found) adoptToStop(release, process, found, `${found.id} (replaced, pid ${found.pid})`);
+      if (process && found) adoptToStop(release, process, found, `${found.id} (${stale ? `no longer in the config` : `replaced`}, pid ${found.pid})`);
+      else if (found) {
+        await stopStray(found, log);
+        report.stopped.push(`${found.id} (no longer in the config, pid ${found.pid})`);
+      }
     }
   }
   // Services and singletons: adopted when alive, never started twice.
@@ -199,6 +206,15 @@ export async function restoreState(context: DeployContext, state: DaemonState, i
     const managed = roster.create(active, process, process.id, 0, 1, () => roster.singletons.get(process.id)?.release?.isLive === true, found?.key ?? candidates[0]?.key);
     roster.singletons.set(process.id, {process: managed, release: active, port: active.ports[process.id]});
     await adoptOrStart(managed, found, candidates.length > 0, process.id);
+  }
+  // Services and singletons the config no longer has.
+  const plannedDaemonWide = new Set([...plan.services, ...plan.singletons].map(({process}) => process.id));
+  for (const entry of [...state.services, ...state.singletons, ...state.pending ?? []]) {
+    if (plannedDaemonWide.has(entry.id)) continue;
+    const found = take(entry);
+    if (!found) continue;
+    await stopStray(found, log);
+    report.stopped.push(`${found.id} (no longer in the config, pid ${found.pid})`);
   }
   // Whatever still carries a recorded key and was not taken above (a process whose definition is gone,
   // children of a dead group leader) is stopped: nothing recorded is left running unsupervised.

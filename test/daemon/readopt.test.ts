@@ -127,3 +127,30 @@ test(`dead processes of the active release are started again and reported as mis
   t.after(() => newWeb?.pid && killQuietly(newWeb.pid));
   assert.equal((await httpGet(proxyPort, `/pid`)).body.trim(), String(newWeb?.pid));
 });
+
+test(`issue-9: a daemon started again after a crash with a worker scaled down stops the instances the config no longer has`, async (t) => {
+  const config = (replicas: number) => (dir: string) => ({
+    application: `readopt-scale`,
+    control: {path: path.join(dir, `control.sock`)},
+    proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 1_000, forceStopTimeoutMs: 2_000},
+    processes: [
+      {id: `worker`, command: `exec sleep 300`, policy: `companion`, replicas},
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}},
+    ],
+  });
+  const first = await startDaemon(t, config(3));
+  await first.call(`deploy`, {releasePath: first.release(`r1`), releaseId: `r1`});
+  const before = pidsOf(await first.call(`status`));
+  for (const view of before.values()) t.after(() => view.pid && killQuietly(view.pid));
+  const statePath = path.join(first.dir, `control.state.json`);
+  await waitFor(() => fs.existsSync(statePath) && fs.readFileSync(statePath, `utf8`).includes(`"pid": ${before.get(`worker#2`)?.pid}`), {what: `the state file to record worker#2`});
+  await killDaemonHard(first);
+
+  const second = await startDaemon(t, config(2), {dir: first.dir});
+  const status = await second.call(`status`);
+  const after = pidsOf(status);
+  assert.deepEqual([...after.keys()].sort(), [`web`, `worker#0`, `worker#1`]);
+  assert.equal(after.get(`worker#0`)?.pid, before.get(`worker#0`)?.pid, `worker#0 is re-adopted`);
+  await waitFor(() => !isPidAlive(before.get(`worker#2`)?.pid as number), {what: `worker#2, no longer in the config, to be stopped`});
+  assert.ok((status.recovery as {stopped: string[]}).stopped.some((entry) => entry.startsWith(`worker#2 (no longer in the config`)));
+});

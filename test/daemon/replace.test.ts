@@ -110,3 +110,38 @@ test(`a replacement request with a wrong token is refused and the daemon carries
   client.close();
   assert.equal((await status(socketPath)).daemon.pid, before.daemon.pid);
 });
+
+test(`issue-9: ensure-daemon --replace refuses a topology change as deploy does, names the fields and leaves every process where it was`, async (t) => {
+  const dir = createTempDir(t);
+  const configPath = path.join(dir, `rollbridge.json`);
+  const socketPath = path.join(dir, `control.sock`);
+  const withWorkers = (replicas: number) => webConfig(dir, {application: `replace-topology`, processes: [
+    ...(webConfig(dir).processes as unknown[]),
+    {id: `worker`, command: `exec sleep 300`, policy: `companion`, replicas},
+  ]});
+  fs.writeFileSync(configPath, JSON.stringify(withWorkers(2)));
+  const launch = [`--config`, configPath, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)];
+  const started = await runCli([`ensure-daemon`, ...launch], {cwd: dir});
+  assert.equal(started.code, 0, started.stderr);
+  const before = await status(socketPath);
+  beforeRemoving(dir, async () => {
+    await runCli([`shutdown`, `--config`, configPath], {cwd: dir});
+    await waitFor(() => !isPidAlive(before.daemon.pid), {what: `the daemon to exit`}).catch(() => killQuietly(before.daemon.pid));
+  });
+  const deployed = await runCli([`deploy`, `--config`, configPath, `--release-path`, dir, `--release-id`, `v1`], {cwd: dir});
+  assert.equal(deployed.code, 0, deployed.stderr);
+  const pids = (await status(socketPath)).releases.find((release) => release.state === `active`)?.processes.map((process) => process.pid).sort();
+  fs.writeFileSync(configPath, JSON.stringify(withWorkers(3)));
+
+  const replaced = await runCli([`ensure-daemon`, `--replace`, ...launch, `--json`], {cwd: dir});
+  assert.equal(replaced.code, 1);
+  const {error} = JSON.parse(replaced.stdout) as {error: {code: string; details: {fields: string[]}; fix: string}};
+  assert.equal(error.code, `ERR_CONFIG_LIVE_RELOAD`);
+  assert.deepEqual(error.details.fields, [`processes.worker.replicas`]);
+  assert.match(error.fix, /rollbridge shutdown/);
+  const after = await status(socketPath);
+  assert.equal(after.daemon.pid, before.daemon.pid, `the running daemon carries on`);
+  assert.deepEqual(after.releases.find((release) => release.state === `active`)?.processes.map((process) => process.pid).sort(), pids);
+  const deployRefused = await runCli([`deploy`, `--config`, configPath, `--release-path`, dir, `--release-id`, `v2`, `--json`], {cwd: dir});
+  assert.equal((JSON.parse(deployRefused.stdout) as {error: {code: string}}).error.code, `ERR_CONFIG_LIVE_RELOAD`, `the same rule as deploy`);
+});
