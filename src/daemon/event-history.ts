@@ -52,7 +52,8 @@ export function toHistoryEvent(record: LogRecord): HistoryEvent {
 
 /**
  * `eventsPath`: every event appended as one JSON line (the `events --json` shape), file mode 0600.
- * Opened once at start; a write error is reported on the daemon's stderr, never thrown into the caller.
+ * Opened once at start; a write error is reported on the daemon's stderr, never thrown into the caller,
+ * and a line is written whole or not at all.
  */
 export function createEventsFileSink(eventsPath: string): LogSink {
   let fd: number;
@@ -73,9 +74,24 @@ export function createEventsFileSink(eventsPath: string): LogSink {
   }
   let failed = false;
   return (record) => {
+    const line = Buffer.from(`${JSON.stringify(toHistoryEvent(record))}\n`);
+    // A write can end part-way (a full disk takes the bytes that fit): the file is cut back to where the
+    // line began, so it never holds a torn line that the next event would be glued to.
+    let size: number | undefined;
     try {
-      fs.writeSync(fd, `${JSON.stringify(toHistoryEvent(record))}\n`);
+      size = fs.fstatSync(fd).size;
+      const written = fs.writeSync(fd, line);
+      if (written < line.length) throw Object.assign(new Error(`short write (${written} of ${line.length} bytes)`), {code: `ENOSPC`});
+      if (failed) process.stderr.write(`rollbridge: writing ${eventsPath} works again\n`);
+      failed = false;
     } catch (error) {
+      if (size !== undefined) {
+        try {
+          fs.ftruncateSync(fd, size);
+        } catch {
+          // Nothing more to do: the next successful write reports through stderr.
+        }
+      }
       if (!failed) process.stderr.write(`rollbridge: writing ${eventsPath} failed: ${String(error)}\n`);
       failed = true;
     }

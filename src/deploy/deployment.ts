@@ -7,6 +7,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {DeployPlanView} from '../control/protocol.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
+import {assertLogSpace} from '../supervisor/process-log.ts';
 import type {DeployContext} from './deploy-context.ts';
 import {retireRelease, stopRelease} from './draining.ts';
 import {hookFailure, runHook} from './hook-runner.ts';
@@ -89,6 +90,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     // stops what this deploy started.
     roster.releases.push(release);
     try {
+      assertLogSpace(config.logs.dir);
       await allocatePorts(context, release, plan);
       createServices(context, release, plan, startedServices);
       createReleaseProcesses(context, release, plan);

@@ -1,10 +1,15 @@
+import path from 'node:path';
 import type {ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {waitForHealthy} from '../supervisor/health-check.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
+import {freeBytesAt} from '../supervisor/process-log.ts';
 import {waitForReady} from '../supervisor/readiness.ts';
+
+// Below this many free bytes a log filesystem counts as full.
+const FULL_DISK_BYTES = 64 * 1024;
 import {formatHttpUrl} from './instance-spec.ts';
 import type {Release} from './release.ts';
 
@@ -18,9 +23,15 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   const controller = new AbortController();
   const exited = managed.waitForExit().then((exit) => {
     const output = managed.recentOutput().slice(-10).map((line) => line.line);
-    const error = new RollbridgeError(ErrorCode.PROCESS_EXITED, `Process "${managed.id}" of release ${release.releaseId} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}) before it became healthy`, {
-      fix: `Check the output below; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
-      details: {processId: managed.id, releaseId: release.releaseId, exitCode: exit.code, exitSignal: exit.signal, output},
+    // An app that cannot write its output often just exits: say so when its log filesystem is full.
+    const logDir = managed.spec.logPaths ? path.dirname(managed.spec.logPaths.stdout) : undefined;
+    const free = logDir === undefined ? null : freeBytesAt(logDir);
+    const full = free !== null && free < FULL_DISK_BYTES;
+    const error = new RollbridgeError(ErrorCode.PROCESS_EXITED, `Process "${managed.id}" of release ${release.releaseId} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}) before it became healthy${full ? `; the filesystem of its log files ${logDir} is full (ENOSPC: ${free} bytes free)` : ``}`, {
+      fix: full
+        ? `Free space on the filesystem holding ${logDir} (\`df -h ${logDir}\`), or set logs.dir to a directory on another filesystem`
+        : `Check the output below; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
+      details: {processId: managed.id, releaseId: release.releaseId, exitCode: exit.code, exitSignal: exit.signal, output, ...(full ? {logDir, freeBytes: free} : {})},
     });
     controller.abort(error);
     throw error;

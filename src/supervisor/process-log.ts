@@ -358,3 +358,49 @@ function toFileName(name: string): string {
   const safe = name.replace(/[^A-Za-z0-9._#@+=-]+/g, `_`);
   return safe === `` || safe === `.` || safe === `..` ? `_` : safe;
 }
+
+// What a deploy must be able to write into logs.dir before it starts anything.
+const SPACE_PROBE_BYTES = 64 * 1024;
+
+/** Free bytes for unprivileged writers on the filesystem holding `dir` (null when unknown). */
+export function freeBytesAt(dir: string): number | null {
+  try {
+    const stats = fs.statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Proves that logs.dir takes writes before a deploy starts a process whose output goes there: writes
+ * 64 KiB into a new private file and removes it. A full filesystem fails here with
+ * ERR_PROCESS_LOG_NO_SPACE (ENOSPC, the path and its free space) instead of as an app that exits
+ * with no output. Other errors are left to the process log's own open.
+ */
+export function assertLogSpace(dir: string): void {
+  let probe: string | undefined;
+  let fd: number | undefined;
+  try {
+    fs.mkdirSync(dir, {recursive: true, mode: 0o700});
+    probe = path.join(dir, `.rollbridge-space-${process.pid}-${Date.now()}`);
+    fd = fs.openSync(probe, `wx`, 0o600);
+    const chunk = Buffer.alloc(SPACE_PROBE_BYTES);
+    let written = 0;
+    while (written < chunk.length) written += fs.writeSync(fd, chunk, written);
+    fs.fsyncSync(fd);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === `ENOSPC` || code === `EDQUOT`) {
+      const free = freeBytesAt(dir);
+      throw new RollbridgeError(ErrorCode.PROCESS_LOG_NO_SPACE, `No space left on the filesystem of logs.dir ${dir} (${code}): ${free === null ? `unknown` : free} bytes free, a deploy needs ${SPACE_PROBE_BYTES}`, {
+        fix: `Free space on the filesystem holding ${dir} (\`df -h ${dir}\`), or set logs.dir to a directory on another filesystem; the running release keeps serving`,
+        details: {key: `logs.dir`, path: dir, code, freeBytes: free},
+        cause: error,
+      });
+    }
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+    if (probe !== undefined) fs.rmSync(probe, {force: true});
+  }
+}
