@@ -1,30 +1,62 @@
 import {Command, Option, UsageError} from 'clipanion';
 import {ControlClient} from '../control/client.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {loadConfig} from '../config/load.ts';
 import type {Config} from '../config/types.ts';
 import {Logger} from '../log/logger.ts';
 import type {LogRecord} from '../log/logger.ts';
 import type {CliContext} from './context.ts';
-import {ExitCode, renderError, writeJson} from './render.ts';
+import {ExitCode, renderError, writeJson, writeJsonLine} from './render.ts';
 import {parseDurationMs} from './options.ts';
 
 /**
  * Shared flags (--config, --json) and helpers. Commands implement `run()`; errors are rendered once
- * here (human text on stderr, or `{"error":{…}}` with --json) and turned into exit codes 0/1/2.
+ * here (human text on stderr, `{"error":{…}}` with --json, `{"type":"error",…}` with --stream) and
+ * turned into exit codes 0/1/2. `ROLLBRIDGE_OUTPUT=json` turns --json on for every command.
  */
 export abstract class BaseCommand extends Command<CliContext> {
   configPath = Option.String(`-c,--config`, {description: `Path of the config file (default: rollbridge.js, then rollbridge.json, in the current directory)`});
-  json = Option.Boolean(`--json`, false, {description: `Print one JSON document on stdout (errors as {"error":{code,message,fix}})`});
+  json = Option.Boolean(`--json`, false, {description: `Print one JSON document on stdout (errors as {"error":{code,message,fix}}); also ROLLBRIDGE_OUTPUT=json`});
 
   abstract run(): Promise<number | void>;
 
+  /** NDJSON progress then the result (`--stream`); only the commands with phases have the flag. */
+  get streaming(): boolean {
+    return false;
+  }
+
   async execute(): Promise<number> {
     try {
+      this.#applyOutputMode();
       const code = await this.run();
       return code ?? ExitCode.OK;
     } catch (error) {
-      return renderError(error, {json: this.json, stdout: this.context.stdout, stderr: this.context.stderr});
+      return renderError(error, {json: this.json, stream: this.streaming, stdout: this.context.stdout, stderr: this.context.stderr});
     }
+  }
+
+  #applyOutputMode(): void {
+    if (this.context.output === `json` || this.streaming) this.json = true;
+    if (this.context.output === null) {
+      throw new RollbridgeError(ErrorCode.USAGE, `ROLLBRIDGE_OUTPUT must be json, human or auto (got ${JSON.stringify(this.context.env.ROLLBRIDGE_OUTPUT ?? ``)})`, {
+        fix: `Set ROLLBRIDGE_OUTPUT=json (JSON even on a terminal) or ROLLBRIDGE_OUTPUT=human (text even when piped), or unset it`,
+      });
+    }
+  }
+
+  /** Human text: never with --json (or ROLLBRIDGE_OUTPUT=json); on a terminal, or anywhere with ROLLBRIDGE_OUTPUT=human. */
+  get human(): boolean {
+    return !this.json && (this.context.output === `human` || Boolean((this.context.stdout as {isTTY?: boolean}).isTTY));
+  }
+
+  /**
+   * The success result as JSON: one document `{"status":"success",…}`, or with --stream the last NDJSON
+   * line `{"type":"result","status":"success",…}`.
+   */
+  writeSuccess(result: object): void {
+    if (this.streaming) writeJsonLine(this.context.stdout, {type: `result`, status: `success`, ...result});
+    else this.writeJson({status: `success`, ...result});
   }
 
   async loadConfig(): Promise<Config> {
@@ -55,10 +87,6 @@ export abstract class BaseCommand extends Command<CliContext> {
 
   writeLine(text = ``): void {
     this.context.stdout.write(`${text}\n`);
-  }
-
-  get isTTY(): boolean {
-    return Boolean((this.context.stdout as {isTTY?: boolean}).isTTY);
   }
 
   parseDuration(flag: string, value: string | undefined): number | undefined {

@@ -1,4 +1,4 @@
-import {Builtins, Cli} from 'clipanion';
+import {Builtins, Cli, UsageError} from 'clipanion';
 import type {BaseContext} from 'clipanion';
 import type {CliContext} from './context.ts';
 import {renderError} from './render.ts';
@@ -73,9 +73,11 @@ export async function runCli(argv: string[], context: Omit<CliContext, keyof Bas
   try {
     command = cli.process(argv, fullContext);
   } catch (error) {
-    const json = argv.includes(`--json`);
+    const stream = argv.includes(`--stream`);
+    const json = stream || argv.includes(`--json`) || fullContext.output === `json`;
     if (!json) fullContext.stderr.write(cli.error(error));
-    else renderError(error, {json, stdout: fullContext.stdout, stderr: fullContext.stderr});
+    // Anything cli.process throws is about the command line (unknown command or flag, missing value).
+    else renderError(error instanceof UsageError ? error : new UsageError((error as Error).message), {json, stream, stdout: fullContext.stdout, stderr: fullContext.stderr});
     return 2;
   }
   return cli.run(command, fullContext);

@@ -1,11 +1,23 @@
 import type {BaseContext} from 'clipanion';
 
+/**
+ * How results are printed, from `ROLLBRIDGE_OUTPUT`: `json` = every command as with `--json` (even on a
+ * terminal), `human` = human text even when stdout is not a terminal, `auto` (unset) = human text on a
+ * terminal, and for the commands rollbridge 0.1 always printed as JSON, JSON when piped. `--json` and
+ * `--stream` always win.
+ */
+export type OutputMode = `auto` | `json` | `human`;
+
+export const OUTPUT_MODES: readonly OutputMode[] = [`auto`, `json`, `human`];
+
 /** What every command receives; the only place besides config/paths.ts that reads the environment. */
 export type CliContext = BaseContext & {
   cwd: string;
   env: Record<string, string | undefined>;
   /** Absolute path of the program to re-run for detached daemons (the binary, or node + main.ts). */
   selfCommand: {file: string; args: string[]};
+  /** `ROLLBRIDGE_OUTPUT` (absent = auto), or null when it holds something else: the command then fails with a usage error. */
+  output?: OutputMode | null;
 };
 
 export function createProcessContext(): Omit<CliContext, keyof BaseContext> & Partial<BaseContext> {
@@ -16,7 +28,15 @@ export function createProcessContext(): Omit<CliContext, keyof BaseContext> & Pa
     stdout: process.stdout,
     stderr: process.stderr,
     selfCommand: getSelfCommand(),
+    output: parseOutputMode(process.env.ROLLBRIDGE_OUTPUT),
   };
+}
+
+/** `ROLLBRIDGE_OUTPUT`: unset or empty = auto; case-insensitive; anything else = null. */
+export function parseOutputMode(value: string | undefined): OutputMode | null {
+  if (value === undefined || value.trim() === ``) return `auto`;
+  const mode = value.trim().toLowerCase();
+  return (OUTPUT_MODES as readonly string[]).includes(mode) ? mode as OutputMode : null;
 }
 
 function getSelfCommand(): {file: string; args: string[]} {

@@ -12,6 +12,7 @@ import {readStateFile, statePathOf} from '../state/state-file.ts';
 import type {DaemonState} from '../state/state-file.ts';
 import {renderProcessDefinition} from '../deploy/process-env.ts';
 import {errorMessage} from '../errors/rollbridge-error.ts';
+import {plural} from './render.ts';
 
 /** One line of `rollbridge doctor`. Names are upstream's, so scripts that grep them keep working. */
 export type DoctorCheck = {name: string; ok: boolean; detail: string};
@@ -38,7 +39,7 @@ export function checkConfig(result: ConfigFileValidation): DoctorCheck {
   }
   const [first] = result.issues;
   if (result.path === null && first !== undefined) return fail(`config`, first.message);
-  return fail(`config`, `${result.issues.length} issue(s) — run "rollbridge validate" for details`);
+  return fail(`config`, `${plural(result.issues.length, `issue`)} — run "rollbridge validate" for details`);
 }
 
 /** Probes the control socket once; the socket, proxy port and orphan checks all read the result. */
@@ -151,7 +152,7 @@ export function checkOrphanedProcesses(statePath: string, probe: SocketProbe): D
   const leftovers = listLeftovers(state);
   if (leftovers.length === 0) return pass(name, `no orphaned processes`);
   const list = leftovers.map((leftover) => `${leftover.id} (pid ${leftover.pid})`).join(`, `);
-  return fail(name, `${leftovers.length} orphaned process(es) still running: ${list} — the next daemon start re-adopts them; "rollbridge recover" lists them, "rollbridge recover --force" stops them`);
+  return fail(name, `${plural(leftovers.length, `orphaned process`, `orphaned processes`)} still running: ${list} — the next daemon start re-adopts them; "rollbridge recover" lists them, "rollbridge recover --force" stops them`);
 }
 
 /** `release path`, `process templates`, `process working directories` (with `doctor --release-path`). */
@@ -260,8 +261,4 @@ function pass(name: string, detail: string): DoctorCheck {
 
 function fail(name: string, detail: string): DoctorCheck {
   return {name, ok: false, detail};
-}
-
-function plural(count: number, singular: string, pluralForm: string): string {
-  return `${count} ${count === 1 ? singular : pluralForm}`;
 }

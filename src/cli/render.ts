@@ -21,16 +21,22 @@ export function formatErrorText(wire: WireError): string {
   return text;
 }
 
-/** Renders any thrown value once, the way the CLI shows errors, and returns the exit code to use. */
-export function renderError(error: unknown, options: {json: boolean; stdout: Writable; stderr: Writable; verbose?: boolean}): ExitCode {
+/**
+ * Renders any thrown value once, the way the CLI shows errors, and returns the exit code to use:
+ * `{"error":{…}}` with --json, the last NDJSON line `{"type":"error","error":{…}}` with --stream.
+ */
+export function renderError(error: unknown, options: {json: boolean; stream?: boolean; stdout: Writable; stderr: Writable; verbose?: boolean}): ExitCode {
   if (error instanceof UsageError) {
     const wire: WireError = {code: `ERR_USAGE`, message: error.message, fix: `Run the command with --help to see its options and examples`};
-    if (options.json) writeJson(options.stdout, {error: wire});
+    if (options.stream) writeJsonLine(options.stdout, {type: `error`, error: wire});
+    else if (options.json) writeJson(options.stdout, {error: wire});
     else options.stderr.write(formatErrorText(wire));
     return ExitCode.USAGE;
   }
   const wire = toWireError(error);
-  if (options.json) {
+  if (options.stream) {
+    writeJsonLine(options.stdout, {type: `error`, error: wire});
+  } else if (options.json) {
     writeJson(options.stdout, {error: wire});
   } else {
     options.stderr.write(formatErrorText(wire));
@@ -41,6 +47,11 @@ export function renderError(error: unknown, options: {json: boolean; stdout: Wri
     }
   }
   return wire.code === `ERR_USAGE` ? ExitCode.USAGE : ExitCode.FAILED;
+}
+
+/** `1 process`, `0 processes`, `2 processes`: real plurals, as rollbridge 0.1 printed them (scripts grep these lines). */
+export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
 }
 
 /** A small text table (status on a TTY). */

@@ -1,11 +1,12 @@
 import net from 'node:net';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
-import {createLineDecoder, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateResult} from './protocol.ts';
-import type {ControlCommandName, ParamsOf, ResponseFrame, ResultOf} from './protocol.ts';
+import {createLineDecoder, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateProgress, validateResult} from './protocol.ts';
+import type {ControlCommandName, ParamsOf, ProgressOf, ResponseFrame, ResultOf} from './protocol.ts';
 
-export type ControlCallOptions = {
-  onProgress?: (event: Record<string, unknown>) => void;
+export type ControlCallOptions<C extends ControlCommandName = ControlCommandName> = {
+  /** Each progress frame's event, validated (an invalid one fails the call with ERR_CONTROL_INVALID_RESPONSE). */
+  onProgress?: ((event: ProgressOf<C>) => void) | undefined;
   /**
    * Rejects the call locally with the signal's reason; the daemon is not told (the protocol has no
    * cancel). The daemon serves one request per connection at a time, so later calls on this client wait
@@ -16,7 +17,7 @@ export type ControlCallOptions = {
 
 type PendingCall = {
   command: ControlCommandName;
-  onProgress: ((event: Record<string, unknown>) => void) | undefined;
+  onProgress: ((event: unknown) => void) | undefined;
   resolve(result: Record<string, unknown>): void;
   reject(error: unknown): void;
 };
@@ -90,7 +91,7 @@ export class ControlClient {
   }
 
   /** Sends one request and resolves with its validated result; an error reply rejects with RollbridgeError.fromWire. */
-  call<C extends ControlCommandName>(command: C, params: ParamsOf<C>, options: ControlCallOptions = {}): Promise<ResultOf<C>> {
+  call<C extends ControlCommandName>(command: C, params: ParamsOf<C>, options: ControlCallOptions<C> = {}): Promise<ResultOf<C>> {
     return new Promise<ResultOf<C>>((resolve, reject) => {
       if (this.#closedError !== undefined) return reject(this.#closedError);
       validateParams(command, params);
@@ -104,7 +105,7 @@ export class ControlClient {
       const settle = () => signal?.removeEventListener(`abort`, onAbort);
       this.#pending.set(id, {
         command,
-        onProgress: options.onProgress,
+        onProgress: options.onProgress === undefined ? undefined : (event) => options.onProgress?.(validateProgress(command, event)),
         resolve: (result) => {
           settle();
           try {
@@ -143,7 +144,12 @@ export class ControlClient {
     if (call === undefined || key === undefined) return;
     switch (frame.status) {
       case `progress`:
-        call.onProgress?.(frame.event);
+        try {
+          call.onProgress?.(frame.event);
+        } catch (error) {
+          this.#pending.delete(key);
+          call.reject(error);
+        }
         return;
       case `success`:
         this.#pending.delete(key);

@@ -52,6 +52,8 @@ export const isDeployParams = t.isObject({
   skipBeforeSwitch: t.isOptional(t.isBoolean()),
   /** Watch window in ms (overrides watch.windowMs); 0 = none. */
   watchMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)])),
+  /** Do nothing (`skipped`, `changed: false`) when this release id is already active with the same path and revision. */
+  skipIfActive: t.isOptional(t.isBoolean()),
 });
 
 export const isRollbackParams = t.isObject({
@@ -142,11 +144,154 @@ export const isReplaceParams = t.isObject({
 
 // ── results ─────────────────────────────────────────────────────────────────────────────────────
 
-/** The status object (upstream §4.20): validated loosely, extra keys are part of the shape. */
-export const isStatusResult = t.isPartial({
+export const PROCESS_STATES = [`starting`, `running`, `stopping`, `stopped`, `failed`] as const;
+export const RELEASE_STATES = [`starting`, `active`, `draining`, `stopped`, `failed`] as const;
+export const START_REASONS = [`deploy`, `crash`, `manual`, `memory`] as const;
+
+/** One line of a process's recent output. */
+export const isLogLine = t.isObject({
+  /** ISO-8601 time the line was completed. */
+  at: t.isString(),
+  stream: t.isEnum([`stdout`, `stderr`]),
+  line: t.isString(),
+}, LOOSE);
+
+const isLogPaths = t.isObject({stdout: t.isString(), stderr: t.isString()}, LOOSE);
+
+/** One supervised process in the status document (upstream §4.20 ProcessStatus, plus `port`, `adopted`, `logPaths`). */
+export const isProcessStatus = t.isObject({
+  /** Instance id: `web`, `worker#0`. */
+  id: t.isString(),
+  command: t.isString(),
+  cwd: t.isOptional(t.isString()),
+  state: t.isEnum(PROCESS_STATES),
+  pid: t.isOptional(t.isNumber()),
+  port: t.isOptional(t.isNumber()),
+  startedAt: t.isOptional(t.isString()),
+  /** Only while running. */
+  uptimeMs: t.isOptional(t.isNumber()),
+  lastStartReason: t.isOptional(t.isEnum(START_REASONS)),
+  exitCode: t.isOptional(t.isNullable(t.isNumber())),
+  exitSignal: t.isOptional(t.isNullable(t.isString())),
+  restarts: t.isNumber(),
+  memoryRestarts: t.isNumber(),
+  lastMemoryRestartAt: t.isOptional(t.isString()),
+  children: t.isArray(t.isObject({command: t.isString(), pid: t.isNumber(), rssBytes: t.isOptional(t.isNumber())}, LOOSE)),
+  /** RSS of the whole process group (processes with `memory`), while running. */
+  rssBytes: t.isOptional(t.isNumber()),
+  /** True while the running process was re-adopted from a previous daemon. */
+  adopted: t.isOptional(t.isBoolean()),
+  logs: t.isArray(isLogLine),
+  /** The files with the process's whole output (absent when it has none). */
+  logPaths: t.isOptional(isLogPaths),
+}, LOOSE);
+
+const isConnections = () => t.isObject({http: t.isNumber(), websocket: t.isNumber()});
+
+/** One retained release in the status document (upstream §4.20 ReleaseStatus). */
+export const isReleaseStatus = t.isObject({
+  releaseId: t.isString(),
+  releasePath: t.isString(),
+  revision: t.isString(),
+  state: t.isEnum(RELEASE_STATES),
+  createdAt: t.isOptional(t.isString()),
+  activatedAt: t.isOptional(t.isString()),
+  drainStartedAt: t.isOptional(t.isString()),
+  stoppedAt: t.isOptional(t.isString()),
+  connectionCount: t.isOptional(t.isNumber()),
+  connections: t.isOptional(isConnections()),
+  /** Every process with a port, persistent services included. */
+  ports: t.isOptional(t.isRecord(t.isNumber())),
+  processes: t.isOptional(t.isArray(isProcessStatus)),
+}, LOOSE);
+
+/**
+ * The status object (upstream §4.20 field names, plus `daemon`, `statePath`, `recovery`). Only
+ * `application` is required, so the status of a rollbridge 0.1 daemon is read too; this build's
+ * daemon sends every field.
+ */
+export const isStatusResult = t.isObject({
+  activeReleaseId: t.isOptional(t.isNullable(t.isString())),
   application: t.isString(),
-  activeReleaseId: t.isNullable(t.isString()),
+  control: t.isOptional(t.isObject({path: t.isString()}, LOOSE)),
+  daemon: t.isOptional(t.isObject({
+    pid: t.isNumber(),
+    startedAt: t.isString(),
+    uptimeMs: t.isNumber(),
+    configPath: t.isString(),
+    /** `deploy <id>`, `rollback <id>`, `restart`… while one runs. */
+    deploying: t.isNullable(t.isString()),
+    stopping: t.isBoolean(),
+  }, LOOSE)),
+  /** The daemon's build. `digest` and `path` are rollbridge 0.1's names (never null); `sha256` equals `digest`. */
+  daemonRuntime: t.isOptional(t.isObject({
+    format: t.isNumber(),
+    version: t.isString(),
+    commit: t.isOptional(t.isString()),
+    digest: t.isOptional(t.isString()),
+    path: t.isOptional(t.isString()),
+    executable: t.isOptional(t.isString()),
+    sha256: t.isOptional(t.isNullable(t.isString())),
+  }, LOOSE)),
+  orphans: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+  proxy: t.isOptional(t.isObject({host: t.isString(), port: t.isNumber(), upstreamHost: t.isOptional(t.isString()), listening: t.isOptional(t.isBoolean())}, LOOSE)),
+  statePath: t.isOptional(t.isString()),
+  recovery: t.isOptional(t.isUnknown()),
+  releases: t.isOptional(t.isArray(isReleaseStatus)),
+  /** Persistent services (daemon-wide); `port` is their stable port. */
+  services: t.isOptional(t.isArray(t.isObject({id: t.isString(), port: t.isOptional(t.isNumber()), process: isProcessStatus}, LOOSE))),
+  singletons: t.isOptional(t.isArray(t.isObject({id: t.isString(), releaseId: t.isOptional(t.isNullable(t.isString())), process: isProcessStatus}, LOOSE))),
+}, LOOSE);
+
+/**
+ * One phase of a deploy, rollback, restart or takeover as it happens (progress frames, `--stream` lines,
+ * the result's `phases`). Which fields are set depends on the phase.
+ */
+export const isProgressEvent = t.isObject({
+  /** `started`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`, `afterSwitch`, `restarted`, `legacyStopping`, `proxyListening`, `legacyStopped`. */
+  phase: t.isString(),
+  releaseId: t.isOptional(t.isNullable(t.isString())),
+  /** Since the previous phase. */
+  durationMs: t.isOptional(t.isNumber()),
+  processId: t.isOptional(t.isString()),
+  pid: t.isOptional(t.isNullable(t.isNumber())),
+  port: t.isOptional(t.isNullable(t.isNumber())),
+  previousReleaseId: t.isOptional(t.isNullable(t.isString())),
+  detail: t.isOptional(t.isString()),
+  exitCode: t.isOptional(t.isNullable(t.isNumber())),
+  ok: t.isOptional(t.isBoolean()),
+}, LOOSE);
+
+const isPlanPort = () => t.isNullable(t.isOneOf([t.isNumber(), t.isString()]));
+
+/** What a deploy would do (`deploy --dry-run`): computed from the config and what runs now; nothing changes. */
+export const isDeployPlanView = t.isObject({
+  releaseId: t.isString(),
+  releasePath: t.isString(),
+  /** In start order; `port` is the configured port or range (`"4000-4009"`, `"ephemeral"`), or the port a kept service holds. */
+  start: t.isArray(t.isObject({processId: t.isString(), policy: t.isString(), port: isPlanPort(), healthCheck: t.isNullable(t.isString())})),
+  /** Persistent services that keep running. */
+  keep: t.isArray(t.isObject({processId: t.isString(), policy: t.isString(), pid: t.isNullable(t.isNumber()), port: t.isNullable(t.isNumber())})),
+  singletons: t.isArray(t.isObject({processId: t.isString(), replaces: t.isNullable(t.isNumber())})),
+  hooks: t.isObject({beforeSwitch: t.isNullable(t.isString()), afterSwitch: t.isNullable(t.isString())}),
+  drain: t.isNullable(t.isObject({
+    releaseId: t.isString(),
+    timeoutMs: t.isNumber(),
+    connections: t.isObject({http: t.isNumber(), websocket: t.isNumber()}),
+    processes: t.isArray(t.isString()),
+  })),
 });
+
+export const isHookResult = t.isObject({
+  hook: t.isString(),
+  ok: t.isBoolean(),
+  exitCode: t.isNullable(t.isNumber()),
+  signal: t.isNullable(t.isString()),
+  timedOut: t.isBoolean(),
+  durationMs: t.isNumber(),
+  /** The last lines of its stdout and stderr, interleaved. */
+  output: t.isArray(t.isString()),
+}, LOOSE);
 
 export const isDeployResult = t.isObject({
   /** Null only when nothing is active, e.g. after a dry run on an empty daemon. */
@@ -154,19 +299,37 @@ export const isDeployResult = t.isObject({
   previousReleaseId: t.isNullable(t.isString()),
   releaseId: t.isString(),
   durationMs: t.isNumber(),
-  phases: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+  /** False for a dry run and for a deploy skipped by `skipIfActive` (absent from daemons before 0.2: true). */
+  changed: t.isOptional(t.isBoolean()),
+  /** True when `skipIfActive` found the release already active: nothing was done. */
+  skipped: t.isOptional(t.isBoolean()),
+  phases: t.isOptional(t.isArray(isProgressEvent)),
   /** Results of hooks.beforeSwitch / hooks.afterSwitch when they ran. */
-  hooks: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+  hooks: t.isOptional(t.isArray(isHookResult)),
   /** Only for `dryRun`: what the deploy would do. */
-  plan: t.isOptional(t.isRecord(t.isUnknown())),
+  plan: t.isOptional(isDeployPlanView),
 }, LOOSE);
+
+/** What `restart --dry-run` would do: the processes in restart order, how each is restarted and checked. */
+export const isRestartPlanView = t.isObject({
+  processes: t.isArray(t.isObject({
+    id: t.isString(),
+    processId: t.isString(),
+    policy: t.isString(),
+    pid: t.isNullable(t.isNumber()),
+    how: t.isEnum([`replace`, `restart`]),
+    check: t.isNullable(t.isEnum([`health`, `readiness`])),
+  })),
+  hooks: t.isObject({beforeSwitch: t.isNullable(t.isString())}),
+  cooldownMs: t.isNumber(),
+});
 
 export const isRestartResult = t.isObject({
   restarted: t.isArray(t.isString()),
-  /** Only for `dryRun`: the processes in restart order, how each is restarted and checked (RestartPlanView). */
-  plan: t.isOptional(t.isRecord(t.isUnknown())),
+  /** Only for `dryRun`: the processes in restart order, how each is restarted and checked. */
+  plan: t.isOptional(isRestartPlanView),
   /** hooks.beforeSwitch's result when `beforeSwitch` ran it. */
-  hooks: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
+  hooks: t.isOptional(t.isArray(isHookResult)),
 }, LOOSE);
 
 export const isEvent = t.isObject({
@@ -180,20 +343,18 @@ export const isEventsResult = t.isObject({
   events: t.isArray(isEvent),
 }, LOOSE);
 
-export const isLogLine = t.isObject({
-  at: t.isString(),
-  stream: t.isString(),
-  line: t.isString(),
+/** The recent output of one managed process (`logs`), labelled with where it belongs. */
+export const isLogSource = t.isObject({
+  id: t.isString(),
+  /** `release <releaseId> (<state>)`, `service` or `singleton`. */
+  source: t.isString(),
+  logs: t.isArray(isLogLine),
+  /** The files with the process's whole output (absent when it has none, or from an older daemon). */
+  logPaths: t.isOptional(isLogPaths),
 }, LOOSE);
 
 export const isLogsResult = t.isObject({
-  sources: t.isArray(t.isObject({
-    id: t.isString(),
-    source: t.isString(),
-    logs: t.isArray(isLogLine),
-    /** The files with the process's whole output (absent when it has none, or from an older daemon). */
-    logPaths: t.isOptional(t.isObject({stdout: t.isString(), stderr: t.isString()}, LOOSE)),
-  }, LOOSE)),
+  sources: t.isArray(isLogSource),
 }, LOOSE);
 
 export const isTakeoverResult = t.isObject({
@@ -234,29 +395,34 @@ export const ControlCommands = {
   replace: {params: isReplaceParams, result: isReplaceResult},
 } as const;
 
-/** What a deploy would do (`deploy --dry-run`): computed from the reloaded config, nothing changes. */
-export type DeployPlanView = {
-  releaseId: string;
-  releasePath: string;
-  start: Array<{processId: string; policy: string; port: number | string | null; healthCheck: string | null}>;
-  keep: Array<{processId: string; policy: string; pid: number | null; port: number | null}>;
-  singletons: Array<{processId: string; replaces: number | null}>;
-  hooks: {beforeSwitch: string | null; afterSwitch: string | null};
-  drain: {releaseId: string; timeoutMs: number; connections: {http: number; websocket: number}; processes: string[]} | null;
-};
+export type DeployPlanView = t.InferType<typeof isDeployPlanView>;
+export type ProgressEvent = t.InferType<typeof isProgressEvent>;
+
+/** `events --follow` streams each event as a progress frame `{event}`. */
+export const isEventsProgress = t.isObject({event: isEvent}, LOOSE);
+
+/** The progress frames a command sends before its result (the others send none). */
+export const ControlProgress = {
+  deploy: isProgressEvent,
+  rollback: isProgressEvent,
+  restart: isProgressEvent,
+  takeover: isProgressEvent,
+  events: isEventsProgress,
+} as const;
 
 /** What a restart would do (`restart --dry-run`): the processes in restart order, how each is restarted and checked. */
-export type RestartPlanView = {
-  processes: Array<{id: string; processId: string; policy: string; pid: number | null; how: `replace` | `restart`; check: `health` | `readiness` | null}>;
-  hooks: {beforeSwitch: string | null};
-  cooldownMs: number;
-};
+export type RestartPlanView = t.InferType<typeof isRestartPlanView>;
 
 export type ControlCommandName = keyof typeof ControlCommands;
 export type ParamsOf<C extends ControlCommandName> = t.InferType<(typeof ControlCommands)[C][`params`]>;
 export type ResultOf<C extends ControlCommandName> = t.InferType<(typeof ControlCommands)[C][`result`]>;
+export type ProgressOf<C extends ControlCommandName> = C extends keyof typeof ControlProgress ? t.InferType<(typeof ControlProgress)[C]> : never;
 
 export type StatusResult = ResultOf<`status`>;
+export type ProcessStatusView = t.InferType<typeof isProcessStatus>;
+export type ReleaseStatusView = t.InferType<typeof isReleaseStatus>;
+export type LogSource = t.InferType<typeof isLogSource>;
+export type LogLine = t.InferType<typeof isLogLine>;
 export type DeployParams = ParamsOf<`deploy`>;
 export type DeployResult = ResultOf<`deploy`>;
 export type RestartParams = ParamsOf<`restart`>;
@@ -397,6 +563,15 @@ export function validateResult<C extends ControlCommandName>(command: C, result:
     throw invalidResponse(`Invalid "${command}" response from the daemon: ${errors.join(`; `)}`, {command, issues: errors});
   }
   return result as ResultOf<C>;
+}
+
+/** Validates a progress event (client side); a command without progress frames accepts none. */
+export function validateProgress<C extends ControlCommandName>(command: C, event: unknown): ProgressOf<C> {
+  const errors: string[] = [];
+  const validator = (ControlProgress as Record<string, t.StrictValidator<unknown, unknown>>)[command];
+  if (validator === undefined) throw invalidResponse(`The daemon sent a progress frame for "${command}", which has none`, {command});
+  if (!validator(event, {errors})) throw invalidResponse(`Invalid "${command}" progress event from the daemon: ${errors.join(`; `)}`, {command, issues: errors});
+  return event as ProgressOf<C>;
 }
 
 /**

@@ -30,7 +30,7 @@ export function createHandlers(daemon: DaemonApi): ControlHandlers {
       await daemon.deployer.stop(params);
       return daemon.status() as ResultOf<`stop`>;
     },
-    restart: async (params) => daemon.deployer.restart(params),
+    restart: async (params, context) => daemon.deployer.restart(params, (event) => context.progress({type: `phase`, ...event})),
     events: async (params, context) => {
       const events = daemon.history.recent(params.limit) as ResultOf<`events`>[`events`];
       if (!params.follow) return {events};

@@ -10,14 +10,13 @@ import type {DaemonState, StateProcess} from '../state/state-file.ts';
 import {SerialQueue} from '../util/serial-queue.ts';
 import {ActiveRelease} from './active-release.ts';
 import type {DeployContext} from './deploy-context.ts';
-import {runDeployment, reloadConfig, validateReleasePath} from './deployment.ts';
+import {runDeployment, reloadConfig} from './deployment.ts';
 import type {DeployRequest, DeployResult, ProgressListener} from './deployment.ts';
-import {describePlan} from './dry-run.ts';
+import {describeDeployPlan, snapshotOf} from './dry-run.ts';
 import {stopRelease} from './draining.ts';
-import {planRelease} from './plan.ts';
 import {ProcessRoster} from './process-roster.ts';
 import {findRelease, pickRollbackTarget, pruneReleases} from './release-history.ts';
-import {generateReleaseId} from './release.ts';
+import {generateReleaseId, validateReleasePath} from './release.ts';
 import type {Release, ReleaseStatus} from './release.ts';
 import {restartForMemory, restartProcesses} from './restarts.ts';
 import type {RestartRequest, RestartResult} from './restarts.ts';
@@ -86,7 +85,11 @@ export class Deployer {
 
   deploy(request: DeployRequest, onProgress?: ProgressListener): Promise<DeployResult> {
     if (request.dryRun) return this.#dryRun(request);
-    return this.#serialized(request.wait, `deploy`, () => this.#tracked(`deploy`, request, (named) => runDeployment(this.#context, named, onProgress)));
+    return this.#serialized(request.wait, `deploy`, async () => {
+      // Decided in the queue, so a deploy running now has finished (or failed) before the comparison.
+      const skipped = request.skipIfActive ? this.#skipIfActive(request) : null;
+      return skipped ?? this.#tracked(`deploy`, request, (named) => runDeployment(this.#context, named, onProgress));
+    });
   }
 
   rollback(request: {releaseId?: string | undefined; wait?: boolean | undefined}, onProgress?: ProgressListener): Promise<DeployResult> {
@@ -119,10 +122,10 @@ export class Deployer {
     });
   }
 
-  restart(request: RestartRequest): Promise<RestartResult> {
+  restart(request: RestartRequest, onProgress?: ProgressListener): Promise<RestartResult> {
     // A dry run only reads, like a deploy's: it neither waits for nor blocks the queue.
     if (request.dryRun) return restartProcesses(this.#context, request);
-    return this.#serialized(request.wait, `restart`, () => restartProcesses(this.#context, request));
+    return this.#serialized(request.wait, `restart`, () => restartProcesses(this.#context, request, onProgress));
   }
 
   status(): DeployerStatus {
@@ -236,8 +239,42 @@ export class Deployer {
   async #dryRun(request: DeployRequest): Promise<DeployResult> {
     const startedAt = performance.now();
     const config = await reloadConfig(this.#active.config);
-    validateReleasePath(path.resolve(request.releasePath));
+    const releasePath = path.resolve(request.releasePath);
+    validateReleasePath(releasePath);
     const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
-    return describePlan({config, plan: planRelease(config), request, releaseId, roster: this.#roster, active: this.#active.release, startedAt});
+    const previous = this.#active.release;
+    const plan = describeDeployPlan({config, releaseId, releasePath, skipHealthCheck: request.skipHealthCheck === true, skipBeforeSwitch: request.skipBeforeSwitch === true, running: snapshotOf(this.#roster, previous)});
+    return {
+      activeReleaseId: previous?.releaseId ?? null,
+      previousReleaseId: previous?.releaseId ?? null,
+      releaseId,
+      durationMs: Math.round(performance.now() - startedAt),
+      changed: false,
+      ...(request.skipIfActive && this.#isActive(releaseId, releasePath, request.revision ?? releaseId) ? {skipped: true} : {}),
+      phases: [],
+      plan,
+    };
+  }
+
+  /** `skipIfActive`: the result of a deploy that does nothing, or null when the release is not the active one. */
+  #skipIfActive(request: DeployRequest): DeployResult | null {
+    const active = this.#active.release;
+    const releaseId = request.releaseId ?? request.revision;
+    if (active === null || releaseId === undefined || !this.#isActive(releaseId, path.resolve(request.releasePath), request.revision ?? releaseId)) return null;
+    this.#context.log.info(`deploy skipped`, {releaseId, reason: `already active`});
+    return {
+      activeReleaseId: active.releaseId,
+      previousReleaseId: this.#roster.releases.findLast((release) => release !== active && release.activatedAt !== undefined)?.releaseId ?? null,
+      releaseId,
+      durationMs: 0,
+      changed: false,
+      skipped: true,
+      phases: [],
+    };
+  }
+
+  #isActive(releaseId: string, releasePath: string, revision: string): boolean {
+    const active = this.#active.release;
+    return active !== null && active.state === `active` && active.releaseId === releaseId && active.releasePath === releasePath && active.revision === revision;
   }
 }

@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import {loadConfig} from '../config/load.ts';
 import {diffLiveReload} from '../config/live-reload.ts';
 import type {Config} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
-import type {DeployPlanView} from '../control/protocol.ts';
+import type {DeployPlanView, ProgressEvent} from '../control/protocol.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import {assertLogSpace} from '../supervisor/process-log.ts';
 import type {DeployContext} from './deploy-context.ts';
@@ -15,7 +14,7 @@ import type {HookName, HookResult} from './hook-runner.ts';
 import {processPortEnvName} from './process-env.ts';
 import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
-import {Release, generateReleaseId} from './release.ts';
+import {Release, generateReleaseId, validateReleasePath} from './release.ts';
 import {replaceSingletons, restoreSingletons} from './singletons.ts';
 import {waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
 import {watchRelease} from './watch-window.ts';
@@ -33,6 +32,8 @@ export type DeployRequest = {
   dryRun?: boolean | undefined;
   /** Watch window in ms; overrides `watch.windowMs`. */
   watchMs?: number | undefined;
+  /** Do nothing when this release id is already active with the same release path and revision. */
+  skipIfActive?: boolean | undefined;
   /**
    * In-process only (never from the control socket): runs right after the switch, before the
    * singletons; a throw switches back and fails the deploy. Legacy takeover stops the legacy app and
@@ -42,7 +43,7 @@ export type DeployRequest = {
 };
 
 export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
-export type ProgressListener = (event: DeployPhase & Record<string, unknown>) => void;
+export type ProgressListener = (event: ProgressEvent) => void;
 export type PhaseReporter = (name: string, extra?: Record<string, unknown>) => void;
 
 export type DeployResult = {
@@ -51,6 +52,10 @@ export type DeployResult = {
   previousReleaseId: string | null;
   releaseId: string;
   durationMs: number;
+  /** False for a dry run and a skipped deploy. */
+  changed: boolean;
+  /** The release was already active (`skipIfActive`): nothing was done. */
+  skipped?: boolean;
   phases: DeployPhase[];
   hooks?: HookResult[];
   plan?: DeployPlanView;
@@ -156,6 +161,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       previousReleaseId: previous?.releaseId ?? null,
       releaseId,
       durationMs: Math.round(performance.now() - startedAt),
+      changed: true,
       phases,
       ...(hooks.length > 0 ? {hooks} : {}),
     };
@@ -176,24 +182,6 @@ export async function reloadConfig(current: Config): Promise<Config> {
     });
   }
   return config;
-}
-
-export function validateReleasePath(releasePath: string): void {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(releasePath);
-  } catch (error) {
-    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not accessible: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`, {
-      fix: `Pass the directory of a prepared release to --release-path`,
-      details: {releasePath},
-    });
-  }
-  if (!stat.isDirectory()) {
-    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not a directory`, {
-      fix: `Pass the directory of a prepared release to --release-path`,
-      details: {releasePath},
-    });
-  }
 }
 
 export async function runReleaseHook(context: DeployContext, hook: HookName, command: string, release: Release): Promise<HookResult> {

@@ -1,53 +1,60 @@
-import path from 'node:path';
 import type {Config, ProcessConfig} from '../config/types.ts';
 import type {DeployPlanView} from '../control/protocol.ts';
-import type {DeployRequest, DeployResult} from './deployment.ts';
 import {formatHttpUrl} from './instance-spec.ts';
-import type {ReleasePlan} from './plan.ts';
+import {planRelease} from './plan.ts';
 import type {ProcessRoster} from './process-roster.ts';
 import type {Release} from './release.ts';
 
+/** What runs now, as a dry run sees it: the live daemon's view, or the state file's when no daemon runs (the CLI). */
+export type RunningSnapshot = {
+  active: {releaseId: string; connections: {http: number; websocket: number}; processes: string[]} | null;
+  services: ReadonlyMap<string, {running: boolean; pid: number | null; port: number | null}>;
+  singletons: ReadonlyMap<string, {pid: number | null}>;
+};
+
 /**
- * `deploy --dry-run`: what a deploy of `plan` would do from the current state — the processes it
- * starts and keeps, the singletons it replaces, the hooks, and what drains. Reads, never changes.
+ * `deploy --dry-run`, pure: what a deploy of `config` would start, keep, replace and drain given what
+ * runs now — the processes it starts and keeps, the singletons it replaces, the hooks, and what drains.
  */
-export function describePlan(options: {config: Config; plan: ReleasePlan; request: DeployRequest; releaseId: string; roster: ProcessRoster; active: Release | null; startedAt: number}): DeployResult {
-  const {config, plan, request, releaseId, roster, active: previous} = options;
+export function describeDeployPlan(options: {config: Config; releaseId: string; releasePath: string; skipHealthCheck: boolean; skipBeforeSwitch: boolean; running: RunningSnapshot}): DeployPlanView {
+  const {config, running} = options;
+  const plan = planRelease(config);
   const describePort = (process: ProcessConfig): number | string | null => {
     if (!process.port) return null;
-    const service = roster.services.get(process.id);
-    if (process.policy === `service` && process.deployStrategy !== `handoff` && service?.port !== undefined) return service.port;
+    const service = running.services.get(process.id);
+    if (process.policy === `service` && process.deployStrategy !== `handoff` && service !== undefined && service.port !== null) return service.port;
     if (process.port.from === 0 || process.port.to === 0) return `ephemeral`;
     return process.port.from === process.port.to ? process.port.from : `${process.port.from}-${process.port.to}`;
   };
   const keep: DeployPlanView[`keep`] = [];
   const start: DeployPlanView[`start`] = [];
   for (const {process} of plan.services) {
-    const existing = roster.services.get(process.id);
-    if (existing && existing.process.state === `running`) keep.push({processId: process.id, policy: `service`, pid: existing.process.pid ?? null, port: existing.port ?? null});
+    const existing = running.services.get(process.id);
+    if (existing?.running) keep.push({processId: process.id, policy: `service`, pid: existing.pid, port: existing.port});
     else start.push({processId: process.id, policy: `service`, port: describePort(process), healthCheck: null});
   }
   for (const instance of plan.instances) {
-    const health = instance.process.policy === `proxied` && instance.process.health && !request.skipHealthCheck
+    const health = instance.process.policy === `proxied` && instance.process.health && !options.skipHealthCheck
       ? formatHttpUrl(config.proxy.upstreamHost, 0, instance.process.health.path).replace(`:0/`, `:<port>/`)
       : null;
     start.push({processId: instance.instanceId, policy: instance.process.policy, port: describePort(instance.process), healthCheck: health});
   }
-  const view: DeployPlanView = {
-    releaseId,
-    releasePath: path.resolve(request.releasePath),
+  return {
+    releaseId: options.releaseId,
+    releasePath: options.releasePath,
     start,
     keep,
-    singletons: plan.singletons.map(({process}) => ({processId: process.id, replaces: roster.singletons.get(process.id)?.process.pid ?? null})),
-    hooks: {beforeSwitch: request.skipBeforeSwitch === true ? null : (config.hooks.beforeSwitch ?? null), afterSwitch: config.hooks.afterSwitch ?? null},
-    drain: previous ? {releaseId: previous.releaseId, timeoutMs: config.proxy.drainTimeoutMs, connections: previous.connections, processes: previous.processes.map((process) => process.id)} : null,
+    singletons: plan.singletons.map(({process}) => ({processId: process.id, replaces: running.singletons.get(process.id)?.pid ?? null})),
+    hooks: {beforeSwitch: options.skipBeforeSwitch ? null : (config.hooks.beforeSwitch ?? null), afterSwitch: config.hooks.afterSwitch ?? null},
+    drain: running.active ? {releaseId: running.active.releaseId, timeoutMs: config.proxy.drainTimeoutMs, connections: running.active.connections, processes: running.active.processes} : null,
   };
+}
+
+/** What the daemon runs now, for describeDeployPlan. */
+export function snapshotOf(roster: ProcessRoster, active: Release | null): RunningSnapshot {
   return {
-    activeReleaseId: previous?.releaseId ?? null,
-    previousReleaseId: previous?.releaseId ?? null,
-    releaseId,
-    durationMs: Math.round(performance.now() - options.startedAt),
-    phases: [],
-    plan: view,
+    active: active ? {releaseId: active.releaseId, connections: active.connections, processes: active.processes.map((process) => process.id)} : null,
+    services: new Map([...roster.services].map(([id, entry]) => [id, {running: entry.process.state === `running`, pid: entry.process.pid ?? null, port: entry.port ?? null}])),
+    singletons: new Map([...roster.singletons].map(([id, entry]) => [id, {pid: entry.process.pid ?? null}])),
   };
 }

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
 import type {Config} from '../config/types.ts';
+import {ErrorCode} from '../errors/codes.ts';
+import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {Target} from '../proxy/target.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 
@@ -106,4 +109,22 @@ export type ReleaseStatus = {
 /** Release id when none is given: `--revision`, else the UTC time with non-digits stripped (17 digits). */
 export function generateReleaseId(now = new Date()): string {
   return now.toISOString().replace(/\D/g, ``).slice(0, 17);
+}
+
+export function validateReleasePath(releasePath: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(releasePath);
+  } catch (error) {
+    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not accessible: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`, {
+      fix: `Pass the directory of a prepared release to --release-path`,
+      details: {releasePath},
+    });
+  }
+  if (!stat.isDirectory()) {
+    throw new RollbridgeError(ErrorCode.RELEASE_PATH_INVALID, `Release path ${releasePath} is not a directory`, {
+      fix: `Pass the directory of a prepared release to --release-path`,
+      details: {releasePath},
+    });
+  }
 }

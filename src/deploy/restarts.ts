@@ -10,6 +10,7 @@ import type {DeployContext} from './deploy-context.ts';
 import {runReleaseHook} from './deployment.ts';
 import {hookFailure} from './hook-runner.ts';
 import type {HookResult} from './hook-runner.ts';
+import type {ProgressListener} from './deployment.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
 import {orderProcesses} from './plan.ts';
 import type {Release} from './release.ts';
@@ -40,7 +41,7 @@ export type RestartResult = {restarted: string[]; plan?: RestartPlanView; hooks?
  * proxied or NAMES) or with `all`: it is then replaced without downtime (start, health check, switch,
  * drain), never stopped in place.
  */
-export async function restartProcesses(context: DeployContext, request: RestartRequest): Promise<RestartResult> {
+export async function restartProcesses(context: DeployContext, request: RestartRequest, onProgress?: ProgressListener): Promise<RestartResult> {
   const {active, log} = context;
   const targets = selectTargets(context, request);
   if (request.dryRun) return {restarted: [], plan: describeRestart(context, targets, request)};
@@ -57,12 +58,15 @@ export async function restartProcesses(context: DeployContext, request: RestartR
   for (const managed of targets) {
     if (restarted.length > 0 && request.cooldownMs) await delay(request.cooldownMs);
     log.info(`process restart requested`, {processId: managed.id});
+    const restartedAt = performance.now();
+    let current: ManagedProcess;
     try {
-      await restartOne(context, managed, skipHealthCheck);
+      current = await restartOne(context, managed, skipHealthCheck);
     } catch (error) {
       throw stoppedAt(error, managed.id, restarted, targets.slice(restarted.length + 1).map((next) => next.id));
     }
     restarted.push(managed.id);
+    onProgress?.({phase: `restarted`, releaseId: release?.releaseId ?? null, processId: current.id, pid: current.pid ?? null, durationMs: Math.round(performance.now() - restartedAt)});
   }
   return {restarted, ...(hooks.length > 0 ? {hooks} : {})};
 }
@@ -102,18 +106,19 @@ function selectTargets(context: DeployContext, request: RestartRequest): Managed
   return targets;
 }
 
-async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean): Promise<void> {
+/** Restarts one process; returns the process now running in its place (a new one for the proxied process). */
+async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean): Promise<ManagedProcess> {
   const {roster, active, log} = context;
   const release = active.release;
   const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
   if (release && release.processes.includes(managed) && definition?.policy === `proxied`) {
-    await replaceProxied(context, release, managed, `manual`, {skipHealthCheck});
-    return;
+    return replaceProxied(context, release, managed, `manual`, {skipHealthCheck});
   }
   await managed.stop();
   await managed.start(`manual`);
   const owner = release && release.processes.includes(managed) ? release : roster.ownerOf(managed);
   if (definition && owner && !skipHealthCheck) await waitUntilReady(owner, definition, managed, log);
+  return managed;
 }
 
 function describeRestart(context: DeployContext, targets: ManagedProcess[], request: RestartRequest): RestartPlanView {

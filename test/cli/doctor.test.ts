@@ -79,12 +79,12 @@ test(`an invalid config gives only the failing config check and exit 1`, async (
   ]);
   const issues = (validate.json() as {issues: unknown[]}).issues.length;
   assert.ok(issues > 0);
-  const detail = `${issues} issue(s) — run "rollbridge validate" for details`;
+  const detail = `${issues} ${issues === 1 ? `issue` : `issues`} — run "rollbridge validate" for details`;
   assert.equal(code, 1);
   assert.deepEqual(report, {checks: [{name: `config`, ok: false, detail}], ok: false});
   assert.equal(human.code, 1);
   assert.equal(human.stdout, `✗ config: ${detail}\n`);
-  assert.equal(human.stderr, `\n1 check(s) failed.\n`);
+  assert.equal(human.stderr, `\n1 check failed.\n`);
 
   assert.equal(missing.code, 1);
   assert.equal(missing.report.checks.length, 1);
@@ -170,7 +170,7 @@ test(`state checks use statePath, else the state file beside the control socket;
   const expected = {
     name: `orphaned processes`,
     ok: false,
-    detail: `1 orphaned process(es) still running: web (pid ${live.pid}) — the next daemon start re-adopts them; "rollbridge recover" lists them, "rollbridge recover --force" stops them`,
+    detail: `1 orphaned process still running: web (pid ${live.pid}) — the next daemon start re-adopts them; "rollbridge recover" lists them, "rollbridge recover --force" stops them`,
   };
   assert.equal(orphans.code, 1);
   assert.deepEqual(check(orphans.report, `orphaned processes`), expected, `a recycled pid (other start time) and a dead one are not orphans`);

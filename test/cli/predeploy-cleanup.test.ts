@@ -43,8 +43,8 @@ test(`without a daemon, stops the screen session (escapees included) and matched
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stdout, [
     `No active Rollbridge daemon found.`,
-    `Recovered 0 Rollbridge orphaned process(es).`,
-    `Stopped 6 legacy process(es).`,
+    `Recovered 0 Rollbridge orphaned processes.`,
+    `Stopped 6 legacy processes.`,
     ``,
   ].join(`\n`));
   for (const pid of [...sessionPids, worker]) assert.equal(isPidAlive(pid), false, `pid ${pid} still runs`);
@@ -58,6 +58,8 @@ test(`--json reports the action, the stopped legacy processes with their parent 
   const result = await runCli([`predeploy-cleanup`, `--config`, configPath, `--json`]);
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(result.json(), {
+    status: `success`,
+    changed: true,
     action: `no-daemon-cleaned`,
     legacyProcesses: [{pid: worker, parentPid: process.pid, args: marker}],
     recoveredOrphans: 0,
@@ -71,7 +73,7 @@ test(`leaves another user's processes alone when legacyTakeover.user names that 
   const worker = await startMatched(t, marker);
   const result = await runCli([`predeploy-cleanup`, `--config`, configPath]);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^Stopped 0 legacy process\(es\)\.$/m);
+  assert.match(result.stdout, /^Stopped 0 legacy processes\.$/m);
   assert.match(result.stderr, /belongs to uid \d+, not 65534 \(nobody\); it was left alone/);
   assert.equal(isPidAlive(worker), true);
 });
@@ -91,7 +93,7 @@ test(`does nothing while the daemon has an active release on the configured prox
   assert.equal(isPidAlive(worker), true);
   assert.equal(daemon.child.exitCode, null);
   const json = await runCli([`predeploy-cleanup`, `--config`, daemon.configPath, `--json`]);
-  assert.deepEqual(json.json(), {action: `daemon-active`, legacyProcesses: [], recoveredOrphans: 0});
+  assert.deepEqual(json.json(), {status: `success`, changed: false, action: `daemon-active`, legacyProcesses: [], recoveredOrphans: 0});
 });
 
 test(`shuts down a daemon without an active release before cleaning up`, async (t) => {
@@ -103,8 +105,8 @@ test(`shuts down a daemon without an active release before cleaning up`, async (
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stdout, [
     `Stopped existing Rollbridge daemon before deploy.`,
-    `Recovered 0 Rollbridge orphaned process(es).`,
-    `Stopped 1 legacy process(es).`,
+    `Recovered 0 Rollbridge orphaned processes.`,
+    `Stopped 1 legacy process.`,
     ``,
   ].join(`\n`));
   await exited;

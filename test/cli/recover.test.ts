@@ -32,7 +32,7 @@ test(`recover lists leftovers in 0.1's words without stopping them; --json gives
   const [human, json] = await Promise.all([runCli([`recover`], {cwd: dir}), runCli([`recover`, `--json`], {cwd: dir})]);
   assert.equal(human.code, 0, human.stderr);
   assert.equal(human.stdout, [
-    `Found 2 orphaned process(es) (run with --force to stop):`,
+    `Found 2 orphaned processes (run with --force to stop):`,
     `  web (pid ${web.pid}, release r7)`,
     `  clock (pid ${clock.pid}, release r6)`,
     `Review the list first — a recycled pid could be an unrelated process.`,
@@ -40,6 +40,8 @@ test(`recover lists leftovers in 0.1's words without stopping them; --json gives
   ].join(`\n`));
   assert.equal(json.code, 0);
   assert.deepEqual(json.json(), {
+    status: `success`,
+    changed: false,
     statePath,
     found: [
       {id: `web`, processId: `web`, releaseId: `r7`, pid: web.pid, pgid: web.pid, members: [web.pid]},
@@ -61,7 +63,7 @@ test(`recover --force stops the leftovers with their stopSignal and clears the s
 
   const forced = await runCli([`recover`, `--force`], {cwd: dir});
   assert.equal(forced.code, 0, forced.stderr);
-  assert.equal(forced.stdout, `Stopped 2 orphaned process(es):\n  web (pid ${web.pid}, release r7)\n  clock (pid ${clock.pid}, release r6)\n`);
+  assert.equal(forced.stdout, `Stopped 2 orphaned processes:\n  web (pid ${web.pid}, release r7)\n  clock (pid ${clock.pid}, release r6)\n`);
   assert.deepEqual(await web.exit, {code: null, signal: `SIGTERM`});
   assert.deepEqual(await clock.exit, {code: 0, signal: null});
   assert.match(clock.output(), /stopped by SIGUSR2/);
@@ -74,7 +76,7 @@ test(`recover --force stops the leftovers with their stopSignal and clears the s
   ]);
   assert.equal(again.stdout, `No orphaned processes found; cleared the state file.\n`);
   assert.equal(listed.stdout, `No orphaned processes found.\n`);
-  assert.deepEqual(json.json(), {statePath, found: [], stopped: [], survivors: []});
+  assert.deepEqual(json.json(), {status: `success`, changed: false, statePath, found: [], stopped: [], survivors: []});
 });
 
 test(`recover --force never signals a recycled pid`, async (t) => {
@@ -116,7 +118,7 @@ test(`predeploy-cleanup stops the leftovers a crashed daemon left and counts the
   await writeLeftoverState(statePath, {application: `test-app`, releaseId: `r7`, processes: [recorded(`web`, web, `r7`)]});
   const cleanup = await runCli([`predeploy-cleanup`], {cwd: dir});
   assert.equal(cleanup.code, 0, cleanup.stderr);
-  assert.equal(cleanup.stdout, `No active Rollbridge daemon found.\nRecovered 1 Rollbridge orphaned process(es).\nStopped 0 legacy process(es).\n`);
+  assert.equal(cleanup.stdout, `No active Rollbridge daemon found.\nRecovered 1 Rollbridge orphaned process.\nStopped 0 legacy processes.\n`);
   assert.deepEqual(await web.exit, {code: null, signal: `SIGTERM`});
   assert.equal(fs.existsSync(statePath), false);
 });

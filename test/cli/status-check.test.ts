@@ -37,7 +37,7 @@ test(`status --check passes while everything runs and reports no active release 
     `the stopped release itself is not a problem`);
   assert.equal(stoppedHuman.code, 1);
   assert.equal(stoppedHuman.stdout, `✗ proxy: no active release\n`);
-  assert.equal(stoppedHuman.stderr, `\n1 problem(s) found.\n`);
+  assert.equal(stoppedHuman.stderr, `\n1 problem found.\n`);
 });
 
 test(`status --check lists each process of the active release and each service that is not running, and exits 1`, async (t) => {
@@ -65,5 +65,5 @@ test(`status --check lists each process of the active release and each service t
   ]);
   assert.equal(human.code, 1);
   assert.equal(human.stdout, `✗ release worker: expected running, is failed\n✗ service beacon: expected running, is failed\n`);
-  assert.equal(human.stderr, `\n2 problem(s) found.\n`);
+  assert.equal(human.stderr, `\n2 problems found.\n`);
 });

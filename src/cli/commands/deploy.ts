@@ -1,13 +1,20 @@
 import path from 'node:path';
-import {Command, Option} from 'clipanion';
-import type {DeployPlanView} from '../../control/protocol.ts';
-import {BaseCommand} from '../base-command.ts';
+import {Command, Option, UsageError} from 'clipanion';
+import type {Config} from '../../config/types.ts';
+import {ControlClient} from '../../control/client.ts';
+import type {DeployPlanView, DeployResult, ProgressEvent, StatusResult} from '../../control/protocol.ts';
+import {describeDeployPlan} from '../../deploy/dry-run.ts';
+import {generateReleaseId, validateReleasePath} from '../../deploy/release.ts';
+import {ErrorCode} from '../../errors/codes.ts';
+import {isRollbridgeError} from '../../errors/rollbridge-error.ts';
 import {ensureDaemon, isOtherBuild, replaceDaemon} from '../daemon-launcher.ts';
+import {snapshotFromStateFile, snapshotFromStatus} from '../dry-run.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration} from '../render.ts';
+import {StreamingCommand} from '../streaming-command.ts';
 import {parseStartTimeout} from './ensure-daemon.ts';
 
-export class DeployCommand extends BaseCommand {
+export class DeployCommand extends StreamingCommand {
   static paths = [[`deploy`]];
 
   static usage = Command.Usage({
@@ -20,14 +27,27 @@ export class DeployCommand extends BaseCommand {
       untouched. Deploys, rollbacks and restarts run one at a time: a second one waits (or fails at
       once with \`--no-wait\`). The config file is re-read on every deploy.
 
-      Prints each phase on a terminal; JSON (\`{status, activeReleaseId, previousReleaseId, …}\`) with
-      \`--json\` or when stdout is not a terminal, as rollbridge 0.1 did.
+      \`--skip-if-active\` makes the deploy idempotent: when the release id is already the active release
+      with the same release path and revision, nothing happens and the result says \`"skipped": true,
+      "changed": false\` (decided by the daemon in its deploy queue, so a concurrent deploy cannot slip
+      in between). It needs \`--release-id\` or \`--revision\`.
+
+      \`--dry-run\` prints the plan (what starts, on which ports, what is kept, replaced and drained) and
+      changes nothing. It works without a daemon too, and then starts none, even with
+      \`--ensure-daemon\`: the plan comes from the config and the state file (the processes a daemon
+      started now would re-adopt), or "no daemon running; everything starts fresh".
+
+      Prints each phase on a terminal; JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`)
+      with \`--json\` or when stdout is not a terminal, as rollbridge 0.1 did. \`--stream\` prints one NDJSON
+      line per phase as it happens, then the result line.
     `,
     examples: [
       [`Deploy the release in ./releases/42`, `$0 deploy --release-path ./releases/42`],
       [`Deploy with an explicit id and revision, starting the daemon if needed`, `$0 deploy --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1 --ensure-daemon`],
+      [`Deploy only if release 42 is not already the active one (idempotent)`, `$0 deploy --release-path /srv/app/releases/42 --release-id 42 --skip-if-active --json`],
       [`Fail at once if another deploy is running`, `$0 deploy --release-path ./current --no-wait`],
-      [`Show what a deploy would do, changing nothing`, `$0 deploy --release-path ./releases/43 --dry-run`],
+      [`Show what a deploy would do, changing nothing (works without a daemon)`, `$0 deploy --release-path ./releases/43 --dry-run`],
+      [`Stream each phase as NDJSON for a CI log or a wrapper`, `$0 deploy --release-path ./releases/43 --json --stream`],
       [`Watch the new release for 30 s and switch back automatically on trouble`, `$0 deploy --release-path ./releases/43 --watch 30s`],
     ],
   });
@@ -35,12 +55,13 @@ export class DeployCommand extends BaseCommand {
   releasePath = Option.String(`--release-path`, {required: true, description: `Directory of the prepared release (made absolute against the current directory)`});
   releaseId = Option.String(`--release-id`, {validator: isReleaseId, description: `Release id (default: --revision, else the UTC time as 17 digits)`});
   revision = Option.String(`--revision`, {description: `Revision recorded with the release (default: the release id)`});
-  ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running`});
+  ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running (never with --dry-run)`});
+  skipIfActive = Option.Boolean(`--skip-if-active`, false, {description: `Do nothing when this release id is already active with the same release path and revision ("changed": false)`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once with ERR_DAEMON_BUSY)`});
   skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check (emergencies only; logged)`});
   skipBeforeSwitch = Option.Boolean(`--skip-before-switch`, false, {description: `Do not run hooks.beforeSwitch (e.g. migrations) for this deploy (logged)`});
   watch = Option.String(`--watch`, {description: `Keep the previous release warm this long after the switch (e.g. 30s) and switch back if the new web process exits, fails its health check or answers too many 5xx (default: watch.windowMs)`});
-  dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing`});
+  dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing; needs no daemon`});
   daemonLogPath = Option.String(`--daemon-log-path`, {description: `With --ensure-daemon: where the daemon's output is appended`});
   daemonPidPath = Option.String(`--daemon-pid-path`, {description: `With --ensure-daemon: where the daemon's pid is written`});
   daemonStartTimeoutMs = Option.String(`--daemon-start-timeout-ms`, {description: `With --ensure-daemon: how long to wait for the daemon, in ms`});
@@ -48,7 +69,11 @@ export class DeployCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const watchMs = this.parseDuration(`--watch`, this.watch);
+    if (this.skipIfActive && this.releaseId === undefined && this.revision === undefined) {
+      throw new UsageError(`--skip-if-active needs --release-id or --revision: a generated release id is never the active one`);
+    }
     const config = await this.loadConfig();
+    if (this.dryRun) return this.#dryRun(config);
     if (this.ensure) {
       const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
       const {status} = await ensureDaemon(config, this.context, launch);
@@ -59,32 +84,102 @@ export class DeployCommand extends BaseCommand {
         await replaceDaemon(config, this.context, launch);
       }
     }
-    const human = !this.json && this.isTTY;
     const client = await this.connect(config);
+    let result: DeployResult;
     try {
-      const result = await client.call(`deploy`, {
+      result = await client.call(`deploy`, {
         releasePath: path.resolve(this.context.cwd, this.releasePath),
         ...(this.releaseId !== undefined ? {releaseId: this.releaseId} : {}),
         ...(this.revision !== undefined ? {revision: this.revision} : {}),
         wait: this.wait,
         skipHealthCheck: this.skipHealthCheck,
         ...(this.skipBeforeSwitch ? {skipBeforeSwitch: true} : {}),
-        ...(this.dryRun ? {dryRun: true} : {}),
+        ...(this.skipIfActive ? {skipIfActive: true} : {}),
         ...(watchMs !== undefined ? {watchMs} : {}),
-      }, {
-        onProgress: human ? (event) => this.writeLine(formatPhase(event)) : undefined,
-      });
-      if (human && result.plan) {
-        this.writeLine(formatPlan(result.plan as unknown as DeployPlanView));
-      } else if (human) {
-        this.writeLine(`✓ release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
-      } else {
-        this.writeJson({status: `success`, ...result});
-      }
+      }, {onProgress: this.progressListener(formatPhase)});
     } finally {
       client.close();
     }
+    if (!this.human) {
+      this.writeSuccess({changed: result.changed ?? true, ...result});
+    } else if (result.skipped) {
+      this.writeLine(`✓ release ${result.releaseId} is already active with the same release path and revision; nothing was changed`);
+    } else {
+      this.writeLine(`✓ release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
+    }
     return 0;
+  }
+
+  /** The plan: from the daemon when ours runs, else from the config and the state file. Starts nothing. */
+  async #dryRun(config: Config): Promise<number> {
+    const releasePath = path.resolve(this.context.cwd, this.releasePath);
+    const client = await tryConnect(config);
+    if (client === null) return this.#localDryRun(config, releasePath, null);
+    let result: DeployResult;
+    try {
+      const status = await client.call(`status`, {});
+      // A rollbridge 0.1 daemon knows no dry run (it would deploy): plan here from what it reports.
+      if (status.daemon === undefined) return this.#localDryRun(config, releasePath, status);
+      result = await client.call(`deploy`, {
+        releasePath,
+        ...(this.releaseId !== undefined ? {releaseId: this.releaseId} : {}),
+        ...(this.revision !== undefined ? {revision: this.revision} : {}),
+        skipHealthCheck: this.skipHealthCheck,
+        ...(this.skipBeforeSwitch ? {skipBeforeSwitch: true} : {}),
+        ...(this.skipIfActive ? {skipIfActive: true} : {}),
+        dryRun: true,
+      });
+    } finally {
+      client.close();
+    }
+    if (result.plan === undefined) throw new Error(`Assertion failed: the daemon answered a dry run without a plan`);
+    this.#writePlan({changed: false, dryRun: true, daemonRunning: true, ...result}, result.plan, null);
+    return 0;
+  }
+
+  #localDryRun(config: Config, releasePath: string, legacyStatus: StatusResult | null): number {
+    const startedAt = performance.now();
+    validateReleasePath(releasePath);
+    const source = legacyStatus === null ? snapshotFromStateFile(config) : {running: snapshotFromStatus(legacyStatus), statePath: null, adoptable: 0};
+    const releaseId = this.releaseId ?? this.revision ?? generateReleaseId();
+    const plan = describeDeployPlan({config, releaseId, releasePath, skipHealthCheck: this.skipHealthCheck, skipBeforeSwitch: this.skipBeforeSwitch, running: source.running});
+    const activeReleaseId = source.running.active?.releaseId ?? null;
+    const note = legacyStatus !== null
+      ? `a rollbridge 0.1 daemon is running (it cannot dry-run); planned from its status`
+      : source.adoptable === 0
+        ? `no daemon running; everything starts fresh`
+        : `no daemon running; a daemon started now re-adopts the ${source.adoptable === 1 ? `1 process` : `${source.adoptable} processes`} still running from ${source.statePath}`;
+    this.#writePlan({
+      changed: false,
+      dryRun: true,
+      daemonRunning: legacyStatus !== null,
+      activeReleaseId,
+      previousReleaseId: activeReleaseId,
+      releaseId,
+      durationMs: Math.round(performance.now() - startedAt),
+      plan,
+    }, plan, note);
+    return 0;
+  }
+
+  #writePlan(result: Record<string, unknown> & {skipped?: boolean}, plan: DeployPlanView, note: string | null): void {
+    if (!this.human) {
+      this.writeSuccess(result);
+      return;
+    }
+    if (note !== null) this.writeLine(note);
+    if (result.skipped) this.writeLine(`release ${plan.releaseId} is already active with the same release path and revision: --skip-if-active would do nothing`);
+    this.writeLine(formatPlan(plan));
+  }
+}
+
+/** A client of the daemon on control.path, or null when none runs there. */
+async function tryConnect(config: Config): Promise<ControlClient | null> {
+  try {
+    return await ControlClient.connect(config.control.path);
+  } catch (error) {
+    if (isRollbridgeError(error) && error.code === ErrorCode.DAEMON_UNREACHABLE) return null;
+    throw error;
   }
 }
 
@@ -103,7 +198,7 @@ export function formatPlan(plan: DeployPlanView): string {
   return lines.join(`\n`);
 }
 
-export function formatPhase(event: Record<string, unknown>): string {
+export function formatPhase(event: ProgressEvent): string {
   const duration = typeof event.durationMs === `number` ? ` (${formatDuration(event.durationMs)})` : ``;
   switch (event.phase) {
     case `started`: return `  started ${String(event.processId)} pid ${String(event.pid)} port ${String(event.port)}${duration}`;

@@ -5,6 +5,7 @@ import {BaseCommand} from '../base-command.ts';
 import {checkConfig, runEnvironmentChecks, runReleaseChecks} from '../doctor-checks.ts';
 import type {DoctorCheck} from '../doctor-checks.ts';
 import {isReleaseId} from '../options.ts';
+import {plural} from '../render.ts';
 
 export class DoctorCommand extends BaseCommand {
   static paths = [[`doctor`]];
@@ -42,7 +43,7 @@ export class DoctorCommand extends BaseCommand {
     } else {
       for (const check of checks) this.writeLine(`${check.ok ? `✓` : `✗`} ${check.name}: ${check.detail}`);
       if (failed === 0) this.writeLine(`\nAll checks passed.`);
-      else this.context.stderr.write(`\n${failed} check(s) failed.\n`);
+      else this.context.stderr.write(`\n${plural(failed, `check`)} failed.\n`);
     }
     return failed === 0 ? 0 : 1;
   }

@@ -18,6 +18,9 @@ export class EnsureDaemonCommand extends BaseCommand {
       health-checks the web process and takes over the control socket; then the old one stops
       accepting, closes its client connections after their next response and exits. Only the daemon's
       user (or root) may do it. With no daemon running, it starts one.
+
+      JSON: the daemon's status document with \`"changed"\` (true when this call started a daemon);
+      with \`--replace\`, \`{changed: true, replaced, previousPid, pid, durationMs, daemon: <status>}\`.
     `,
     examples: [
       [`Make sure a daemon runs for ./rollbridge.js`, `$0 ensure-daemon`],
@@ -37,8 +40,8 @@ export class EnsureDaemonCommand extends BaseCommand {
     const config = await this.loadConfig();
     if (this.replace) {
       const replaced = await replaceDaemon(config, this.context, {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)});
-      if (this.json || !this.isTTY) {
-        this.writeJson({status: `success`, replaced: replaced.replaced, previousPid: replaced.previousPid, pid: replaced.pid, durationMs: replaced.durationMs, daemon: replaced.status});
+      if (!this.human) {
+        this.writeSuccess({changed: true, replaced: replaced.replaced, previousPid: replaced.previousPid, pid: replaced.pid, durationMs: replaced.durationMs, daemon: replaced.status});
       } else {
         this.writeLine(replaced.replaced
           ? `Replaced the rollbridge daemon (pid ${replaced.previousPid} → ${replaced.pid}) in ${replaced.durationMs} ms; every process was re-adopted`
@@ -51,8 +54,8 @@ export class EnsureDaemonCommand extends BaseCommand {
       pidPath: this.daemonPidPath,
       startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs),
     });
-    if (this.json || !this.isTTY) {
-      this.writeJson({status: `success`, ...result.status});
+    if (!this.human) {
+      this.writeSuccess({changed: result.started, ...result.status});
     } else {
       this.writeLine(result.started ? `Started the rollbridge daemon (pid ${result.pid}) on ${config.control.path}` : `A rollbridge daemon is already running on ${config.control.path}`);
     }

@@ -2,9 +2,9 @@ import {Command, Option} from 'clipanion';
 import * as t from 'typanion';
 import {ErrorCode} from '../../errors/codes.ts';
 import {isRollbridgeError} from '../../errors/rollbridge-error.ts';
+import type {ControlEvent} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 
-type EventView = {at: string; message: string; level?: string; data: Record<string, unknown>};
 
 export class EventsCommand extends BaseCommand {
   static paths = [[`events`]];
@@ -32,7 +32,7 @@ export class EventsCommand extends BaseCommand {
     if (this.follow) {
       try {
         await client.call(`events`, {...(this.limit !== undefined ? {limit: this.limit} : {}), follow: true}, {
-          onProgress: (frame) => this.#print((frame as {event: EventView}).event),
+          onProgress: (frame) => this.#print(frame.event),
         });
       } catch (error) {
         // The daemon stopping ends the stream: that is the normal end of --follow, not a failure.
@@ -43,9 +43,9 @@ export class EventsCommand extends BaseCommand {
       }
       return 0;
     }
-    let events: EventView[];
+    let events: ControlEvent[];
     try {
-      ({events} = await client.call(`events`, this.limit !== undefined ? {limit: this.limit} : {}) as {events: EventView[]});
+      ({events} = await client.call(`events`, this.limit !== undefined ? {limit: this.limit} : {}));
     } finally {
       client.close();
     }
@@ -61,7 +61,7 @@ export class EventsCommand extends BaseCommand {
     return 0;
   }
 
-  #print(event: EventView): void {
+  #print(event: ControlEvent): void {
     if (this.json) {
       this.context.stdout.write(`${JSON.stringify(event)}\n`);
       return;

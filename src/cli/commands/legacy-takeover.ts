@@ -8,7 +8,7 @@ import type {LegacyPlan} from '../../takeover/discover.ts';
 import {resolveLegacyUser} from '../../takeover/legacy-user.ts';
 import {findPortHolders} from '../../takeover/ports.ts';
 import type {PortHolder} from '../../takeover/ports.ts';
-import {BaseCommand} from '../base-command.ts';
+import {StreamingCommand} from '../streaming-command.ts';
 import {ensureDaemon} from '../daemon-launcher.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration, formatTable} from '../render.ts';
@@ -32,7 +32,7 @@ export type TakeoverPlanView = {
   legacy: LegacyPlan;
 };
 
-export class LegacyTakeoverCommand extends BaseCommand {
+export class LegacyTakeoverCommand extends StreamingCommand {
   static paths = [[`legacy-takeover`]];
 
   static usage = Command.Usage({
@@ -50,10 +50,15 @@ export class LegacyTakeoverCommand extends BaseCommand {
 
       With \`--dry-run\`, prints the plan (sessions, processes with pid, source and command line, the release,
       the proxy port and who holds it) and changes nothing.
+
+      Human text unless \`--json\`: \`{status, changed, activeReleaseId, portGapMs, legacy, durationMs, phases, plan}\`
+      (\`{status, changed: false, dryRun: true, plan}\` for a dry run). \`--stream\` prints one NDJSON line per
+      phase (release started and healthy, legacy stopping, proxy listening, switched…), then the result line.
     `,
     examples: [
       [`Show what would be stopped and started`, `$0 legacy-takeover --release-path /srv/app/releases/42 --dry-run`],
       [`Take over, with an explicit release id and revision`, `$0 legacy-takeover --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1`],
+      [`Take over, streaming each phase as NDJSON`, `$0 legacy-takeover --release-path /srv/app/releases/42 --json --stream`],
     ],
   });
 
@@ -83,7 +88,7 @@ export class LegacyTakeoverCommand extends BaseCommand {
 
     if (this.dryRun) {
       if (human) this.writeLine(formatTakeoverPlan(view));
-      else this.writeJson({status: `success`, dryRun: true, plan: view});
+      else this.writeSuccess({changed: false, dryRun: true, plan: view});
       return 0;
     }
     if (human) this.writeLine(formatTakeoverPlan(view, {header: `Taking over:`}));
@@ -103,12 +108,12 @@ export class LegacyTakeoverCommand extends BaseCommand {
         legacy: plan,
         forceStopTimeoutMs: legacy.forceStopTimeoutMs,
       }, {
-        onProgress: human ? (event) => this.writeLine(formatPhase(event)) : undefined,
+        onProgress: this.stream ? this.progressListener(formatPhase) : human ? (event) => this.writeLine(formatPhase(event)) : undefined,
       });
       if (human) {
         this.writeLine(`✓ release ${result.activeReleaseId} is active; legacy processes: ${result.legacy.stopped} stopped, ${result.legacy.killed} killed; port gap ${result.portGapMs} ms; took ${formatDuration(result.durationMs)}`);
       } else {
-        this.writeJson({status: `success`, ...result, plan: view});
+        this.writeSuccess({changed: true, ...result, plan: view});
       }
     } finally {
       client.close();

@@ -15,6 +15,7 @@ import {resolveLegacyUser} from '../../takeover/legacy-user.ts';
 import {stopLegacyProcesses} from '../../takeover/stop.ts';
 import type {Logger} from '../../log/logger.ts';
 import {BaseCommand} from '../base-command.ts';
+import {plural} from '../render.ts';
 import {formatLeftover} from './recover.ts';
 
 export type PredeployCleanupAction = `daemon-active` | `daemon-stopped` | `no-daemon-cleaned`;
@@ -44,8 +45,9 @@ export class PredeployCleanupCommand extends BaseCommand {
       SIGTERM and, after \`legacyTakeover.forceStopTimeoutMs\`, SIGKILL. Fails with ERR_LEGACY_STILL_RUNNING if
       any of them survives.
 
-      Prints the same lines as rollbridge 0.1 so deploy scripts can grep them; \`--json\` prints
-      \`{action, legacyProcesses: [{pid, parentPid, args}], recoveredOrphans}\`. For a handover without an outage,
+      Prints the same lines as rollbridge 0.1 so deploy scripts can grep them (\`Recovered 1 Rollbridge orphaned
+      process.\`, \`Stopped 2 legacy processes.\`); \`--json\` prints \`{status, changed, action, legacyProcesses:
+      [{pid, parentPid, args}], recoveredOrphans}\` (\`changed\`: a daemon, an orphan or a legacy process was stopped). For a handover without an outage,
       use \`rollbridge legacy-takeover\` instead.
     `,
     examples: [
@@ -101,7 +103,7 @@ export class PredeployCleanupCommand extends BaseCommand {
     const survivorPids = new Set(result.survivors.map((entry) => entry.pid));
     const stillRunning = [...result.survivors, ...listRunningProcesses(rescan).filter((entry) => !survivorPids.has(entry.pid))];
     if (stillRunning.length > 0) {
-      throw new RollbridgeError(ErrorCode.LEGACY_STILL_RUNNING, `${stillRunning.length} legacy process(es) still running after SIGTERM and SIGKILL:\n${stillRunning.map((entry) => `${entry.pid} ${entry.args}`).join(`\n`)}`, {
+      throw new RollbridgeError(ErrorCode.LEGACY_STILL_RUNNING, `${plural(stillRunning.length, `legacy process`, `legacy processes`)} still running after SIGTERM and SIGKILL:\n${stillRunning.map((entry) => `${entry.pid} ${entry.args}`).join(`\n`)}`, {
         fix: `Stop them by hand (kill -9 ${stillRunning.map((entry) => entry.pid).join(` `)}) or stop whatever restarts them, then run "rollbridge predeploy-cleanup" again`,
         details: {processes: stillRunning.map((entry) => ({pid: entry.pid, args: entry.args, source: entry.source}))},
       });
@@ -111,7 +113,7 @@ export class PredeployCleanupCommand extends BaseCommand {
 
   #report(result: PredeployCleanupResult): number {
     if (this.json) {
-      this.writeJson(result);
+      this.writeSuccess({changed: result.action === `daemon-stopped` || result.recoveredOrphans > 0 || result.legacyProcesses.length > 0, ...result});
       return 0;
     }
     // These lines are rollbridge 0.1's, word for word: deploy scripts grep them.
@@ -120,8 +122,8 @@ export class PredeployCleanupCommand extends BaseCommand {
       return 0;
     }
     this.writeLine(result.action === `daemon-stopped` ? `Stopped existing Rollbridge daemon before deploy.` : `No active Rollbridge daemon found.`);
-    this.writeLine(`Recovered ${result.recoveredOrphans} Rollbridge orphaned process(es).`);
-    this.writeLine(`Stopped ${result.legacyProcesses.length} legacy process(es).`);
+    this.writeLine(`Recovered ${plural(result.recoveredOrphans, `Rollbridge orphaned process`, `Rollbridge orphaned processes`)}.`);
+    this.writeLine(`Stopped ${plural(result.legacyProcesses.length, `legacy process`, `legacy processes`)}.`);
     return 0;
   }
 
@@ -199,7 +201,7 @@ async function stopDaemon(socketPath: string): Promise<void> {
 async function recoverOrphans(config: Config, log: Logger): Promise<number> {
   const result = await recoverLeftovers({config, force: true, log});
   if (result.survivors.length > 0) {
-    throw new RollbridgeError(ErrorCode.RECOVER_SURVIVORS, `Could not stop ${result.survivors.length} Rollbridge orphaned process(es):\n${result.survivors.map(formatLeftover).join(`\n`)}`, {
+    throw new RollbridgeError(ErrorCode.RECOVER_SURVIVORS, `Could not stop ${plural(result.survivors.length, `Rollbridge orphaned process`, `Rollbridge orphaned processes`)}:\n${result.survivors.map(formatLeftover).join(`\n`)}`, {
       fix: `Check them with "ps -o pid,user,stat,args -p ${result.survivors.flatMap((leftover) => leftover.members.length > 0 ? leftover.members : [leftover.pid]).join(`,`)}", stop them as their owner, then run "rollbridge predeploy-cleanup" again`,
       details: {...result},
     });

@@ -4,6 +4,7 @@ import type {Leftover, RecoverResult} from '../../takeover/recover.ts';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import {BaseCommand} from '../base-command.ts';
+import {plural} from '../render.ts';
 
 export class RecoverCommand extends BaseCommand {
   static paths = [[`recover`]];
@@ -21,8 +22,8 @@ export class RecoverCommand extends BaseCommand {
       state file is removed once nothing is left. If a process survives, the state file is kept and the
       command exits 1 with ERR_RECOVER_SURVIVORS.
 
-      \`--json\` prints \`{statePath, found, stopped, survivors}\`, each entry \`{id, processId, releaseId, pid,
-      pgid, members}\`.
+      \`--json\` prints \`{status, changed, statePath, found, stopped, survivors}\`, each entry \`{id, processId,
+      releaseId, pid, pgid, members}\`; \`changed\` is true when processes were stopped.
     `,
     examples: [
       [`List the processes a crashed daemon left running`, `$0 recover`],
@@ -37,20 +38,20 @@ export class RecoverCommand extends BaseCommand {
     const config = await this.loadConfig();
     const result = await recoverLeftovers({config, force: this.force, log: this.stderrLogger()});
     if (result.survivors.length > 0) {
-      if (!this.json && result.stopped.length > 0) this.#list(`Stopped ${result.stopped.length} orphaned process(es):`, result.stopped);
+      if (!this.json && result.stopped.length > 0) this.#list(`Stopped ${orphans(result.stopped.length)}:`, result.stopped);
       throw survivorsError(result);
     }
     if (this.json) {
-      this.writeJson(result);
+      this.writeSuccess({changed: result.stopped.length > 0, ...result});
       return 0;
     }
     // These lines are rollbridge 0.1's: deploy scripts grep them.
     if (result.found.length === 0) {
       this.writeLine(this.force ? `No orphaned processes found; cleared the state file.` : `No orphaned processes found.`);
     } else if (this.force) {
-      this.#list(`Stopped ${result.stopped.length} orphaned process(es):`, result.stopped);
+      this.#list(`Stopped ${orphans(result.stopped.length)}:`, result.stopped);
     } else {
-      this.#list(`Found ${result.found.length} orphaned process(es) (run with --force to stop):`, result.found);
+      this.#list(`Found ${orphans(result.found.length)} (run with --force to stop):`, result.found);
       this.writeLine(`Review the list first — a recycled pid could be an unrelated process.`);
     }
     return 0;
@@ -62,6 +63,11 @@ export class RecoverCommand extends BaseCommand {
   }
 }
 
+/** `1 orphaned process`, `2 orphaned processes` (rollbridge 0.1's words). */
+function orphans(count: number): string {
+  return plural(count, `orphaned process`, `orphaned processes`);
+}
+
 /** `  <id> (pid <pid>, release <releaseId>)`, plus the group members still running when the leader is gone. */
 export function formatLeftover(leftover: Leftover): string {
   const release = leftover.releaseId === `` ? `` : `, release ${leftover.releaseId}`;
@@ -71,7 +77,7 @@ export function formatLeftover(leftover: Leftover): string {
 
 function survivorsError(result: RecoverResult): RollbridgeError {
   const pids = result.survivors.flatMap((leftover) => leftover.members.length > 0 ? leftover.members : [leftover.pid]);
-  return new RollbridgeError(ErrorCode.RECOVER_SURVIVORS, `Could not stop ${result.survivors.length} orphaned process(es); kept the state file ${result.statePath}:\n${result.survivors.map(formatLeftover).join(`\n`)}`, {
+  return new RollbridgeError(ErrorCode.RECOVER_SURVIVORS, `Could not stop ${orphans(result.survivors.length)}; kept the state file ${result.statePath}:\n${result.survivors.map(formatLeftover).join(`\n`)}`, {
     fix: `Check them with "ps -o pid,user,stat,args -p ${pids.join(`,`)}", stop them as their owner, then run "rollbridge recover --force" again`,
     details: {...result},
   });

@@ -3,9 +3,9 @@ import * as t from 'typanion';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import type {RestartPlanView} from '../../control/protocol.ts';
-import {BaseCommand} from '../base-command.ts';
+import {StreamingCommand} from '../streaming-command.ts';
 
-export class RestartCommand extends BaseCommand {
+export class RestartCommand extends StreamingCommand {
   static paths = [[`restart`]];
 
   static usage = Command.Usage({
@@ -28,6 +28,10 @@ export class RestartCommand extends BaseCommand {
       \`--skip-health-check\` skips those waits (emergencies only; logged). \`--before-switch\` runs
       \`hooks.beforeSwitch\` (e.g. migrations) against the active release first; if it fails nothing
       restarts. \`--dry-run\` prints the plan and restarts nothing.
+
+      JSON: \`{status, changed, restarted: [ids], check?}\` (\`changed\` is false when nothing matched or with
+      \`--dry-run\`, which prints \`{status, changed: false, plan}\`); \`--stream\` prints one NDJSON line per
+      restarted process (\`"phase": "restarted"\`), then the result.
     `,
     examples: [
       [`Restart every non-proxied process`, `$0 restart`],
@@ -37,6 +41,7 @@ export class RestartCommand extends BaseCommand {
       [`Every process whose id contains "worker" or "cron", 5 s apart, then check the site`, `$0 restart worker cron --cooldown 5s --check-url http://127.0.0.1:8182/ping`],
       [`Rolling restart of every process after the migrations in hooks.beforeSwitch`, `$0 restart --all --before-switch`],
       [`What a rolling restart would do, changing nothing`, `$0 restart --all --dry-run`],
+      [`Stream each restarted process as NDJSON`, `$0 restart --json --stream`],
     ],
   });
 
@@ -68,18 +73,18 @@ export class RestartCommand extends BaseCommand {
         ...(this.skipHealthCheck ? {skipHealthCheck: true} : {}),
         ...(this.beforeSwitch ? {beforeSwitch: true} : {}),
         ...(this.dryRun ? {dryRun: true} : {}),
-      });
+      }, {onProgress: this.progressListener((event) => `  restarted ${event.processId ?? `?`} pid ${event.pid ?? `-`}`)});
       if (result.plan) {
-        if (!this.json && this.isTTY) this.writeLine(formatRestartPlan(result.plan as unknown as RestartPlanView));
-        else this.writeJson({status: `success`, ...result});
+        if (this.human) this.writeLine(formatRestartPlan(result.plan));
+        else this.writeSuccess({changed: false, ...result});
         return 0;
       }
       const check = this.checkUrl === undefined ? undefined : await checkUrl(this.checkUrl, checkTimeoutMs);
-      if (!this.json && this.isTTY) {
+      if (this.human) {
         this.writeLine(result.restarted.length > 0 ? `Restarted ${result.restarted.join(`, `)}` : `Nothing to restart`);
         if (check) this.writeLine(`${this.checkUrl} answered HTTP ${check.status}`);
       } else {
-        this.writeJson({status: `success`, ...result, ...(check ? {check} : {})});
+        this.writeSuccess({changed: result.restarted.length > 0, ...result, ...(check ? {check} : {})});
       }
     } finally {
       client.close();

@@ -1,10 +1,10 @@
 import {Command, Option} from 'clipanion';
-import {BaseCommand} from '../base-command.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration} from '../render.ts';
+import {StreamingCommand} from '../streaming-command.ts';
 import {formatPhase} from './deploy.ts';
 
-export class RollbackCommand extends BaseCommand {
+export class RollbackCommand extends StreamingCommand {
   static paths = [[`rollback`]];
 
   static usage = Command.Usage({
@@ -17,10 +17,15 @@ export class RollbackCommand extends BaseCommand {
       release that failed (its watch window switched back, a singleton could not start, a process
       crash-looped) is never chosen: with none healthy left, the command fails with
       ERR_ROLLBACK_NO_HEALTHY_RELEASE and the current release keeps serving.
+
+      Prints each phase on a terminal; JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`)
+      with \`--json\` or when stdout is not a terminal; \`--stream\` prints one NDJSON line per phase, then
+      the result line.
     `,
     examples: [
       [`Roll back to the previously active release`, `$0 rollback`],
       [`Roll back to a specific retained release`, `$0 rollback --release-id 41`],
+      [`Stream each phase as NDJSON`, `$0 rollback --json --stream`],
     ],
   });
 
@@ -29,14 +34,13 @@ export class RollbackCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
-    const human = !this.json && this.isTTY;
     const client = await this.connect(config);
     try {
       const result = await client.call(`rollback`, {...(this.releaseId !== undefined ? {releaseId: this.releaseId} : {}), wait: this.wait}, {
-        onProgress: human ? (event) => this.writeLine(formatPhase(event)) : undefined,
+        onProgress: this.progressListener(formatPhase),
       });
-      if (human) this.writeLine(`✓ rolled back: release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
-      else this.writeJson({status: `success`, ...result});
+      if (this.human) this.writeLine(`✓ rolled back: release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
+      else this.writeSuccess({changed: result.changed ?? true, ...result});
     } finally {
       client.close();
     }

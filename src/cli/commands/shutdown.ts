@@ -9,6 +9,7 @@ export class ShutdownCommand extends BaseCommand {
     details: `
       Answers only after cleanup has finished: the control socket is removed, every managed process has
       had its graceful stop and the proxy port is closed, so a new daemon can bind at once.
+      JSON: \`{"status": "success", "changed": true, "message": "shutdown"}\`.
     `,
     examples: [[`Stop the daemon`, `$0 shutdown`]],
   });
@@ -18,8 +19,8 @@ export class ShutdownCommand extends BaseCommand {
     const client = await this.connect(config);
     try {
       const result = await client.call(`shutdown`, {});
-      if (!this.json && this.isTTY) this.writeLine(`The rollbridge daemon for "${config.application}" has shut down`);
-      else this.writeJson({status: `success`, ...result});
+      if (this.human) this.writeLine(`The rollbridge daemon for "${config.application}" has shut down`);
+      else this.writeSuccess({changed: true, ...result});
     } finally {
       client.close();
     }

@@ -1,6 +1,6 @@
 import {Command, Option} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
-import {formatDuration, formatTable} from '../render.ts';
+import {formatDuration, formatTable, plural} from '../render.ts';
 
 type ProcessStatusView = {id?: string; state?: string; pid?: number; port?: number; uptimeMs?: number; restarts?: number};
 type ReleaseView = {releaseId: string; state: string; connections?: {http: number; websocket: number}; ports?: Record<string, number>; processes?: ProcessStatusView[]};
@@ -36,7 +36,7 @@ export class StatusCommand extends BaseCommand {
       client.close();
     }
     if (this.check) return this.#renderCheck(findStatusProblems(status));
-    if (this.json || !this.isTTY) {
+    if (!this.human) {
       this.writeJson({status: `success`, ...status});
       return 0;
     }
@@ -52,7 +52,7 @@ export class StatusCommand extends BaseCommand {
       this.writeLine(`✓ every process is running where it should`);
     } else {
       for (const problem of problems) this.writeLine(`✗ ${formatStatusProblem(problem)}`);
-      this.context.stderr.write(`\n${problems.length} problem(s) found.\n`);
+      this.context.stderr.write(`\n${plural(problems.length, `problem`)} found.\n`);
     }
     return ok ? 0 : 1;
   }

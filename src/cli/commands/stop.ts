@@ -10,7 +10,7 @@ export class StopCommand extends BaseCommand {
     details: `
       Each process of the release gets its graceful stop (stop signal, \`gracefulStopMs\`, then SIGKILL).
       Stopping the active release leaves the proxy answering 503 until the next deploy. Services and
-      singletons keep running.
+      singletons keep running. JSON: the status document after the stop, with \`"changed": true\`.
     `,
     examples: [[`Stop the active release`, `$0 stop`], [`Stop a draining release now`, `$0 stop --release-id 41`]],
   });
@@ -22,8 +22,8 @@ export class StopCommand extends BaseCommand {
     const client = await this.connect(config);
     try {
       const status = await client.call(`stop`, this.releaseId !== undefined ? {releaseId: this.releaseId} : {});
-      if (!this.json && this.isTTY) this.writeLine(`Stopped release ${this.releaseId ?? `(active)`}; active release is now ${String((status as {activeReleaseId?: unknown}).activeReleaseId ?? `none`)}`);
-      else this.writeJson({status: `success`, ...status});
+      if (this.human) this.writeLine(`Stopped release ${this.releaseId ?? `(active)`}; active release is now ${status.activeReleaseId ?? `none`}`);
+      else this.writeSuccess({changed: true, ...status});
     } finally {
       client.close();
     }

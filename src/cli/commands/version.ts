@@ -10,11 +10,12 @@ export class VersionCommand extends Command<CliContext> {
     examples: [[`Print the version`, `$0 --version`], [`As JSON`, `$0 version --json`]],
   });
 
-  json = Option.Boolean(`--json`, false, {description: `Print {version, commit, node} as JSON`});
+  json = Option.Boolean(`--json`, false, {description: `Print {version, commit, node} as JSON (also ROLLBRIDGE_OUTPUT=json)`});
 
   async execute(): Promise<number> {
     const info = getVersionInfo();
-    this.context.stdout.write(this.json ? `${JSON.stringify(info)}\n` : `rollbridge ${info.version} (commit ${info.commit}, node ${info.node})\n`);
+    const json = this.json || this.context.output === `json`;
+    this.context.stdout.write(json ? `${JSON.stringify(info)}\n` : `rollbridge ${info.version} (commit ${info.commit}, node ${info.node})\n`);
     return 0;
   }
 }
