@@ -38,6 +38,8 @@ export function renderCliDocs(): string {
     `  is not a terminal (where \`deploy\`, \`status\`… would print JSON). Unset, empty or \`auto\`: text on`,
     `  a terminal, JSON when piped for the commands rollbridge 0.1 always printed as JSON. \`--json\` and`,
     `  \`--stream\` win over it; any other value is a usage error (exit 2).`,
+    `- **Schemas.** Every \`--json\` output has a JSON Schema (draft 2020-12) in`,
+    `  [\`docs/schemas/\`](schemas/README.md), one file per command output plus the stream line.`,
     ``,
   ];
   for (const definition of definitions) {

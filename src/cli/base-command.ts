@@ -59,10 +59,17 @@ export abstract class BaseCommand extends Command<CliContext> {
     else this.writeJson({status: `success`, ...result});
   }
 
-  async loadConfig(): Promise<Config> {
-    const {config, warnings} = await loadConfig({cwd: this.context.cwd, configPath: this.configPath});
+  /**
+   * Loads the config, printing its warnings (not with --json). `notices: true` (deploy, daemon) also
+   * prints, in one line, the keys of a later rollbridge 0.1.x it ignores; other commands stay quiet about them.
+   */
+  async loadConfig(options: {notices?: boolean} = {}): Promise<Config> {
+    const {config, warnings, notices} = await loadConfig({cwd: this.context.cwd, configPath: this.configPath});
     if (!this.json) {
       for (const warning of warnings) this.context.stderr.write(`warning: ${warning.message}\n  fix: ${warning.fix}\n`);
+      if (options.notices && notices.length > 0) {
+        this.context.stderr.write(`notice: ${config.configPath} holds ${notices.length === 1 ? `a key` : `keys`} of a later rollbridge 0.1.x, accepted and ignored: ${notices.map((notice) => notice.path).join(`, `)} (rollbridge validate explains each)\n`);
+      }
     }
     return config;
   }

@@ -8,7 +8,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import {CONFIG_FILE_NAMES} from './defaults.ts';
 import {validateConfig} from './schema.ts';
-import type {Config, ConfigIssue, ConfigWarning} from './types.ts';
+import type {Config, ConfigIssue, ConfigNotice, ConfigWarning} from './types.ts';
 
 export type ConfigLocation = {cwd: string; configPath?: string | undefined};
 
@@ -18,6 +18,7 @@ export type ConfigFileValidation = {
   config: Config | null;
   issues: ConfigIssue[];
   warnings: ConfigWarning[];
+  notices: ConfigNotice[];
 };
 
 export type ValidationReport = {stdout: string; stderr: string; exitCode: 0 | 1};
@@ -207,12 +208,12 @@ function describeLoadError(error: unknown): string {
 }
 
 /** Loads, validates and normalizes the config; throws ConfigError listing every issue. */
-export async function loadConfig(options: ConfigLocation): Promise<{config: Config; warnings: ConfigWarning[]}> {
+export async function loadConfig(options: ConfigLocation): Promise<{config: Config; warnings: ConfigWarning[]; notices: ConfigNotice[]}> {
   const configPath = resolveConfigPath(options);
   const raw = await loadRawConfig(configPath);
-  const {config, issues, warnings} = validateConfig(raw, {configPath});
+  const {config, issues, warnings, notices} = validateConfig(raw, {configPath});
   if (config === null || issues.length > 0) throw new ConfigError(configPath, issues);
-  return {config, warnings};
+  return {config, warnings, notices};
 }
 
 /** Like loadConfig, but a missing, unloadable or invalid config is reported as issues instead of thrown. */
@@ -221,14 +222,14 @@ export async function validateConfigFile(options: ConfigLocation): Promise<Confi
   try {
     configPath = resolveConfigPath(options);
   } catch (error) {
-    if (isRollbridgeError(error)) return {path: null, config: null, issues: [issueFromError(error)], warnings: []};
+    if (isRollbridgeError(error)) return {path: null, config: null, issues: [issueFromError(error)], warnings: [], notices: []};
     throw error;
   }
   let raw: unknown;
   try {
     raw = await loadRawConfig(configPath);
   } catch (error) {
-    if (isRollbridgeError(error)) return {path: configPath, config: null, issues: [issueFromError(error)], warnings: []};
+    if (isRollbridgeError(error)) return {path: configPath, config: null, issues: [issueFromError(error)], warnings: [], notices: []};
     throw error;
   }
   return {path: configPath, ...validateConfig(raw, {configPath})};
@@ -248,11 +249,12 @@ export function formatValidationReport(result: ConfigFileValidation, options: {j
       processes: result.config.processes.length,
       proxy: {host: result.config.proxy.host, port: result.config.proxy.port},
     };
-    const document = {config: summary, issues: result.issues, warnings: result.warnings, path: result.path, valid};
+    const document = {config: summary, issues: result.issues, warnings: result.warnings, notices: result.notices, path: result.path, valid};
     return {stdout: `${JSON.stringify(document, null, 2)}\n`, stderr: ``, exitCode};
   }
   const where = result.path === null ? `` : ` in ${result.path}`;
-  const warnings = result.warnings.length === 0 ? `` : formatList(`Found ${plural(result.warnings.length, `warning`)}${where}:`, result.warnings);
+  const notices = result.notices.length === 0 ? `` : formatList(`Found ${plural(result.notices.length, `key`)} of a later rollbridge 0.1.x${where} (accepted, ignored):`, result.notices);
+  const warnings = result.warnings.length === 0 ? notices : [formatList(`Found ${plural(result.warnings.length, `warning`)}${where}:`, result.warnings), notices].filter(Boolean).join(`\n`);
   if (valid && result.config !== null) {
     const {config} = result;
     const stdout = `${result.path} is valid: ${plural(config.processes.length, `process`, `processes`)}, proxy on ${config.proxy.host}:${config.proxy.port}.\n`;

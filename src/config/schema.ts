@@ -37,9 +37,9 @@ import {
 } from './defaults.ts';
 import {getDefaultControlPath, getDefaultLogDir} from './paths.ts';
 import {suggest} from './suggest.ts';
-import type {Config, ConfigIssue, ConfigWarning, DeployStrategy, HealthConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
+import type {Config, ConfigIssue, ConfigNotice, ConfigWarning, DeployStrategy, HealthConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
 
-export type ConfigValidationResult = {config: Config | null; issues: ConfigIssue[]; warnings: ConfigWarning[]};
+export type ConfigValidationResult = {config: Config | null; issues: ConfigIssue[]; warnings: ConfigWarning[]; notices: ConfigNotice[]};
 
 export const PROCESS_POLICIES: readonly ProcessPolicy[] = [`proxied`, `companion`, `singleton`, `service`];
 export const DEPLOY_STRATEGIES: readonly DeployStrategy[] = [`persistent`, `handoff`];
@@ -50,7 +50,7 @@ const MAX_PORT = 65_535;
 const WILDCARD_HOSTS = new Set([`0.0.0.0`, `::`, `::0`, `0:0:0:0:0:0:0:0`]);
 
 /** Typanion's state, extended with our structured sinks (typanion copies unknown state fields to nested states). */
-type SchemaState = t.ValidationState & {issues?: ConfigIssue[]; warnings?: ConfigWarning[]};
+type SchemaState = t.ValidationState & {issues?: ConfigIssue[]; warnings?: ConfigWarning[]; notices?: ConfigNotice[]};
 type Validator<T> = t.StrictValidator<unknown, T>;
 type ShapeOf<S> = {[K in keyof S]: t.InferType<S[K]>};
 
@@ -124,6 +124,16 @@ function required<T>(validator: Validator<T>, fix: (keyPath: string) => string):
   });
 }
 
+/**
+ * Keys that configs written for rollbridge 0.1.x after 0.1.21 may hold (upstream-0.1.21.md §9). They load
+ * unchanged and are ignored, with one notice (not a warning on every command): what they did is built in,
+ * or has no equivalent here.
+ */
+const LATER_UPSTREAM_KEYS: ReadonlyArray<{pattern: RegExp; why: string}> = [
+  {pattern: /^ownerRecovery$/, why: `the daemon re-adopts its processes after a crash by itself (statePath), no guardian process is needed`},
+  {pattern: /^processes\[\d+\]\.lifecycle\.activateCommand$/, why: `release-scoped handoff coordinators are not supported; the handoff service starts as a normal process`},
+];
+
 /** Unknown keys are warnings with a did-you-mean, never issues: a typo must not stop a deploy. */
 function warnUnknownKeys(known: readonly string[]): Validator<Record<string, unknown>> {
   return t.makeValidator<unknown, Record<string, unknown>>({
@@ -131,6 +141,11 @@ function warnUnknownKeys(known: readonly string[]): Validator<Record<string, unk
       const parent = keyPathOf(state);
       for (const key of Object.keys(extra as object)) {
         const keyPath = joinKey(parent, key);
+        const later = LATER_UPSTREAM_KEYS.find(({pattern}) => pattern.test(keyPath));
+        if (later !== undefined) {
+          (state as SchemaState | undefined)?.notices?.push({path: keyPath, message: `"${keyPath}" comes from a later rollbridge 0.1.x and is ignored: ${later.why}`, fix: `Remove ${keyPath} from the config once no rollbridge 0.1 reads it`});
+          continue;
+        }
         const suggestion = suggest(key, known);
         const fix = suggestion === undefined
           ? `Remove the key: ${parent === `` ? `the top level` : parent} only knows ${known.join(`, `)}`
@@ -388,13 +403,15 @@ type RawProxy = ShapeOf<typeof proxyShape>;
 export function validateConfig(raw: unknown, options: {configPath: string}): ConfigValidationResult {
   const issues: ConfigIssue[] = [];
   const warnings: ConfigWarning[] = [];
+  const notices: ConfigNotice[] = [];
   // Typanion reports its own failures (e.g. `__proto__` keys) as strings here; ours are structured.
   const errors: string[] = [];
-  const valid = isRawConfig(raw, {errors, issues, warnings} as SchemaState);
+  const valid = isRawConfig(raw, {errors, issues, warnings, notices} as SchemaState);
   for (const error of errors) issues.push(fromTypanionError(error));
   if (isPlainObject(raw)) checkCrossFieldRules(raw, issues, warnings);
-  if (!valid || issues.length > 0) return {config: null, issues, warnings};
-  return {config: normalizeConfig(raw as RawConfig, options.configPath), issues, warnings};
+  notices.sort((left, right) => left.path.localeCompare(right.path));
+  if (!valid || issues.length > 0) return {config: null, issues, warnings, notices};
+  return {config: normalizeConfig(raw as RawConfig, options.configPath), issues, warnings, notices};
 }
 
 function fromTypanionError(error: string): ConfigIssue {

@@ -164,3 +164,5 @@ export type ConfigIssue = {
 };
 
 export type ConfigWarning = ConfigIssue;
+/** A key of a later rollbridge 0.1.x: accepted and ignored, reported once (deploy, daemon start, validate). */
+export type ConfigNotice = ConfigIssue;

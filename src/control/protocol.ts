@@ -198,6 +198,8 @@ export const isReleaseStatus = t.isObject({
   activatedAt: t.isOptional(t.isString()),
   drainStartedAt: t.isOptional(t.isString()),
   stoppedAt: t.isOptional(t.isString()),
+  /** Why rollback never chooses this release (a failed watch window, singleton or crash loop). */
+  failure: t.isOptional(t.isString()),
   connectionCount: t.isOptional(t.isNumber()),
   connections: t.isOptional(isConnections()),
   /** Every process with a port, persistent services included. */

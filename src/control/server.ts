@@ -277,11 +277,11 @@ export class ControlServer {
 
   #logFailure(command: ControlCommandName | undefined, error: unknown): void {
     if (!isRollbridgeError(error)) {
-      this.#log.error(`command failed`, {command, code: ErrorCode.INTERNAL, err: error, stack: error instanceof Error ? error.stack : undefined});
+      this.#log.error(`command failed`, {command, code: ErrorCode.INTERNAL, error: errorMessage(error), err: error, stack: error instanceof Error ? error.stack : undefined});
     } else if (command === undefined) {
       this.#logRejected(error.code, error.message);
     } else {
-      this.#log.warn(`command failed`, {command, code: error.code});
+      this.#log.warn(`command failed`, {command, code: error.code, error: error.message});
     }
   }
 }

@@ -20,6 +20,9 @@ import {receiveListeningSocket, reportReady} from './replace.ts';
 import {removeToken, writeToken} from '../control/replace-token.ts';
 import {createHandlers} from './handlers.ts';
 import {describeUnsafeDirectory} from '../util/private-file.ts';
+import {computeRuntimeIdentity} from './runtime-identity.ts';
+import type {RuntimeIdentity} from './runtime-identity.ts';
+import type {StatusResult} from '../control/protocol.ts';
 
 export type DaemonOptions = {
   config: Config;
@@ -60,6 +63,8 @@ export class Daemon {
   readonly #stopped = Promise.withResolvers<void>();
   readonly #stoppingSignal = Promise.withResolvers<void>();
   readonly state: StateKeeper;
+  /** Hashed from the start; `status` waits for it, so daemonRuntime.digest is never null (runtime-identity.ts). */
+  readonly #runtime: Promise<RuntimeIdentity>;
   recovery: RecoveryStatus | null = null;
   /** Proves the right to ask for a handover (see replace.ts); written beside the control socket. */
   token = ``;
@@ -72,6 +77,7 @@ export class Daemon {
     this.proxy = parts.proxy;
     this.deployer = parts.deployer;
     this.state = new StateKeeper({path: statePathOf(options.config), build: () => this.#stateDocument(), log: parts.log});
+    this.#runtime = computeRuntimeIdentity(options.version);
   }
 
   #stateDocument(): DaemonState {
@@ -206,7 +212,8 @@ export class Daemon {
   }
 
   /** The status document (upstream §4.20 field names, plus daemon and deploy additions). */
-  status(): Record<string, unknown> {
+  async status(): Promise<StatusResult> {
+    const runtime = await this.#runtime;
     const config = this.config;
     const deployer = this.deployer.status();
     const address = this.proxy.address;
@@ -227,7 +234,7 @@ export class Daemon {
         deploying: deployer.deploying,
         stopping: this.#stopping,
       },
-      daemonRuntime: {...this.#options.version, format: 1, executable: process.execPath, sha256: daemonSha256()},
+      daemonRuntime: {...this.#options.version, format: 1, executable: process.execPath, digest: runtime.digest, path: runtime.path, sha256: runtime.digest},
       orphans: [],
       proxy: this.proxy.listening
         ? {host: address.host, port: address.port, upstreamHost: config.proxy.upstreamHost, listening: true}
@@ -300,26 +307,6 @@ export class Daemon {
     this.#shutdown.then(() => this.#stopped.resolve(), (error: unknown) => this.#stopped.reject(error));
     return this.#shutdown;
   }
-}
-
-let sha256: string | null | undefined;
-
-/**
- * SHA-256 of the daemon's executable when it is the standalone binary (null from the sources): with
- * the version, the build's identity in status.daemonRuntime. Hashed once, in the background, after start.
- */
-function daemonSha256(): string | null {
-  if (sha256 !== undefined) return sha256;
-  sha256 = null;
-  if (process.argv[1] !== undefined && /\.[cm]?[jt]s$/.test(process.argv[1])) return null;
-  void (async () => {
-    const {createHash} = await import('node:crypto');
-    const {createReadStream} = await import('node:fs');
-    const hash = createHash(`sha256`);
-    for await (const chunk of createReadStream(process.execPath)) hash.update(chunk as Buffer);
-    sha256 = hash.digest(`hex`);
-  })().catch(() => undefined);
-  return null;
 }
 
 /**

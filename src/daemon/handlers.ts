@@ -1,5 +1,5 @@
 import type {ControlHandlers} from '../control/server.ts';
-import type {ResultOf} from '../control/protocol.ts';
+import type {ResultOf, StatusResult} from '../control/protocol.ts';
 import {baseProcessId} from '../deploy/plan.ts';
 import type {Deployer} from '../deploy/deployer.ts';
 import type {EventHistory} from './event-history.ts';
@@ -15,7 +15,7 @@ export type DaemonApi = TakeoverHost & HandoverHost & {
   /** Resolves as soon as a shutdown begins. */
   readonly stopping: Promise<void>;
   readonly token: string;
-  status(): Record<string, unknown>;
+  status(): Promise<StatusResult>;
   retireAfterHandover(retire: () => Promise<void>, keep: unknown): void;
   shutdown(options: {keep?: unknown}): Promise<void>;
 };
@@ -23,12 +23,12 @@ export type DaemonApi = TakeoverHost & HandoverHost & {
 /** Control command → domain call, one line each where possible (kamal-proxy's commands.go). */
 export function createHandlers(daemon: DaemonApi): ControlHandlers {
   return {
-    status: async () => daemon.status() as ResultOf<`status`>,
+    status: () => daemon.status(),
     deploy: async (params, context) => daemon.deployer.deploy(params, (event) => context.progress({type: `phase`, ...event})),
     rollback: async (params, context) => daemon.deployer.rollback(params, (event) => context.progress({type: `phase`, ...event})),
     stop: async (params) => {
       await daemon.deployer.stop(params);
-      return daemon.status() as ResultOf<`stop`>;
+      return daemon.status();
     },
     restart: async (params, context) => daemon.deployer.restart(params, (event) => context.progress({type: `phase`, ...event})),
     events: async (params, context) => {

@@ -17,7 +17,8 @@ import {stopRelease} from './draining.ts';
 import {ProcessRoster} from './process-roster.ts';
 import {findRelease, pickRollbackTarget, pruneReleases} from './release-history.ts';
 import {generateReleaseId, validateReleasePath} from './release.ts';
-import type {Release, ReleaseStatus} from './release.ts';
+import type {Release} from './release.ts';
+import type {ProcessStatusView, ReleaseStatusView} from '../control/protocol.ts';
 import {restartForMemory, restartProcesses} from './restarts.ts';
 import type {RestartRequest, RestartResult} from './restarts.ts';
 import {restoreState} from './restore.ts';
@@ -30,9 +31,9 @@ export {proxyRuntimeOptions} from './active-release.ts';
 export type DeployerStatus = {
   activeReleaseId: string | null;
   deploying: string | null;
-  releases: ReleaseStatus[];
-  services: Array<{id: string; port: number | undefined; process: Record<string, unknown>}>;
-  singletons: Array<{id: string; releaseId: string | null; process: Record<string, unknown>}>;
+  releases: ReleaseStatusView[];
+  services: Array<{id: string; port?: number; process: ProcessStatusView}>;
+  singletons: Array<{id: string; releaseId: string | null; process: ProcessStatusView}>;
 };
 
 /**
@@ -134,8 +135,8 @@ export class Deployer {
       activeReleaseId: this.#active.release?.releaseId ?? null,
       deploying: this.#deploying,
       releases: roster.releases.map((release) => release.status()),
-      services: [...roster.services.entries()].map(([id, entry]) => ({id, port: entry.port, process: entry.process.status() as unknown as Record<string, unknown>})),
-      singletons: [...roster.singletons.entries()].map(([id, entry]) => ({id, releaseId: entry.release?.releaseId ?? null, process: entry.process.status() as unknown as Record<string, unknown>})),
+      services: [...roster.services.entries()].map(([id, entry]) => ({id, ...(entry.port === undefined ? {} : {port: entry.port}), process: entry.process.status()})),
+      singletons: [...roster.singletons.entries()].map(([id, entry]) => ({id, releaseId: entry.release?.releaseId ?? null, process: entry.process.status()})),
     };
   }
 

@@ -166,7 +166,8 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       ...(hooks.length > 0 ? {hooks} : {}),
     };
   } catch (error) {
-    log.warn(`deploy failed`, {releaseId, err: error});
+    // `error` (the message) is rollbridge 0.1's field, which scripts read from `events`; `err` is ours.
+    log.warn(`deploy failed`, {releaseId, error: errorMessage(error), err: error});
     throw error;
   }
 }
@@ -283,7 +284,7 @@ async function startReleaseProcesses(context: DeployContext, release: Release, p
 async function abortRelease(context: DeployContext, release: Release, startedServices: string[], error: unknown): Promise<void> {
   const {roster, log} = context;
   release.state = `failed`;
-  log.warn(`release startup failed`, {releaseId: release.releaseId, phase: `before cleanup`, err: error});
+  log.warn(`release startup failed`, {releaseId: release.releaseId, phase: `before cleanup`, error: errorMessage(error), err: error});
   await Promise.allSettled(release.processes.map((process) => roster.stopForGood(process)));
   for (const target of release.targets) target.close();
   for (const id of startedServices) {
@@ -295,7 +296,7 @@ async function abortRelease(context: DeployContext, release: Release, startedSer
   }
   roster.releasePorts(release);
   for (const process of release.processes) {
-    const status = process.status() as unknown as Record<string, unknown>;
+    const status = process.status();
     log.info(`release startup process status`, {releaseId: release.releaseId, processId: process.id, phase: `after cleanup`, state: status.state, exitCode: status.exitCode, exitSignal: status.exitSignal, pid: status.pid});
   }
   // A release that never served is not retained (nothing of it runs any more).

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type {Config} from '../config/types.ts';
+import type {ReleaseStatusView} from '../control/protocol.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {Target} from '../proxy/target.ts';
@@ -69,7 +70,7 @@ export class Release {
     return {http, websocket};
   }
 
-  status(): ReleaseStatus {
+  status(): ReleaseStatusView {
     const connections = this.connections;
     return {
       releaseId: this.releaseId,
@@ -84,27 +85,10 @@ export class Release {
       connectionCount: connections.http + connections.websocket,
       connections,
       ports: {...this.ports},
-      processes: this.processes.map((process) => process.status() as unknown as Record<string, unknown>),
+      processes: this.processes.map((process) => process.status()),
     };
   }
 }
-
-export type ReleaseStatus = {
-  releaseId: string;
-  releasePath: string;
-  revision: string;
-  state: ReleaseState;
-  createdAt: string;
-  activatedAt?: string;
-  drainStartedAt?: string;
-  stoppedAt?: string;
-  /** Why rollback never chooses this release (see Release.failure). */
-  failure?: string;
-  connectionCount: number;
-  connections: {http: number; websocket: number};
-  ports: Record<string, number>;
-  processes: Array<Record<string, unknown>>;
-};
 
 /** Release id when none is given: `--revision`, else the UTC time with non-digits stripped (17 digits). */
 export function generateReleaseId(now = new Date()): string {

@@ -10,6 +10,7 @@ import type {OutputLine} from './output-buffer.ts';
 import {ProcessLog, closeLogFds} from './process-log.ts';
 import type {ProcessLogFds, ProcessLogPaths} from './process-log.ts';
 import {planRestart} from './restart-policy.ts';
+import type {ProcessStatusView} from '../control/protocol.ts';
 
 export type ProcessState = `starting` | `running` | `stopping` | `stopped` | `failed`;
 export type StartReason = `deploy` | `crash` | `manual` | `memory`;
@@ -46,33 +47,6 @@ export type ProcessSpec = {
 };
 
 export type ProcessExit = {code: number | null; signal: NodeJS.Signals | null; /** True when stop() caused it. */ intentional: boolean};
-
-/** Upstream's ProcessStatus shape (status JSON), plus `port`. Undefined keys are left out of the JSON. */
-export type ProcessStatus = {
-  id: string;
-  command: string;
-  cwd: string;
-  state: ProcessState;
-  pid?: number;
-  port?: number;
-  startedAt?: string;
-  /** Only while running. */
-  uptimeMs?: number;
-  lastStartReason?: StartReason;
-  exitCode?: number | null;
-  exitSignal?: NodeJS.Signals | null;
-  restarts: number;
-  memoryRestarts: number;
-  lastMemoryRestartAt?: string;
-  children: Array<{command: string; pid: number; rssBytes?: number}>;
-  /** RSS of the whole process group, from the memory watchdog (processes with `memory`), while running. */
-  rssBytes?: number;
-  /** Present (true) while the running process was re-adopted from a previous daemon. */
-  adopted?: boolean;
-  logs: OutputLine[];
-  /** The files holding the process's whole output (left out when it has none). */
-  logPaths?: ProcessLogPaths;
-};
 
 // Hook timeout used when gracefulStopMs is `indefinite` (upstream value).
 const INDEFINITE_HOOK_TIMEOUT_MS = 30_000;
@@ -282,7 +256,8 @@ export class ManagedProcess {
     return this.#processLog;
   }
 
-  status(): ProcessStatus {
+  /** Upstream's ProcessStatus shape (status JSON), plus `port`; undefined keys are left out of the JSON. */
+  status(): ProcessStatusView {
     const running = this.#state === `running`;
     return {
       id: this.id,

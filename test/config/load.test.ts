@@ -165,7 +165,7 @@ test(`validateConfigFile reports a missing config as an issue without a path`, a
   assert.match(result.issues[0]?.fix ?? ``, /Pass --config <path>/);
   const report = formatValidationReport(result, {json: true});
   assert.equal(report.exitCode, 1);
-  assert.deepEqual(JSON.parse(report.stdout), {config: null, issues: result.issues, warnings: [], path: null, valid: false});
+  assert.deepEqual(JSON.parse(report.stdout), {config: null, issues: result.issues, warnings: [], notices: [], path: null, valid: false});
 });
 
 test(`validateConfigFile turns a load failure into a single issue`, async (t) => {

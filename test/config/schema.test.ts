@@ -414,3 +414,11 @@ test(`accepts readiness checks and dependsOn, and rejects bad checks, unknown or
   assert.ok(dependsIssues.some((message) => /depends on "cron" \(singleton\), which starts after it/.test(message)));
   assert.ok(issues.some((issue) => /Dependencies form a cycle: a → b → a/.test(issue.message)));
 });
+
+test(`keys of a later rollbridge 0.1.x (ownerRecovery, lifecycle.activateCommand) are notices, not warnings, and the config loads`, () => {
+  const result = validateConfig(configWith([web({lifecycle: {activateCommand: `bin/coordinator`}})], {ownerRecovery: {enabled: true}, metricz: 1}), {configPath: CONFIG_PATH});
+  assert.ok(result.config, JSON.stringify(result.issues));
+  assert.deepEqual(result.notices.map((notice) => notice.path), [`ownerRecovery`, `processes[0].lifecycle.activateCommand`]);
+  assert.match(result.notices[0]?.message ?? ``, /^"ownerRecovery" comes from a later rollbridge 0\.1\.x and is ignored: /);
+  assert.deepEqual(result.warnings.map((warning) => warning.path), [`metricz`], `a truly unknown key still warns`);
+});

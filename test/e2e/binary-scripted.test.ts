@@ -8,9 +8,10 @@ import path from 'node:path';
 import {test} from 'node:test';
 import type {TestContext} from 'node:test';
 import {WEB_APP} from '../helpers/daemon.ts';
+import {assertMatchesSchema} from '../helpers/json-schemas.ts';
 import {httpGet} from '../helpers/http.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
-import {createTempDir} from '../helpers/temp-dir.ts';
+import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {getBinaryPath} from './binary-path.ts';
 
@@ -29,15 +30,30 @@ function run(args: string[], options: {cwd: string; env?: Record<string, string>
   });
 }
 
-function json(result: Run): Json {
+/** The one JSON document of a successful command, checked against its published schema. */
+function json(result: Run, schema: string): Json {
   assert.equal(result.code, 0, result.stderr + result.stdout);
-  return JSON.parse(result.stdout) as Json;
+  const document = JSON.parse(result.stdout) as Json;
+  assertMatchesSchema(schema, document);
+  return document;
 }
 
-/** NDJSON: every line one JSON object. */
+/** The error document of a failed command (exit 1, or 2 for usage), checked against error.schema.json. */
+function failure(result: Run, code: 1 | 2): {code: string; message: string; fix?: string} {
+  assert.equal(result.code, code, result.stderr + result.stdout);
+  const document = JSON.parse(result.stdout) as {error: {code: string; message: string; fix?: string}};
+  assertMatchesSchema(`error.schema.json`, document);
+  return document.error;
+}
+
+/** NDJSON: every line one JSON object matching stream-line.schema.json, the last one a result or an error. */
 function lines(result: Run): Json[] {
   assert.ok(result.stdout.endsWith(`\n`), `NDJSON ends with a newline`);
-  return result.stdout.trimEnd().split(`\n`).map((line) => JSON.parse(line) as Json);
+  const parsed = result.stdout.trimEnd().split(`\n`).map((line) => JSON.parse(line) as Json);
+  for (const line of parsed) assertMatchesSchema(`stream-line.schema.json`, line);
+  assert.ok(parsed.slice(0, -1).every((line) => line.type === `phase`), `only the last line is a result or an error`);
+  assert.notEqual(parsed.at(-1)?.type, `phase`);
+  return parsed;
 }
 
 function writeProject(t: TestContext, overrides: Json = {}): {dir: string; configPath: string; socketPath: string} {
@@ -66,7 +82,7 @@ async function startBinaryDaemon(t: TestContext, project: {dir: string; socketPa
   daemon.stdout.on(`data`, (chunk: Buffer) => (output += chunk.toString()));
   daemon.stderr.on(`data`, (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => daemon.once(`exit`, () => resolve()));
-  t.after(async () => {
+  beforeRemoving(project.dir, async () => {
     if (daemon.exitCode === null && daemon.signalCode === null) {
       daemon.kill(`SIGTERM`);
       await exited;
@@ -82,7 +98,7 @@ test(`deploy --dry-run without a daemon prints the plan from the config, starts 
   const logPath = path.join(project.dir, `daemon.log`);
   const ensure = [`--ensure-daemon`, `--daemon-pid-path`, pidPath, `--daemon-log-path`, logPath];
 
-  const document = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--dry-run`, ...ensure, `--json`], {cwd: project.dir}));
+  const document = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--dry-run`, ...ensure, `--json`], {cwd: project.dir}), `deploy-dry-run.schema.json`);
   assert.equal(document.status, `success`);
   assert.equal(document.changed, false);
   assert.equal(document.dryRun, true);
@@ -109,26 +125,25 @@ test(`deploy --dry-run without a daemon prints the plan from the config, starts 
   assert.deepEqual(fs.readdirSync(project.dir).sort(), [`releases`, `rollbridge.json`]);
 
   const missing = await run([`deploy`, `--release-path`, `releases/none`, `--dry-run`, `--json`], {cwd: project.dir});
-  assert.equal(missing.code, 1);
-  assert.equal((JSON.parse(missing.stdout) as {error: {code: string}}).error.code, `ERR_RELEASE_PATH_INVALID`);
+  assert.equal(failure(missing, 1).code, `ERR_RELEASE_PATH_INVALID`);
 });
 
 test(`deploy --dry-run without a daemon plans to drain what the state file says a new daemon would re-adopt`, async (t) => {
   const project = writeProject(t);
   await startBinaryDaemon(t, project);
-  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd: project.dir}));
-  const status = json(await run([`status`, `--json`], {cwd: project.dir})) as {releases: Array<{processes: Array<{id: string; pid: number}>}>};
+  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd: project.dir}), `deploy.schema.json`);
+  const status = json(await run([`status`, `--json`], {cwd: project.dir}), `status.schema.json`) as {releases: Array<{processes: Array<{id: string; pid: number}>}>};
   const pids = status.releases[0]?.processes.map((process) => process.pid) ?? [];
   assert.equal(pids.length, 2);
   // A daemon killed with SIGKILL leaves its processes and its state file behind (what a crash does).
-  const daemonPid = (json(await run([`status`, `--json`], {cwd: project.dir})) as {daemon: {pid: number}}).daemon.pid;
+  const daemonPid = (json(await run([`status`, `--json`], {cwd: project.dir}), `status.schema.json`) as {daemon: {pid: number}}).daemon.pid;
   process.kill(daemonPid, `SIGKILL`);
   await waitFor(async () => (await run([`status`, `--json`], {cwd: project.dir})).code === 1, {what: `the daemon to be gone`});
-  t.after(async () => {
-    await run([`recover`, `--force`], {cwd: project.dir});
+  beforeRemoving(project.dir, async () => {
+    assert.equal((await run([`recover`, `--force`], {cwd: project.dir})).code, 0, `the crashed daemon's processes are stopped`);
   });
 
-  const document = json(await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--dry-run`, `--ensure-daemon`, `--json`], {cwd: project.dir}));
+  const document = json(await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--dry-run`, `--ensure-daemon`, `--json`], {cwd: project.dir}), `deploy-dry-run.schema.json`);
   assert.equal(document.daemonRunning, false);
   assert.equal(document.activeReleaseId, `r1`);
   assert.deepEqual((document.plan as {drain: unknown}).drain, {releaseId: `r1`, timeoutMs: 1_000, connections: {http: 0, websocket: 0}, processes: [`worker`, `web`]});
@@ -142,46 +157,45 @@ test(`--skip-if-active does nothing when the release is already active with the 
   const project = writeProject(t);
   await startBinaryDaemon(t, project);
   const cwd = project.dir;
-  const first = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `abc`, `--skip-if-active`, `--json`], {cwd}));
+  const first = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `abc`, `--skip-if-active`, `--json`], {cwd}), `deploy.schema.json`);
   assert.equal(first.changed, true);
   assert.equal(first.skipped, undefined);
-  const webPid = (json(await run([`status`, `--json`], {cwd})) as {releases: Array<{processes: Array<{id: string; pid: number}>}>}).releases[0]?.processes.find((process) => process.id === `web`)?.pid;
+  const webPid = (json(await run([`status`, `--json`], {cwd}), `status.schema.json`) as {releases: Array<{processes: Array<{id: string; pid: number}>}>}).releases[0]?.processes.find((process) => process.id === `web`)?.pid;
 
-  const again = json(await run([`deploy`, `--release-path`, path.join(cwd, `releases`, `r1`), `--release-id`, `r1`, `--revision`, `abc`, `--skip-if-active`, `--json`], {cwd}));
+  const again = json(await run([`deploy`, `--release-path`, path.join(cwd, `releases`, `r1`), `--release-id`, `r1`, `--revision`, `abc`, `--skip-if-active`, `--json`], {cwd}), `deploy.schema.json`);
   assert.deepEqual({...again, durationMs: 0}, {status: `success`, changed: false, skipped: true, activeReleaseId: `r1`, previousReleaseId: null, releaseId: `r1`, durationMs: 0, phases: []});
-  const after = json(await run([`status`, `--json`], {cwd})) as {releases: Array<{releaseId: string; processes: Array<{id: string; pid: number}>}>};
+  const after = json(await run([`status`, `--json`], {cwd}), `status.schema.json`) as {releases: Array<{releaseId: string; processes: Array<{id: string; pid: number}>}>};
   assert.equal(after.releases.length, 1, `no second release was started`);
   assert.equal(after.releases[0]?.processes.find((process) => process.id === `web`)?.pid, webPid);
   const human = await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `abc`, `--skip-if-active`], {cwd, env: {ROLLBRIDGE_OUTPUT: `human`}});
   assert.equal(human.stdout, `✓ release r1 is already active with the same release path and revision; nothing was changed\n`);
 
   // Another revision (or path) under the same id is a real deploy.
-  const otherRevision = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `def`, `--skip-if-active`, `--json`], {cwd}));
+  const otherRevision = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `def`, `--skip-if-active`, `--json`], {cwd}), `deploy.schema.json`);
   assert.equal(otherRevision.changed, true);
   assert.equal(otherRevision.skipped, undefined);
 
   const noId = await run([`deploy`, `--release-path`, `releases/r1`, `--skip-if-active`, `--json`], {cwd});
-  assert.equal(noId.code, 2);
-  assert.equal((JSON.parse(noId.stdout) as {error: {code: string}}).error.code, `ERR_USAGE`);
+  assert.equal(failure(noId, 2).code, `ERR_USAGE`);
 
-  const dryRun = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `def`, `--skip-if-active`, `--dry-run`, `--json`], {cwd}));
+  const dryRun = json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--revision`, `def`, `--skip-if-active`, `--dry-run`, `--json`], {cwd}), `deploy-dry-run.schema.json`);
   assert.equal(dryRun.daemonRunning, true);
   assert.equal(dryRun.changed, false);
   assert.equal(dryRun.skipped, true);
 
-  assert.equal(json(await run([`restart`, `--process`, `worker`, `--json`], {cwd})).changed, true);
-  json(await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--json`], {cwd}));
-  assert.equal(json(await run([`rollback`, `--json`], {cwd})).changed, true);
-  assert.equal(json(await run([`stop`, `--json`], {cwd})).changed, true);
-  assert.equal(json(await run([`ensure-daemon`, `--json`], {cwd})).changed, false);
-  assert.deepEqual(json(await run([`shutdown`, `--json`], {cwd})), {status: `success`, changed: true, message: `shutdown`});
+  assert.equal(json(await run([`restart`, `--process`, `worker`, `--json`], {cwd}), `restart.schema.json`).changed, true);
+  json(await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--json`], {cwd}), `deploy.schema.json`);
+  assert.equal(json(await run([`rollback`, `--json`], {cwd}), `rollback.schema.json`).changed, true);
+  assert.equal(json(await run([`stop`, `--json`], {cwd}), `stop.schema.json`).changed, true);
+  assert.equal(json(await run([`ensure-daemon`, `--json`], {cwd}), `ensure-daemon.schema.json`).changed, false);
+  assert.deepEqual(json(await run([`shutdown`, `--json`], {cwd}), `shutdown.schema.json`), {status: `success`, changed: true, message: `shutdown`});
 });
 
 test(`--json --stream prints one NDJSON line per phase as it happens, then the result or the error as the last line`, async (t) => {
   const project = writeProject(t);
   await startBinaryDaemon(t, project);
   const cwd = project.dir;
-  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd}));
+  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd}), `deploy.schema.json`);
 
   const deployed = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--json`, `--stream`], {cwd});
   assert.equal(deployed.code, 0, deployed.stderr);
@@ -199,7 +213,7 @@ test(`--json --stream prints one NDJSON line per phase as it happens, then the r
   assert.equal(typeof web.port, `number`);
   assert.equal(web.releaseId, `r2`);
   assert.equal(typeof web.durationMs, `number`);
-  assert.equal((await httpGet((json(await run([`status`, `--json`], {cwd})) as {proxy: {port: number}}).proxy.port)).body, `r2\n`);
+  assert.equal((await httpGet((json(await run([`status`, `--json`], {cwd}), `status.schema.json`) as {proxy: {port: number}}).proxy.port)).body, `r2\n`);
 
   // --stream implies --json; rollback and restart stream the same way.
   const rolledBack = lines(await run([`rollback`, `--stream`], {cwd}));
@@ -225,7 +239,7 @@ test(`--json --stream prints one NDJSON line per phase as it happens, then the r
 
   // Without --stream, --json stays one (pretty-printed) document.
   const single = await run([`restart`, `--json`], {cwd});
-  assert.equal((JSON.parse(single.stdout) as Json).changed, true);
+  assert.equal(json(single, `restart.schema.json`).changed, true);
   assert.ok(single.stdout.startsWith(`{\n  "status": "success",\n  "changed": true,`), single.stdout);
 });
 
@@ -234,7 +248,7 @@ test(`ROLLBRIDGE_OUTPUT=json gives JSON on a terminal for every command; human f
   const project = writeProject(t);
   await startBinaryDaemon(t, project);
   const cwd = project.dir;
-  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd}));
+  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd}), `deploy.schema.json`);
   const runScript = (args: string[], env: Record<string, string> = {}) => new Promise<Run>((resolve) => {
     execFile(`script`, args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: ``, ...env}, timeout: 60_000}, (error, stdout, stderr) => {
       resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout: stdout.replace(/\r\n/g, `\n`), stderr});
@@ -250,6 +264,7 @@ test(`ROLLBRIDGE_OUTPUT=json gives JSON on a terminal for every command; human f
     const result = await terminal(args, {ROLLBRIDGE_OUTPUT: `json`});
     assert.equal(result.code, 0, `${args.join(` `)}: ${result.stdout}`);
     assert.doesNotThrow(() => JSON.parse(result.stdout), `${args.join(` `)} printed JSON on a terminal: ${result.stdout}`);
+    assertMatchesSchema(`${args[0]}.schema.json`, JSON.parse(result.stdout), `${args.join(` `)} on a terminal`);
   }
   const deployOnTerminal = JSON.parse((await terminal([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--skip-if-active`], {ROLLBRIDGE_OUTPUT: `JSON`})).stdout) as Json;
   assert.equal(deployOnTerminal.skipped, true);
@@ -257,11 +272,11 @@ test(`ROLLBRIDGE_OUTPUT=json gives JSON on a terminal for every command; human f
   // Piped (not a terminal), deploy prints JSON as rollbridge 0.1 did, unless ROLLBRIDGE_OUTPUT=human.
   const piped = await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--skip-if-active`], {cwd, env: {ROLLBRIDGE_OUTPUT: `human`}});
   assert.match(piped.stdout, /^✓ release r1 is already active/);
-  assert.equal(json(await run([`status`, `--json`], {cwd, env: {ROLLBRIDGE_OUTPUT: `human`}})).activeReleaseId, `r1`, `--json wins over ROLLBRIDGE_OUTPUT=human`);
+  assert.equal(json(await run([`status`, `--json`], {cwd, env: {ROLLBRIDGE_OUTPUT: `human`}}), `status.schema.json`).activeReleaseId, `r1`, `--json wins over ROLLBRIDGE_OUTPUT=human`);
 
   const bad = await run([`status`], {cwd, env: {ROLLBRIDGE_OUTPUT: `yaml`}});
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^error ERR_USAGE: ROLLBRIDGE_OUTPUT must be json, human or auto \(got "yaml"\)\n {2}fix: Set ROLLBRIDGE_OUTPUT=json/);
   const badJson = await run([`status`, `--json`], {cwd, env: {ROLLBRIDGE_OUTPUT: `yaml`}});
-  assert.equal((JSON.parse(badJson.stdout) as {error: {code: string}}).error.code, `ERR_USAGE`);
+  assert.equal(failure(badJson, 2).code, `ERR_USAGE`);
 });

@@ -23,7 +23,7 @@ export class DaemonCommand extends BaseCommand {
   successor = Option.Boolean(`--successor`, false, {hidden: true, description: `Take over from the daemon that started this one (ensure-daemon --replace)`});
 
   async run(): Promise<number> {
-    const config = await this.loadConfig();
+    const config = await this.loadConfig({notices: true});
     // Loaded on demand: the daemon side (proxy, supervisor, deploy path) costs start-up time that
     // every other command would pay for nothing (the binary's `--version` goal is 50 ms).
     const {Daemon} = await import('../../daemon/daemon.ts');

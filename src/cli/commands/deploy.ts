@@ -72,7 +72,7 @@ export class DeployCommand extends StreamingCommand {
     if (this.skipIfActive && this.releaseId === undefined && this.revision === undefined) {
       throw new UsageError(`--skip-if-active needs --release-id or --revision: a generated release id is never the active one`);
     }
-    const config = await this.loadConfig();
+    const config = await this.loadConfig({notices: true});
     if (this.dryRun) return this.#dryRun(config);
     if (this.ensure) {
       const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};

@@ -4,9 +4,8 @@ import {Command, Option} from 'clipanion';
 import * as t from 'typanion';
 import {LogFileReader} from '../../supervisor/process-log.ts';
 import {BaseCommand} from '../base-command.ts';
+import type {LogSource} from '../../control/protocol.ts';
 
-type LogLine = {at: string; stream: string; line: string};
-type LogSource = {id: string; source: string; logs: LogLine[]; logPaths?: {stdout: string; stderr: string}};
 type FollowedFile = {id: string; stream: string; reader: LogFileReader; partial: string};
 
 // Same cadence as the daemon's follower; fs.watch wakes it up sooner where it works.
@@ -45,7 +44,7 @@ export class LogsCommand extends BaseCommand {
     const client = await this.connect(config);
     let sources: LogSource[];
     try {
-      ({sources} = await client.call(`logs`, this.processId !== undefined ? {processId: this.processId} : {}) as {sources: LogSource[]});
+      ({sources} = await client.call(`logs`, this.processId !== undefined ? {processId: this.processId} : {}));
     } finally {
       client.close();
     }

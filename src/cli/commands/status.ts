@@ -1,9 +1,8 @@
 import {Command, Option} from 'clipanion';
+import type {ProcessStatusView, StatusResult} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 import {formatDuration, formatTable, plural} from '../render.ts';
 
-type ProcessStatusView = {id?: string; state?: string; pid?: number; port?: number; uptimeMs?: number; restarts?: number};
-type ReleaseView = {releaseId: string; state: string; connections?: {http: number; websocket: number}; ports?: Record<string, number>; processes?: ProcessStatusView[]};
 
 export class StatusCommand extends BaseCommand {
   static paths = [[`status`]];
@@ -29,9 +28,9 @@ export class StatusCommand extends BaseCommand {
   async run(): Promise<number> {
     const config = await this.loadConfig();
     const client = await this.connect(config);
-    let status: Record<string, unknown>;
+    let status: StatusResult;
     try {
-      status = await client.call(`status`, {}) as Record<string, unknown>;
+      status = await client.call(`status`, {});
     } finally {
       client.close();
     }
@@ -62,21 +61,21 @@ export class StatusCommand extends BaseCommand {
 export type StatusProblem = {where: `release` | `service` | `singleton` | `proxy`; processId: string | null; releaseId?: string; expected: string; actual: string};
 
 /** Every process of the active release, every service and every singleton should be running. */
-export function findStatusProblems(status: Record<string, unknown>): StatusProblem[] {
+export function findStatusProblems(status: StatusResult): StatusProblem[] {
   const problems: StatusProblem[] = [];
   const expect = (where: StatusProblem[`where`], process: ProcessStatusView | undefined, fallbackId: string, releaseId?: string) => {
     const actual = process?.state ?? `missing`;
     if (actual !== `running`) problems.push({where, processId: process?.id ?? fallbackId, ...(releaseId === undefined ? {} : {releaseId}), expected: `running`, actual});
   };
   const activeReleaseId = status.activeReleaseId;
-  const active = typeof activeReleaseId === `string` ? ((status.releases as ReleaseView[] | undefined) ?? []).find((release) => release.releaseId === activeReleaseId) : undefined;
+  const active = typeof activeReleaseId === `string` ? (status.releases ?? []).find((release) => release.releaseId === activeReleaseId) : undefined;
   if (active === undefined) {
     problems.push({where: `proxy`, processId: null, expected: `an active release`, actual: `no active release`});
   } else {
     for (const process of active.processes ?? []) expect(`release`, process, `?`, active.releaseId);
   }
-  for (const service of (status.services as Array<{id: string; process?: ProcessStatusView}> | undefined) ?? []) expect(`service`, service.process, service.id);
-  for (const singleton of (status.singletons as Array<{id: string; process?: ProcessStatusView}> | undefined) ?? []) expect(`singleton`, singleton.process, singleton.id);
+  for (const service of status.services ?? []) expect(`service`, service.process, service.id);
+  for (const singleton of status.singletons ?? []) expect(`singleton`, singleton.process, singleton.id);
   return problems;
 }
 
@@ -85,25 +84,25 @@ export function formatStatusProblem(problem: StatusProblem): string {
   return `${problem.where} ${problem.processId ?? `?`}: expected ${problem.expected}, is ${problem.actual}`;
 }
 
-export function renderStatus(status: Record<string, unknown>): string {
-  const proxy = status.proxy as {host: string; port: number};
-  const daemon = status.daemon as {pid?: number; uptimeMs?: number; deploying?: string | null} | undefined;
+export function renderStatus(status: StatusResult): string {
+  const proxy = status.proxy;
+  const daemon = status.daemon;
   const lines = [
-    `rollbridge "${String(status.application)}": proxy ${proxy.host}:${proxy.port}, active release ${String(status.activeReleaseId ?? `none`)}` +
+    `rollbridge "${status.application}": proxy ${proxy ? `${proxy.host}:${proxy.port}` : `?`}, active release ${status.activeReleaseId ?? `none`}` +
       (daemon ? `, daemon pid ${daemon.pid} up ${formatDuration(daemon.uptimeMs)}` : ``) +
       (daemon?.deploying ? `, ${daemon.deploying} in progress` : ``),
     ``,
   ];
   const rows: string[][] = [];
   const addRow = (where: string, process: ProcessStatusView, extra = ``) => {
-    rows.push([where, process.id ?? `?`, process.state ?? `?`, process.pid === undefined ? `-` : String(process.pid), process.port === undefined ? `-` : String(process.port), process.state === `running` ? formatDuration(process.uptimeMs) : `-`, String(process.restarts ?? 0), extra]);
+    rows.push([where, process.id, process.state, process.pid === undefined ? `-` : String(process.pid), process.port === undefined ? `-` : String(process.port), process.state === `running` ? formatDuration(process.uptimeMs) : `-`, String(process.restarts ?? 0), extra]);
   };
-  for (const release of (status.releases as ReleaseView[] | undefined) ?? []) {
+  for (const release of status.releases ?? []) {
     const connections = release.connections ? `${release.connections.http} http, ${release.connections.websocket} ws` : ``;
     for (const process of release.processes ?? []) addRow(`${release.releaseId} (${release.state})`, process, process === release.processes?.at(-1) ? connections : ``);
   }
-  for (const service of (status.services as Array<{id: string; port?: number; process: ProcessStatusView}> | undefined) ?? []) addRow(`service`, {...service.process, port: service.port});
-  for (const singleton of (status.singletons as Array<{id: string; process: ProcessStatusView}> | undefined) ?? []) addRow(`singleton`, singleton.process);
+  for (const service of status.services ?? []) addRow(`service`, {...service.process, port: service.port});
+  for (const singleton of status.singletons ?? []) addRow(`singleton`, singleton.process);
   lines.push(rows.length > 0 ? formatTable([`RELEASE`, `PROCESS`, `STATE`, `PID`, `PORT`, `UPTIME`, `RESTARTS`, `CONNECTIONS`], rows) : `No managed processes. Deploy with "rollbridge deploy --release-path <dir>".`);
   return lines.join(`\n`);
 }
