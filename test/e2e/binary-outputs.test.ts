@@ -199,3 +199,19 @@ test(`verify --json prints the self-test report its schema describes`, async (t)
   assert.equal(report.ok, true);
   assert.equal(report.failedRequests, 0);
 });
+
+test(`recover and predeploy-cleanup print rollbridge 0.1's lines with real plurals: 1 orphaned process`, async (t) => {
+  const {dir} = writeProject(t, {}, [
+    {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}},
+  ]);
+  const started = await ensureDaemon(t, dir) as {daemon: {pid: number}};
+  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd: dir}), `deploy.schema.json`);
+  // A crash: the daemon dies, its web process stays (recorded in the state file).
+  process.kill(started.daemon.pid, `SIGKILL`);
+  await waitFor(() => !isPidAlive(started.daemon.pid), {what: `the daemon to die`});
+  const listed = await run([`recover`], {cwd: dir});
+  assert.match(listed.stdout, /^Found 1 orphaned process \(run with --force to stop\):\n {2}web \(pid \d+, release r1\)\n/);
+  const cleanup = await run([`predeploy-cleanup`], {cwd: dir});
+  assert.equal(cleanup.stdout, `No active Rollbridge daemon found.\nRecovered 1 Rollbridge orphaned process.\nStopped 0 legacy processes.\n`);
+  assert.equal((await run([`recover`], {cwd: dir})).stdout, `No orphaned processes found.\n`);
+});

@@ -151,6 +151,10 @@ test(`deploy --dry-run without a daemon plans to drain what the state file says 
   assert.match(human.stdout, /^no daemon running; a daemon started now re-adopts the 2 processes still running from .*control\.state\.json\n/);
   assert.match(human.stdout, /\n {2}drain {2}r1 \(0 http, 0 ws open; up to 1000 ms\)\n {2}stop {3}worker, web of r1\n$/);
   assert.equal((await run([`status`], {cwd: project.dir})).code, 1, `the dry run started no daemon`);
+
+  // rollbridge 0.1's lines, with real plurals (scripts grep them).
+  const listed = await run([`recover`], {cwd: project.dir});
+  assert.match(listed.stdout, /^Found 2 orphaned processes \(run with --force to stop\):\n/);
 });
 
 test(`--skip-if-active does nothing when the release is already active with the same path and revision, and every mutating result carries changed`, async (t) => {
