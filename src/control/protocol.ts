@@ -250,7 +250,7 @@ export const isStatusResult = t.isObject({
  * the result's `phases`). Which fields are set depends on the phase.
  */
 export const isProgressEvent = t.isObject({
-  /** `started`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`, `afterSwitch`, `restarted`, `legacyStopping`, `proxyListening`, `legacyStopped`. */
+  /** `target` (rollback), `started`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`, `afterSwitch`, `restarted`, `legacyStopping`, `proxyListening`, `legacyStopped`. */
   phase: t.isString(),
   releaseId: t.isOptional(t.isNullable(t.isString())),
   /** Since the previous phase. */

@@ -221,7 +221,7 @@ test(`--json --stream prints one NDJSON line per phase as it happens, then the r
 
   // --stream implies --json; rollback and restart stream the same way.
   const rolledBack = lines(await run([`rollback`, `--stream`], {cwd}));
-  assert.deepEqual(rolledBack.map((line) => line.type === `phase` ? line.phase : line.type), [`started`, `healthy`, `switched`, `draining`, `result`]);
+  assert.deepEqual(rolledBack.map((line) => line.type === `phase` ? line.phase : line.type), [`target`, `started`, `healthy`, `switched`, `draining`, `result`]);
   assert.equal(rolledBack.at(-1)?.activeReleaseId, `r1`);
   const restarted = lines(await run([`restart`, `--json`, `--stream`], {cwd}));
   assert.deepEqual(restarted.map((line) => line.type), [`phase`, `result`]);
