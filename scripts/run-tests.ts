@@ -1,6 +1,7 @@
 // `npm test`: the whole suite, as CI runs it. Steps: typecheck, lint, build the standalone binary,
 // the bare-host check, then every test file under test/ (unit, daemon, e2e on the binary).
-// `npm run test:unit` (--unit) runs only the test files, against the sources.
+// `npm run test:unit` (--unit) runs only the test files, against the sources (not those of test/e2e/ and
+// test/integrations/, which need the binary).
 import {spawnSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,5 +40,6 @@ if (!unitOnly && filters.length === 0 && fs.existsSync(path.join(repo, `scripts`
   step(`bare host`, npm, [`run`, `-s`, `test:bare-host`]);
 }
 // Last, so the test runner's summary closes the output.
-const files = listTests(path.join(repo, `test`)).filter((file) => !unitOnly || !file.startsWith(`test/e2e/`));
+// --unit leaves out what runs the built binary: test/e2e/ and the integrations' tests.
+const files = listTests(path.join(repo, `test`)).filter((file) => !unitOnly || !(file.startsWith(`test/e2e/`) || file.startsWith(`test/integrations/`)));
 step(`tests (${files.length} files)`, process.execPath, [`--test`, `--test-concurrency=2`, `--test-timeout=180000`, ...files]);
