@@ -139,6 +139,13 @@ module RollbridgeCapistrano
     "release #{result["activeReleaseId"]} is active (previous: #{result["previousReleaseId"] || "none"})#{changed}#{seconds}"
   end
 
+  def summarize_plan(plan)
+    starts = Array(plan["start"]).map { |process| "#{process["processId"]} (#{process["policy"]}, port #{process["port"]})" }
+    drain = plan["drain"] ? ", then drain #{plan["drain"]["releaseId"]} and stop #{Array(plan["drain"]["processes"]).join(", ")}" : ""
+    "plan for release #{plan["releaseId"]} (nothing changed): start #{starts.empty? ? "nothing" : starts.join(", ")}, " \
+      "switch traffic#{drain}"
+  end
+
   def summarize_takeover(result)
     legacy = result.dig("plan", "legacy") || {}
     found = "#{Array(legacy["screens"]).size} screen session(s), #{Array(legacy["processes"]).size} legacy process(es)"
@@ -179,9 +186,12 @@ namespace :load do
     set :rollbridge_restart_policy, nil
     set :rollbridge_restart_cooldown, nil
     set :rollbridge_restart_check_url, nil
+    # deploy and legacy-takeover only print their plan per host (--dry-run; deploy needs no daemon for it).
     set :rollbridge_dry_run, false
+    # deploy does nothing on a host where this release id is already active (same path and revision).
+    set :rollbridge_skip_if_active, false
     # Print rollbridge's phases per host as they happen (`--json --stream`); false prints only the result.
-    set :rollbridge_progress, false
+    set :rollbridge_progress, true
     # Seconds to pause between two hosts (SSHKit's sequence runner waits 2 s unless told).
     set :rollbridge_wait, 0
   end
@@ -198,14 +208,20 @@ namespace :rollbridge do
       RollbridgeCapistrano.optional("--revision", fetch(:rollbridge_revision))
   end
 
-  desc "Deploy the release with rollbridge, one host after the other (health-checked switch, drain)"
+  desc "Deploy the release with rollbridge, one host after the other (health-checked switch, drain; :rollbridge_dry_run shows the plan)"
   task :deploy do
+    dry_run = fetch(:rollbridge_dry_run)
     args = RollbridgeCapistrano.config_args(fetch(:rollbridge_config)) + release_args.call +
-           (fetch(:rollbridge_ensure_daemon) ? ["--ensure-daemon", *daemon_args.call] : []) +
-           RollbridgeCapistrano.optional("--watch", fetch(:rollbridge_watch))
+           (fetch(:rollbridge_skip_if_active) ? ["--skip-if-active"] : []) +
+           RollbridgeCapistrano.optional("--watch", fetch(:rollbridge_watch)) +
+           if dry_run then ["--dry-run"]
+           elsif fetch(:rollbridge_ensure_daemon) then ["--ensure-daemon", *daemon_args.call]
+           else []
+           end
     on rollbridge_hosts.call, in: :sequence, wait: fetch(:rollbridge_wait) do |host|
-      result = RollbridgeCapistrano.run(self, host, "deploy", args, stream: fetch(:rollbridge_progress))
-      info "#{RollbridgeCapistrano.label(host)} #{RollbridgeCapistrano.summarize_switch(result)}"
+      result = RollbridgeCapistrano.run(self, host, "deploy", args, stream: fetch(:rollbridge_progress) && !dry_run)
+      summary = dry_run ? RollbridgeCapistrano.summarize_plan(result["plan"] || {}) : RollbridgeCapistrano.summarize_switch(result)
+      info "#{RollbridgeCapistrano.label(host)} #{summary}"
     end
   end
 

@@ -238,7 +238,10 @@ test(`cap deploy from git hands each release to rollbridge host by host, deploy:
     assert.equal(fs.readlinkSync(path.join(host.home, `app`, `current`)), path.join(host.home, `app`, `releases`, second.releaseId));
     assert.deepEqual(second.answered.get(host.name), new Set([v1, second.releaseId]), `${host.name} served both releases during the deploy`);
   }
-  // assert.match(second.result.output, /healthy web/, `progress phases are printed per host`);
+  for (const host of rig.hosts) {
+    const label = `127\\.0\\.0\\.1:${host.port}`;
+    assert.match(second.result.output, new RegExp(`${label} started web pid \\d+ port \\d+ \\(\\d+ ms\\)\\n.*${label} healthy web \\(\\d+ ms\\)\\n.*${label} switched traffic to ${second.releaseId} `), `${host.name}'s phases as they happened`);
+  }
 
   const rollback = await underLoad(rig, () => cap(project, binary, [`test`, `deploy:rollback`]));
   assert.equal(rollback.releaseId, v1);
@@ -250,7 +253,7 @@ test(`cap deploy from git hands each release to rollbridge host by host, deploy:
   await assertStoppedAtHost2(rig, binary, failed, v1);
 });
 
-test(`standalone: cap deploy runs rollbridge:deploy on the prepared release host by host, deploy:rollback runs rollbridge:rollback`, async (t) => {
+test(`standalone: cap deploy shows the plan on a dry run, runs rollbridge:deploy on the prepared release host by host, deploy:rollback runs rollbridge:rollback`, async (t) => {
   const hosts = await startHosts(t);
   if (hosts === null) return;
   const {rig, binary} = hosts;
@@ -260,6 +263,13 @@ test(`standalone: cap deploy runs rollbridge:deploy on the prepared release host
   assert.equal(status.code, 1, `no daemon runs yet`);
   assert.match(status.output, /error ERR_DAEMON_\w+/);
 
+  writeStage(project, rig, [`set :rollbridge_dry_run, true`]);
+  const plan = await cap(project, binary, [`test`, `deploy`]);
+  assert.equal(plan.code, 0, plan.output);
+  for (const host of rig.hosts) assert.match(plan.output, new RegExp(`127\\.0\\.0\\.1:${host.port} plan for release \\d{14} \\(nothing changed\\): start web \\(proxied, port [^)]+\\), switch traffic`));
+  for (const host of rig.hosts) assert.equal(fs.existsSync(path.join(host.home, `rollbridge.sock`)), false, `no daemon was started for the plan`);
+
+  writeStage(project, rig);
   const first = await cap(project, binary, [`test`, `deploy`]);
   assert.equal(first.code, 0, first.output);
   const r1 = activeReleases(first).get(rig.hosts[0]!.port)!;
@@ -279,7 +289,7 @@ test(`standalone: cap deploy runs rollbridge:deploy on the prepared release host
   await assertStoppedAtHost2(rig, binary, failed, r1);
 });
 
-test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load, :predeploy_cleanup and :ensure_daemon on a host; a missing binary or an unset :rollbridge_config fails saying so`, async (t) => {
+test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load, a deploy skipped when active, :predeploy_cleanup and :ensure_daemon on a host; a missing binary or an unset :rollbridge_config fails saying so`, async (t) => {
   const hosts = await startHosts(t, {hosts: 1, legacyTakeover: {processes: [{includes: [`legacy-app`], name: `hand-started app`}]}});
   if (hosts === null) return;
   const {rig, binary} = hosts;
@@ -317,6 +327,12 @@ test(`rollbridge:legacy_takeover (plan, then the handover), :restart under load,
   const after = webPid(await hostStatus(rig, host, binary));
   assert.ok(after && after !== before, `a new web process serves (${before} → ${after})`);
   await waitFor(() => !isPidAlive(before), {what: `the replaced web process ${before} to stop`});
+
+  writeStage(project, rig, [`set :rollbridge_release_id, "r1"`, `set :rollbridge_skip_if_active, true`]);
+  const again = await cap(project, binary, [`test`, `deploy`]);
+  assert.equal(again.code, 0, again.output);
+  assert.match(again.output, /release r1 is active \(previous: \S+\), unchanged/);
+  assert.equal(webPid(await hostStatus(rig, host, binary)), after, `the same web process still serves`);
 
   const cleanup = await cap(project, binary, [`test`, `rollbridge:predeploy_cleanup`]);
   assert.equal(cleanup.code, 0, cleanup.output);
