@@ -49,7 +49,8 @@ export async function stopRelease(context: DeployContext, release: Release, fina
   if (release.state === `stopped`) return;
   const wasDraining = release.state === `draining`;
   release.state = finalState;
-  await Promise.allSettled(release.processes.map((process) => context.roster.stopForGood(process)));
+  // Web processes replaced by `restart` that still drain are stopped too (they are recorded until then).
+  await Promise.allSettled([...release.processes, ...release.replaced].map((process) => context.roster.stopForGood(process)));
   for (const target of release.targets) target.close();
   if (wasDraining) await release.retirement;
   context.roster.releasePorts(release);

@@ -111,7 +111,12 @@ export async function restoreState(context: DeployContext, state: DaemonState, i
       for (const entry of entries) {
         const process = definition(entry.processId);
         const found = take(entry);
-        if (!process || !found) continue;
+        if (!found) continue;
+        if (!process) {
+          await stopStray(found, log);
+          report.stopped.push(`${found.id} (release ${release.releaseId}, no longer in the config)`);
+          continue;
+        }
         const managed = roster.create(release, process, found.id, 0, 1, () => false, found.key);
         release.processes.push(managed);
         managed.adopt(found);
