@@ -165,6 +165,7 @@ test(`the install role writes a systemd unit systemd-analyze verify accepts, is 
   agent.destroy();
   assert.equal(upgraded.code, 0, explain(upgraded));
   assert.match(upgraded.stdout, /RUNNING HANDLER \[rollbridge\.deploy\.install : Replace the daemon without downtime\]/);
+  t.diagnostic(`${requests} requests to the proxy port during the play that handed the daemon over, ${failures.length} failed`);
   assert.deepEqual(failures, [], `${failures.length} of ${requests} requests failed during the handover`);
   const after = daemonPid();
   assert.notEqual(after, before);

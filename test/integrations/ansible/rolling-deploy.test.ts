@@ -160,10 +160,12 @@ test(`rollbridge.deploy rolls a release over three SSH hosts one at a time and s
     }
   });
 
-  await t.test(`serial: 1 deploys r2 to all three under load without a failed request; the same play again changes nothing`, async () => {
+  await t.test(`serial: 1 deploys r2 to all three under load without a failed request; the same play again changes nothing`, async (st) => {
     const load = startLoad(rig.hosts);
+    const startedAt = Date.now();
     const deployed = await rolling(`r2`);
     const {requests, failures, seen} = await load.stop();
+    st.diagnostic(`${requests} requests to the three proxy ports during the ${Date.now() - startedAt} ms rolling deploy, ${failures.length} failed`);
     assert.equal(deployed.code, 0, explain(deployed));
     assert.deepEqual(counts(deployed, `changed`), {host1: 1, host2: 1, host3: 1}, explain(deployed));
     assert.deepEqual(failures, [], `${failures.length} of ${requests} requests failed`);
