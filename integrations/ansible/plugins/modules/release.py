@@ -157,6 +157,8 @@ fix:
   type: str
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rollbridge.deploy.plugins.module_utils.rollbridge import (
     ROLLBRIDGE_COMMON_ARGS,
@@ -174,6 +176,43 @@ def diff_of(before, after):
     return dict(before='active_release: {0}\n'.format(before), after='active_release: {0}\n'.format(after))
 
 
+def is_unknown_flag(error, flag):
+    return error.rc == 2 and flag in error.message
+
+
+def already_active(module, rollbridge):
+    """For a CLI without --skip-if-active: the status document when the release is already active with the
+    same release path and revision (what --skip-if-active decides in the daemon), else None."""
+    params = module.params
+    release_id = params['release_id'] or params['revision']
+    status = rollbridge.status()
+    if status is None or status.get('activeReleaseId') != release_id:
+        return None
+    release_path = os.path.join(os.path.dirname(params['config']), params['release_path'])
+    for release in status.get('releases') or []:
+        if (release.get('releaseId') == release_id and release.get('state') == 'active'
+                and os.path.realpath(release.get('releasePath', '')) == os.path.realpath(release_path)
+                and release.get('revision') == (params['revision'] or release_id)):
+            return dict(activeReleaseId=release_id, previousReleaseId=None, releaseId=release_id, changed=False, skipped=True)
+    return None
+
+
+def run_deploy(module, rollbridge, args, idempotent):
+    """``rollbridge deploy <args>``, with --skip-if-active when the release id is known. A CLI from before
+    that flag (it answers a usage error) gets the same decision from its status instead."""
+    if not idempotent:
+        return rollbridge.run(args)
+    try:
+        return rollbridge.run(args + ['--skip-if-active'])
+    except RollbridgeCommandError as error:
+        if not is_unknown_flag(error, '--skip-if-active'):
+            raise
+    skipped = already_active(module, rollbridge)
+    if skipped is not None:
+        return skipped
+    return rollbridge.run(args)
+
+
 def deploy(module, rollbridge):
     params = module.params
     args = ['deploy', '--release-path', params['release_path']]
@@ -181,10 +220,8 @@ def deploy(module, rollbridge):
         if params[option] is not None:
             args += [flag, params[option]]
     idempotent = params['release_id'] is not None or params['revision'] is not None
-    if idempotent:
-        args.append('--skip-if-active')
     if module.check_mode:
-        document = rollbridge.run(args + ['--dry-run'])
+        document = run_deploy(module, rollbridge, args + ['--dry-run'], idempotent)
         changed = not document.get('skipped', False)
         active = document.get('activeReleaseId')
         return dict(changed=changed, diff=diff_of(active, document.get('releaseId') if changed else active), document=document)
@@ -192,7 +229,7 @@ def deploy(module, rollbridge):
         args += ['--watch', params['watch']]
     if params['ensure_daemon']:
         args.append('--ensure-daemon')
-    document = rollbridge.run(args)
+    document = run_deploy(module, rollbridge, args, idempotent)
     changed = document.get('changed', not document.get('skipped', False))
     active = document.get('activeReleaseId')
     before = active if not changed else document.get('previousReleaseId')
