@@ -1,8 +1,9 @@
 import {Command, Option, UsageError} from 'clipanion';
 import {ControlClient} from '../control/client.ts';
 import {ErrorCode} from '../errors/codes.ts';
-import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {RollbridgeError, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import {loadConfig} from '../config/load.ts';
+import {listLegacyControlPaths} from '../config/paths.ts';
 import type {Config} from '../config/types.ts';
 import {Logger} from '../log/logger.ts';
 import type {LogRecord} from '../log/logger.ts';
@@ -74,8 +75,26 @@ export abstract class BaseCommand extends Command<CliContext> {
     return config;
   }
 
+  /**
+   * The daemon on control.path. With control.path left to its default and no daemon there, a rollbridge
+   * 0.1 daemon on 0.1's default socket is used instead (with a notice): its commands still work until
+   * the upgrade (`deploy --ensure-daemon`).
+   */
   async connect(config: Config): Promise<ControlClient> {
-    return ControlClient.connect(config.control.path);
+    try {
+      return await ControlClient.connect(config.control.path);
+    } catch (error) {
+      const fallback = listLegacyControlPaths(config.application, config.control.path)[1];
+      if (fallback === undefined || !isRollbridgeError(error) || error.code !== ErrorCode.DAEMON_UNREACHABLE) throw error;
+      let client: ControlClient;
+      try {
+        client = await ControlClient.connect(fallback);
+      } catch {
+        throw error;
+      }
+      this.context.stderr.write(`notice: no daemon on ${config.control.path}; using the rollbridge 0.1 daemon on ${fallback} (run "rollbridge deploy --ensure-daemon" to upgrade it)\n`);
+      return client;
+    }
   }
 
   writeJson(value: unknown): void {

@@ -17,6 +17,8 @@ export type EnsureDaemonOptions = {
   startTimeoutMs?: number | undefined;
   /** Extra arguments for a daemon this call starts (legacy-takeover passes `--proxy-deferred`). */
   daemonArgs?: string[] | undefined;
+  /** Where the daemon is asked and started (`--control-path`); default control.path. */
+  controlPath?: string | undefined;
 };
 
 /**
@@ -25,7 +27,8 @@ export type EnsureDaemonOptions = {
  * and the absolute config path. Concurrent starters converge: the loser's daemon refuses to bind.
  */
 export async function ensureDaemon(config: Config, context: CliContext, options: EnsureDaemonOptions = {}): Promise<{started: boolean; pid: number | null; status: Record<string, unknown>}> {
-  const existing = await tryStatus(config);
+  const controlPath = options.controlPath ?? config.control.path;
+  const existing = await tryStatus(controlPath);
   if (existing) return {started: false, pid: null, status: existing};
 
   const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
@@ -34,7 +37,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   const {spawn} = await import('node:child_process');
   let child;
   try {
-    child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath, ...(options.daemonArgs ?? [])], {
+    child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath, ...(options.controlPath === undefined ? [] : [`--control-path`, options.controlPath]), ...(options.daemonArgs ?? [])], {
       cwd: path.dirname(config.configPath),
       env: context.env as NodeJS.ProcessEnv,
       detached: true,
@@ -57,14 +60,14 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   });
   while (Date.now() < deadline) {
     try {
-      const status = await statusOf(config);
+      const status = await statusOf(controlPath);
       return {started: true, pid: child.pid ?? null, status};
     } catch (error) {
       lastError = errorMessage(error);
     }
     if (childExitCode !== undefined) {
       // Our daemon exited: maybe a concurrent starter won the race, so look once more before failing.
-      const winner = await tryStatus(config);
+      const winner = await tryStatus(controlPath);
       if (winner) return {started: false, pid: null, status: winner};
       throw new RollbridgeError(ErrorCode.DAEMON_START_TIMEOUT, `The rollbridge daemon exited with code ${childExitCode} during start-up: ${lastLogLine(logPath) ?? lastError}`, {
         fix: `Read ${logPath} for the reason, or run "rollbridge daemon --config ${config.configPath}" in the foreground to see it`,
@@ -86,7 +89,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
  * token the request must carry.
  */
 export async function replaceDaemon(config: Config, context: CliContext, options: EnsureDaemonOptions = {}): Promise<{replaced: boolean; previousPid: number | null; pid: number | null; durationMs: number | null; status: Record<string, unknown>}> {
-  const existing = await tryStatus(config);
+  const existing = await tryStatus(config.control.path);
   if (!existing) {
     const started = await ensureDaemon(config, context, options);
     return {replaced: false, previousPid: null, pid: started.pid, durationMs: null, status: started.status};
@@ -105,7 +108,7 @@ export async function replaceDaemon(config: Config, context: CliContext, options
   }
   const pidPath = path.resolve(context.cwd, options.pidPath ?? getDefaultDaemonPidPath(config.application));
   writePidFile(pidPath, result.pid);
-  return {replaced: true, previousPid: result.previousPid, pid: result.pid, durationMs: result.durationMs, status: await statusOf(config)};
+  return {replaced: true, previousPid: result.previousPid, pid: result.pid, durationMs: result.durationMs, status: await statusOf(config.control.path)};
 }
 
 /**
@@ -146,8 +149,9 @@ export function isOtherBuild(status: Record<string, unknown>): boolean {
   return runtime !== undefined && (runtime.version !== ours.version || runtime.commit !== ours.commit);
 }
 
-async function statusOf(config: Config): Promise<Record<string, unknown>> {
-  const client = await ControlClient.connect(config.control.path);
+/** The status of the daemon on `controlPath`. */
+export async function statusOf(controlPath: string): Promise<Record<string, unknown>> {
+  const client = await ControlClient.connect(controlPath);
   try {
     return await client.call(`status`, {}) as Record<string, unknown>;
   } finally {
@@ -155,9 +159,9 @@ async function statusOf(config: Config): Promise<Record<string, unknown>> {
   }
 }
 
-async function tryStatus(config: Config): Promise<Record<string, unknown> | null> {
+async function tryStatus(controlPath: string): Promise<Record<string, unknown> | null> {
   try {
-    return await statusOf(config);
+    return await statusOf(controlPath);
   } catch (error) {
     if (isRollbridgeError(error) && error.code === ErrorCode.DAEMON_UNREACHABLE) return null;
     throw error;

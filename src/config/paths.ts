@@ -17,6 +17,25 @@ export function getDefaultControlPath(application: string): string {
   return path.join(getRuntimeDir(), `${sanitizeName(application)}.sock`);
 }
 
+/** Where a rollbridge 0.1 daemon listens when its config sets no control.path (found for the upgrade). */
+export function getLegacyControlPath(application: string): string {
+  return `/tmp/rollbridge-${application}.sock`;
+}
+
+/**
+ * Where a 0.1 daemon of an application may answer: its control.path, and 0.1's default when control.path
+ * is left to this project's default (the two defaults differ).
+ */
+export function listLegacyControlPaths(application: string, controlPath: string): string[] {
+  const legacyDefault = getLegacyControlPath(application);
+  return controlPath === getDefaultControlPath(application) && legacyDefault !== controlPath ? [controlPath, legacyDefault] : [controlPath];
+}
+
+/** Where the new daemon binds its control socket while a rollbridge 0.1 daemon still holds control.path (the upgrade). */
+export function getUpgradeControlPath(controlPath: string): string {
+  return `${controlPath}.upgrade`;
+}
+
 /** Where managed processes write their output unless `logs.dir` says otherwise. */
 export function getDefaultLogDir(application: string): string {
   return path.join(getRuntimeDir(), `${sanitizeName(application)}-logs`);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
-import {createLineDecoder, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateProgress, validateResult} from './protocol.ts';
+import {completeLegacyResult, createLineDecoder, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateProgress, validateResult} from './protocol.ts';
 import type {ControlCommandName, ParamsOf, ProgressOf, ResponseFrame, ResultOf} from './protocol.ts';
 
 export type ControlCallOptions<C extends ControlCommandName = ControlCommandName> = {
@@ -17,6 +17,7 @@ export type ControlCallOptions<C extends ControlCommandName = ControlCommandName
 
 type PendingCall = {
   command: ControlCommandName;
+  sentAt: number;
   onProgress: ((event: unknown) => void) | undefined;
   resolve(result: Record<string, unknown>): void;
   reject(error: unknown): void;
@@ -105,6 +106,7 @@ export class ControlClient {
       const settle = () => signal?.removeEventListener(`abort`, onAbort);
       this.#pending.set(id, {
         command,
+        sentAt: performance.now(),
         onProgress: options.onProgress === undefined ? undefined : (event) => options.onProgress?.(validateProgress(command, event)),
         resolve: (result) => {
           settle();
@@ -153,7 +155,8 @@ export class ControlClient {
         return;
       case `success`:
         this.#pending.delete(key);
-        call.resolve(resultOf(frame));
+        // Only a rollbridge 0.1 daemon answers a request with a success frame without its id.
+        call.resolve(frame.id === null ? completeLegacyResult(call.command, resultOf(frame), performance.now() - call.sentAt) : resultOf(frame));
         return;
       case `error`:
         this.#pending.delete(key);

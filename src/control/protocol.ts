@@ -132,6 +132,11 @@ export const isTakeoverParams = t.isObject({
   legacy: isLegacyPlan,
   /** SIGTERM → SIGKILL for the legacy processes (legacyTakeover.forceStopTimeoutMs). */
   forceStopTimeoutMs: isNonNegativeInteger(),
+  /**
+   * The upgrade from a rollbridge 0.1 daemon (its processes are `legacy`): it is asked to shut down on
+   * this socket instead of being signalled first, and the new daemon's control socket moves to control.path afterwards.
+   */
+  legacyDaemon: t.isOptional(t.isObject({socketPath: isAbsolutePath(), pid: t.isNullable(isPositiveInteger())})),
 });
 
 /** Daemon replacement (product §8): only a caller that can read the daemon's token file (its user, or root) may ask. */
@@ -606,6 +611,17 @@ export function decodeResponseLine(line: string): ResponseFrame {
     default:
       throw invalidResponse(`The daemon sent a response with an unknown status (got ${describe(frame.status)})`, {id});
   }
+}
+
+/**
+ * A rollbridge 0.1 daemon's success payload, completed to the shape validateResult expects. 0.1 replies
+ * carry no request id (this project's daemon always echoes one), and its deploy and rollback results are
+ * only `{activeReleaseId, previousReleaseId}`: the release id is the active one, the duration is what the
+ * client measured. Other 0.1 results already fit. `legacyDaemon: true` marks the result.
+ */
+export function completeLegacyResult(command: ControlCommandName, result: Record<string, unknown>, elapsedMs: number): Record<string, unknown> {
+  if (command !== `deploy` && command !== `rollback`) return result;
+  return {releaseId: result.activeReleaseId, durationMs: Math.round(elapsedMs), ...result, legacyDaemon: true};
 }
 
 /** The result part of a success frame: everything except `id` and `status`. */

@@ -55,7 +55,7 @@ const REJECTION_LOG_WINDOW_MS = 10_000;
  */
 export class ControlServer {
   readonly #server: net.Server;
-  readonly #path: string;
+  #path: string;
   #inode: {dev: number; ino: number} = {dev: -1, ino: -1};
   #listening = false;
   readonly #options: ControlServerOptions;
@@ -87,6 +87,17 @@ export class ControlServer {
 
   get path(): string {
     return this.#path;
+  }
+
+  /**
+   * Renames the listening socket to `target` (atomic; replaces a file left there): clients that connect
+   * by the new path reach this server, open connections carry on.
+   */
+  async relocate(target: string): Promise<void> {
+    const socketPath = path.resolve(target);
+    await prepareDirectory(socketPath, this.#options.group);
+    await fsp.rename(this.#path, socketPath);
+    this.#path = socketPath;
   }
 
   /** Stop accepting, destroy every open connection except `keep` (the one that asked for shutdown), unlink the socket file. */

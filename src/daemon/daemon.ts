@@ -32,6 +32,11 @@ export type DaemonOptions = {
   version: {version: string; commit: string; node: string};
   /** Start without binding the proxy port (legacy takeover: a legacy app still holds it). */
   proxyDeferred?: boolean;
+  /**
+   * Bind the control socket here instead of control.path (the upgrade from a 0.1 daemon that holds
+   * control.path); a takeover moves it to control.path once the 0.1 daemon has let go.
+   */
+  controlPath?: string;
   /** Started by a running daemon that hands over (ensure-daemon --replace): take its listening socket and control path. */
   successor?: boolean;
 };
@@ -139,12 +144,13 @@ export class Daemon {
     // A successor first takes the predecessor's listening socket (nothing else is safe before it).
     const listeningSocket = options.successor ? await receiveListeningSocket() : undefined;
     // Refuse early (before binding the proxy port) when another daemon owns the control socket.
-    const probe = options.successor ? {state: `absent` as const} : await probeControlSocket(config.control.path);
+    const controlPath = options.controlPath ?? config.control.path;
+    const probe = options.successor ? {state: `absent` as const} : await probeControlSocket(controlPath);
     if (probe.state === `daemon`) {
       const activeReleaseId = typeof probe.status.activeReleaseId === `string` ? probe.status.activeReleaseId : `none`;
-      throw new RollbridgeError(ErrorCode.DAEMON_RUNNING, `A rollbridge daemon for application "${String(probe.status.application)}" is already running on ${config.control.path} (active release: ${activeReleaseId})`, {
+      throw new RollbridgeError(ErrorCode.DAEMON_RUNNING, `A rollbridge daemon for application "${String(probe.status.application)}" is already running on ${controlPath} (active release: ${activeReleaseId})`, {
         fix: `Run "rollbridge status" to inspect it or "rollbridge shutdown" to stop it, or set a different control.path`,
-        details: {path: config.control.path},
+        details: {path: controlPath},
       });
     }
 
@@ -157,7 +163,7 @@ export class Daemon {
     else if (!options.proxyDeferred) await proxy.listen();
     try {
       daemon.#control = await ControlServer.start({
-        path: config.control.path,
+        path: controlPath,
         mode: config.control.mode,
         owner: config.control.owner === undefined ? undefined : resolveUserId(config.control.owner),
         group: config.control.group === undefined ? undefined : resolveGroupId(config.control.group),
@@ -174,7 +180,7 @@ export class Daemon {
     daemon.state.start();
     deployer.onChange(() => void daemon.state.persist());
     deployer.useStateWriter(() => daemon.state.commit());
-    daemon.token = writeToken(config.control.path);
+    daemon.token = writeToken(controlPath);
     if (options.successor) reportReady();
     daemon.#schedulePruning();
     daemonLog.info(`daemon started`, {pid: process.pid, application: config.application, version: options.version.version});
@@ -183,6 +189,26 @@ export class Daemon {
 
   get config(): Config {
     return this.deployer.config;
+  }
+
+  /** Where the control socket is bound: control.path, or a temporary path until publishControlSocket(). */
+  get controlPath(): string {
+    return this.#control?.path ?? this.config.control.path;
+  }
+
+  /**
+   * Moves the control socket (and the replacement token) from the temporary path it was bound at to
+   * control.path, replacing whatever is left there (a 0.1 daemon's socket file). No-op when it is there already.
+   */
+  async publishControlSocket(): Promise<void> {
+    const control = this.#control;
+    const target = this.config.control.path;
+    if (control === undefined || control.path === target) return;
+    const from = control.path;
+    await control.relocate(target);
+    removeToken(from, this.token);
+    this.token = writeToken(target);
+    this.log.info(`control socket moved`, {from, path: target});
   }
 
   /** `releaseRetention.maxAgeMs` applies between deploys too (upstream pruned only after a drain or stop). */
@@ -221,7 +247,7 @@ export class Daemon {
       activeReleaseId: deployer.activeReleaseId,
       application: config.application,
       control: {
-        path: config.control.path,
+        path: this.controlPath,
         ...(config.control.mode !== undefined ? {mode: config.control.mode} : {}),
         ...(config.control.owner !== undefined ? {owner: config.control.owner} : {}),
         ...(config.control.group !== undefined ? {group: config.control.group} : {}),
@@ -296,7 +322,7 @@ export class Daemon {
       } catch (error) {
         errors.push(`state file: ${(error as Error).message}`);
       }
-      removeToken(this.config.control.path, this.token);
+      removeToken(this.controlPath, this.token);
       this.log.info(`daemon stopped`, {errors: errors.length});
       if (errors.length > 0) {
         throw new RollbridgeError(ErrorCode.PROCESS_STOP_FAILED, `Shutdown finished with errors: ${errors.join(`; `)}`, {

@@ -46,6 +46,13 @@ export class StateKeeper {
     return this.#chain;
   }
 
+  /** Writes the state now even if it did not change (another writer, such as a 0.1 daemon, replaced or removed the file). */
+  rewrite(): Promise<void> {
+    if (this.#stopped) return this.#chain;
+    this.#chain = this.#chain.then(() => this.#write(true));
+    return this.#chain;
+  }
+
   /**
    * Write-ahead: resolves once the file holds the state as it is now (or later), fsynced; rejects with
    * ERR_STATE_WRITE_FAILED when that write fails, so the caller does not act on an unrecorded change.

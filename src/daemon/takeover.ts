@@ -6,11 +6,15 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
+import {retireLegacyDaemon} from '../takeover/legacy-daemon.ts';
 import {stopLegacyProcesses} from '../takeover/stop.ts';
 import type {StopLegacyResult} from '../takeover/stop.ts';
 
 // Between two attempts to bind the proxy port while the legacy app still holds it.
 const BIND_RETRY_MS = 1;
+// A 0.1 daemon closes its listener moments after it is asked to let go (its quiesce hooks first): the
+// bind is retried without a timer then, as every millisecond of gap is a burst of refused connections.
+const LEGACY_DAEMON_BIND_RETRY_MS = 0;
 // After the legacy processes are gone, how long the port may stay taken (TIME_WAIT does not block a listener).
 const BIND_GRACE_MS = 2_000;
 
@@ -19,6 +23,9 @@ export type TakeoverHost = {
   readonly log: Logger;
   readonly proxy: Pick<ProxyServer, `listening` | `listenWhenFree` | `address`>;
   readonly deployer: {readonly activeRelease: Release | null; deploy(request: DeployRequest, onProgress?: ProgressListener): Promise<DeployResult>};
+  /** The upgrade from a 0.1 daemon: the control socket moves from its temporary path to control.path. */
+  publishControlSocket(): Promise<void>;
+  readonly state: {rewrite(): Promise<void>};
 };
 
 /**
@@ -47,15 +54,22 @@ export async function runTakeover(host: TakeoverHost, params: ParamsOf<`takeover
     revision: params.revision,
     onSwitched: async (_release, phase) => {
       let signalledAt: number | null = null;
-      const stopping = stopLegacyProcesses(params.legacy, {timeoutMs: params.forceStopTimeoutMs, log, onSignalled: () => {
+      const onSignalled = () => {
         signalledAt = performance.now();
         phase(`legacyStopping`, {processes: params.legacy.processes.length, screens: params.legacy.screens.length});
-      }});
+      };
+      // A rollbridge 0.1 daemon lets go through its own shutdown; other legacy supervisors are signalled.
+      const listening = Promise.withResolvers<void>();
+      const stopping = params.legacyDaemon === undefined
+        ? stopLegacyProcesses(params.legacy, {timeoutMs: params.forceStopTimeoutMs, log, onSignalled})
+        : retireLegacyDaemon(params.legacy, params.legacyDaemon, {timeoutMs: params.forceStopTimeoutMs, log, onSignalled, released: listening.promise});
       stopping.catch(() => undefined);
       let bound: {lastInUseAt: number | null; boundAt: number};
       try {
-        bound = await proxy.listenWhenFree({giveUp: stopping, graceMs: BIND_GRACE_MS, retryMs: BIND_RETRY_MS});
+        bound = await proxy.listenWhenFree({giveUp: stopping, graceMs: BIND_GRACE_MS, retryMs: params.legacyDaemon === undefined ? BIND_RETRY_MS : LEGACY_DAEMON_BIND_RETRY_MS});
+        listening.resolve();
       } catch (error) {
+        listening.resolve();
         await stopping.catch(() => undefined);
         throw error;
       }
@@ -70,6 +84,12 @@ export async function runTakeover(host: TakeoverHost, params: ParamsOf<`takeover
       }
     },
   }, onProgress);
+  if (params.legacyDaemon !== undefined) {
+    // The 0.1 daemon is gone (or was stopped): its socket path and a shared statePath are ours now
+    // (its shutdown may have deleted the state file).
+    await host.publishControlSocket();
+    await host.state.rewrite();
+  }
   log.info(`legacy takeover finished`, {releaseId: result.releaseId, portGapMs, stopped: stopped?.stopped.length ?? 0, killed: stopped?.killed.length ?? 0});
   return {
     activeReleaseId: result.activeReleaseId ?? result.releaseId,

@@ -215,7 +215,7 @@ export class ProxyServer {
 
   /**
    * Binds the proxy port as soon as its holder lets go (legacy takeover): retries every `retryMs`
-   * while the port is in use, until `giveUp` settles plus `graceMs`. Resolves with the last moment the
+   * (0: as soon as the event loop is free) while the port is in use, until `giveUp` settles plus `graceMs`. Resolves with the last moment the
    * port was seen taken and the moment it was bound (performance.now()), from which the gap in which
    * the port refused connections is bounded.
    */
@@ -233,7 +233,8 @@ export class ProxyServer {
         const code = (error as RollbridgeError).details?.errno;
         if (code !== `EADDRINUSE` || performance.now() > deadline) throw error;
         lastInUseAt = performance.now();
-        await new Promise((resolve) => setTimeout(resolve, options.retryMs));
+        // 0: retry at once after pending I/O (a timer waits at least 1 ms, longer on a busy host).
+        await new Promise((resolve) => (options.retryMs > 0 ? setTimeout(resolve, options.retryMs) : setImmediate(resolve)));
       }
     }
   }

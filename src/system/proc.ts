@@ -343,3 +343,25 @@ export function findProcessesByEnvironment(name: string, values: ReadonlySet<str
   }
   return found;
 }
+
+/**
+ * Inodes of the Unix stream sockets listening at `socketPath` (from `/proc/net/unix`: state 01 with the
+ * accept flag). A path that was unlinked and bound again lists both; the caller tells them apart by holder.
+ */
+export function listUnixListeningSocketInodes(socketPath: string): number[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(`${PROC_ROOT}/net/unix`, `utf8`);
+  } catch {
+    return [];
+  }
+  const inodes: number[] = [];
+  for (const line of text.split(`\n`).slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode Path
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 8 || fields.slice(7).join(` `) !== socketPath) continue;
+    const flags = Number.parseInt(fields[3] ?? `0`, 16);
+    if (fields[5] === `01` && (flags & 0x10000) !== 0) inodes.push(Number(fields[6]));
+  }
+  return inodes;
+}

@@ -106,7 +106,8 @@ export function listRunningProcesses(plan: LegacyPlan): LegacyProcess[] {
   return plan.processes.filter((process) => !isZombieState(process.state));
 }
 
-function addDescendants(table: ProcessEntry[], found: Map<number, LegacyProcess>, protectedPids: Set<number>, options: DiscoverOptions, warnings: string[]): void {
+/** Adds every descendant (by ppid) of the processes in `found` that belongs to `options.uid`; others become warnings. */
+export function addDescendants(table: ProcessEntry[], found: Map<number, LegacyProcess>, protectedPids: Set<number>, options: Pick<DiscoverOptions, `uid` | `user`>, warnings: string[]): void {
   const childrenByParent = new Map<number, ProcessEntry[]>();
   for (const entry of table) {
     const siblings = childrenByParent.get(entry.ppid);
@@ -137,6 +138,6 @@ function collectProtectedPids(byPid: Map<number, ProcessEntry>, extra: number[])
   return new Set([...ancestors, ...extra]);
 }
 
-function toLegacyProcess(entry: ProcessEntry, source: string): LegacyProcess {
+export function toLegacyProcess(entry: ProcessEntry, source: string): LegacyProcess {
   return {pid: entry.pid, startTime: entry.startTime, pgid: entry.pgid, ppid: entry.ppid, args: entry.args, state: entry.state, source};
 }

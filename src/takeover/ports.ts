@@ -1,11 +1,19 @@
-import {listListeningSocketInodes, listProcessIds, listSocketInodes, readCommandLine} from '../system/proc.ts';
+import {listListeningSocketInodes, listProcessIds, listSocketInodes, listUnixListeningSocketInodes, readCommandLine} from '../system/proc.ts';
 
 /**
  * Pids holding a TCP socket that listens on `port` (IPv4 or IPv6, any address). Only processes whose
  * file descriptors we may read are seen: run as root or as the owner to see another user's listeners.
  */
 export function findListeningPids(port: number): number[] {
-  const inodes = new Set(listListeningSocketInodes(port));
+  return findSocketHolders(new Set(listListeningSocketInodes(port)));
+}
+
+/** Pids holding a Unix socket that listens at `socketPath` (a control socket). */
+export function findUnixListeningPids(socketPath: string): number[] {
+  return findSocketHolders(new Set(listUnixListeningSocketInodes(socketPath)));
+}
+
+function findSocketHolders(inodes: ReadonlySet<number>): number[] {
   if (inodes.size === 0) return [];
   const pids: number[] = [];
   for (const pid of listProcessIds()) {

@@ -102,7 +102,7 @@ function signalEach(
 }
 
 /** Polls until none of `processes` runs or `timeoutMs` passed; returns those still running. */
-async function waitUntilGone(processes: LegacyProcess[], timeoutMs: number): Promise<LegacyProcess[]> {
+export async function waitUntilGone(processes: LegacyProcess[], timeoutMs: number): Promise<LegacyProcess[]> {
   const deadline = Date.now() + timeoutMs;
   let running = processes.filter((target) => checkLiveness(target) === `alive`);
   while (running.length > 0 && Date.now() < deadline) {

@@ -143,6 +143,16 @@ test(`talks to an upstream-style daemon that sends no ids and plain string error
   assert.equal(error.message, `Unknown command: logs`);
 });
 
+test(`completes a 0.1 daemon's deploy and rollback replies (no id, only activeReleaseId and previousReleaseId)`, async (t) => {
+  const socketPath = await startFakeDaemon(t, (request) => `${JSON.stringify({status: `success`, activeReleaseId: request.command === `deploy` ? `r2` : `r1`, previousReleaseId: request.command === `deploy` ? `r1` : `r2`})}\n`);
+  const client = await connect(t, socketPath);
+  const deployed = await client.call(`deploy`, {releasePath: `/srv/r2`, releaseId: `r2`});
+  assert.equal(typeof deployed.durationMs, `number`);
+  assert.deepEqual({...deployed, durationMs: 0}, {activeReleaseId: `r2`, previousReleaseId: `r1`, releaseId: `r2`, durationMs: 0, legacyDaemon: true});
+  const rolledBack = await client.call(`rollback`, {});
+  assert.deepEqual([rolledBack.releaseId, rolledBack.previousReleaseId], [`r1`, `r2`]);
+});
+
 test(`rejects every waiting call with ERR_CONTROL_INVALID_RESPONSE when the daemon sends garbage`, async (t) => {
   const socketPath = await startFakeDaemon(t, () => `<html>\n`);
   const client = await connect(t, socketPath);

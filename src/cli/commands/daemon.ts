@@ -1,3 +1,4 @@
+import path from 'node:path';
 import {Command, Option} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
 import {getVersionInfo} from '../version.ts';
@@ -20,6 +21,8 @@ export class DaemonCommand extends BaseCommand {
 
   proxyDeferred = Option.Boolean(`--proxy-deferred`, false, {hidden: true, description: `Start without binding the proxy port (used by legacy-takeover while a legacy app holds it)`});
 
+  controlPath = Option.String(`--control-path`, {hidden: true, description: `Bind the control socket here until a takeover moves it to control.path (the upgrade from a rollbridge 0.1 daemon on control.path)`});
+
   successor = Option.Boolean(`--successor`, false, {hidden: true, description: `Take over from the daemon that started this one (ensure-daemon --replace)`});
 
   async run(): Promise<number> {
@@ -28,7 +31,7 @@ export class DaemonCommand extends BaseCommand {
     // every other command would pay for nothing (the binary's `--version` goal is 50 ms).
     const {Daemon} = await import('../../daemon/daemon.ts');
     const {installSignalHandlers} = await import('../../daemon/shutdown.ts');
-    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred, successor: this.successor});
+    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred, successor: this.successor, ...(this.controlPath === undefined ? {} : {controlPath: path.resolve(this.context.cwd, this.controlPath)})});
     const code = await installSignalHandlers(daemon);
     // Processes handed to the successor may still hold handles of ours: leave now.
     if (daemon.handedOver) process.exit(code);

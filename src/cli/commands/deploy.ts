@@ -9,6 +9,10 @@ import {ErrorCode} from '../../errors/codes.ts';
 import {isRollbridgeError} from '../../errors/rollbridge-error.ts';
 import {ensureDaemon, isOtherBuild, replaceDaemon} from '../daemon-launcher.ts';
 import {snapshotFromStateFile, snapshotFromStatus} from '../dry-run.ts';
+import {findLegacyDaemon} from '../../takeover/legacy-daemon.ts';
+import type {LegacyDaemon} from '../../takeover/legacy-daemon.ts';
+import type {EnsureDaemonOptions} from '../daemon-launcher.ts';
+import {formatUpgrade, upgradeFromLegacyDaemon} from '../legacy-upgrade.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration} from '../render.ts';
 import {StreamingCommand} from '../streaming-command.ts';
@@ -40,11 +44,18 @@ export class DeployCommand extends StreamingCommand {
       Prints each phase on a terminal; JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`)
       with \`--json\` or when stdout is not a terminal, as rollbridge 0.1 did. \`--stream\` prints one NDJSON
       line per phase as it happens, then the result line.
+
+      With \`--ensure-daemon\`, a running rollbridge 0.1 daemon of this application (on \`control.path\`, or
+      on 0.1's default \`/tmp/rollbridge-<application>.sock\` when the config sets none) is upgraded in the
+      same command: a daemon of this build starts the release beside it, health-checks it, has the 0.1
+      daemon let go, binds the proxy port and switches; the result carries \`upgrade\` (the port gap,
+      the 0.1 processes stopped). See docs/migrating-from-0.1.md.
     `,
     examples: [
       [`Deploy the release in ./releases/42`, `$0 deploy --release-path ./releases/42`],
       [`Deploy with an explicit id and revision, starting the daemon if needed`, `$0 deploy --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1 --ensure-daemon`],
       [`Deploy only if release 42 is not already the active one (idempotent)`, `$0 deploy --release-path /srv/app/releases/42 --release-id 42 --skip-if-active --json`],
+      [`Upgrade from a running rollbridge 0.1 daemon and deploy, with the unchanged config`, `$0 deploy --release-path /srv/app/releases/43 --release-id 43 --ensure-daemon`],
       [`Fail at once if another deploy is running`, `$0 deploy --release-path ./current --no-wait`],
       [`Show what a deploy would do, changing nothing (works without a daemon)`, `$0 deploy --release-path ./releases/43 --dry-run`],
       [`Stream each phase as NDJSON for a CI log or a wrapper`, `$0 deploy --release-path ./releases/43 --json --stream`],
@@ -55,7 +66,7 @@ export class DeployCommand extends StreamingCommand {
   releasePath = Option.String(`--release-path`, {required: true, description: `Directory of the prepared release (made absolute against the current directory)`});
   releaseId = Option.String(`--release-id`, {validator: isReleaseId, description: `Release id (default: --revision, else the UTC time as 17 digits)`});
   revision = Option.String(`--revision`, {description: `Revision recorded with the release (default: the release id)`});
-  ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running (never with --dry-run)`});
+  ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running and take over from a running rollbridge 0.1 daemon (never with --dry-run)`});
   skipIfActive = Option.Boolean(`--skip-if-active`, false, {description: `Do nothing when this release id is already active with the same release path and revision ("changed": false)`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once with ERR_DAEMON_BUSY)`});
   skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check (emergencies only; logged)`});
@@ -76,6 +87,9 @@ export class DeployCommand extends StreamingCommand {
     if (this.dryRun) return this.#dryRun(config);
     if (this.ensure) {
       const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
+      // A rollbridge 0.1 daemon serving this app (on control.path or 0.1's default socket) is taken over.
+      const legacy = await findLegacyDaemon(config);
+      if (legacy !== null) return this.#upgrade(config, legacy, launch);
       const {status} = await ensureDaemon(config, this.context, launch);
       // A daemon of another build (an upgrade) is replaced first, without downtime (product §8).
       if (isOtherBuild(status)) {
@@ -106,6 +120,32 @@ export class DeployCommand extends StreamingCommand {
       this.writeLine(`✓ release ${result.releaseId} is already active with the same release path and revision; nothing was changed`);
     } else {
       this.writeLine(`✓ release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
+    }
+    return 0;
+  }
+
+  async #upgrade(config: Config, legacy: LegacyDaemon, launch: EnsureDaemonOptions): Promise<number> {
+    this.context.stderr.write(`Taking over from the rollbridge ${legacy.version ?? `0.1`} daemon${legacy.pid === null ? `` : ` (pid ${legacy.pid})`} on ${legacy.socketPath}: it and its processes (${legacy.plan.processes.length} in all) stop once release ${this.releaseId ?? `(new)`} serves\n`);
+    const report = await upgradeFromLegacyDaemon(config, this.context, legacy, {
+      release: {releasePath: path.resolve(this.context.cwd, this.releasePath), releaseId: this.releaseId, revision: this.revision},
+      launch,
+      onProgress: this.progressListener(formatPhase),
+      log: this.stderrLogger(),
+    });
+    if (this.human) {
+      this.writeLine(`✓ ${formatUpgrade(report)} (took ${formatDuration(report.durationMs)})`);
+    } else {
+      this.context.stderr.write(`${formatUpgrade(report)}\n`);
+      const {phases, ...upgrade} = report;
+      this.writeSuccess({
+        changed: true,
+        activeReleaseId: report.activeReleaseId,
+        previousReleaseId: report.from.activeReleaseId,
+        releaseId: report.activeReleaseId,
+        durationMs: report.durationMs,
+        phases,
+        upgrade,
+      });
     }
     return 0;
   }

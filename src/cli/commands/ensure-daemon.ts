@@ -1,6 +1,8 @@
 import {Command, Option, UsageError} from 'clipanion';
 import {BaseCommand} from '../base-command.ts';
-import {ensureDaemon, replaceDaemon} from '../daemon-launcher.ts';
+import {findLegacyDaemon} from '../../takeover/legacy-daemon.ts';
+import {ensureDaemon, replaceDaemon, statusOf} from '../daemon-launcher.ts';
+import {formatUpgrade, upgradeFromLegacyDaemon} from '../legacy-upgrade.ts';
 
 export class EnsureDaemonCommand extends BaseCommand {
   static paths = [[`ensure-daemon`]];
@@ -21,6 +23,12 @@ export class EnsureDaemonCommand extends BaseCommand {
 
       JSON: the daemon's status document with \`"changed"\` (true when this call started a daemon);
       with \`--replace\`, \`{changed: true, replaced, previousPid, pid, durationMs, daemon: <status>}\`.
+
+      A running rollbridge 0.1 daemon (on \`control.path\`, or on 0.1's default
+      \`/tmp/rollbridge-<application>.sock\` when the config sets none) is taken over: a daemon of this
+      build starts its active release beside it, health-checks it, has the 0.1 daemon shut down and
+      binds the proxy port; the port gap is reported and nothing of 0.1 is left running. See
+      docs/migrating-from-0.1.md.
     `,
     examples: [
       [`Make sure a daemon runs for ./rollbridge.js`, `$0 ensure-daemon`],
@@ -38,8 +46,9 @@ export class EnsureDaemonCommand extends BaseCommand {
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
+    const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
     if (this.replace) {
-      const replaced = await replaceDaemon(config, this.context, {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)});
+      const replaced = await replaceDaemon(config, this.context, launch);
       if (!this.human) {
         this.writeSuccess({changed: true, replaced: replaced.replaced, previousPid: replaced.previousPid, pid: replaced.pid, durationMs: replaced.durationMs, daemon: replaced.status});
       } else {
@@ -49,11 +58,18 @@ export class EnsureDaemonCommand extends BaseCommand {
       }
       return 0;
     }
-    const result = await ensureDaemon(config, this.context, {
-      logPath: this.daemonLogPath,
-      pidPath: this.daemonPidPath,
-      startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs),
-    });
+    const legacy = await findLegacyDaemon(config);
+    if (legacy !== null) {
+      const report = await upgradeFromLegacyDaemon(config, this.context, legacy, {launch, log: this.stderrLogger()});
+      if (!this.human) {
+        this.context.stderr.write(`${formatUpgrade(report)}\n`);
+        this.writeSuccess({changed: true, ...await statusOf(config.control.path), upgrade: report});
+      } else {
+        this.writeLine(formatUpgrade(report));
+      }
+      return 0;
+    }
+    const result = await ensureDaemon(config, this.context, launch);
     if (!this.human) {
       this.writeSuccess({changed: result.started, ...result.status});
     } else {
