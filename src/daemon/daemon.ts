@@ -37,8 +37,26 @@ export type DaemonOptions = {
    * control.path); a takeover moves it to control.path once the 0.1 daemon has let go.
    */
   controlPath?: string;
+  /**
+   * Boot-time release (`daemon --release-path`, 0.1's bootstrap from systemd): deployed after the proxy
+   * binds and before the control socket opens, so no deploy can overlap it.
+   */
+  bootstrap?: BootstrapRequest | undefined;
   /** Started by a running daemon that hands over (ensure-daemon --replace): take its listening socket and control path. */
   successor?: boolean;
+};
+
+export type BootstrapRequest = {releasePath: string; releaseId?: string | undefined; revision?: string | undefined};
+
+/** The boot-time release (status `bootstrap`): what ran and how it ended. It describes the boot, even after later deploys. */
+export type BootstrapStatus = {
+  releaseId: string;
+  releasePath: string;
+  revision: string;
+  /** `deployed`: started before the control socket opened; `already-active`: the release re-adopted from the state file was this one. */
+  outcome: `deployed` | `already-active`;
+  startedAt: string;
+  durationMs: number;
 };
 
 /** What the daemon found in the state file at start-up (status `recovery`). */
@@ -71,6 +89,7 @@ export class Daemon {
   /** Hashed from the start; `status` waits for it, so daemonRuntime.digest is never null (runtime-identity.ts). */
   readonly #runtime: Promise<RuntimeIdentity>;
   recovery: RecoveryStatus | null = null;
+  bootstrap: BootstrapStatus | null = null;
   /** Proves the right to ask for a handover (see replace.ts); written beside the control socket. */
   token = ``;
   handedOver = false;
@@ -161,6 +180,14 @@ export class Daemon {
     await daemon.#restore(daemonLog);
     if (listeningSocket) await proxy.listen(listeningSocket);
     else if (!options.proxyDeferred) await proxy.listen();
+    if (options.bootstrap !== undefined) {
+      try {
+        await daemon.#bootstrap(options.bootstrap, daemonLog);
+      } catch (error) {
+        await proxy.close();
+        throw error;
+      }
+    }
     try {
       daemon.#control = await ControlServer.start({
         path: controlPath,
@@ -189,6 +216,57 @@ export class Daemon {
 
   get config(): Config {
     return this.deployer.config;
+  }
+
+  /**
+   * The boot-time deploy (0.1's `daemon --release-path` bootstrap). A release re-adopted from the state
+   * file that is this very release is kept (a daemon restarted by systemd does not restart the app). A
+   * failed deploy has stopped what it started; the error ends the daemon (exit 1). SIGINT/SIGTERM meanwhile
+   * let the deploy settle, then stop everything and end the daemon with DAEMON_SHUTTING_DOWN (exit 0).
+   */
+  async #bootstrap(request: BootstrapRequest, log: Logger): Promise<void> {
+    const startedAt = new Date();
+    const clock = performance.now();
+    const active = this.deployer.activeRelease;
+    const report = (releaseId: string, revision: string, outcome: BootstrapStatus[`outcome`]) => {
+      this.bootstrap = {releaseId, releasePath: request.releasePath, revision, outcome, startedAt: startedAt.toISOString(), durationMs: Math.round(performance.now() - clock)};
+      log.info(`bootstrap release active`, {...this.bootstrap});
+    };
+    if (active !== null && active.releasePath === request.releasePath && (request.releaseId ?? active.releaseId) === active.releaseId && (request.revision ?? active.revision) === active.revision) {
+      report(active.releaseId, active.revision, `already-active`);
+      return;
+    }
+    let interrupted: NodeJS.Signals | null = null;
+    const onSignal = (signal: NodeJS.Signals) => {
+      interrupted = signal;
+      log.info(`signal received during the boot-time deploy; stopping once it settles`, {signal});
+    };
+    process.on(`SIGINT`, onSignal);
+    process.on(`SIGTERM`, onSignal);
+    let result: Awaited<ReturnType<Deployer[`deploy`]>> | undefined;
+    let failure: unknown;
+    try {
+      log.info(`bootstrap starting`, {releasePath: request.releasePath, releaseId: request.releaseId ?? null, revision: request.revision ?? null});
+      result = await this.deployer.deploy({releasePath: request.releasePath, releaseId: request.releaseId, revision: request.revision});
+    } catch (error) {
+      failure = error;
+    } finally {
+      process.off(`SIGINT`, onSignal);
+      process.off(`SIGTERM`, onSignal);
+    }
+    if (interrupted !== null) {
+      await this.deployer.shutdown().catch((error: unknown) => log.error(`shutdown after the interrupted bootstrap failed`, {err: error}));
+      throw new RollbridgeError(ErrorCode.DAEMON_SHUTTING_DOWN, `The daemon was stopped by ${String(interrupted)} during the boot-time deploy of ${request.releasePath}`, {
+        fix: `Start it again when it should serve (systemctl start …)`,
+        details: {signal: interrupted},
+      });
+    }
+    if (result === undefined) {
+      log.error(`bootstrap activation failed`, {releasePath: request.releasePath, releaseId: request.releaseId ?? null, status: `error`, err: failure});
+      throw failure;
+    }
+    const release = this.deployer.activeRelease;
+    report(result.releaseId, release?.revision ?? request.revision ?? result.releaseId, `deployed`);
   }
 
   /** Where the control socket is bound: control.path, or a temporary path until publishControlSocket(). */
@@ -246,6 +324,7 @@ export class Daemon {
     return {
       activeReleaseId: deployer.activeReleaseId,
       application: config.application,
+      ...(this.bootstrap === null ? {} : {bootstrap: this.bootstrap}),
       control: {
         path: this.controlPath,
         ...(config.control.mode !== undefined ? {mode: config.control.mode} : {}),
