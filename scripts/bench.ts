@@ -1,5 +1,5 @@
 // `npm run bench [-- <part>…] [--sources] [--no-write]`: runs the benchmark parts (all by default:
-// throughput, deploys, websockets, lifecycle, latency, startup, memory, recovery, crash), prints each figure and a PASS/FAIL line
+// throughput, deploys, websockets, lifecycle, latency, startup, memory, recovery, crash, upgrade), prints each figure and a PASS/FAIL line
 // per goal, and rewrites their sections of docs/benchmarks.md. Drives the standalone binary when it is
 // built (bundle/rollbridge-linux-x64), else the sources; `--sources` forces the sources.
 // Exit code: 0 when every goal passed, 1 otherwise.
@@ -22,6 +22,7 @@ import {benchRecovery} from './bench/recovery.ts';
 import {REPO_ROOT, resolveRollbridgeCli} from './bench/rollbridge-cli.ts';
 import {benchStartupBinary} from './bench/startup-binary.ts';
 import {benchThroughput} from './bench/throughput.ts';
+import {benchUpgrade} from './bench/upgrade.ts';
 import {killTrackedChildren} from './bench/tracked-children.ts';
 import {benchWebSockets} from './bench/websockets.ts';
 
@@ -35,6 +36,7 @@ const TITLES: Record<PartName, string> = {
   memory: `Daemon memory`,
   recovery: `Recovery: daemon SIGKILL and re-adoption, legacy takeover, daemon replacement under load`,
   crash: `Crash in every phase of a deploy: SIGKILL, ensure-daemon, one more deploy`,
+  upgrade: `Upgrade from a running rollbridge 0.1.21 in one command, under load`,
 };
 
 const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promise<void>> = {
@@ -47,6 +49,7 @@ const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promi
   memory: benchMemory,
   recovery: benchRecovery,
   crash: benchCrash,
+  upgrade: benchUpgrade,
 };
 
 function readMachine(): MachineInfo {

@@ -128,15 +128,15 @@ function endOfOutage(load: HttpLoadResult, from: number, to: number): number {
 }
 
 /** The longest pause between two successful responses overlapping [from, to] (ms), 0 when none ≥ 5 ms. */
-function longestGap(load: HttpLoadResult, from: number, to: number): number {
+export function longestGap(load: HttpLoadResult, from: number, to: number): number {
   return load.okGaps.filter((g) => g.to >= from && g.from <= to).reduce((max, g) => Math.max(max, g.to - g.from), 0);
 }
 
-function failureKinds(load: HttpLoadResult): string {
+export function failureKinds(load: HttpLoadResult): string {
   return Object.entries(load.failureSpans).map(([kind, span]) => `${kind} × ${span.count}`).join(`, `) || `none`;
 }
 
-async function startLoad(port: number): Promise<LoadProcess> {
+export async function startLoad(port: number): Promise<LoadProcess> {
   const load = LoadProcess.start([`http`, `--port`, String(port), `--connections`, String(CONNECTIONS), `--max-ms`, `60000`]);
   try {
     await load.waitFor(`ready`, 15_000);
@@ -148,7 +148,7 @@ async function startLoad(port: number): Promise<LoadProcess> {
 }
 
 /** `rollbridge shutdown` for a daemon we did not spawn ourselves (ensure-daemon detaches it), then its pid. */
-async function stopDetachedDaemon(rollbridge: (args: string[], timeoutMs?: number) => Promise<CliRun>, pid: number): Promise<string[]> {
+export async function stopDetachedDaemon(rollbridge: (args: string[], timeoutMs?: number) => Promise<CliRun>, pid: number): Promise<string[]> {
   if (!isAlive(pid)) return [];
   const notes: string[] = [];
   const shutdown = await rollbridge([`shutdown`, `--json`], 60_000);
@@ -209,7 +209,7 @@ async function benchLegacyTakeover(ctx: BenchContext, result: PartResult): Promi
 type TakeoverOutcome = {ok: boolean; requests: number; failed: number; kinds: string; portGapMs: number | string; gapSeenMs: number; nginxErrors: string; outcome: string; analysis: string};
 
 /** The upstream errors nginx logged, by kind: each is one try that failed (and was retried, or answered 502). */
-function nginxUpstreamErrors(errorLog: string): string {
+export function nginxUpstreamErrors(errorLog: string): string {
   const kinds: Array<[string, RegExp]> = [
     [`connect refused`, /connect\(\) failed \(111/g],
     [`reset by peer`, /\(104: Connection reset by peer\)/g],
