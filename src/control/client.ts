@@ -1,7 +1,7 @@
 import net from 'node:net';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
-import {completeLegacyResult, createLineDecoder, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateProgress, validateResult} from './protocol.ts';
+import {completeLegacyResult, createLineDecoder, isLegacyDaemonStatus, listLegacyUnsupported, createRequestFrame, decodeResponseLine, encodeFrame, resultOf, validateParams, validateProgress, validateResult} from './protocol.ts';
 import type {ControlCommandName, ParamsOf, ProgressOf, ResponseFrame, ResultOf} from './protocol.ts';
 
 export type ControlCallOptions<C extends ControlCommandName = ControlCommandName> = {
@@ -37,6 +37,8 @@ export class ControlClient {
   readonly #path: string;
   readonly #pending = new Map<number, PendingCall>();
   #nextId = 1;
+  /** Whether the daemon is rollbridge 0.1, asked once (with a status call) when a request needs to know. */
+  #legacy: Promise<boolean> | undefined;
   #closedError: RollbridgeError | undefined;
 
   private constructor(socket: net.Socket, socketPath: string) {
@@ -91,8 +93,25 @@ export class ControlClient {
     return this.#path;
   }
 
-  /** Sends one request and resolves with its validated result; an error reply rejects with RollbridgeError.fromWire. */
+  /**
+   * Sends one request and resolves with its validated result; an error reply rejects with RollbridgeError.fromWire.
+   * A request with options a rollbridge 0.1 daemon would ignore with another effect (listLegacyUnsupported) is
+   * sent only once a status call showed the daemon is not 0.1; else it rejects with ERR_CONTROL_LEGACY_UNSUPPORTED.
+   */
   call<C extends ControlCommandName>(command: C, params: ParamsOf<C>, options: ControlCallOptions<C> = {}): Promise<ResultOf<C>> {
+    const unsupported = listLegacyUnsupported(command, params as Record<string, unknown>);
+    if (unsupported.length === 0) return this.#send(command, params, options);
+    this.#legacy ??= this.#send(`status`, {}, {}).then((status) => isLegacyDaemonStatus(status as Record<string, unknown>));
+    return this.#legacy.then((legacy) => {
+      if (!legacy) return this.#send(command, params, options);
+      throw new RollbridgeError(ErrorCode.CONTROL_LEGACY_UNSUPPORTED, `The daemon on ${this.#path} is rollbridge 0.1, which cannot do ${unsupported.join(`, `)}; nothing was sent`, {
+        fix: `Upgrade it first with "rollbridge deploy --ensure-daemon --release-path <dir>" or "rollbridge ensure-daemon" (docs/migrating-from-0.1.md), or run "${command}" without that option`,
+        details: {path: this.#path, command, unsupported},
+      });
+    });
+  }
+
+  #send<C extends ControlCommandName>(command: C, params: ParamsOf<C>, options: ControlCallOptions<C>): Promise<ResultOf<C>> {
     return new Promise<ResultOf<C>>((resolve, reject) => {
       if (this.#closedError !== undefined) return reject(this.#closedError);
       validateParams(command, params);

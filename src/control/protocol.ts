@@ -624,6 +624,28 @@ export function completeLegacyResult(command: ControlCommandName, result: Record
   return {releaseId: result.activeReleaseId, durationMs: Math.round(elapsedMs), ...result, legacyDaemon: true};
 }
 
+/**
+ * Whether a status document comes from a rollbridge 0.1 daemon: this project's daemon always reports
+ * `daemon.pid`; 0.1 has no `daemon` block.
+ */
+export function isLegacyDaemonStatus(status: Record<string, unknown>): boolean {
+  const daemon = status.daemon as {pid?: unknown} | null | undefined;
+  return typeof daemon !== `object` || daemon === null || typeof daemon.pid !== `number`;
+}
+
+/**
+ * Request options a 0.1 daemon does not know and would ignore with another effect than asked: a dry run
+ * would deploy, a watch window would not exist, restart names would restart everything. Returns what the
+ * request asks for of them (empty: safe to send to 0.1).
+ */
+export function listLegacyUnsupported(command: ControlCommandName, params: Record<string, unknown>): string[] {
+  const unsupported: string[] = [];
+  if (command === `deploy` && params.dryRun === true) unsupported.push(`--dry-run (0.1 would deploy for real)`);
+  if ((command === `deploy`) && typeof params.watchMs === `number` && params.watchMs > 0) unsupported.push(`--watch (0.1 has no watch window)`);
+  if (command === `restart` && Array.isArray(params.names) && params.names.length > 0) unsupported.push(`restart NAMES (0.1 would restart every process)`);
+  return unsupported;
+}
+
 /** The result part of a success frame: everything except `id` and `status`. */
 export function resultOf(frame: SuccessFrame): Record<string, unknown> {
   const {id: _id, status: _status, ...result} = frame;

@@ -3,6 +3,7 @@ import net from 'node:net';
 import {setTimeout as delay} from 'node:timers/promises';
 import {listLegacyControlPaths} from '../config/paths.ts';
 import type {Config} from '../config/types.ts';
+import {isLegacyDaemonStatus} from '../control/protocol.ts';
 import {probeControlSocket} from '../control/server.ts';
 import type {Logger} from '../log/logger.ts';
 import {readProcessTable} from '../system/proc.ts';
@@ -32,15 +33,6 @@ export type LegacyDaemon = {
 
 /** The control socket, the 0.1 daemon's part of the takeover request (control/protocol.ts isTakeoverParams). */
 export type LegacyDaemonRef = {socketPath: string; pid: number | null};
-
-/**
- * Whether a status document comes from a rollbridge 0.1 daemon: this project's daemon always reports
- * `daemon.pid` (0.1 has no `daemon` block) — the reply also lacks the request id, but the status alone decides.
- */
-export function isLegacyDaemonStatus(status: Record<string, unknown>): boolean {
-  const daemon = status.daemon as {pid?: unknown} | undefined;
-  return typeof daemon !== `object` || daemon === null || typeof daemon.pid !== `number`;
-}
 
 /** The 0.1 daemon of this config, or null when none answers on any of its possible control sockets. */
 export async function findLegacyDaemon(config: Pick<Config, `application` | `control`>): Promise<LegacyDaemon | null> {

@@ -153,6 +153,36 @@ test(`completes a 0.1 daemon's deploy and rollback replies (no id, only activeRe
   assert.deepEqual([rolledBack.releaseId, rolledBack.previousReleaseId], [`r1`, `r2`]);
 });
 
+test(`never sends a 0.1 daemon a dry run or restart names (it would deploy or restart everything): ERR_CONTROL_LEGACY_UNSUPPORTED`, async (t) => {
+  const received: string[] = [];
+  const socketPath = await startFakeDaemon(t, (request) => {
+    received.push(String(request.command));
+    return request.command === `status`
+      ? `${JSON.stringify({status: `success`, activeReleaseId: `r1`, application: `legacy`, daemonRuntime: {version: `0.1.21`}})}\n`
+      : `${JSON.stringify({status: `success`, activeReleaseId: `r2`, previousReleaseId: `r1`})}\n`;
+  });
+  const client = await connect(t, socketPath);
+  const error = await rejectsWithCode(client.call(`deploy`, {releasePath: `/srv/r2`, dryRun: true}), `ERR_CONTROL_LEGACY_UNSUPPORTED`);
+  assert.match(error.message, /--dry-run \(0\.1 would deploy for real\); nothing was sent/);
+  await rejectsWithCode(client.call(`restart`, {names: [`worker`]}), `ERR_CONTROL_LEGACY_UNSUPPORTED`);
+  // A plain deploy goes through; the status was asked once.
+  assert.equal((await client.call(`deploy`, {releasePath: `/srv/r2`})).activeReleaseId, `r2`);
+  assert.deepEqual(received, [`status`, `deploy`]);
+});
+
+test(`sends a dry run to a daemon of this project after one status call`, async (t) => {
+  const received: string[] = [];
+  const socketPath = await startFakeDaemon(t, (request) => {
+    received.push(String(request.command));
+    return request.command === `status`
+      ? `${JSON.stringify({id: request.id, status: `success`, activeReleaseId: null, application: `app`, daemon: {pid: 42}})}\n`
+      : `${JSON.stringify({id: request.id, status: `success`, activeReleaseId: null, previousReleaseId: null, releaseId: `r2`, durationMs: 1, plan: {}})}\n`;
+  });
+  const client = await connect(t, socketPath);
+  assert.deepEqual((await client.call(`deploy`, {releasePath: `/srv/r2`, dryRun: true})).plan, {});
+  assert.deepEqual(received, [`status`, `deploy`]);
+});
+
 test(`rejects every waiting call with ERR_CONTROL_INVALID_RESPONSE when the daemon sends garbage`, async (t) => {
   const socketPath = await startFakeDaemon(t, () => `<html>\n`);
   const client = await connect(t, socketPath);
