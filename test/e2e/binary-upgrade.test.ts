@@ -255,6 +255,17 @@ test(`plain deploy and rollback against a 0.1.21 daemon exit 0 (its replies are 
   assert.equal((JSON.parse(rolledBack.stdout) as {activeReleaseId: string}).activeReleaseId, `r1`);
   assert.equal((await httpGet(port, `/`)).body.trim(), `r1`);
 
+  // A 0.1 deploy script runs predeploy-cleanup first: the serving 0.1 daemon is left alone even though the
+  // next release ships another rollbridge version (0.1 stopped its daemon then: an outage).
+  for (const [release, version] of [[`r1`, `0.1.21`], [`r3`, `0.2.0`]] as const) {
+    fs.mkdirSync(path.join(app.dir, release, `node_modules`, `rollbridge`), {recursive: true});
+    fs.writeFileSync(path.join(app.dir, release, `node_modules`, `rollbridge`, `package.json`), JSON.stringify({name: `rollbridge`, version}));
+  }
+  const cleanup = await rollbridge([`predeploy-cleanup`, `--release-path`, `r3`]);
+  assert.equal(cleanup.code, 0, cleanup.stderr);
+  assert.match(cleanup.stdout, /already has an active release; no legacy cleanup needed/);
+  assert.equal((await httpGet(port, `/`)).body.trim(), `r1`);
+
   // ensure-daemon: the 0.1 daemon's active release (r1, from its own path) is started by the new daemon.
   const ensured = await rollbridge([`ensure-daemon`, `--json`, ...files(`new`)]);
   assert.equal(ensured.code, 0, ensured.stderr);

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
 import {Command, Option} from 'clipanion';
+import {listLegacyControlPaths} from '../../config/paths.ts';
 import {ControlClient} from '../../control/client.ts';
+import {isLegacyDaemonStatus} from '../../control/protocol.ts';
 import {probeControlSocket} from '../../control/server.ts';
 import type {ProbeResult} from '../../control/server.ts';
 import type {Config, LegacyTakeoverConfig} from '../../config/types.ts';
@@ -38,7 +40,9 @@ export class PredeployCleanupCommand extends BaseCommand {
     details: `
       Leaves everything alone when a daemon for this application already has an active release on the
       configured proxy host and port (and, with \`--release-path\`, the release ships the same
-      \`node_modules/rollbridge\` version as the active one). Otherwise it shuts that daemon down (waiting up to
+      \`node_modules/rollbridge\` version as the active one, or the daemon is a rollbridge 0.1 daemon, which the
+      following \`deploy --ensure-daemon\` takes over without an outage; with no \`control.path\` in the config it
+      is looked for on 0.1's default socket too). Otherwise it shuts that daemon down (waiting up to
       30 s for its control socket to disappear), stops the processes a crashed daemon left behind (as
       \`rollbridge recover --force\` does), and stops the legacy processes \`legacyTakeover\` describes: screen sessions are
       quit as their owner, then every discovered process (setsid/nohup escapees and descendants included) gets
@@ -61,26 +65,26 @@ export class PredeployCleanupCommand extends BaseCommand {
   async run(): Promise<number> {
     const config = await this.loadConfig();
     const log = this.stderrLogger();
-    const probe = await probeSocket(config.control.path);
+    const {socketPath, probe} = await probeDaemon(config);
     let action: PredeployCleanupAction = `no-daemon-cleaned`;
     if (probe.state === `foreign`) {
-      throw new RollbridgeError(ErrorCode.CONTROL_SOCKET_IN_USE, `A process that is not a rollbridge daemon listens on ${config.control.path}; predeploy cleanup refused`, {
-        fix: `Stop the process holding ${config.control.path}, or set control.path to this application's socket`,
-        details: {path: config.control.path},
+      throw new RollbridgeError(ErrorCode.CONTROL_SOCKET_IN_USE, `A process that is not a rollbridge daemon listens on ${socketPath}; predeploy cleanup refused`, {
+        fix: `Stop the process holding ${socketPath}, or set control.path to this application's socket`,
+        details: {path: socketPath},
       });
     }
     if (probe.state === `daemon`) {
       const application = probe.status[`application`];
       if (application !== config.application) {
-        throw new RollbridgeError(ErrorCode.DAEMON_APPLICATION_MISMATCH, `The rollbridge daemon on ${config.control.path} serves application "${String(application)}", not "${config.application}"`, {
+        throw new RollbridgeError(ErrorCode.DAEMON_APPLICATION_MISMATCH, `The rollbridge daemon on ${socketPath} serves application "${String(application)}", not "${config.application}"`, {
           fix: `Set control.path to this application's own socket, or run "rollbridge shutdown" with that application's config`,
-          details: {path: config.control.path, application, expected: config.application},
+          details: {path: socketPath, application, expected: config.application},
         });
       }
       if (isDaemonServing(probe.status, config, this.releasePath === undefined ? undefined : path.resolve(this.context.cwd, this.releasePath))) {
         return this.#report({action: `daemon-active`, legacyProcesses: [], recoveredOrphans: 0});
       }
-      await stopDaemon(config.control.path);
+      await stopDaemon(socketPath);
       action = `daemon-stopped`;
     }
     const recoveredOrphans = await recoverOrphans(config, log);
@@ -133,6 +137,21 @@ export class PredeployCleanupCommand extends BaseCommand {
   }
 }
 
+/**
+ * The daemon on control.path, else (control.path left to its default) a rollbridge 0.1 daemon on 0.1's
+ * default socket: the one the script's next `deploy --ensure-daemon` takes over.
+ */
+async function probeDaemon(config: Config): Promise<{socketPath: string; probe: ProbeResult}> {
+  const [primary, legacyDefault] = listLegacyControlPaths(config.application, config.control.path);
+  const probe = await probeSocket(primary as string);
+  if (probe.state !== `absent` && probe.state !== `stale`) return {socketPath: primary as string, probe};
+  if (legacyDefault !== undefined) {
+    const legacy = await probeSocket(legacyDefault);
+    if (legacy.state === `daemon` && isLegacyDaemonStatus(legacy.status)) return {socketPath: legacyDefault, probe: legacy};
+  }
+  return {socketPath: primary as string, probe};
+}
+
 async function probeSocket(socketPath: string): Promise<ProbeResult> {
   try {
     return await probeControlSocket(socketPath);
@@ -154,7 +173,9 @@ function isDaemonServing(status: Record<string, unknown>, config: Config, releas
   if (typeof activeReleaseId !== `string`) return false;
   const proxy = (status[`proxy`] ?? {}) as {host?: unknown; port?: unknown; upstreamHost?: unknown};
   if (proxy.host !== config.proxy.host || proxy.port !== config.proxy.port || proxy.upstreamHost !== config.proxy.upstreamHost) return false;
-  if (releasePath === undefined) return true;
+  // A serving rollbridge 0.1 daemon is left alone whatever the release ships: `deploy --ensure-daemon` takes
+  // over from it without an outage (0.1 stopped it here when the release's rollbridge version changed).
+  if (releasePath === undefined || isLegacyDaemonStatus(status)) return true;
   const releases = Array.isArray(status[`releases`]) ? status[`releases`] as Array<{releaseId?: unknown; releasePath?: unknown}> : [];
   const active = releases.find((release) => release.releaseId === activeReleaseId);
   const activeVersion = typeof active?.releasePath === `string` ? readPackageVersion(active.releasePath) : null;
