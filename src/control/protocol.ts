@@ -643,6 +643,7 @@ export function listLegacyUnsupported(command: ControlCommandName, params: Recor
   if (command === `deploy` && params.dryRun === true) unsupported.push(`--dry-run (0.1 would deploy for real)`);
   if ((command === `deploy`) && typeof params.watchMs === `number` && params.watchMs > 0) unsupported.push(`--watch (0.1 has no watch window)`);
   if (command === `restart` && Array.isArray(params.names) && params.names.length > 0) unsupported.push(`restart NAMES (0.1 would restart every process)`);
+  if (command === `deploy` && params.skipIfActive === true) unsupported.push(`--skip-if-active (0.1 would deploy the active release again)`);
   return unsupported;
 }
 

@@ -158,7 +158,7 @@ test(`never sends a 0.1 daemon a dry run or restart names (it would deploy or re
   const socketPath = await startFakeDaemon(t, (request) => {
     received.push(String(request.command));
     return request.command === `status`
-      ? `${JSON.stringify({status: `success`, activeReleaseId: `r1`, application: `legacy`, daemonRuntime: {version: `0.1.21`}})}\n`
+      ? `${JSON.stringify({status: `success`, activeReleaseId: `r1`, application: `legacy`, daemonRuntime: {digest: `0`.repeat(64), format: 1, path: `/tmp/rt`, version: `0.1.21`}})}\n`
       : `${JSON.stringify({status: `success`, activeReleaseId: `r2`, previousReleaseId: `r1`})}\n`;
   });
   const client = await connect(t, socketPath);
@@ -171,15 +171,16 @@ test(`never sends a 0.1 daemon a dry run or restart names (it would deploy or re
 });
 
 test(`sends a dry run to a daemon of this project after one status call`, async (t) => {
+  const PLAN = {releaseId: `r2`, releasePath: `/srv/r2`, start: [], keep: [], singletons: [], hooks: {beforeSwitch: null, afterSwitch: null}, drain: null};
   const received: string[] = [];
   const socketPath = await startFakeDaemon(t, (request) => {
     received.push(String(request.command));
     return request.command === `status`
-      ? `${JSON.stringify({id: request.id, status: `success`, activeReleaseId: null, application: `app`, daemon: {pid: 42}})}\n`
-      : `${JSON.stringify({id: request.id, status: `success`, activeReleaseId: null, previousReleaseId: null, releaseId: `r2`, durationMs: 1, plan: {}})}\n`;
+      ? `${JSON.stringify({id: request.id, status: `success`, activeReleaseId: null, application: `app`, daemon: {pid: 42, startedAt: new Date().toISOString(), uptimeMs: 1, configPath: `/srv/app/rollbridge.js`, deploying: null, stopping: false}})}\n`
+      : `${JSON.stringify({id: request.id, status: `success`, activeReleaseId: null, previousReleaseId: null, releaseId: `r2`, durationMs: 1, plan: PLAN})}\n`;
   });
   const client = await connect(t, socketPath);
-  assert.deepEqual((await client.call(`deploy`, {releasePath: `/srv/r2`, dryRun: true})).plan, {});
+  assert.deepEqual((await client.call(`deploy`, {releasePath: `/srv/r2`, dryRun: true})).plan, PLAN);
   assert.deepEqual(received, [`status`, `deploy`]);
 });
 
