@@ -16,7 +16,7 @@ import {freePort} from '../../helpers/ports.ts';
 import {isPidAlive} from '../../helpers/processes.ts';
 import {REPO_ROOT} from '../../helpers/run-cli.ts';
 import {requireCommands} from '../../helpers/system-packages.ts';
-import {createTempDir} from '../../helpers/temp-dir.ts';
+import {beforeRemoving, createTempDir} from '../../helpers/temp-dir.ts';
 import {waitFor} from '../../helpers/wait-for.ts';
 
 const MODULES = fs.readdirSync(path.join(COLLECTION_DIR, `plugins`, `modules`)).filter((file) => file.endsWith(`.py`)).map((file) => file.slice(0, -3)).sort();
@@ -110,7 +110,8 @@ test(`the install role writes a systemd unit systemd-analyze verify accepts, is 
     rollbridge_daemon_log_path: path.join(dir, `log`, `daemon.log`),
   }));
   fs.mkdirSync(unitDir);
-  t.after(() => spawnSync(path.join(installDir, `rollbridge`), [`shutdown`, `--config`, configPath], {timeout: 30_000}));
+  // Before the temp dir (config, socket, state) goes: the daemon the play starts (and its successor) stops.
+  beforeRemoving(dir, () => spawnSync(path.join(installDir, `rollbridge`), [`shutdown`, `--config`, configPath], {timeout: 30_000}));
   const play = () => workspace.run(`ansible-playbook`, [`-i`, `localhost,`, `-e`, `@${varsPath}`, INSTALL_PLAYBOOK]);
 
   const first = await play();
