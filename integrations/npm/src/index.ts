@@ -3,7 +3,7 @@
 // Failures are thrown as RollbridgeError with rollbridge's `code`, `message` and `fix`.
 import {runJson, runLines, toArgs} from './run-binary.ts';
 import type {
-  DeployOptions, DeployResult, EventsOptions, LegacyTakeoverOptions, LegacyTakeoverResult, RestartOptions,
+  DeployOptions, DeployProgress, DeployResult, EventsOptions, LegacyTakeoverOptions, LegacyTakeoverResult, RestartOptions,
   RestartResult, RollbackOptions, RollbackResult, RollbridgeEvent, RunOptions, StatusOptions, StatusResult, ValidateOptions,
   ValidateResult,
 } from './types.ts';
@@ -16,6 +16,15 @@ export type * from './types.ts';
 /** `rollbridge deploy`: start the release, switch once healthy, drain the previous one. */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   return await runJson(toArgs([`deploy`], {...options}), options) as DeployResult;
+}
+
+/**
+ * `rollbridge deploy --json --stream`: yields each phase as it happens, then `{type: "result", …}`.
+ * A failed deploy throws a RollbridgeError from the loop; leaving the loop early stops the CLI (the
+ * daemon finishes the deploy it started).
+ */
+export async function* deployProgress(options: DeployOptions): AsyncGenerator<DeployProgress, void, undefined> {
+  for await (const line of runLines(toArgs([`deploy`], {...options}), options)) yield line as DeployProgress;
 }
 
 /** `rollbridge rollback`: switch back to a retained release. */

@@ -29,6 +29,10 @@ export type ContractDeployResult = {
   previousReleaseId: string | null;
   releaseId: string;
   durationMs: number;
+  /** False for a dry run and for a deploy skipped by `skipIfActive`. */
+  changed?: boolean | undefined;
+  /** True when `skipIfActive` found the release already active: nothing was done. */
+  skipped?: boolean | undefined;
   phases?: Array<Record<string, unknown>> | undefined;
   /** Results of hooks.beforeSwitch / hooks.afterSwitch when they ran. */
   hooks?: Array<Record<string, unknown>> | undefined;
@@ -104,6 +108,11 @@ export type ValidateResult = {
   warnings: Array<{path: string; message: string; fix: string}>;
 };
 
+/** One line of `deploy --json --stream`: a phase as it happens, then the result. */
+export type DeployProgress =
+  | ({type: `phase`; phase: string} & {[key: string]: unknown})
+  | ({type: `result`} & DeployResult);
+
 // ── options: the camelCase of each command's flags ───────────────────────────────────────────────
 
 export type DeployOptions = ConfigOptions & {
@@ -113,6 +122,8 @@ export type DeployOptions = ConfigOptions & {
   revision?: string;
   /** Start a detached daemon first when none is running. */
   ensureDaemon?: boolean;
+  /** Do nothing when this release id is already active with the same path and revision (`changed: false`). */
+  skipIfActive?: boolean;
   /** Queue behind a running deploy (false fails at once with ERR_DAEMON_BUSY). @default true */
   wait?: boolean;
   /** Switch without waiting for the health check (emergencies only; logged). */

@@ -11,14 +11,21 @@ import {httpGet} from '../../helpers/http.ts';
 import {REPO_ROOT} from '../../helpers/run-cli.ts';
 import {REPO_BIN, createProject, runCommand} from './npm-project.ts';
 
-const CONSUMER = `import {deploy, events, isRollbridgeError, restart, RollbridgeError, status, validate} from 'rollbridge';
-import type {DeployResult, RestartResult, RollbridgeEvent, StatusResult, ValidateResult} from 'rollbridge';
+const CONSUMER = `import {deploy, deployProgress, events, isRollbridgeError, restart, RollbridgeError, status, validate} from 'rollbridge';
+import type {DeployProgress, DeployResult, RestartResult, RollbridgeEvent, StatusResult, ValidateResult} from 'rollbridge';
 
 const [config, releasePath] = process.argv.slice(2) as [string, string];
 const report: Record<string, unknown> = {};
 
 const deployed: DeployResult = await deploy({config, releasePath, releaseId: \`api1\`, revision: \`abc123\`});
 report.deploy = {status: deployed.status, activeReleaseId: deployed.activeReleaseId, previousReleaseId: deployed.previousReleaseId, durationMs: typeof deployed.durationMs};
+
+const progress: DeployProgress[] = [];
+for await (const line of deployProgress({config, releasePath: releasePath + \`-2\`, releaseId: \`api2\`})) progress.push(line);
+const last = progress.at(-1);
+report.progress = {phases: progress.filter((line) => line.type === \`phase\`).map((line) => line.type === \`phase\` ? line.phase : \`\`), last: last?.type === \`result\` ? [last.activeReleaseId, last.previousReleaseId, last.changed] : null};
+const back = await deploy({config, releasePath, releaseId: \`api1\`});
+report.back = back.activeReleaseId;
 
 const current: StatusResult = await status({config});
 report.status = current.activeReleaseId;
@@ -40,7 +47,7 @@ const aborted = (async () => {
 report.abort = await aborted.then(() => \`resolved\`, (error: Error) => error.message);
 
 try {
-  await deploy({config, releasePath: releasePath + \`-missing\`, releaseId: \`api2\`});
+  await deploy({config, releasePath: releasePath + \`-missing\`, releaseId: \`api3\`});
   report.error = \`no error\`;
 } catch (error) {
   if (!(error instanceof RollbridgeError)) throw error;
@@ -57,6 +64,7 @@ test(`the API deploys, reports status, iterates events and throws RollbridgeErro
   const binary = getBinaryPath();
   const daemon = await startDaemon(t, (dir) => webConfig(dir), {executable: binary});
   const release = daemon.release(`api1`);
+  fs.mkdirSync(`${release}-2`);
   const project = await createProject(t, {manager: `pnpm`});
   fs.writeFileSync(path.join(project.dir, `use-api.mts`), CONSUMER);
   const tsc = (file: string) => {
@@ -80,10 +88,13 @@ test(`the API deploys, reports status, iterates events and throws RollbridgeErro
   const ran = await runCommand(path.join(REPO_BIN, `node`), [`use-api.mts`, daemon.configPath, release], {cwd: project.dir, env: project.env});
   assert.equal(ran.code, 0, ran.stdout + ran.stderr + daemon.stderr());
   const report = JSON.parse(ran.stdout) as {
-    deploy: unknown; status: string; events: unknown; abort: string; validate: unknown;
+    deploy: unknown; progress: {phases: string[]; last: unknown}; back: string; status: string; events: unknown; abort: string; validate: unknown;
     error: {code: string; message: string; fix: unknown; exitCode: number; isRollbridgeError: boolean};
   };
   assert.deepEqual(report.deploy, {status: `success`, activeReleaseId: `api1`, previousReleaseId: null, durationMs: `number`});
+  assert.ok(report.progress.phases.includes(`switched`), report.progress.phases.join(`, `));
+  assert.deepEqual(report.progress.last, [`api2`, `api1`, true]);
+  assert.equal(report.back, `api1`);
   assert.equal(report.status, `api1`);
   assert.deepEqual(report.events, {sawApi1: true, last: `process restart requested`, restarted: [`web`]});
   assert.equal(report.abort, `enough`);

@@ -11,6 +11,7 @@ import {getBinaryPath} from '../../e2e/binary-path.ts';
 import {WEB_APP, startDaemon, webConfig} from '../../helpers/daemon.ts';
 import type {TestDaemon} from '../../helpers/daemon.ts';
 import {httpGet} from '../../helpers/http.ts';
+import {assertMatchesSchema} from '../../helpers/json-schemas.ts';
 import {REPO_BIN, createProject, runCommand} from './npm-project.ts';
 import type {NpmProject} from './npm-project.ts';
 
@@ -78,6 +79,8 @@ test(`each orchestrator script on a real daemon`, async (t) => {
     const before = await pids(daemon);
     const dry = await run(`restart:rolling:dry`);
     assert.equal(dry.code, 0);
+    assertMatchesSchema(`restart.schema.json`, dry.json);
+    assert.equal(dry.json.changed, false);
     const plan = dry.json.plan as {processes: Array<{id: string; how: string; check: string | null}>; hooks: {beforeSwitch: string | null}};
     assert.deepEqual(plan.processes.map((process) => [process.id, process.how, process.check]), [[`queue`, `restart`, null], [`sso.api`, `restart`, `readiness`], [`web`, `replace`, `health`]]);
     assert.match(plan.hooks.beforeSwitch ?? ``, /migrations\.log/);
@@ -102,6 +105,7 @@ test(`each orchestrator script on a real daemon`, async (t) => {
     await load;
     agent.destroy();
     assert.equal(rolled.code, 0, JSON.stringify(rolled.json));
+    assertMatchesSchema(`restart.schema.json`, rolled.json);
     assert.deepEqual(rolled.json.restarted, [`queue`, `sso.api`, `web`]);
     assert.equal(failures, 0);
     assert.equal(fs.readFileSync(migrations, `utf8`), `${String(deployed.json.activeReleaseId)}\n`);
@@ -139,6 +143,7 @@ test(`each orchestrator script on a real daemon`, async (t) => {
   await t.test(`restart:rolling --deploy --deploy-path deploys that directory, running the migrations`, async () => {
     const next = await run(`restart:rolling`, `--deploy`, `--deploy-path`, daemon.release(`r2`));
     assert.equal(next.code, 0, JSON.stringify(next.json));
+    assertMatchesSchema(`deploy.schema.json`, next.json);
     assert.equal(next.json.previousReleaseId, deployed.json.activeReleaseId);
     assert.equal((await httpGet(daemon.proxyPort)).body, `${String(next.json.activeReleaseId)}\n`);
     assert.match(fs.readFileSync(migrations, `utf8`), new RegExp(`\\n${String(next.json.activeReleaseId)}\\n$`));
