@@ -73,13 +73,15 @@ async function build(options: BuildOptions): Promise<void> {
   const {entry, startedAt} = options;
   const embedded = readEmbeddedNodeVersion(REPO_ROOT);
   const commit = readGitCommit();
-  log(`Building rollbridge ${readPackageVersion()} (commit ${commit}) for ${options.arches.map((arch) => getPkgTarget(embedded.version, arch)).join(` and `)}`);
+  const version = readPackageVersion();
+  log(`Building rollbridge ${version} (commit ${commit}) for ${options.arches.map((arch) => getPkgTarget(embedded.version, arch)).join(` and `)}`);
 
   const bundle = await bundleCli({
     entry,
     // Staged like the binary: tests run bundle/dist/rollbridge.cjs while a build may be running.
     outfile: path.join(BUNDLE_DIR, `out`, `rollbridge.cjs`),
     commit,
+    version,
     target: `node${embedded.version}`,
   });
   for (const warning of bundle.warnings) log(`esbuild warning: ${warning}`);

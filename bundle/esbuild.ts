@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {build} from 'esbuild';
-import type {Message, Plugin} from 'esbuild';
+import type {Message} from 'esbuild';
 import {buildFailure} from './build-failure.ts';
 
 export type BundleOptions = {
@@ -11,19 +11,13 @@ export type BundleOptions = {
   outfile: string;
   /** Short git commit baked in as `__ROLLBRIDGE_COMMIT__`. */
   commit: string;
+  /** The rollbridge version baked in as `__ROLLBRIDGE_VERSION__` (only it: package.json is not bundled). */
+  version: string;
   /** esbuild target, the exact Node the binary embeds, e.g. `node24.21.0`. */
   target: string;
   /** @default false */
   minify?: boolean;
 };
-
-/**
- * Dependencies whose module body runs on first use instead of at start-up, with the functions src/
- * imports from them. undici's index loads all of fetch, mocks and every dispatcher (~45 ms): far too
- * much for `rollbridge --version`, which never sends a request. Importing any other name from these
- * modules fails the build with "No matching export", so this list cannot silently go stale.
- */
-export const LAZY_DEPENDENCIES: Readonly<Record<string, readonly string[]>> = {undici: [`request`]};
 
 export type BundleResult = {outfile: string; bytes: number; durationMs: number; warnings: string[]};
 
@@ -48,8 +42,7 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
       sourcemap: false,
       legalComments: `none`,
       logLevel: `silent`,
-      define: {__ROLLBRIDGE_COMMIT__: JSON.stringify(options.commit)},
-      plugins: [lazyDependencies(LAZY_DEPENDENCIES)],
+      define: {__ROLLBRIDGE_COMMIT__: JSON.stringify(options.commit), __ROLLBRIDGE_VERSION__: JSON.stringify(options.version)},
       // import.meta is empty in CommonJS output: fail the build instead of shipping a binary that breaks at run time.
       logOverride: {'empty-import-meta': `error`},
     });
@@ -59,32 +52,12 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
   return {outfile, bytes: fs.statSync(outfile).size, durationMs: performance.now() - startedAt, warnings: result.warnings.map(formatMessage)};
 }
 
-/** Replaces each listed dependency by a facade of functions that `require` it on their first call. */
-function lazyDependencies(dependencies: Readonly<Record<string, readonly string[]>>): Plugin {
-  const namespace = `rollbridge-lazy`;
-  const names = Object.keys(dependencies);
-  return {
-    name: `rollbridge-lazy-dependencies`,
-    setup(build) {
-      const filter = new RegExp(`^(?:${names.map(name => name.replace(/[.*+?^${}()|[\]\\/]/g, `\\$&`)).join(`|`)})$`);
-      build.onResolve({filter}, args => args.namespace === namespace ? undefined : {path: args.path, namespace, pluginData: {resolveDir: args.resolveDir}});
-      build.onLoad({filter: /.*/, namespace}, args => ({
-        loader: `js`,
-        resolveDir: (args.pluginData as {resolveDir: string}).resolveDir,
-        contents: (dependencies[args.path] ?? []).map(name => `export function ${name}(...args) { return require(${JSON.stringify(args.path)}).${name}(...args); }`).join(`\n`),
-      }));
-    },
-  };
-}
-
 function toBuildFailure(error: unknown): Error {
   const errors = (error as {errors?: Message[]}).errors;
   if (!Array.isArray(errors) || errors.length === 0) return error as Error;
   const hasTopLevelAwait = errors.some(message => /top-level await/i.test(message.text));
-  const lazyExportMissing = errors.some(message => /No matching export in "rollbridge-lazy:/.test(message.text));
   let fix = `Fix the import or syntax at the location above; \`npm run typecheck\` shows the same problem`;
   if (hasTopLevelAwait) fix = `Replace the top-level await in the entry with a promise chain, e.g. \`void runCli(argv, context).then(code => { process.exitCode = code; })\`: the SEA bundle is CommonJS`;
-  if (lazyExportMissing) fix = `Add the imported function to LAZY_DEPENDENCIES in bundle/esbuild.ts (only functions can be deferred), or remove the dependency from LAZY_DEPENDENCIES`;
   return buildFailure(`esbuild could not bundle the CLI (${errors.length} error${errors.length === 1 ? `` : `s`}): ${errors.map(formatMessage).join(`; `)}`, {
     fix,
     cause: error,

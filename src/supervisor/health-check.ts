@@ -1,5 +1,5 @@
+import http from 'node:http';
 import {setTimeout as delay} from 'node:timers/promises';
-import {request} from 'undici';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 
 // Larger health bodies are cut off (the connection is closed) instead of read to the end.
@@ -70,30 +70,39 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
 }
 
 /**
- * One GET without redirects; any 2xx passes. The body is read and discarded. A probe never outlives
- * `timeoutMs`; aborting `signal` rejects with its reason.
+ * One GET without redirects; any 2xx passes. The body is read and discarded (cut off past 64 KiB).
+ * Each probe opens its own connection (`agent: false`, `Connection: close`) and destroys it when it
+ * settles: no pooled connection outlives a probe to a process that may be stopped next. A probe never
+ * outlives `timeoutMs`; aborting `signal` rejects with its reason.
  */
 export async function probeHttp(url: string, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
   signal?.throwIfAborted();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  try {
-    const response = await request(url, {
-      method: `GET`,
-      signal: combined,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      // A probe must not leave a pooled connection to a process that may be stopped next.
-      reset: true,
+  return new Promise<ProbeResult>((resolve, reject) => {
+    let settled = false;
+    const settle = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener(`abort`, onAbort);
+      request.destroy();
+      outcome();
+    };
+    const onAbort = (): void => settle(() => reject(signal?.reason));
+    const request = http.get(url, {agent: false}, (response) => {
+      const status = response.statusCode ?? 0;
+      const result: ProbeResult = status >= 200 && status < 300 ? {ok: true, status} : {ok: false, error: `HTTP ${status}`};
+      let discarded = 0;
+      response.on(`data`, (chunk: Buffer) => {
+        discarded += chunk.length;
+        if (discarded > MAX_DISCARDED_BODY_BYTES) settle(() => resolve(result));
+      });
+      response.on(`end`, () => settle(() => resolve(result)));
+      response.on(`error`, (error) => settle(() => resolve({ok: false, error: describeProbeError(error)})));
     });
-    await response.body.dump({limit: MAX_DISCARDED_BODY_BYTES, signal: combined});
-    const {statusCode} = response;
-    return statusCode >= 200 && statusCode < 300 ? {ok: true, status: statusCode} : {ok: false, error: `HTTP ${statusCode}`};
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    if (timeout.aborted || isUndiciTimeout(error)) return {ok: false, error: `probe timed out after ${timeoutMs} ms`};
-    return {ok: false, error: describeProbeError(error)};
-  }
+    request.on(`error`, (error) => settle(() => resolve({ok: false, error: describeProbeError(error)})));
+    const timer = setTimeout(() => settle(() => resolve({ok: false, error: `probe timed out after ${timeoutMs} ms`})), timeoutMs);
+    signal?.addEventListener(`abort`, onAbort, {once: true});
+  });
 }
 
 /** Like `delay`, but an abort rejects with the signal's reason rather than a generic AbortError. */
@@ -106,16 +115,7 @@ async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void>
   }
 }
 
-function isUndiciTimeout(error: unknown): boolean {
-  const code = (error as {code?: unknown} | null)?.code;
-  return code === `UND_ERR_HEADERS_TIMEOUT` || code === `UND_ERR_BODY_TIMEOUT` || code === `UND_ERR_CONNECT_TIMEOUT`;
-}
-
 function describeProbeError(error: unknown): string {
-  if (error instanceof Error) {
-    // Connection failures carry the useful text (`connect ECONNREFUSED 127.0.0.1:4001`) on themselves or their cause.
-    if (error.message === `fetch failed` && error.cause instanceof Error) return error.cause.message;
-    return error.message;
-  }
-  return String(error);
+  // Connection failures carry the useful text themselves: `connect ECONNREFUSED 127.0.0.1:4001`.
+  return error instanceof Error ? error.message : String(error);
 }

@@ -23,7 +23,7 @@ test(`bundles a TypeScript ESM entry and its .ts imports into one CommonJS file 
   });
   const outfile = path.join(dir, `out`, `cli.cjs`);
 
-  const result = await bundleCli({entry: path.join(dir, `main.ts`), outfile, commit: `abc1234`, target: `node24`});
+  const result = await bundleCli({entry: path.join(dir, `main.ts`), outfile, commit: `abc1234`, version: `9.8.7`, target: `node24`});
 
   assert.equal(result.outfile, outfile);
   assert.equal(result.bytes, fs.statSync(outfile).size);
@@ -43,7 +43,7 @@ test(`fails with a fix naming the promise chain when the entry uses top-level aw
   writeFiles(dir, {'main.ts': `process.exitCode = await Promise.resolve(0);\n`});
 
   await assert.rejects(
-    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, target: `node24`}),
+    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, version: `0.0.0`, target: `node24`}),
     (error: Error & {fix?: string}) => {
       assert.equal(error.name, `BuildFailure`);
       assert.match(error.message, /main\.ts:1:\d+: Top-level await/);
@@ -58,7 +58,7 @@ test(`fails naming the file and line of an import that does not resolve`, async 
   writeFiles(dir, {'main.ts': `import {missing} from './missing.ts';\nconsole.log(missing);\n`});
 
   await assert.rejects(
-    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, target: `node24`}),
+    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, version: `0.0.0`, target: `node24`}),
     (error: Error) => {
       assert.equal(error.name, `BuildFailure`);
       assert.match(error.message, /main\.ts:1:\d+: Could not resolve "\.\/missing\.ts"/);
@@ -67,51 +67,24 @@ test(`fails naming the file and line of an import that does not resolve`, async 
   );
 });
 
-/** A temp project whose node_modules is the repo's, so the entry can import our real dependencies. */
-function createProjectDir(t: Parameters<typeof createTempDir>[0]): string {
+test(`embeds the rollbridge version alone, not the package.json it comes from`, async (t) => {
   const dir = createTempDir(t);
-  fs.symlinkSync(path.resolve(import.meta.dirname, `..`, `..`, `node_modules`), path.join(dir, `node_modules`));
-  return dir;
-}
-
-test(`defers undici's module body to the first request, which still reaches a real server`, async (t) => {
-  const dir = createProjectDir(t);
-  writeFiles(dir, {
-    'main.ts': [
-      `import http from 'node:http';`,
-      `import {request} from 'undici';`,
-      `const server = http.createServer((_req, res) => res.end('pong')).listen(0, '127.0.0.1', async () => {`,
-      `  const {port} = server.address() as {port: number};`,
-      `  const response = await request('http://127.0.0.1:' + port + '/ping');`,
-      `  process.stdout.write(response.statusCode + ' ' + await response.body.text() + '\\n');`,
-      `  server.close();`,
-      `});`,
-    ].join(`\n`),
-  });
+  const srcDir = path.join(dir, `src`);
+  fs.mkdirSync(path.join(srcDir, `cli`), {recursive: true});
+  // The real version module, reading the package.json two levels up as it does in the repository.
+  fs.copyFileSync(path.resolve(import.meta.dirname, `..`, `..`, `src`, `cli`, `version.ts`), path.join(srcDir, `cli`, `version.ts`));
+  writeFiles(dir, {'package.json': JSON.stringify({name: `rollbridge`, version: `0.0.1`, description: `must-not-be-bundled`})});
+  writeFiles(srcDir, {'main.ts': `import {getVersionInfo} from './cli/version.ts';\nprocess.stdout.write(getVersionInfo().version + '\\n');\n`});
   const outfile = path.join(dir, `out.cjs`);
 
-  await bundleCli({entry: path.join(dir, `main.ts`), outfile, commit: `unknown`, target: `node24`});
+  await bundleCli({entry: path.join(srcDir, `main.ts`), outfile, commit: `unknown`, version: `9.8.7`, target: `node24`});
 
   const source = fs.readFileSync(outfile, `utf8`);
-  const calls = [...source.matchAll(/require_undici\(\)/g)];
-  assert.equal(calls.length, 1, `undici is initialised from one place only`);
-  assert.match(source, /function request\(\.\.\.args\) \{\s*return require_undici\(\)\.request\(\.\.\.args\);\s*\}/);
+  assert.doesNotMatch(source, /must-not-be-bundled|0\.0\.1/);
   const run = spawnSync(process.execPath, [outfile], {cwd: dir, encoding: `utf8`, timeout: 10_000});
   assert.equal(run.status, 0, run.stderr);
-  assert.equal(run.stdout, `200 pong\n`);
-});
-
-test(`fails the build when src imports an undici export the lazy facade does not list`, async (t) => {
-  const dir = createProjectDir(t);
-  writeFiles(dir, {'main.ts': `import {Pool} from 'undici';\nconsole.log(Pool);\n`});
-
-  await assert.rejects(
-    bundleCli({entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out.cjs`), commit: `unknown`, target: `node24`}),
-    (error: Error & {fix?: string}) => {
-      assert.equal(error.name, `BuildFailure`);
-      assert.match(error.message, /No matching export in "rollbridge-lazy:undici" for import "Pool"/);
-      assert.match(error.fix ?? ``, /LAZY_DEPENDENCIES/);
-      return true;
-    },
-  );
+  assert.equal(run.stdout, `9.8.7\n`);
+  // From the sources, the same module reads package.json.
+  const fromSource = spawnSync(process.execPath, [path.join(srcDir, `main.ts`)], {cwd: dir, encoding: `utf8`, timeout: 10_000});
+  assert.equal(fromSource.stdout, `0.0.1\n`, fromSource.stderr);
 });

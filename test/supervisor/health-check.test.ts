@@ -160,3 +160,27 @@ test(`rejects with the signal's reason when aborted during the start delay or a 
   duringProbe.abort(new Error(`process exited`));
   await assert.rejects(probing, {message: `process exited`});
 });
+
+test(`opens a fresh connection per probe and closes it when the probe settles, even past a large body`, async (t) => {
+  const connectionHeaders: (string | undefined)[] = [];
+  const server = http.createServer((request, response) => {
+    connectionHeaders.push(request.headers.connection);
+    response.writeHead(200);
+    // The second answer is far larger than the 64 KiB a probe reads: the probe cuts it off.
+    response.end(connectionHeaders.length === 2 ? Buffer.alloc(4 * 1024 * 1024) : `ok`);
+  });
+  server.listen(0, `127.0.0.1`);
+  await once(server, `listening`);
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/ping`;
+  const openConnections = async (): Promise<number> => new Promise((resolve, reject) => server.getConnections((error, count) => error ? reject(error) : resolve(count)));
+
+  assert.deepEqual(await probeHttp(url, 1_000), {ok: true, status: 200});
+  await waitFor(async () => await openConnections() === 0, {what: `the first probe's connection to close`});
+  assert.deepEqual(await probeHttp(url, 1_000), {ok: true, status: 200});
+  await waitFor(async () => await openConnections() === 0, {what: `the cut-off probe's connection to close`});
+  assert.deepEqual(connectionHeaders, [`close`, `close`]);
+});
