@@ -10,6 +10,7 @@ import path from 'node:path';
 import {parseArgs} from 'node:util';
 import {buildFailure, formatFailure} from '../bundle/build-failure.ts';
 import {getBinaryPath} from '../test/e2e/binary-path.ts';
+import {ensureCommands} from '../test/helpers/system-packages.ts';
 
 const DEFAULT_CACHE_DIR = `/var/cache/rollbridge-bare-host`;
 const DEFAULT_MIRROR = `http://deb.debian.org/debian`;
@@ -203,10 +204,8 @@ function httpGet(url: string): Promise<string> {
 function ensureDebootstrap(): void {
   if (hasCommand(`debootstrap`)) return;
   log(`debootstrap is missing: apt-get install -y debootstrap`);
-  const result = spawnSync(`apt-get`, [`install`, `-y`, `--no-install-recommends`, `debootstrap`], {stdio: [`ignore`, `ignore`, `pipe`], encoding: `utf8`});
-  if (result.status !== 0 || !hasCommand(`debootstrap`)) {
-    throw buildFailure(`Installing debootstrap failed: ${result.error?.message ?? result.stderr.trim().split(`\n`).at(-1)}`, {fix: `Run \`apt-get update && apt-get install -y debootstrap\``});
-  }
+  const why = ensureCommands([{command: `debootstrap`, pkg: `debootstrap`}]);
+  if (why !== null) throw buildFailure(`Installing debootstrap failed: ${why}`, {fix: `Run \`apt-get update && apt-get install -y debootstrap\``});
 }
 
 type RootOptions = {cacheDir: string; suite: string; mirror: string; rebuild: boolean};

@@ -12,7 +12,7 @@ import {isPidAlive} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
+import {listOwnSessions, pidsOfSession, requireScreen, startDetached, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
 import {readProcStat} from '../../src/system/proc.ts';
 
 type PlanJson = {
@@ -49,6 +49,7 @@ async function legacyApp(t: TestContext): Promise<{dir: string; configPath: stri
 }
 
 test(`--dry-run --json prints the sessions, processes, release and the legacy holder of the proxy port, changing nothing`, async (t) => {
+  if (!requireScreen(t)) return;
   const {dir, configPath, port, session, appPid} = await legacyApp(t);
   const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `releases/42`, `--release-id`, `42`, `--revision`, `abc123`, `--dry-run`, `--json`], {cwd: dir});
   assert.equal(result.code, 0, result.stderr);
@@ -68,6 +69,7 @@ test(`--dry-run --json prints the sessions, processes, release and the legacy ho
 });
 
 test(`--dry-run prints a readable plan naming each process's source and who holds the proxy port`, async (t) => {
+  if (!requireScreen(t)) return;
   const {configPath, port, session, appPid} = await legacyApp(t);
   const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `/srv/app/releases/7`, `--dry-run`]);
   assert.equal(result.code, 0, result.stderr);

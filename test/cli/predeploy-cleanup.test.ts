@@ -12,7 +12,7 @@ import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {readProcessTable, readProcStat} from '../../src/system/proc.ts';
-import {ESCAPEES_COMMAND, listOwnSessions, pidsOfSession, startDetached, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
+import {ESCAPEES_COMMAND, listOwnSessions, pidsOfSession, requireScreen, startDetached, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
 
 function writeConfig(t: TestContext, legacyTakeover: Record<string, unknown>): {dir: string; configPath: string} {
   const dir = createTempDir(t);
@@ -33,6 +33,7 @@ async function startMatched(t: TestContext, marker: string): Promise<number> {
 }
 
 test(`without a daemon, stops the screen session (escapees included) and matched processes, printing rollbridge 0.1's lines`, async (t) => {
+  if (!requireScreen(t)) return;
   const name = uniqueName();
   const marker = uniqueSleep();
   const {dir, configPath} = writeConfig(t, {screens: [name], processes: [{name: `worker`, includes: [marker]}]});

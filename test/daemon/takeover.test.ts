@@ -10,9 +10,10 @@ import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
 import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {listOwnSessions, pidsOfSession, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
+import {listOwnSessions, pidsOfSession, requireScreen, startScreenSession, uniqueName} from '../takeover/legacy-fixtures.ts';
 
 test(`legacy-takeover starts the release beside a screen-run app on the proxy port, stops the app and its escapees, takes the port and serves`, async (t) => {
+  if (!requireScreen(t)) return;
   const dir = createTempDir(t);
   const port = await freePort();
   const name = uniqueName();

@@ -7,7 +7,7 @@ import {resolveLegacyUser} from '../../src/takeover/legacy-user.ts';
 import {readProcStat} from '../../src/system/proc.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {ESCAPEES_COMMAND, pidsWithArgs, startDetached, startScreenSession, uniqueName} from './legacy-fixtures.ts';
+import {ESCAPEES_COMMAND, pidsWithArgs, requireScreen, startDetached, startScreenSession, uniqueName} from './legacy-fixtures.ts';
 
 const me = resolveLegacyUser(undefined);
 
@@ -16,6 +16,7 @@ function options(overrides: Partial<DiscoverOptions>): DiscoverOptions {
 }
 
 test(`finds a session's screen server, window process, children and its setsid and nohup escapees`, async (t) => {
+  if (!requireScreen(t)) return;
   const name = uniqueName();
   const session = await startScreenSession(t, name, ESCAPEES_COMMAND, {cwd: createTempDir(t), processes: 4});
   const plan = await discoverLegacyProcesses(options({screens: [name]}));
@@ -34,6 +35,7 @@ test(`finds a session's screen server, window process, children and its setsid a
 });
 
 test(`takes only sessions whose name matches exactly, and every session sharing that name`, async (t) => {
+  if (!requireScreen(t)) return;
   const dir = createTempDir(t);
   const name = uniqueName();
   const first = await startScreenSession(t, name, `exec sleep 300`, {cwd: dir});
@@ -108,6 +110,7 @@ test(`finds nothing for a configured session name that does not exist`, async ()
 });
 
 test(`a discovered plan is valid takeover params for the control protocol`, async (t) => {
+  if (!requireScreen(t)) return;
   const name = uniqueName();
   await startScreenSession(t, name, `exec sleep 300`, {cwd: createTempDir(t), processes: 1});
   const plan = await discoverLegacyProcesses(options({screens: [name]}));

@@ -6,6 +6,7 @@ import {parseScreenList} from '../../src/takeover/screen.ts';
 import type {ScreenSession} from '../../src/takeover/screen.ts';
 import {readEnvironmentVariable, readProcessTable} from '../../src/system/proc.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
+import {findCommand, requireCommands} from '../helpers/system-packages.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 const run = promisify(execFile);
@@ -14,6 +15,14 @@ const run = promisify(execFile);
 export const ESCAPEES_COMMAND = `sleep 400 & (setsid sleep 401 &); nohup sleep 402 & exec sleep 403`;
 
 type After = Pick<TestContext, `after`>;
+
+/**
+ * GNU screen, which every legacy-takeover test drives: installed when missing (root + apt-get), else the
+ * test is skipped saying what is absent. Returns true when the test may go on.
+ */
+export function requireScreen(t: TestContext): boolean {
+  return requireCommands(t, [{command: `screen`, pkg: `screen`}]);
+}
 
 export function uniqueName(prefix = `rbt`): string {
   return `${prefix}-${randomBytes(4).toString(`hex`)}`;
@@ -34,6 +43,7 @@ export function pidsOfSession(id: string): number[] {
  * process of the session is killed and the session quit by its `PID.NAME`.
  */
 export async function startScreenSession(t: After, name: string, command: string, options: {cwd: string; processes?: number}): Promise<ScreenSession> {
+  if (findCommand(`screen`) === null) throw new Error(`GNU screen is not installed: call requireScreen(t) at the start of the test`);
   const before = new Set((await listOwnSessions()).map((session) => session.id));
   await run(`screen`, [`-dmS`, name, `bash`, `-c`, command], {cwd: options.cwd});
   const session = await waitFor(async () => (await listOwnSessions()).find((entry) => entry.name === name && !before.has(entry.id)), {what: `screen session ${name}`});

@@ -4,7 +4,7 @@ import {resolveLegacyUser} from '../../src/takeover/legacy-user.ts';
 import {listScreenSessions, parseScreenList, quitScreenSession} from '../../src/takeover/screen.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {listOwnSessions, startScreenSession, uniqueName} from './legacy-fixtures.ts';
+import {listOwnSessions, requireScreen, startScreenSession, uniqueName} from './legacy-fixtures.ts';
 
 const me = resolveLegacyUser(undefined);
 
@@ -27,6 +27,7 @@ test(`parses session lines of screen -ls, with or without a date, CRLF endings a
 });
 
 test(`lists a running session of the current user by PID.NAME`, async (t) => {
+  if (!requireScreen(t)) return;
   const name = uniqueName();
   const session = await startScreenSession(t, name, `exec sleep 300`, {cwd: createTempDir(t)});
   const listing = await listScreenSessions(me);
@@ -35,6 +36,7 @@ test(`lists a running session of the current user by PID.NAME`, async (t) => {
 });
 
 test(`quits a session by PID.NAME without touching a session whose name it prefixes`, async (t) => {
+  if (!requireScreen(t)) return;
   const dir = createTempDir(t);
   const name = uniqueName();
   const session = await startScreenSession(t, name, `exec sleep 300`, {cwd: dir});
@@ -45,13 +47,15 @@ test(`quits a session by PID.NAME without touching a session whose name it prefi
   assert.ok((await listOwnSessions()).some((entry) => entry.id === longer.id));
 });
 
-test(`reports a failed quit of a session that no longer exists`, async () => {
+test(`reports a failed quit of a session that no longer exists`, async (t) => {
+  if (!requireScreen(t)) return;
   const result = await quitScreenSession({pid: 2 ** 30, name: uniqueName(), id: `${2 ** 30}.gone`, state: `Detached`}, me);
   assert.equal(result.ok, false);
   assert.match(result.output, /No screen session found/);
 });
 
-test(`lists another user's sessions as that user: root runs screen through runuser, anyone else gets a warning`, async () => {
+test(`lists another user's sessions as that user: root runs screen through runuser, anyone else gets a warning`, async (t) => {
+  if (!requireScreen(t)) return;
   const nobody = resolveLegacyUser(`nobody`);
   const listing = await listScreenSessions(nobody);
   assert.deepEqual(listing.sessions, []);

@@ -10,7 +10,7 @@ import {readProcStat} from '../../src/system/proc.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {ESCAPEES_COMMAND, listOwnSessions, pidsWithArgs, startDetached, startScreenSession, uniqueName} from './legacy-fixtures.ts';
+import {ESCAPEES_COMMAND, listOwnSessions, pidsWithArgs, requireScreen, startDetached, startScreenSession, uniqueName} from './legacy-fixtures.ts';
 
 const me = resolveLegacyUser(undefined);
 
@@ -28,6 +28,7 @@ function pids(processes: LegacyProcess[]): number[] {
 }
 
 test(`stops every process of a screen session, setsid and nohup escapees included`, async (t) => {
+  if (!requireScreen(t)) return;
   const name = uniqueName();
   const session = await startScreenSession(t, name, ESCAPEES_COMMAND, {cwd: createTempDir(t), processes: 4});
   const plan = await discoverLegacyProcesses({screens: [name], matchers: [], uid: me.uid, user: me.name});
