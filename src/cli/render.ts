@@ -17,8 +17,21 @@ export function writeJsonLine(stream: Writable, value: unknown): void {
 
 export function formatErrorText(wire: WireError): string {
   let text = `error ${wire.code}: ${wire.message}\n`;
+  text += formatOutputTail(wire.details);
   if (wire.fix) text += `  fix: ${wire.fix}\n`;
   return text;
+}
+
+/**
+ * `details.output` (the last output lines of a process or hook that failed) as an indented block, so a
+ * terminal shows why a release did not boot; empty when there is none.
+ */
+function formatOutputTail(details: Record<string, unknown> | undefined): string {
+  const output = details?.output;
+  if (!Array.isArray(output) || output.length === 0) return ``;
+  const lines = output.filter((line): line is string => typeof line === `string`);
+  const of = typeof details?.processId === `string` ? `process ${details.processId}` : typeof details?.hook === `string` ? `hooks.${details.hook}` : `the process`;
+  return `  last ${plural(lines.length, `line`)} of output of ${of}:\n${lines.map((line) => `    | ${line}\n`).join(``)}`;
 }
 
 /**

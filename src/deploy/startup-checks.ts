@@ -27,10 +27,15 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
     const logDir = managed.spec.logPaths ? path.dirname(managed.spec.logPaths.stdout) : undefined;
     const free = logDir === undefined ? null : freeBytesAt(logDir);
     const full = free !== null && free < FULL_DISK_BYTES;
-    const error = new RollbridgeError(ErrorCode.PROCESS_EXITED, `Process "${managed.id}" of release ${release.releaseId} exited (${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}) before it became healthy${full ? `; the filesystem of its log files ${logDir} is full (ENOSPC: ${free} bytes free)` : ``}`, {
+    // Exit 127 is the shell's "command not found": name it and the missing command.
+    const notFound = exit.code === 127 ? missingCommand(output) : null;
+    const how = exit.signal ? `signal ${exit.signal}` : exit.code === 127 ? `code 127: command not found${notFound ? `: ${notFound}` : ``}` : `code ${exit.code}`;
+    const error = new RollbridgeError(ErrorCode.PROCESS_EXITED, `Process "${managed.id}" of release ${release.releaseId} exited (${how}) before it became healthy${full ? `; the filesystem of its log files ${logDir} is full (ENOSPC: ${free} bytes free)` : ``}`, {
       fix: full
         ? `Free space on the filesystem holding ${logDir} (\`df -h ${logDir}\`), or set logs.dir to a directory on another filesystem`
-        : `Check the output below; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
+        : exit.code === 127
+          ? `Install ${notFound ? `"${notFound}"` : `the command`} in the release (e.g. its virtualenv or node_modules) or give its absolute path in processes[${configIndex}].command; the process's PATH is ${managed.spec.env.PATH ?? `unset`}`
+          : `Read the output above; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
       details: {processId: managed.id, releaseId: release.releaseId, exitCode: exit.code, exitSignal: exit.signal, output, ...(full ? {logDir, freeBytes: free} : {})},
     });
     controller.abort(error);
@@ -51,7 +56,7 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   } catch (error) {
     if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
     if (isRollbridgeError(error)) {
-      throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
+      throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, processId: managed.id, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
     }
     throw error;
   } finally {
@@ -59,16 +64,33 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   }
 }
 
+/** The command a shell reported as not found (`/bin/sh: 1: exec: uvicorn: not found`, `bash: uvicorn: command not found`). */
+function missingCommand(output: string[]): string | null {
+  for (const line of output.toReversed()) {
+    const match = /([^\s:]+): (?:command )?not found\s*$/.exec(line);
+    if (match?.[1] !== undefined) return match[1];
+  }
+  return null;
+}
+
 /** A process with `readiness` must pass it before anything after it starts (dependsOn order). */
 export async function waitUntilReady(release: Release, process: ProcessConfig, managed: ManagedProcess, log: Logger): Promise<void> {
   if (!process.readiness) return;
   const configIndex = release.config.processes.indexOf(process);
-  await waitForReady(process.readiness, {
-    processId: managed.id,
-    host: release.config.proxy.upstreamHost,
-    port: managed.spec.port,
-    cwd: managed.spec.cwd,
-    env: managed.spec.env,
-  }, {configKey: `processes[${configIndex}].readiness`});
+  try {
+    await waitForReady(process.readiness, {
+      processId: managed.id,
+      host: release.config.proxy.upstreamHost,
+      port: managed.spec.port,
+      cwd: managed.spec.cwd,
+      env: managed.spec.env,
+    }, {configKey: `processes[${configIndex}].readiness`});
+  } catch (error) {
+    // The process's last output explains most failed checks (it crashed, it listens elsewhere).
+    if (isRollbridgeError(error)) {
+      throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, processId: managed.id, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
+    }
+    throw error;
+  }
   log.info(`process ready`, {releaseId: release.releaseId, processId: managed.id});
 }
