@@ -1,5 +1,6 @@
-// Failed deploys as an operator sees them, on the built binary (issue 13 item 1): why a release did not
-// boot (its last output lines, exit 127 named as "command not found"), on a terminal and in --json.
+// Failed deploys as an operator sees them, on the built binary (issue 13 items 1 and 3): why a release did
+// not boot (its last output lines, exit 127 named as "command not found"), on a terminal and in --json, and a
+// failed hooks.afterSwitch shown as a failure with its output while the switch stands (exit code 0).
 import assert from 'node:assert/strict';
 import {execFile} from 'node:child_process';
 import fs from 'node:fs';
@@ -109,4 +110,22 @@ test(`a failed health check shows the process's last output lines`, async (t) =>
   assert.match(human.stderr, /error ERR_HEALTH_CHECK_FAILED: .*HTTP 404/);
   assert.match(human.stderr, /last 1 line of output of process web:\n {4}\| listening, routes under \/api\n/);
   assert.equal(await activeRelease(dir), `good`);
+});
+
+test(`a failed hooks.afterSwitch is shown as a failure with its output on a terminal; the switch stands and the exit code is 0`, async (t) => {
+  const dir = await project(t, {afterSwitch: `echo "posting to chat" >&2; echo "notify failed: HTTP 401" >&2; exit 2`});
+
+  const human = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`], dir, `human`);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, / {2}✗ afterSwitch failed \(exit 2\)/);
+  assert.match(human.stdout, /✓ release r2 is active \(previous: good\)/);
+  assert.match(human.stderr, /^✗ hooks\.afterSwitch failed: it exited with code 2 after .*; release r2 stays active \(the switch stands\)\n/);
+  assert.match(human.stderr, / {2}last 2 lines of its output:\n {4}\| posting to chat\n {4}\| notify failed: HTTP 401\n {2}fix: Fix the command in hooks\.afterSwitch/);
+  assert.equal(await activeRelease(dir), `r2`);
+
+  const json = await run([`deploy`, `--release-path`, `releases/good`, `--release-id`, `r3`, `--json`], dir);
+  assert.equal(json.code, 0, json.stderr);
+  const result = JSON.parse(json.stdout) as {hooks: Array<{hook: string; ok: boolean; exitCode: number; output: string[]}>};
+  assert.deepEqual(result.hooks.map((hook) => [hook.hook, hook.ok, hook.exitCode]), [[`afterSwitch`, false, 2]]);
+  assert.equal(json.stderr, ``);
 });

@@ -14,7 +14,7 @@ import type {LegacyDaemon} from '../../takeover/legacy-daemon.ts';
 import type {EnsureDaemonOptions} from '../daemon-launcher.ts';
 import {formatUpgrade, upgradeFromLegacyDaemon} from '../legacy-upgrade.ts';
 import {isReleaseId} from '../options.ts';
-import {formatDuration} from '../render.ts';
+import {formatDuration, plural} from '../render.ts';
 import {StreamingCommand} from '../streaming-command.ts';
 import {parseStartTimeout} from './ensure-daemon.ts';
 
@@ -50,6 +50,12 @@ export class DeployCommand extends StreamingCommand {
       same command: a daemon of this build starts the release beside it, health-checks it, has the 0.1
       daemon let go, binds the proxy port and switches; the result carries \`upgrade\` (the port gap,
       the 0.1 processes stopped). See docs/migrating-from-0.1.md.
+
+      Exit codes: \`0\` the new release serves traffic; \`1\` the deploy failed and the previous release
+      still serves (the error shows the failed process's or hook's last output lines, \`details.output\`
+      with \`--json\`). A failing \`hooks.afterSwitch\` runs after the switch, which stands: the exit code
+      stays \`0\`, a terminal shows the hook as failed with its output on stderr, and the JSON result
+      has \`hooks[].ok: false\` with its \`exitCode\` and \`output\`.
     `,
     examples: [
       [`Deploy the release in ./releases/42`, `$0 deploy --release-path ./releases/42`],
@@ -120,6 +126,8 @@ export class DeployCommand extends StreamingCommand {
       this.writeLine(`✓ release ${result.releaseId} is already active with the same release path and revision; nothing was changed`);
     } else {
       this.writeLine(`✓ release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
+      // The switch stands when hooks.afterSwitch fails (exit code 0), but a terminal must not read it as success.
+      for (const hook of result.hooks ?? []) if (hook.hook === `afterSwitch` && !hook.ok) this.context.stderr.write(formatFailedAfterSwitch(hook, result.activeReleaseId));
     }
     return 0;
   }
@@ -238,6 +246,15 @@ export function formatPlan(plan: DeployPlanView): string {
   return lines.join(`\n`);
 }
 
+/** A failed hooks.afterSwitch on a terminal: what failed, that the release still serves, and its output. */
+export function formatFailedAfterSwitch(hook: NonNullable<DeployResult[`hooks`]>[number], activeReleaseId: string | null): string {
+  const how = hook.timedOut ? `timed out` : hook.signal ? `was killed by ${hook.signal}` : `exited with code ${String(hook.exitCode)}`;
+  let text = `✗ hooks.afterSwitch failed: it ${how} after ${formatDuration(hook.durationMs)}; release ${String(activeReleaseId)} stays active (the switch stands)\n`;
+  if (hook.output.length > 0) text += `  last ${plural(hook.output.length, `line`)} of its output:\n${hook.output.map((line) => `    | ${line}\n`).join(``)}`;
+  text += `  fix: Fix the command in hooks.afterSwitch and run it by hand in the release directory; "rollbridge events" has this result too\n`;
+  return text;
+}
+
 export function formatPhase(event: ProgressEvent): string {
   const duration = typeof event.durationMs === `number` ? ` (${formatDuration(event.durationMs)})` : ``;
   switch (event.phase) {
@@ -247,6 +264,7 @@ export function formatPhase(event: ProgressEvent): string {
     case `watching`: return `  watching ${String(event.releaseId)} (${String(event.detail ?? ``)})`;
     case `watched`: return `  watch window passed${duration}`;
     case `draining`: return `  draining ${String(event.previousReleaseId)} (${String(event.detail ?? `in the background`)})`;
+    case `afterSwitch`: return event.ok === false ? `  ✗ afterSwitch failed (exit ${String(event.exitCode)})${duration}` : `  afterSwitch${duration}`;
     default: return `  ${String(event.phase)}${duration}`;
   }
 }
