@@ -23,12 +23,16 @@ export function runInherited(args: string[], {json}: {json: boolean}): void {
     else process.stderr.write(`error ${error.code}: ${error.message}\n  fix: ${error.fix ?? ``}\n`);
     process.exit(EXIT_NOT_FOUND);
   }
-  const child = spawn(binary, args, {stdio: `inherit`});
+  // The handlers go in before the spawn: a signal that arrives while the binary starts is forwarded
+  // to it, not taken by this process's default action (which would exit without the binary's code).
+  let child: ReturnType<typeof spawn> | null = null;
   for (const signal of FORWARDED_SIGNALS) {
     process.on(signal, () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child === null) process.exit(128 + (os.constants.signals[signal] ?? 0));
+      else if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     });
   }
+  child = spawn(binary, args, {stdio: `inherit`});
   child.once(`error`, (error: NodeJS.ErrnoException) => {
     process.stderr.write(`error ERR_NPM_BINARY_FAILED: Cannot run ${binary}: ${error.message}\n  fix: Check that ${binary} is a rollbridge binary for this machine, or set ROLLBRIDGE_BIN to one\n`);
     process.exit(error.code === `ENOENT` ? EXIT_NOT_FOUND : 126);
