@@ -10,6 +10,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../../src/control/client.ts';
 import {listProcessIds, readEnvironmentVariable, readProcStat} from '../../src/system/proc.ts';
 import {freePort} from './ports.ts';
+import {waitFor} from './wait-for.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, `..`, `..`);
 const WEB_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `web-app.cjs`);
@@ -137,7 +138,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
       const run = await deploy(`r2`);
       acknowledged = run.code === 0;
     }
-    await waitUntil(() => !isAlive(daemonPid), 10_000, `the daemon to die`);
+    await waitFor(() => !isAlive(daemonPid), {timeoutMs: 10_000, what: `the daemon to die`});
     events.close();
     await stream;
 
@@ -151,10 +152,10 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
     const final = await deploy(`r3`);
     if (final.code !== 0) details.push(`the deploy after the restart failed: ${final.stdout}${final.stderr}`);
     // Quiet: no release draining any more, so every process left is one that should run.
-    const settled = await waitUntil(async () => {
+    const settled = await waitFor(async () => {
       const current = await status();
       return current.releases.every((entry) => entry.state !== `draining` && entry.state !== `starting`) ? current : null;
-    }, 20_000, `the previous releases to finish draining`);
+    }, {timeoutMs: 20_000, what: `the previous releases to finish draining`});
     const served = (await httpGet(proxyPort, `/release`)).trim();
     const proxyMismatch = served !== settled.activeReleaseId;
     if (proxyMismatch) details.push(`the proxy serves ${served}, status says ${settled.activeReleaseId}`);
@@ -189,7 +190,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
     const client = await ControlClient.connect(socketPath).catch(() => null);
     await client?.call(`shutdown`, {}).catch(() => undefined);
     client?.close();
-    await waitUntil(() => appProcesses(application).length === 0, 10_000, `the app processes to stop`).catch(() => undefined);
+    await waitFor(() => appProcesses(application).length === 0, {timeoutMs: 10_000, what: `the app processes to stop`}).catch(() => undefined);
     for (const app of appProcesses(application)) {
       try {
         process.kill(-app.pgid, `SIGKILL`);
@@ -240,16 +241,6 @@ function httpGet(port: number, pathname: string): Promise<string> {
     });
     request.on(`error`, reject);
   });
-}
-
-async function waitUntil<T>(fn: () => T | Promise<T>, timeoutMs: number, what: string): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await fn();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(20);
-  }
 }
 
 function readTail(file: string): string {
