@@ -65,7 +65,11 @@ module RollbridgeCapistrano
   def describe_phase(record)
     duration = record["durationMs"].is_a?(Numeric) ? " (#{record["durationMs"].round} ms)" : ""
     case record["phase"]
-    when "started" then "started #{record["processId"]} pid #{record["pid"]} port #{record["port"]}#{duration}"
+    when "waiting" then "waiting for #{record["detail"] || record["wait"]}"
+    when "started"
+      policy = record["policy"] ? " (#{record["policy"]})" : ""
+      port = record["port"].nil? ? "" : " port #{record["port"]}"
+      "started #{record["processId"]}#{policy} pid #{record["pid"]}#{port}#{duration}"
     when "healthy" then "healthy #{record["processId"]}#{duration}"
     when "switched" then "switched traffic to #{record["releaseId"]}#{duration}"
     when "watching" then "watching #{record["releaseId"]} (#{record["detail"]})"

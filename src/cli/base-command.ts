@@ -33,6 +33,7 @@ export abstract class BaseCommand extends Command<CliContext> {
       const code = await this.run();
       return code ?? ExitCode.OK;
     } catch (error) {
+      this.endProgress();
       return renderError(error, {json: this.json, stream: this.streaming, stdout: this.context.stdout, stderr: this.context.stderr});
     }
   }
@@ -96,6 +97,9 @@ export abstract class BaseCommand extends Command<CliContext> {
       return client;
     }
   }
+
+  /** Ends live progress output (a wait line with a running counter) before a result or an error is printed. */
+  endProgress(): void {}
 
   writeJson(value: unknown): void {
     writeJson(this.context.stdout, value);

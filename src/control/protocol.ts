@@ -255,11 +255,25 @@ export const isStatusResult = t.isObject({
  * the result's `phases`). Which fields are set depends on the phase.
  */
 export const isProgressEvent = t.isObject({
-  /** `target` (rollback), `started`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`, `afterSwitch`, `restarted`, `legacyStopping`, `proxyListening`, `legacyStopped`. */
+  /**
+   * `target` (rollback), `started`, `ready`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`,
+   * `afterSwitch`, `restarting`, `replaced`, `drained`, `restarted`, `legacyStopping`, `proxyListening`, `legacyStopped`;
+   * `waiting` when a wait starts (see `wait`) and `dequeued` when a queued command's turn comes.
+   */
   phase: t.isString(),
   releaseId: t.isOptional(t.isNullable(t.isString())),
-  /** Since the previous phase. */
+  /** Since the previous phase (`waiting` has none: the phase that ends the wait carries its duration). */
   durationMs: t.isOptional(t.isNumber()),
+  /** With `waiting`: what is waited for, `queue`, `readiness`, `health`, `hook`, `drain` or `cooldown` (`detail` says it in words). */
+  wait: t.isOptional(t.isString()),
+  /** With `waiting`: the longest the wait may take (the check's, hook's or drain's timeout). */
+  timeoutMs: t.isOptional(t.isNumber()),
+  /** With `started`: the process's policy (absent on the proxied process's line of a deploy). */
+  policy: t.isOptional(t.isString()),
+  /** With `waiting` for the `queue`: the command running now, since when, and how many more wait before this one. */
+  behind: t.isOptional(t.isObject({command: t.isString(), startedAt: t.isNullable(t.isString()), queued: t.isNumber()}, LOOSE)),
+  /** With `replaced`: the pid of the process it replaced. */
+  previousPid: t.isOptional(t.isNullable(t.isNumber())),
   processId: t.isOptional(t.isString()),
   pid: t.isOptional(t.isNullable(t.isNumber())),
   port: t.isOptional(t.isNullable(t.isNumber())),

@@ -18,7 +18,7 @@ import {ProcessRoster} from './process-roster.ts';
 import {findRelease, pickRollbackTarget, pruneReleases} from './release-history.ts';
 import {generateReleaseId, validateReleasePath} from './release.ts';
 import type {Release} from './release.ts';
-import type {ProcessStatusView, ReleaseStatusView} from '../control/protocol.ts';
+import type {ProcessStatusView, ProgressEvent, ReleaseStatusView} from '../control/protocol.ts';
 import {restartForMemory, restartProcesses} from './restarts.ts';
 import type {RestartRequest, RestartResult} from './restarts.ts';
 import {restoreState} from './restore.ts';
@@ -50,6 +50,8 @@ export class Deployer {
   readonly #changeListeners = new Set<() => void>();
   #stateWriter: () => Promise<void> = async () => undefined;
   #deploying: string | null = null;
+  /** The deploy, rollback, stop or restart running now (what a queued one waits behind). */
+  #running: {command: string; startedAt: Date} | null = null;
 
   constructor(options: {config: Config; proxy: ProxyServer; ports: PortAllocator; log: Logger; baseEnv: Record<string, string | undefined>}) {
     const log = options.log.child({component: `deploy`});
@@ -86,7 +88,7 @@ export class Deployer {
 
   deploy(request: DeployRequest, onProgress?: ProgressListener): Promise<DeployResult> {
     if (request.dryRun) return this.#dryRun(request);
-    return this.#serialized(request.wait, `deploy`, async () => {
+    return this.#serialized(request.wait, `deploy`, onProgress, async () => {
       // Decided in the queue, so a deploy running now has finished (or failed) before the comparison.
       const skipped = request.skipIfActive ? this.#skipIfActive(request) : null;
       return skipped ?? this.#tracked(`deploy`, request, (named) => runDeployment(this.#context, named, onProgress));
@@ -94,7 +96,7 @@ export class Deployer {
   }
 
   rollback(request: {releaseId?: string | undefined; wait?: boolean | undefined}, onProgress?: ProgressListener): Promise<DeployResult> {
-    return this.#serialized(request.wait, `rollback`, async () => {
+    return this.#serialized(request.wait, `rollback`, onProgress, async () => {
       const target = pickRollbackTarget(this.#roster.releases, this.#active.release, request.releaseId);
       // Named before anything moves.
       this.#context.log.info(`rollback starting`, {releaseId: target.releaseId, releasePath: target.releasePath, activeReleaseId: this.#active.release?.releaseId ?? null});
@@ -109,7 +111,7 @@ export class Deployer {
   }
 
   stop(request: {releaseId?: string | undefined}): Promise<void> {
-    return this.#serialized(true, `stop`, async () => {
+    return this.#serialized(true, `stop`, undefined, async () => {
       const release = request.releaseId === undefined ? this.#active.release : findRelease(this.#roster.releases, request.releaseId);
       if (!release) {
         throw new RollbridgeError(ErrorCode.RELEASE_NOT_FOUND, `Release not found: ${request.releaseId ?? `active`}`, {
@@ -126,7 +128,7 @@ export class Deployer {
   restart(request: RestartRequest, onProgress?: ProgressListener): Promise<RestartResult> {
     // A dry run only reads, like a deploy's: it neither waits for nor blocks the queue.
     if (request.dryRun) return restartProcesses(this.#context, request);
-    return this.#serialized(request.wait, `restart`, () => restartProcesses(this.#context, request, onProgress));
+    return this.#serialized(request.wait, `restart`, onProgress, () => restartProcesses(this.#context, request, onProgress));
   }
 
   status(): DeployerStatus {
@@ -206,23 +208,43 @@ export class Deployer {
     for (const listener of this.#changeListeners) listener();
   }
 
-  async #serialized<T>(wait: boolean | undefined, what: string, task: () => Promise<T>): Promise<T> {
+  async #serialized<T>(wait: boolean | undefined, what: string, onProgress: ProgressListener | undefined, task: () => Promise<T>): Promise<T> {
     this.#roster.assertRunning();
     if (wait === false && this.#queue.isBusy) {
       throw new RollbridgeError(ErrorCode.DAEMON_BUSY, `Another deploy, rollback or restart is in progress (${this.#deploying ?? `queued work`}); "${what}" was not started`, {
         fix: `Retry when it has finished, or drop --no-wait to queue behind it`,
       });
     }
+    const queuedAt = this.#queue.isBusy ? performance.now() : null;
+    if (queuedAt !== null) onProgress?.(this.#queuedPhase());
     return this.#queue.run(async () => {
+      if (queuedAt !== null) onProgress?.({phase: `dequeued`, releaseId: null, durationMs: Math.round(performance.now() - queuedAt)});
       this.#roster.assertRunning();
+      this.#running = {command: what, startedAt: new Date()};
       try {
         return await task();
       } finally {
+        this.#running = null;
         this.#changed();
         // The answer waits for the state it reports to be on disk (a failure is logged by the writer).
         await this.#stateWriter().catch(() => undefined);
       }
     });
+  }
+
+  /** The `waiting` phase of a command queued behind another one: what runs now, since when, how many wait before it. */
+  #queuedPhase(): ProgressEvent {
+    const running = this.#running;
+    const ahead = Math.max(0, this.#queue.size - 1);
+    const command = this.#deploying ?? running?.command ?? `a memory restart or daemon replacement`;
+    const since = running === null ? `` : ` (running since ${running.startedAt.toISOString()}, ${Math.round((Date.now() - running.startedAt.getTime()) / 1_000)} s ago)`;
+    return {
+      phase: `waiting`,
+      releaseId: null,
+      wait: `queue`,
+      behind: {command, startedAt: running?.startedAt.toISOString() ?? null, queued: ahead},
+      detail: `the deploy queue: behind ${command}${since}${ahead > 0 ? ` and ${ahead} more queued` : ``}`,
+    };
   }
 
   /** Runs a deploy or rollback with its release id settled, shown as `daemon.deploying` meanwhile. */

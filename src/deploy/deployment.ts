@@ -16,7 +16,8 @@ import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
 import {Release, generateReleaseId, validateReleasePath} from './release.ts';
 import {replaceSingletons, restoreSingletons} from './singletons.ts';
-import {waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
+import {formatMs, startedPhase, waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
+import type {PhaseReporter} from './startup-checks.ts';
 import {watchRelease} from './watch-window.ts';
 
 export type DeployRequest = {
@@ -42,9 +43,9 @@ export type DeployRequest = {
   onSwitched?: ((release: Release, phase: PhaseReporter) => Promise<void>) | undefined;
 };
 
-export type DeployPhase = {phase: string; releaseId: string; durationMs: number; detail?: string};
+export type DeployPhase = {phase: string; releaseId: string; durationMs: number; processId?: string; detail?: string};
 export type ProgressListener = (event: ProgressEvent) => void;
-export type PhaseReporter = (name: string, extra?: Record<string, unknown>) => void;
+export type {PhaseReporter} from './startup-checks.ts';
 
 export type DeployResult = {
   /** Null only for a dry run on a daemon with nothing active. */
@@ -76,8 +77,10 @@ export async function runDeployment(context: DeployContext, request: DeployReque
   const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
   const revision = request.revision ?? releaseId;
   const phase: PhaseReporter = (name, extra = {}) => {
+    // A wait starting is only streamed: the phase that ends it carries the wait's duration.
+    if (name === `waiting`) return onProgress?.({phase: name, releaseId, ...extra});
     const now = performance.now();
-    const entry: DeployPhase = {phase: name, releaseId, durationMs: Math.round(now - phaseStartedAt)};
+    const entry: DeployPhase = {phase: name, releaseId, durationMs: Math.round(now - phaseStartedAt), ...(typeof extra.processId === `string` ? {processId: extra.processId} : {})};
     phaseStartedAt = now;
     phases.push(entry);
     onProgress?.({...entry, ...extra});
@@ -100,11 +103,12 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       createServices(context, release, plan, startedServices);
       createReleaseProcesses(context, release, plan);
       await context.commit();
-      await startServices(context, release, plan);
+      await startServices(context, release, plan, phase);
       await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true);
       if (config.hooks.beforeSwitch && request.skipBeforeSwitch === true) {
         log.warn(`hook skipped`, {hook: `beforeSwitch`, releaseId});
       } else if (config.hooks.beforeSwitch) {
+        phase(`waiting`, waitingForHook(`beforeSwitch`, config.hooks.beforeSwitch, config.hooks.timeoutMs));
         const result = await runReleaseHook(context, `beforeSwitch`, config.hooks.beforeSwitch, release);
         hooks.push(result);
         if (!result.ok) throw hookFailure(result, releaseId);
@@ -126,7 +130,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       // Durable before singletons are replaced, the previous release retires or the command is answered.
       await context.commit();
       if (request.onSwitched) await request.onSwitched(release, phase);
-      singletons = await replaceSingletons(context, release, plan, previous);
+      singletons = await replaceSingletons(context, release, plan, previous, phase);
     } catch (error) {
       await switchBack(context, release, previous, error);
       throw error;
@@ -152,6 +156,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     }
     if (config.hooks.afterSwitch) {
       // The switch stands whatever happens here: the result and the events report a failure.
+      phase(`waiting`, waitingForHook(`afterSwitch`, config.hooks.afterSwitch, config.hooks.timeoutMs));
       const result = await runReleaseHook(context, `afterSwitch`, config.hooks.afterSwitch, release);
       hooks.push(result);
       phase(`afterSwitch`, {exitCode: result.exitCode, ok: result.ok});
@@ -239,15 +244,21 @@ function createServices(context: DeployContext, release: Release, plan: ReleaseP
   }
 }
 
+/** The `waiting` phase of a hook: its command and timeout. */
+export function waitingForHook(hook: HookName, command: string, timeoutMs: number): Record<string, unknown> {
+  return {wait: `hook`, hook, timeoutMs, detail: `hooks.${hook}: ${command} (timeout ${formatMs(timeoutMs)})`};
+}
+
 /** Starts the services that do not run, in dependsOn order; a stopped or failed one is revived (upstream left it down). */
-async function startServices(context: DeployContext, release: Release, plan: ReleasePlan): Promise<void> {
+async function startServices(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter): Promise<void> {
   const {roster, log} = context;
   for (const {process} of plan.services) {
     const entry = roster.services.get(process.id);
     if (!entry || entry.process.state === `running` || entry.process.state === `starting` || entry.process.state === `stopping`) continue;
     if (entry.release !== release) entry.process.updateSpec(roster.spec(release, process, process.id, 0, 1, roster.keyOf(entry.process)));
     await entry.process.start(`deploy`);
-    await waitUntilReady(release, process, entry.process, log);
+    phase(`started`, startedPhase(entry.process, process.policy));
+    await waitUntilReady(release, process, entry.process, log, phase);
   }
 }
 
@@ -265,14 +276,15 @@ async function startReleaseProcesses(context: DeployContext, release: Release, p
     const managed = release.processes[index] as ManagedProcess;
     await managed.start(`deploy`);
     if (instance.process.policy !== `proxied`) {
-      await waitUntilReady(release, instance.process, managed, log);
+      phase(`started`, startedPhase(managed, instance.process.policy));
+      await waitUntilReady(release, instance.process, managed, log, phase);
       continue;
     }
     const port = release.instancePorts[instance.instanceId] ?? release.ports[instance.process.id];
     if (port === undefined) continue;
     phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
     if (instance.process.health && !skipHealthCheck) {
-      await waitUntilHealthy(release, managed, instance.process, port, instance.configIndex);
+      await waitUntilHealthy(release, managed, instance.process, port, instance.configIndex, phase);
       phase(`healthy`, {processId: instance.instanceId});
     } else if (skipHealthCheck) {
       log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});

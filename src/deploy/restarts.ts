@@ -7,14 +7,14 @@ import {buildProcessLogSpec} from '../supervisor/process-log.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {SerialQueue} from '../util/serial-queue.ts';
 import type {DeployContext} from './deploy-context.ts';
-import {runReleaseHook} from './deployment.ts';
+import {runReleaseHook, waitingForHook} from './deployment.ts';
 import {hookFailure} from './hook-runner.ts';
 import type {HookResult} from './hook-runner.ts';
-import type {ProgressListener} from './deployment.ts';
+import type {PhaseReporter, ProgressListener} from './deployment.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
 import {orderProcesses} from './plan.ts';
 import type {Release} from './release.ts';
-import {waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
+import {formatMs, startedPhase, waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
 
 export type RestartRequest = {
   processId?: string | undefined;
@@ -47,26 +47,43 @@ export async function restartProcesses(context: DeployContext, request: RestartR
   if (request.dryRun) return {restarted: [], plan: describeRestart(context, targets, request)};
   const hooks: HookResult[] = [];
   const release = active.release;
+  // Each step as it happens (durationMs since the previous one; `waiting` starts a wait, the next phase ends it).
+  let phaseStartedAt = performance.now();
+  const report: PhaseReporter = (name, extra = {}) => {
+    if (onProgress === undefined) return;
+    if (name === `waiting`) return onProgress({phase: name, releaseId: release?.releaseId ?? null, ...extra});
+    const now = performance.now();
+    onProgress({phase: name, releaseId: release?.releaseId ?? null, durationMs: Math.round(now - phaseStartedAt), ...extra});
+    phaseStartedAt = now;
+  };
   if (request.beforeSwitch && active.config.hooks.beforeSwitch && release) {
+    report(`waiting`, waitingForHook(`beforeSwitch`, active.config.hooks.beforeSwitch, active.config.hooks.timeoutMs));
     const result = await runReleaseHook(context, `beforeSwitch`, active.config.hooks.beforeSwitch, release);
     hooks.push(result);
     if (!result.ok) throw hookFailure(result, release.releaseId);
+    report(`beforeSwitch`, {exitCode: result.exitCode});
   }
   const skipHealthCheck = request.skipHealthCheck === true;
   if (skipHealthCheck) log.warn(`health checks skipped for restart`, {processes: targets.map((managed) => managed.id)});
   const restarted: string[] = [];
   for (const managed of targets) {
-    if (restarted.length > 0 && request.cooldownMs) await delay(request.cooldownMs);
+    if (restarted.length > 0 && request.cooldownMs) {
+      report(`waiting`, {wait: `cooldown`, processId: managed.id, timeoutMs: request.cooldownMs, detail: `cooldown of ${formatMs(request.cooldownMs)} before restarting ${managed.id}`});
+      await delay(request.cooldownMs);
+    }
     log.info(`process restart requested`, {processId: managed.id});
     const restartedAt = performance.now();
+    report(`restarting`, {processId: managed.id, pid: managed.pid ?? null});
     let current: ManagedProcess;
     try {
-      current = await restartOne(context, managed, skipHealthCheck);
+      current = await restartOne(context, managed, skipHealthCheck, report);
     } catch (error) {
       throw stoppedAt(error, managed.id, restarted, targets.slice(restarted.length + 1).map((next) => next.id));
     }
     restarted.push(managed.id);
+    // Its duration is the whole restart of this process (stop, start, checks, drain).
     onProgress?.({phase: `restarted`, releaseId: release?.releaseId ?? null, processId: current.id, pid: current.pid ?? null, durationMs: Math.round(performance.now() - restartedAt)});
+    phaseStartedAt = performance.now();
   }
   return {restarted, ...(hooks.length > 0 ? {hooks} : {})};
 }
@@ -107,17 +124,18 @@ function selectTargets(context: DeployContext, request: RestartRequest): Managed
 }
 
 /** Restarts one process; returns the process now running in its place (a new one for the proxied process). */
-async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean): Promise<ManagedProcess> {
+async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean, report: PhaseReporter): Promise<ManagedProcess> {
   const {roster, active, log} = context;
   const release = active.release;
   const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
   if (release && release.processes.includes(managed) && definition?.policy === `proxied`) {
-    return replaceProxied(context, release, managed, `manual`, {skipHealthCheck});
+    return replaceProxied(context, release, managed, `manual`, {skipHealthCheck, report});
   }
   await managed.stop();
   await managed.start(`manual`);
+  report(`started`, startedPhase(managed, definition?.policy ?? `unknown`));
   const owner = release && release.processes.includes(managed) ? release : roster.ownerOf(managed);
-  if (definition && owner && !skipHealthCheck) await waitUntilReady(owner, definition, managed, log);
+  if (definition && owner && !skipHealthCheck) await waitUntilReady(owner, definition, managed, log, report);
   return managed;
 }
 
@@ -150,7 +168,8 @@ function stoppedAt(error: unknown, failedId: string, restarted: string[], notRea
  * port, health-checked, then the switch to its target, then the drain and stop of the old one.
  * A failure before the switch stops the new process and leaves the old one serving.
  */
-export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` = `manual`, options: {skipHealthCheck?: boolean} = {}): Promise<ManagedProcess> {
+export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` = `manual`, options: {skipHealthCheck?: boolean; report?: PhaseReporter} = {}): Promise<ManagedProcess> {
+  const report = options.report ?? (() => undefined);
   const {roster, ports, proxy, log} = context;
   const configIndex = release.config.processes.findIndex((process) => process.id === old.spec.processId);
   const process = release.config.processes[configIndex];
@@ -170,7 +189,11 @@ export async function replaceProxied(context: DeployContext, release: Release, o
   try {
     await context.commit();
     await fresh.start(reason);
-    if (process.health && options.skipHealthCheck !== true) await waitUntilHealthy(release, fresh, process, port, configIndex);
+    report(`started`, {processId: old.id, policy: process.policy, pid: fresh.pid ?? null, port});
+    if (process.health && options.skipHealthCheck !== true) {
+      await waitUntilHealthy(release, fresh, process, port, configIndex, report);
+      report(`healthy`, {processId: old.id});
+    }
   } catch (error) {
     release.processes.splice(release.processes.indexOf(fresh), 1);
     await roster.stopForGood(fresh);
@@ -189,12 +212,18 @@ export async function replaceProxied(context: DeployContext, release: Release, o
   if (release === context.active.release) context.active.switchTo(release);
   log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason});
   context.changed();
-  const drain = await oldTarget.drain({timeoutMs: release.config.proxy.drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
+  const oldPid = old.pid ?? null;
+  report(`replaced`, {processId: old.id, pid: fresh.pid ?? null, previousPid: oldPid, port});
+  const open = oldTarget.connections;
+  const drainTimeoutMs = release.config.proxy.drainTimeoutMs;
+  report(`waiting`, {wait: `drain`, processId: old.id, pid: oldPid, timeoutMs: drainTimeoutMs, detail: `drain of ${old.id} (pid ${oldPid ?? `-`}) of release ${release.releaseId}: ${open.http} http and ${open.websocket} WebSocket connections open (up to ${formatMs(drainTimeoutMs)})`});
+  const drain = await oldTarget.drain({timeoutMs: drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
   await roster.stopForGood(old);
   oldTarget.close();
   release.replaced.splice(release.replaced.indexOf(old), 1);
   context.changed();
   log.info(`process drained`, {releaseId: release.releaseId, processId: old.id, pid: old.pid, timedOut: drain.timedOut});
+  report(`drained`, {processId: old.id, pid: oldPid, ok: !drain.timedOut, ...(drain.timedOut ? {detail: `the drain timed out; its remaining connections were closed`} : {})});
   return fresh;
 }
 

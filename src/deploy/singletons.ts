@@ -3,13 +3,14 @@ import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {DeployContext} from './deploy-context.ts';
 import type {ReleasePlan} from './plan.ts';
 import type {Release} from './release.ts';
-import {waitUntilReady} from './startup-checks.ts';
+import {startedPhase, waitUntilReady} from './startup-checks.ts';
+import type {PhaseReporter} from './startup-checks.ts';
 
 /**
  * Replaces singletons one at a time after the switch, never two copies at once; on failure puts the
  * replaced ones back and throws ERR_SINGLETON_START_FAILED. Returns the ids it replaced.
  */
-export async function replaceSingletons(context: DeployContext, release: Release, plan: ReleasePlan, previous: Release | null): Promise<string[]> {
+export async function replaceSingletons(context: DeployContext, release: Release, plan: ReleasePlan, previous: Release | null, phase?: PhaseReporter): Promise<string[]> {
   const {roster} = context;
   const replaced: string[] = [];
   for (const {process} of plan.singletons) {
@@ -22,7 +23,8 @@ export async function replaceSingletons(context: DeployContext, release: Release
       // Recorded before it runs: never a second copy after a daemon crash.
       await context.commit();
       await managed.start(`deploy`);
-      await waitUntilReady(release, process, managed, context.log);
+      phase?.(`started`, startedPhase(managed, process.policy));
+      await waitUntilReady(release, process, managed, context.log, phase);
     } catch (error) {
       await restoreSingletons(context, replaced, previous);
       throw new RollbridgeError(ErrorCode.SINGLETON_START_FAILED, `Singleton "${process.id}" of release ${release.releaseId} could not start: ${errorMessage(error)}`, {

@@ -6,7 +6,7 @@ import type {Logger} from '../log/logger.ts';
 import {waitForHealthy} from '../supervisor/health-check.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import {freeBytesAt} from '../supervisor/process-log.ts';
-import {waitForReady} from '../supervisor/readiness.ts';
+import {describeReadinessCheck, waitForReady} from '../supervisor/readiness.ts';
 
 // Below this many free bytes a log filesystem counts as full.
 const FULL_DISK_BYTES = 64 * 1024;
@@ -14,12 +14,22 @@ import {formatHttpUrl} from './instance-spec.ts';
 import type {Release} from './release.ts';
 
 /**
- * Waits for the health check of a web process on `port`; rejects with ERR_PROCESS_EXITED (and the
- * process's last output) when it exits first, or with the health check's error.
+ * Reports a phase of a deploy or restart (streamed, and kept in a deploy result's `phases`). `waiting` is
+ * the start of a wait (readiness, health check, hook, queue, drain, cooldown): streamed only, without a
+ * duration; the next phase ends it and carries its duration.
  */
-export async function waitUntilHealthy(release: Release, managed: ManagedProcess, process: ProcessConfig, port: number, configIndex: number): Promise<void> {
+export type PhaseReporter = (name: string, extra?: Record<string, unknown>) => void;
+
+/**
+ * Waits for the health check of a web process on `port`; rejects with ERR_PROCESS_EXITED (and the
+ * process's last output) when it exits first, or with the health check's error. `report` gets the
+ * `waiting` phase (what is probed, the timeout) as the wait starts; the caller reports `healthy`.
+ */
+export async function waitUntilHealthy(release: Release, managed: ManagedProcess, process: ProcessConfig, port: number, configIndex: number, report?: PhaseReporter): Promise<void> {
   const health = process.health;
   if (!health) return;
+  const url = formatHttpUrl(release.config.proxy.upstreamHost, port, health.path);
+  report?.(`waiting`, {wait: `health`, processId: managed.id, url, timeoutMs: health.timeoutMs, detail: `health check of ${managed.id}: GET ${url} (timeout ${formatMs(health.timeoutMs)})`});
   const controller = new AbortController();
   const exited = managed.waitForExit().then((exit) => {
     const output = managed.recentOutput().slice(-10).map((line) => line.line);
@@ -44,7 +54,7 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   exited.catch(() => undefined);
   try {
     await waitForHealthy({
-      url: formatHttpUrl(release.config.proxy.upstreamHost, port, health.path),
+      url,
       timeoutMs: health.timeoutMs,
       intervalMs: health.intervalMs,
       startDelayMs: health.startDelayMs,
@@ -73,10 +83,15 @@ function missingCommand(output: string[]): string | null {
   return null;
 }
 
-/** A process with `readiness` must pass it before anything after it starts (dependsOn order). */
-export async function waitUntilReady(release: Release, process: ProcessConfig, managed: ManagedProcess, log: Logger): Promise<void> {
+/**
+ * A process with `readiness` must pass it before anything after it starts (dependsOn order). `report`
+ * gets the `waiting` phase (the check, the timeout) as the wait starts and `ready` once it passed.
+ */
+export async function waitUntilReady(release: Release, process: ProcessConfig, managed: ManagedProcess, log: Logger, report?: PhaseReporter): Promise<void> {
   if (!process.readiness) return;
   const configIndex = release.config.processes.indexOf(process);
+  const check = describeReadinessCheck(process.readiness, {host: release.config.proxy.upstreamHost, port: managed.spec.port});
+  report?.(`waiting`, {wait: `readiness`, processId: managed.id, check, timeoutMs: process.readiness.timeoutMs, detail: `readiness of ${managed.id}: ${check} (timeout ${formatMs(process.readiness.timeoutMs)})`});
   try {
     await waitForReady(process.readiness, {
       processId: managed.id,
@@ -93,4 +108,16 @@ export async function waitUntilReady(release: Release, process: ProcessConfig, m
     throw error;
   }
   log.info(`process ready`, {releaseId: release.releaseId, processId: managed.id});
+  report?.(`ready`, {processId: managed.id});
+}
+
+/** The `started` phase of a process that is not the proxied one (policy, pid, its port when it has one). */
+export function startedPhase(managed: ManagedProcess, policy: string): Record<string, unknown> {
+  return {processId: managed.id, policy, pid: managed.pid ?? null, ...(managed.spec.port === undefined ? {} : {port: managed.spec.port})};
+}
+
+/** `10 min`, `30 s`, `1500 ms`: a timeout as an operator reads it in a progress line. */
+export function formatMs(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return ms >= 1_000 && ms % 1_000 === 0 ? `${ms / 1_000} s` : `${ms} ms`;
 }

@@ -27,7 +27,7 @@ export async function waitForReady(readiness: ReadinessConfig, target: Readiness
   let attempts = 0;
   let passes = 0;
   let lastFailure = `no attempts`;
-  const describe = describeCheck(readiness, target);
+  const describe = describeReadinessCheck(readiness, target);
   while (Date.now() < deadline) {
     options.signal?.throwIfAborted();
     attempts += 1;
@@ -49,7 +49,8 @@ export async function waitForReady(readiness: ReadinessConfig, target: Readiness
   });
 }
 
-function describeCheck(readiness: ReadinessConfig, target: ReadinessTarget): string {
+/** What the check probes, for messages and progress lines: `GET http://127.0.0.1:4001/ready`, `TCP 127.0.0.1:4001`, `command "…"`. */
+export function describeReadinessCheck(readiness: ReadinessConfig, target: Pick<ReadinessTarget, `host` | `port`>): string {
   if (readiness.kind === `http`) return `GET http://${formatHost(target.host)}:${target.port}${readiness.path}`;
   if (readiness.kind === `tcp`) return `TCP ${formatHost(target.host)}:${target.port}`;
   return `command ${JSON.stringify(readiness.command)}`;

@@ -7,6 +7,11 @@ export class SerialQueue {
     return this.#pending > 0;
   }
 
+  /** Tasks running or waiting: how many a task queued now waits behind. */
+  get size(): number {
+    return this.#pending;
+  }
+
   run<T>(task: () => Promise<T>): Promise<T> {
     this.#pending += 1;
     const result = this.#tail.then(task, task);

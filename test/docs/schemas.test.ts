@@ -56,4 +56,7 @@ test(`the schemas reject the shapes integrations must not accept`, () => {
   assert.equal(matchesSchema(`deploy.schema.json`, {status: `success`, changed: true, dryRun: true, daemonRunning: false, releaseId: `r1`}), false, `a dry run carries its plan`);
   assertMatchesSchema(`stream-line.schema.json`, {type: `phase`, phase: `started`, releaseId: `r1`, processId: `web`, pid: 12, port: 4000, durationMs: 3});
   assertMatchesSchema(`stream-line.schema.json`, {type: `error`, error: {code: `ERR_USAGE`, message: `x`, fix: `y`}});
+  assertMatchesSchema(`stream-line.schema.json`, {type: `phase`, phase: `waiting`, releaseId: null, wait: `queue`, behind: {command: `deploy r1`, startedAt: `2026-12-01T20:00:00.000Z`, queued: 0}, detail: `the deploy queue: behind deploy r1`});
+  assert.equal(matchesSchema(`stream-line.schema.json`, {type: `phase`, phase: `waiting`, wait: `queue`, behind: {command: `deploy r1`}}), false, `a queue wait says since when and how many wait before it`);
+  assert.equal(matchesSchema(`stream-line.schema.json`, {type: `phase`, phase: `waiting`, wait: `health`, timeoutMs: -1}), false, `a timeout is not negative`);
 });

@@ -211,7 +211,8 @@ test(`--json --stream prints one NDJSON line per phase as it happens, then the r
   assert.equal(result.activeReleaseId, `r2`);
   const phases = deployLines.slice(0, -1);
   assert.ok(phases.every((line) => line.type === `phase`), deployed.stdout);
-  assert.deepEqual(phases.map((line) => line.phase), [`started`, `healthy`, `switched`, `draining`]);
+  // Each process's start, and each wait as it starts (`waiting`, ended by the next phase).
+  assert.deepEqual(phases.map((line) => `${String(line.phase)} ${String(line.processId ?? ``)}`.trim()), [`started worker`, `started web`, `waiting web`, `healthy web`, `switched`, `draining`]);
   const web = phases.find((line) => line.phase === `started` && line.processId === `web`) as Json;
   assert.equal(typeof web.pid, `number`);
   assert.equal(typeof web.port, `number`);
@@ -221,13 +222,11 @@ test(`--json --stream prints one NDJSON line per phase as it happens, then the r
 
   // --stream implies --json; rollback and restart stream the same way.
   const rolledBack = lines(await run([`rollback`, `--stream`], {cwd}));
-  assert.deepEqual(rolledBack.map((line) => line.type === `phase` ? line.phase : line.type), [`target`, `started`, `healthy`, `switched`, `draining`, `result`]);
+  assert.deepEqual(rolledBack.map((line) => line.type === `phase` ? line.phase : line.type), [`target`, `started`, `started`, `waiting`, `healthy`, `switched`, `draining`, `result`]);
   assert.equal(rolledBack.at(-1)?.activeReleaseId, `r1`);
   const restarted = lines(await run([`restart`, `--json`, `--stream`], {cwd}));
-  assert.deepEqual(restarted.map((line) => line.type), [`phase`, `result`]);
-  assert.equal(restarted[0]?.phase, `restarted`);
-  assert.equal(restarted[0]?.processId, `worker`);
-  assert.deepEqual(restarted[1]?.restarted, [`worker`]);
+  assert.deepEqual(restarted.map((line) => line.type === `phase` ? `${String(line.phase)} ${String(line.processId)}` : line.type), [`restarting worker`, `started worker`, `restarted worker`, `result`]);
+  assert.deepEqual(restarted.at(-1)?.restarted, [`worker`]);
 
   const failed = await run([`rollback`, `--release-id`, `nope`, `--json`, `--stream`], {cwd});
   assert.equal(failed.code, 1);

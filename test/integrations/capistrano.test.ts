@@ -240,7 +240,7 @@ test(`cap deploy from git hands each release to rollbridge host by host, deploy:
   }
   for (const host of rig.hosts) {
     const label = `127\\.0\\.0\\.1:${host.port}`;
-    assert.match(second.result.output, new RegExp(`${label} started web pid \\d+ port \\d+ \\(\\d+ ms\\)\\n.*${label} healthy web \\(\\d+ ms\\)\\n.*${label} switched traffic to ${second.releaseId} `), `${host.name}'s phases as they happened`);
+    assert.match(second.result.output, new RegExp(`${label} started web pid \\d+ port \\d+ \\(\\d+ ms\\)\\n.*${label} waiting for health check of web: GET http://127\\.0\\.0\\.1:\\d+/\\S* \\(timeout [^)]+\\)\\n.*${label} healthy web \\(\\d+ ms\\)\\n.*${label} switched traffic to ${second.releaseId} `), `${host.name}'s phases as they happened`);
   }
 
   const rollback = await underLoad(rig, () => cap(project, binary, [`test`, `deploy:rollback`]));

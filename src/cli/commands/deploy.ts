@@ -41,9 +41,12 @@ export class DeployCommand extends StreamingCommand {
       \`--ensure-daemon\`: the plan comes from the config and the state file (the processes a daemon
       started now would re-adopt), or "no daemon running; everything starts fresh".
 
-      Prints each phase on a terminal; JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`)
-      with \`--json\` or when stdout is not a terminal, as rollbridge 0.1 did. \`--stream\` prints one NDJSON
-      line per phase as it happens, then the result line.
+      Prints each phase on a terminal as it happens: each process as it starts (with its policy, pid and
+      port) and becomes ready, and each wait as it starts with what is waited for (a readiness check, the
+      health check's URL and timeout, a hook, the deploy queue and what holds it), the wait in progress
+      with a live elapsed time. JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`) with
+      \`--json\` or when stdout is not a terminal, as rollbridge 0.1 did. \`--stream\` prints one NDJSON line
+      per phase as it happens (a wait as \`"phase": "waiting"\`), then the result line.
 
       With \`--ensure-daemon\`, a running rollbridge 0.1 daemon of this application (on \`control.path\`, or
       on 0.1's default \`/tmp/rollbridge-<application>.sock\` when the config sets none) is upgraded in the
@@ -258,8 +261,18 @@ export function formatFailedAfterSwitch(hook: NonNullable<DeployResult[`hooks`]>
 export function formatPhase(event: ProgressEvent): string {
   const duration = typeof event.durationMs === `number` ? ` (${formatDuration(event.durationMs)})` : ``;
   switch (event.phase) {
-    case `started`: return `  started ${String(event.processId)} pid ${String(event.pid)} port ${String(event.port)}${duration}`;
+    case `waiting`: return `  waiting for ${String(event.detail ?? event.wait ?? `the daemon`)}`;
+    case `dequeued`: return `  left the deploy queue${duration}`;
+    // The proxied process of a deploy (no policy): the line rollbridge 0.1 printed, which scripts match.
+    case `started`: return event.policy === undefined
+      ? `  started ${String(event.processId)} pid ${String(event.pid)} port ${String(event.port)}${duration}`
+      : `  started ${String(event.processId)} (${event.policy}) pid ${String(event.pid)}${typeof event.port === `number` ? ` port ${event.port}` : ``}${duration}`;
+    case `ready`: return `  ready ${String(event.processId)}${duration}`;
     case `healthy`: return `  healthy ${String(event.processId)}${duration}`;
+    case `restarting`: return `  restarting ${String(event.processId)} (pid ${String(event.pid ?? `-`)})`;
+    case `replaced`: return `  switched ${String(event.processId)} to pid ${String(event.pid)} port ${String(event.port)} (was pid ${String(event.previousPid ?? `-`)})${duration}`;
+    case `drained`: return `  drained ${String(event.processId)} (pid ${String(event.pid ?? `-`)})${event.ok === false ? `: timed out, its remaining connections were closed` : ``}${duration}`;
+    case `restarted`: return `  restarted ${String(event.processId ?? `?`)} pid ${String(event.pid ?? `-`)}${duration}`;
     case `switched`: return `  switched traffic to ${String(event.releaseId)}${duration}`;
     case `watching`: return `  watching ${String(event.releaseId)} (${String(event.detail ?? ``)})`;
     case `watched`: return `  watch window passed${duration}`;

@@ -4,6 +4,7 @@ import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import type {RestartPlanView} from '../../control/protocol.ts';
 import {StreamingCommand} from '../streaming-command.ts';
+import {formatPhase} from './deploy.ts';
 
 export class RestartCommand extends StreamingCommand {
   static paths = [[`restart`]];
@@ -29,9 +30,13 @@ export class RestartCommand extends StreamingCommand {
       \`hooks.beforeSwitch\` (e.g. migrations) against the active release first; if it fails nothing
       restarts. \`--dry-run\` prints the plan and restarts nothing.
 
+      On a terminal each step is a line as it happens: \`restarting\` a process, \`started\`, each wait as it
+      starts (its readiness check, the web process's health check, its drain, a cooldown) with a live
+      elapsed time, \`ready\`/\`healthy\`, \`replaced\` and \`drained\` for the web process, then \`restarted\`.
       JSON: \`{status, changed, restarted: [ids], check?}\` (\`changed\` is false when nothing matched or with
-      \`--dry-run\`, which prints \`{status, changed: false, plan}\`); \`--stream\` prints one NDJSON line per
-      restarted process (\`"phase": "restarted"\`), then the result.
+      \`--dry-run\`, which prints \`{status, changed: false, plan}\`); \`--stream\` prints those steps as NDJSON
+      lines (\`"phase": "restarting"\`, …, \`"waiting"\`, …, \`"restarted"\` with the process's whole restart
+      time), then the result.
     `,
     examples: [
       [`Restart every non-proxied process`, `$0 restart`],
@@ -73,7 +78,7 @@ export class RestartCommand extends StreamingCommand {
         ...(this.skipHealthCheck ? {skipHealthCheck: true} : {}),
         ...(this.beforeSwitch ? {beforeSwitch: true} : {}),
         ...(this.dryRun ? {dryRun: true} : {}),
-      }, {onProgress: this.progressListener((event) => `  restarted ${event.processId ?? `?`} pid ${event.pid ?? `-`}`)});
+      }, {onProgress: this.progressListener(formatPhase)});
       if (result.plan) {
         if (this.human) this.writeLine(formatRestartPlan(result.plan));
         else this.writeSuccess({changed: false, ...result});

@@ -18,7 +18,7 @@ export class RollbackCommand extends StreamingCommand {
       crash-looped) is never chosen: with none healthy left, the command fails with
       ERR_ROLLBACK_NO_HEALTHY_RELEASE and the current release keeps serving.
 
-      Prints each phase on a terminal; JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`)
+      Prints each phase and each wait on a terminal as it happens, as deploy does; JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`)
       with \`--json\` or when stdout is not a terminal; \`--stream\` prints one NDJSON line per phase, then
       the result line.
     `,
