@@ -55,7 +55,7 @@ test(`restart --process web replaces the web process without a failed request un
 test(`a replacement web process that fails its health check leaves the old one serving`, async (t) => {
   const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {
     command: `if [ -f "${path.join(dir, `broken`)}" ]; then APP_HEALTH=fail; export APP_HEALTH; fi; exec "${process.execPath}" "${WEB_APP}"`,
-    health: {path: `/ping`, intervalMs: 20, timeoutMs: 400},
+    health: {path: `/ping`, intervalMs: 20, timeoutMs: 3_000},
   }));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const oldPid = activeRelease(await daemon.call(`status`)).processes[0]?.pid as number;

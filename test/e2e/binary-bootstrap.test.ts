@@ -12,6 +12,7 @@ import {test} from 'node:test';
 import type {TestContext} from 'node:test';
 import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {assertMatchesSchema} from '../helpers/json-schemas.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {runFile} from '../helpers/rollbridge-01.ts';
 import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
@@ -79,6 +80,7 @@ test(`daemon --release-path deploys the release before the control socket opens,
   assert.ok(switched < indexOf(daemon, `control socket listening`));
   const first = await status();
   assert.equal(first.activeReleaseId, `r1`);
+  assertMatchesSchema(`status.schema.json`, first, `status --json with bootstrap`);
   assert.deepEqual({...first.bootstrap, startedAt: `-`, durationMs: 0}, {releaseId: `r1`, releasePath: path.join(path.dirname(controlPath), `r1`), revision: `3f2a9c1`, outcome: `deployed`, startedAt: `-`, durationMs: 0});
   const proxyPort = (JSON.parse(JSON.stringify(first)) as {proxy: {port: number}}).proxy.port;
   assert.equal((await httpGet(proxyPort, `/`)).body.trim(), `r1`);

@@ -16,6 +16,7 @@ import type {NginxInstance} from '../../scripts/bench/nginx.ts';
 import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {freePort} from '../helpers/ports.ts';
+import {assertMatchesSchema} from '../helpers/json-schemas.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {installRollbridge01, runFile} from '../helpers/rollbridge-01.ts';
 import type {Rollbridge01} from '../helpers/rollbridge-01.ts';
@@ -184,6 +185,7 @@ async function upgradeUnderLoad(t: TestContext, scenario: Scenario): Promise<voi
   assert.deepEqual(result.upgrade.from, {version: `0.1.21`, pid: v01Pid, socketPath: legacySocket, activeReleaseId: `r1`});
   assert.deepEqual(result.upgrade.legacy.survivors, []);
   assert.equal(typeof result.upgrade.portGapMs, `number`);
+  assertMatchesSchema(`deploy.schema.json`, result, `deploy --ensure-daemon --json (upgrade)`);
 
   // Nothing of 0.1 is left running.
   assertNothingOf01Left(seen);
@@ -248,6 +250,7 @@ test(`plain deploy and rollback against a 0.1.21 daemon exit 0 (its replies are 
   assert.equal(result.previousReleaseId, `r1`);
   assert.equal(result.releaseId, `r2`);
   assert.equal(result.legacyDaemon, true);
+  assertMatchesSchema(`deploy.schema.json`, result, `deploy --json answered by the 0.1 daemon`);
   assert.equal((await httpGet(port, `/`)).body.trim(), `r2`);
   await collect01Pids(app.v01, app.dir, seen);
   const rolledBack = await rollbridge([`rollback`]);
@@ -273,6 +276,7 @@ test(`plain deploy and rollback against a 0.1.21 daemon exit 0 (its replies are 
   seen.add(status.daemon.pid);
   assert.equal(status.activeReleaseId, `r1`);
   assert.equal(status.upgrade.from.version, `0.1.21`);
+  assertMatchesSchema(`ensure-daemon.schema.json`, status, `ensure-daemon --json (upgrade)`);
   assert.deepEqual(status.upgrade.legacy.survivors, []);
   assertNothingOf01Left(new Set([...seen].filter((pid) => pid !== status.daemon.pid)));
   assert.equal((await httpGet(port, `/`)).body.trim(), `r1`);

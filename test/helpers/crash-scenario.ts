@@ -6,7 +6,6 @@ import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../../src/control/client.ts';
 import {listProcessIds, readEnvironmentVariable, readProcStat} from '../../src/system/proc.ts';
 import {freePort} from './ports.ts';
@@ -66,7 +65,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
       {id: `beacon`, command: recorder, policy: `service`, port: servicePort, env},
       {id: `scheduler`, command: recorder, policy: `singleton`, env},
       {id: `worker`, command: recorder, policy: `companion`, env},
-      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_BOOT_MS: `300`}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 10_000}},
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_BOOT_MS: `300`, APP_EVENTS_FILE: path.join(dir, `web-events.jsonl`)}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 10_000}},
     ],
   }, null, 2));
   const release = (name: string) => {
@@ -123,7 +122,8 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
     if (phase === `drain` || phase === `restart-drain`) {
       // A slow request keeps the old web process draining.
       const slow = httpGet(proxyPort, `/slow?ms=1500`).catch(() => undefined);
-      await delay(100);
+      const webEvents = path.join(dir, `web-events.jsonl`);
+      await waitFor(() => fs.existsSync(webEvents) && fs.readFileSync(webEvents, `utf8`).includes(`"slow request"`), {timeoutMs: 10_000, what: `the slow request to reach the old web process`});
       if (phase === `drain`) {
         const run = await deploy(`r2`);
         acknowledged = run.code === 0;
