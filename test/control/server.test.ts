@@ -91,7 +91,7 @@ test(`stops reading a connection whose replies are not drained, then answers eve
   socket.setEncoding(`utf8`);
   socket.on(`data`, (chunk: string) => (text += chunk));
   socket.resume();
-  await waitFor(() => text.split(`\n`).length > total, {what: `all replies`});
+  await waitFor(() => text.split(`\n`).length > total, {what: `all replies`, timeoutMs: 60_000}); // 64 MiB through a socket: slow on a loaded machine
   const ids = text.trim().split(`\n`).map((line) => (JSON.parse(line) as {id: number}).id);
   assert.deepEqual(ids, Array.from({length: total}, (_, i) => i));
 });

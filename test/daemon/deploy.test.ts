@@ -7,6 +7,7 @@ import {ControlClient} from '../../src/control/client.ts';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
 import {TestWebSocket, httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {freePort} from '../helpers/ports.ts';
@@ -179,11 +180,11 @@ test(`keep-alive clients see no failed request across back-to-back deploys`, asy
   await daemon.call(`deploy`, {releasePath: daemon.release(`r0`), releaseId: `r0`});
   const agent = new http.Agent({keepAlive: true, maxSockets: 4});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   let responses = 0;
   const clients = Array.from({length: 4}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/`, {agent});
         if (result.status === 200) responses += 1;
@@ -198,7 +199,7 @@ test(`keep-alive clients see no failed request across back-to-back deploys`, asy
   }
   const target = responses + 50;
   await waitFor(() => responses >= target, {what: `requests after the last deploy`});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
   assert.ok(responses > 0);

@@ -3,6 +3,7 @@ import http from 'node:http';
 import test from 'node:test';
 import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type ProcessView = {id: string; pid: number; state: string; rssBytes?: number; children: Array<{pid: number; command: string; rssBytes: number}>; memoryRestarts: number; lastStartReason?: string};
@@ -50,11 +51,11 @@ test(`the proxied process over its memory limit is replaced without a failed req
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   let lastBody = ``;
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/pid`, {agent});
         if (result.status === 200) lastBody = result.body.trim().split(` `)[0] ?? ``;
@@ -65,7 +66,7 @@ test(`the proxied process over its memory limit is replaced without a failed req
     }
   });
   await waitFor(() => lastBody !== `` && lastBody !== leaking, {what: `the replacement web process to serve`, timeoutMs: 15_000});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
   const web = ((await daemon.call(`status`)).releases as ReleaseView[])[0]?.processes[0];

@@ -6,6 +6,7 @@ import {test} from 'node:test';
 import {ControlClient} from '../../src/control/client.ts';
 import {webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
@@ -49,9 +50,9 @@ test(`ensure-daemon --replace under keep-alive load hands over to a new daemon: 
   t.after(() => agent.destroy());
   let ok = 0;
   const failures: string[] = [];
-  let running = true;
+  const loadOn = loadSwitch(t);
   const worker = async () => {
-    while (running) {
+    while (loadOn.on()) {
       try {
         const response = await httpGet(port, `/pid`, {agent});
         if (response.status === 200 && response.body.trim() === String(webPid)) ok += 1;
@@ -66,7 +67,7 @@ test(`ensure-daemon --replace under keep-alive load hands over to a new daemon: 
   const replaced = await runCli([`ensure-daemon`, `--replace`, ...launch, `--json`], {cwd: dir});
   const okAtReplace = ok;
   await waitFor(() => ok > okAtReplace + 200, {what: `load to flow through the new daemon`});
-  running = false;
+  loadOn.stop();
   await load;
   assert.equal(replaced.code, 0, `${replaced.stdout}\n${replaced.stderr}\n${fs.readFileSync(path.join(dir, `daemon.log`), `utf8`)}`);
   const result = replaced.json() as {replaced: boolean; previousPid: number; pid: number};

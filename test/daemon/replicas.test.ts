@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import test from 'node:test';
+import type {TestContext} from 'node:test';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
@@ -15,12 +17,12 @@ function webs(status: Record<string, unknown>): ProcessView[] {
 }
 
 /** Keep-alive load that records which pid answered; returns a stop function with the tallies. */
-function load(port: number, agent: http.Agent) {
-  let running = true;
+function load(t: TestContext, port: number, agent: http.Agent) {
+  const load = loadSwitch(t);
   let failures = 0;
   const pids = new Map<number, number>();
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(port, `/pid`, {agent});
         if (result.status === 200) pids.set(Number(result.body), (pids.get(Number(result.body)) ?? 0) + 1);
@@ -33,7 +35,7 @@ function load(port: number, agent: http.Agent) {
   return {
     pids,
     stop: async () => {
-      running = false;
+      load.stop();
       await Promise.all(clients);
       return failures;
     },
@@ -49,7 +51,7 @@ test(`proxied replicas each get a port, share the traffic and are replaced one a
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  const traffic = load(daemon.proxyPort, agent);
+  const traffic = load(t, daemon.proxyPort, agent);
   await waitFor(() => before.every((process) => (traffic.pids.get(process.pid) ?? 0) > 5), {what: `every replica to serve`});
   const result = await daemon.call(`restart`, {processId: `web`});
   assert.deepEqual(result.restarted, [`web#0`, `web#1`, `web#2`]);
@@ -67,7 +69,7 @@ test(`a replica that dies is skipped: its requests go to the other replicas`, as
   assert.ok(first && second);
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  const traffic = load(daemon.proxyPort, agent);
+  const traffic = load(t, daemon.proxyPort, agent);
   await waitFor(() => (traffic.pids.get(first.pid) ?? 0) > 5, {what: `traffic on the first replica`});
   process.kill(first.pid, `SIGKILL`);
   const servedBySecond = (traffic.pids.get(second.pid) ?? 0) + 200;

@@ -5,6 +5,7 @@ import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
@@ -23,11 +24,11 @@ test(`restart --process web replaces the web process without a failed request un
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   const pids = new Set<number>();
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/pid`, {agent});
         if (result.status === 200) pids.add(Number(result.body));
@@ -42,7 +43,7 @@ test(`restart --process web replaces the web process without a failed request un
   const after = activeRelease(await daemon.call(`status`));
   const newPid = after.processes[0]?.pid as number;
   await waitFor(() => pids.has(newPid), {what: `responses from the new web process`});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
   assert.notEqual(newPid, oldPid);

@@ -3,6 +3,7 @@ import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet, TestWebSocket} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 
 type ReleaseView = {releaseId: string; state: string; processes: Array<{id: string; pid: number; state: string}>};
@@ -111,15 +112,15 @@ test(`deploy --skip-health-check switches without probing and logs that it did`,
 
 test(`issue-9: after a watch rollback, rollback never goes to the failed release and the good one keeps serving under load`, async (t) => {
   const http = await import('node:http');
-  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`}}));
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`, APP_CRASH_AFTER: `first-request`}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   const served: string[] = [];
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/`, {agent});
         if (result.status === 200) served.push(result.body.trim());
@@ -147,7 +148,7 @@ test(`issue-9: after a watch rollback, rollback never goes to the failed release
   const after = served.length + 50;
   const {waitFor} = await import('../helpers/wait-for.ts');
   await waitFor(() => served.length >= after, {what: `traffic after the rollback`});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
   assert.equal(served.slice(afterWatch).includes(`crash-2`), false, `the failed release served nothing after its watch rollback`);

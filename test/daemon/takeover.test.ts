@@ -5,6 +5,7 @@ import {test} from 'node:test';
 import {ControlClient} from '../../src/control/client.ts';
 import {webConfig, WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
 import {runCli} from '../helpers/run-cli.ts';
@@ -41,16 +42,16 @@ test(`legacy-takeover starts the release beside a screen-run app on the proxy po
   // Requests keep coming during the takeover: every one is answered by the legacy app or the new release, or refused in the gap.
   const answers = new Map<string, number>();
   let refused = 0;
-  let running = true;
+  const loadOn = loadSwitch(t);
   const load = (async () => {
-    while (running) {
+    while (loadOn.on()) {
       const response = await httpGet(port, `/`).catch(() => null);
       if (response === null) refused += 1;
       else answers.set(response.body.trim(), (answers.get(response.body.trim()) ?? 0) + 1);
     }
   })();
   const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, releasePath, `--release-id`, `r1`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, pidPath], {cwd: dir});
-  running = false;
+  loadOn.stop();
   await load;
   assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${fs.existsSync(path.join(dir, `daemon.log`)) ? fs.readFileSync(path.join(dir, `daemon.log`), `utf8`) : ``}`);
   const output = result.json() as {activeReleaseId: string; portGapMs: number; legacy: {stopped: number; killed: number}; plan: {legacy: {processes: Array<{pid: number}>}}};

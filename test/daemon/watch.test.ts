@@ -4,6 +4,7 @@ import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type ReleaseView = {releaseId: string; state: string};
@@ -18,15 +19,15 @@ async function expectRolledBack(promise: Promise<unknown>, reason: RegExp): Prom
 }
 
 test(`a new release that crashes inside its watch window is switched back with no failed request under load`, async (t) => {
-  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`}}));
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {env: {APP_SHUTDOWN: `immediate`, APP_CRASH_AFTER: `first-request`}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   const served = new Map<string, number>();
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/`, {agent});
         if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
@@ -39,7 +40,7 @@ test(`a new release that crashes inside its watch window is switched back with n
   await expectRolledBack(daemon.call(`deploy`, {releasePath: daemon.release(`crash-2`), releaseId: `crash-2`, watchMs: 5_000}), /web process web exited \(code 1\)/);
   const after = (served.get(`v1`) ?? 0) + 50;
   await waitFor(() => (served.get(`v1`) ?? 0) >= after, {what: `v1 serving again`});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
   assert.ok((served.get(`crash-2`) ?? 0) > 0, `the new release served traffic before it crashed`);

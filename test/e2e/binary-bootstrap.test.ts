@@ -75,9 +75,14 @@ test(`daemon --release-path deploys the release before the control socket opens,
   const daemon = startDaemon(args);
   await waitFor(() => fs.existsSync(controlPath), {what: `the control socket`, timeoutMs: 20_000});
   // Order: the release served before the socket existed.
+  // The socket file can exist before the test has read the daemon's line about it: wait for the line.
+  const {index: listening} = await waitFor(() => {
+    const index = indexOf(daemon, `control socket listening`);
+    return index === -1 ? null : {index};
+  }, {what: `the "control socket listening" line`, timeoutMs: 20_000});
   const switched = indexOf(daemon, `traffic switched`);
   assert.ok(switched !== -1, JSON.stringify(daemon.lines.map((line) => line.msg)));
-  assert.ok(switched < indexOf(daemon, `control socket listening`));
+  assert.ok(switched < listening, JSON.stringify(daemon.lines.map((line) => line.msg)));
   const first = await status();
   assert.equal(first.activeReleaseId, `r1`);
   assertMatchesSchema(`status.schema.json`, first, `status --json with bootstrap`);
