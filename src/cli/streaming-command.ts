@@ -30,6 +30,13 @@ export abstract class StreamingCommand extends BaseCommand {
     return (event) => lines.write(format(event), WAIT_PHASES.has(event.phase));
   }
 
+  /** A wait the CLI does itself (restart --check-url), shown like the daemon's: on a terminal with a live elapsed time. */
+  showWait(text: string): void {
+    if (!this.human || this.stream) return;
+    this.#lines ??= new ProgressLines(this.context.stdout);
+    this.#lines.write(text, true);
+  }
+
   /** A wait line still counting is settled before anything else is printed. */
   override endProgress(): void {
     this.#lines?.end();

@@ -182,12 +182,14 @@ test(`restart streams each step as it happens: the readiness wait of a companion
 
   // The wait is on the terminal while the restart runs, not only at the end.
   fs.rmSync(project.readyFlag);
-  const restart = start(t, [`restart`, `worker`], {cwd, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  const checkUrl = `http://127.0.0.1:${project.proxyPort}/ping`;
+  const restart = start(t, [`restart`, `worker`, `--check-url`, checkUrl], {cwd, env: {ROLLBRIDGE_OUTPUT: `human`}});
   await waitFor(() => restart.output().includes(`waiting for readiness of worker`), {what: `the readiness wait to be shown`, timeoutMs: 20_000});
   assert.ok(restart.running(), restart.output());
   assertLinesInOrder(restart.output(), [/^ {2}restarting worker \(pid \d+\)$/, /^ {2}started worker \(companion\) pid \d+ \(/, /^ {2}waiting for readiness of worker: command /]);
   fs.writeFileSync(project.readyFlag, ``);
-  assertLinesInOrder(await finish(restart), [/^ {2}waiting for readiness of worker: command /, /^ {2}ready worker \(/, /^ {2}restarted worker pid \d+ \(/, /^Restarted worker$/]);
+  // The CLI's own wait (--check-url) is shown too, before its answer.
+  assertLinesInOrder(await finish(restart), [/^ {2}waiting for readiness of worker: command /, /^ {2}ready worker \(/, /^ {2}restarted worker pid \d+ \(/, /^ {2}waiting for http:\/\/127\.0\.0\.1:\d+\/ping to answer 2xx \(timeout 10\.0s\)$/, /^Restarted worker$/, /^http:\/\/127\.0\.0\.1:\d+\/ping answered HTTP 200$/]);
 
   const web = streamLines(await finish(start(t, [`restart`, `--process`, `web`, `--json`, `--stream`], {cwd})));
   assert.deepEqual(steps(web), [`restarting web`, `started web`, `waiting web health`, `healthy web`, `replaced web`, `waiting web drain`, `drained web`, `restarted web`]);

@@ -3,6 +3,7 @@ import * as t from 'typanion';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import type {RestartPlanView} from '../../control/protocol.ts';
+import {formatDuration} from '../render.ts';
 import {StreamingCommand} from '../streaming-command.ts';
 import {formatPhase} from './deploy.ts';
 
@@ -32,7 +33,8 @@ export class RestartCommand extends StreamingCommand {
 
       On a terminal each step is a line as it happens: \`restarting\` a process, \`started\`, each wait as it
       starts (its readiness check, the web process's health check, its drain, a cooldown) with a live
-      elapsed time, \`ready\`/\`healthy\`, \`replaced\` and \`drained\` for the web process, then \`restarted\`.
+      elapsed time, \`ready\`/\`healthy\`, \`replaced\` and \`drained\` for the web process, then \`restarted\`; and
+      the wait for \`--check-url\`.
       JSON: \`{status, changed, restarted: [ids], check?}\` (\`changed\` is false when nothing matched or with
       \`--dry-run\`, which prints \`{status, changed: false, plan}\`); \`--stream\` prints those steps as NDJSON
       lines (\`"phase": "restarting"\`, …, \`"waiting"\`, …, \`"restarted"\` with the process's whole restart
@@ -84,6 +86,7 @@ export class RestartCommand extends StreamingCommand {
         else this.writeSuccess({changed: false, ...result});
         return 0;
       }
+      if (this.checkUrl !== undefined) this.showWait(`  waiting for ${this.checkUrl} to answer 2xx (timeout ${formatDuration(checkTimeoutMs)})`);
       const check = this.checkUrl === undefined ? undefined : await checkUrl(this.checkUrl, checkTimeoutMs);
       if (this.human) {
         this.writeLine(result.restarted.length > 0 ? `Restarted ${result.restarted.join(`, `)}` : `Nothing to restart`);
