@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type {ConfigFileValidation} from '../config/load.ts';
-import {buildTemplateContext} from '../config/template.ts';
+import {buildConfigTemplateContext} from '../config/template.ts';
 import type {Config} from '../config/types.ts';
 import {probeControlSocket} from '../control/server.ts';
 import type {ProbeResult} from '../control/server.ts';
@@ -178,24 +178,8 @@ export async function checkReleasePath(releasePath: string): Promise<DoctorCheck
 export type RenderedProcess = {id: string; cwd: string} | {id: string; error: string};
 
 export function renderProcesses(config: Config, options: ReleaseCheckOptions & {releaseId: string; revision: string}): RenderedProcess[] {
-  const ports: Record<string, number> = {};
-  for (const process of config.processes) {
-    if (process.port !== undefined) ports[process.id] = process.port.from;
-  }
   return config.processes.map((process, processIndex) => {
-    const context = buildTemplateContext({
-      application: config.application,
-      releaseId: options.releaseId,
-      releasePath: options.releasePath,
-      revision: options.revision,
-      processId: process.id,
-      replicaIndex: 0,
-      replicaCount: process.replicas,
-      port: ports[process.id],
-      ports,
-      proxy: {host: config.proxy.host, port: config.proxy.port, upstreamHost: config.proxy.upstreamHost},
-      env: options.env,
-    });
+    const context = buildConfigTemplateContext(config, process, options);
     try {
       return {id: process.id, cwd: renderProcessDefinition(process, context, {releasePath: options.releasePath, processIndex}).cwd};
     } catch (error) {

@@ -8,6 +8,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import {CONFIG_FILE_NAMES} from './defaults.ts';
 import {validateConfig} from './schema.ts';
+import {findDeployPitfalls} from './deploy-pitfalls.ts';
 import type {Config, ConfigIssue, ConfigNotice, ConfigWarning} from './types.ts';
 
 export type ConfigLocation = {cwd: string; configPath?: string | undefined};
@@ -232,7 +233,13 @@ export async function validateConfigFile(options: ConfigLocation): Promise<Confi
     if (isRollbridgeError(error)) return {path: configPath, config: null, issues: [issueFromError(error)], warnings: [], notices: []};
     throw error;
   }
-  return {path: configPath, ...validateConfig(raw, {configPath})};
+  const result = validateConfig(raw, {configPath});
+  if (result.config !== null) {
+    const pitfalls = findDeployPitfalls(result.config);
+    result.issues.push(...pitfalls.issues);
+    result.warnings.push(...pitfalls.warnings);
+  }
+  return {path: configPath, ...result};
 }
 
 function issueFromError(error: RollbridgeError): ConfigIssue {

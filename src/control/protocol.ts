@@ -67,6 +67,8 @@ export const isStopParams = t.isObject({
 
 export const isRestartParams = t.isObject({
   processId: t.isOptional(t.isString()),
+  /** Several base or instance ids (`restart --process a --process b`); each must match. */
+  processIds: t.isOptional(t.isArray(t.isString())),
   policy: t.isOptional(t.isEnum(PROCESS_POLICIES)),
   /** Substrings of instance ids; the union of the matches is restarted; a name matching nothing fails. */
   names: t.isOptional(t.isArray(t.isString())),
@@ -657,6 +659,7 @@ export function listLegacyUnsupported(command: ControlCommandName, params: Recor
   if (command === `deploy` && params.dryRun === true) unsupported.push(`--dry-run (0.1 would deploy for real)`);
   if ((command === `deploy`) && typeof params.watchMs === `number` && params.watchMs > 0) unsupported.push(`--watch (0.1 has no watch window)`);
   if (command === `restart` && Array.isArray(params.names) && params.names.length > 0) unsupported.push(`restart NAMES (0.1 would restart every process)`);
+  if (command === `restart` && Array.isArray(params.processIds) && params.processIds.length > 0) unsupported.push(`several --process (0.1 would restart every process)`);
   if (command === `deploy` && params.skipIfActive === true) unsupported.push(`--skip-if-active (0.1 would deploy the active release again)`);
   return unsupported;
 }

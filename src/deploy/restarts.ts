@@ -18,6 +18,8 @@ import {formatMs, startedPhase, waitUntilHealthy, waitUntilReady} from './startu
 
 export type RestartRequest = {
   processId?: string | undefined;
+  /** Several `--process` values: the union of their matches (each must match a process). */
+  processIds?: string[] | undefined;
   policy?: string | undefined;
   names?: string[] | undefined;
   cooldownMs?: number | undefined;
@@ -92,7 +94,8 @@ function selectTargets(context: DeployContext, request: RestartRequest): Managed
   const {roster, active} = context;
   const config = active.config;
   const names = request.names ?? [];
-  const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.all === true || request.policy === `proxied` || request.processId !== undefined || names.length > 0);
+  const processIds = [...request.processId === undefined ? [] : [request.processId], ...request.processIds ?? []];
+  const proxiedNamed = (process: ProcessConfig) => process.policy === `proxied` && (request.all === true || request.policy === `proxied` || processIds.length > 0 || names.length > 0);
   const nameMatches = (managed: ManagedProcess) => names.length === 0 || names.some((name) => managed.id.includes(name));
   const validIds = () => roster.allInstanceIds(config, active.release);
   // Typo safety: every name must match something, or nothing is restarted.
@@ -110,14 +113,16 @@ function selectTargets(context: DeployContext, request: RestartRequest): Managed
     if (request.policy !== undefined && process.policy !== request.policy) continue;
     for (const managed of roster.instancesOf(process, active.release)) {
       if (!nameMatches(managed)) continue;
-      if (request.processId === undefined || request.processId === process.id || request.processId === managed.id) targets.push(managed);
+      if (processIds.length === 0 || processIds.includes(process.id) || processIds.includes(managed.id)) targets.push(managed);
     }
   }
-  if (request.processId !== undefined && targets.length === 0) {
+  // Typo safety again: with several --process, one that matches nothing fails before anything restarts.
+  const unknownId = processIds.find((id) => !targets.some((managed) => managed.id === id || managed.spec.processId === id));
+  if (unknownId !== undefined) {
     const valid = validIds();
-    throw new RollbridgeError(ErrorCode.PROCESS_NOT_FOUND, `No managed process with id "${request.processId}" to restart`, {
+    throw new RollbridgeError(ErrorCode.PROCESS_NOT_FOUND, `No managed process with id "${unknownId}" to restart${processIds.length > 1 ? `; nothing was restarted` : ``}`, {
       fix: `Pass one of: ${valid.join(`, `) || `(none running)`} to --process`,
-      details: {processId: request.processId, valid},
+      details: {processId: unknownId, valid},
     });
   }
   return targets;

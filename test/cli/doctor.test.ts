@@ -216,7 +216,8 @@ test(`--release-path adds the release checks: templates with representative port
   fs.mkdirSync(path.join(release, `abc123`));
   const ports = writeConfig(dir, webConfig(dir, {}, {cwd: `p{{port}}`, port: {from: 4100, to: 4199}, env: {REV: `{{revision}}`}}), `ports.json`);
   const releaseIdCwd = writeConfig(dir, webConfig(dir, {}, {cwd: `{{releaseId}}`}), `release-id.json`);
-  const badTemplate = writeConfig(dir, webConfig(dir, {}, {command: `node app.js {{nope}}`}), `bad-template.json`);
+  // A key validate cannot judge (the daemon's environment); a typo such as {{nope}} fails the config check already.
+  const badTemplate = writeConfig(dir, webConfig(dir, {}, {command: `node app.js {{env.ROLLBRIDGE_DOCTOR_UNSET}}`}), `bad-template.json`);
   const missingPath = path.join(dir, `releases`, `43`);
   const [passing, byRevision, byBasename, templateFailure, missingRelease] = await Promise.all([
     doctor([`--config`, ports, `--release-path`, path.relative(dir, release)], dir),
@@ -234,7 +235,7 @@ test(`--release-path adds the release checks: templates with representative port
   assert.equal(check(byBasename.report, `process working directories`).detail, `missing: web (${path.join(release, `42`)})`);
 
   assert.equal(templateFailure.code, 1);
-  assert.deepEqual(check(templateFailure.report, `process templates`), {name: `process templates`, ok: false, detail: `web: Missing template value for {{nope}} in processes[0].command`});
+  assert.deepEqual(check(templateFailure.report, `process templates`), {name: `process templates`, ok: false, detail: `web: Missing template value for {{env.ROLLBRIDGE_DOCTOR_UNSET}} in processes[0].command`});
 
   assert.equal(missingRelease.code, 1);
   assert.equal(check(missingRelease.report, `release path`).detail, `${missingPath} does not exist`);

@@ -181,7 +181,7 @@ test(`validateConfigFile turns a load failure into a single issue`, async (t) =>
 test(`formats a valid config with its process count, proxy address and warnings`, async (t) => {
   const dir = createTempDir(t);
   const file = path.join(dir, `rollbridge.json`);
-  fs.writeFileSync(file, JSON.stringify({proxy: {port: 9000, drainTimeout: 1}, processes: [{id: `web`, command: `x`, policy: `proxied`, port: 3000}]}));
+  fs.writeFileSync(file, JSON.stringify({proxy: {port: 9000, drainTimeout: 1}, processes: [{id: `web`, command: `x`, policy: `proxied`, port: {from: 3000, to: 3009}}]}));
   const result = await validateConfigFile({cwd: dir});
   const text = formatValidationReport(result, {json: false});
   assert.equal(text.exitCode, 0);

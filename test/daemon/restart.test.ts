@@ -93,6 +93,17 @@ test(`restart --policy picks one policy; without selectors it leaves the web pro
   }
   const single = await daemon.call(`restart`, {processId: `worker#1`});
   assert.deepEqual(single.restarted, [`worker#1`]);
+  // restart --process cache --process worker#0: the union, in start order.
+  const several = await daemon.call(`restart`, {processIds: [`worker#0`, `cache`]});
+  assert.deepEqual(several.restarted, [`cache`, `worker#0`]);
+  const pidsBefore = activeRelease(await daemon.call(`status`)).processes.map((process) => process.pid);
+  await assert.rejects(daemon.call(`restart`, {processIds: [`cache`, `wrker`]}), (error: unknown) => {
+    assert.ok(isRollbridgeError(error));
+    assert.equal(error.code, `ERR_PROCESS_NOT_FOUND`);
+    assert.match(error.message, /"wrker".*nothing was restarted/);
+    return true;
+  });
+  assert.deepEqual(activeRelease(await daemon.call(`status`)).processes.map((process) => process.pid), pidsBefore, `a typo in one --process restarts nothing`);
   await assert.rejects(daemon.call(`restart`, {processId: `wrker`}), (error: unknown) => {
     assert.ok(isRollbridgeError(error));
     assert.equal(error.code, `ERR_PROCESS_NOT_FOUND`);

@@ -4,6 +4,7 @@ import {RollbridgeError} from '../../errors/rollbridge-error.ts';
 import type {CliContext} from '../context.ts';
 import {buildCompletionSpec, isSupportedShell, renderCompletionScript, SUPPORTED_SHELLS} from '../completion-scripts.ts';
 import {renderError} from '../render.ts';
+import {PROCESS_POLICIES} from '../../config/schema.ts';
 
 export class CompletionCommand extends Command<CliContext> {
   static paths = [[`completion`]];
@@ -12,7 +13,10 @@ export class CompletionCommand extends Command<CliContext> {
     description: `Print a shell completion script (bash, zsh or fish)`,
     details: `
       The script is generated from the registered commands and their options: it completes command
-      names, then each command's long flags, and file names after a flag that takes a value. An
+      names, then each command's long flags; after a flag that takes a value it offers file names for
+      paths (\`--release-path\`, \`--config\`, \`--daemon-log-path\`…), the policies after \`--policy\`, the
+      config's process ids after \`--process\` (read from \`--config\` on the command line, else from the
+      current directory; \`id#n\` for replicas), and nothing after a duration, a number or a URL. An
       unsupported shell is a usage error (exit 2).
     `,
     examples: [
@@ -33,7 +37,11 @@ export class CompletionCommand extends Command<CliContext> {
           details: {shell: this.shell, supported: [...SUPPORTED_SHELLS]},
         });
       }
-      const spec = buildCompletionSpec(this.cli.definitions(), {binaryName: this.cli.binaryName, positionalValues: {completion: SUPPORTED_SHELLS}});
+      const spec = buildCompletionSpec(this.cli.definitions(), {
+        binaryName: this.cli.binaryName,
+        positionalValues: {completion: SUPPORTED_SHELLS},
+        flagValues: {'--policy': PROCESS_POLICIES, '--process': {command: `__complete-processes`}},
+      });
       this.context.stdout.write(renderCompletionScript(this.shell, spec));
       return 0;
     } catch (error) {

@@ -10,11 +10,15 @@ import {formatPhase} from './deploy.ts';
 export class RestartCommand extends StreamingCommand {
   static paths = [[`restart`]];
 
+  /** `--process a --process b` restarts both (checked by runCli: other value flags may be given once). */
+  static repeatableOptions = [`--process`];
+
   static usage = Command.Usage({
     description: `Restart processes one after the other; the web process without downtime`,
     details: `
       Without selectors restarts every companion, singleton and service of the active release; \`--process\`
-      takes a base id (all replicas) or one instance (\`worker#1\`); \`--policy\` restricts to one policy.
+      takes a base id (all replicas) or one instance (\`worker#1\`) and may be repeated to restart several
+      (an id that matches nothing fails before anything restarts); \`--policy\` restricts to one policy.
       NAMES are substrings of instance ids: the union of their matches is restarted, and a name that
       matches nothing fails before anything restarts (typo safety). \`--cooldown\` pauses between
       processes; \`--check-url\` must answer 2xx (within \`--check-timeout\`, 10 s by default) after the
@@ -43,6 +47,7 @@ export class RestartCommand extends StreamingCommand {
     examples: [
       [`Restart every non-proxied process`, `$0 restart`],
       [`Restart one process (all its replicas)`, `$0 restart --process worker`],
+      [`Restart two processes`, `$0 restart --process worker --process cron`],
       [`Restart only the services`, `$0 restart --policy service`],
       [`Replace the web process without dropping a request`, `$0 restart --process web`],
       [`Every process whose id contains "worker" or "cron", 5 s apart, then check the site`, `$0 restart worker cron --cooldown 5s --check-url http://127.0.0.1:8182/ping`],
@@ -52,7 +57,7 @@ export class RestartCommand extends StreamingCommand {
     ],
   });
 
-  processId = Option.String(`--process`, {description: `Base id or instance id (id#n) to restart`});
+  processIds = Option.Array(`--process`, [], {description: `Base id or instance id (id#n) to restart; repeat it for several`});
   policy = Option.String(`--policy`, {validator: t.isEnum([`companion`, `singleton`, `service`, `proxied`]), description: `Only processes with this policy: companion, singleton, service or proxied`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once)`});
   cooldown = Option.String(`--cooldown`, {description: `Pause between restarted processes, e.g. 5s`});
@@ -73,7 +78,8 @@ export class RestartCommand extends StreamingCommand {
       const result = await client.call(`restart`, {
         ...(this.names.length > 0 ? {names: this.names} : {}),
         ...(cooldownMs !== undefined ? {cooldownMs} : {}),
-        ...(this.processId !== undefined ? {processId: this.processId} : {}),
+        // One id travels as processId, which every daemon (0.1 included) understands.
+        ...(this.processIds.length === 1 ? {processId: this.processIds[0]} : this.processIds.length > 1 ? {processIds: this.processIds} : {}),
         ...(this.policy !== undefined ? {policy: this.policy as `companion` | `singleton` | `service` | `proxied`} : {}),
         wait: this.wait,
         ...(this.all ? {all: true} : {}),
