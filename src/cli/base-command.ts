@@ -10,6 +10,7 @@ import type {LogRecord} from '../log/logger.ts';
 import type {CliContext} from './context.ts';
 import {ExitCode, renderError, writeJson, writeJsonLine} from './render.ts';
 import {parseDurationMs} from './options.ts';
+import {explainConnectError} from './socket-access.ts';
 
 /**
  * Shared flags (--config, --json) and helpers. Commands implement `run()`; errors are rendered once
@@ -34,7 +35,7 @@ export abstract class BaseCommand extends Command<CliContext> {
       return code ?? ExitCode.OK;
     } catch (error) {
       this.endProgress();
-      return renderError(error, {json: this.json, stream: this.streaming, stdout: this.context.stdout, stderr: this.context.stderr});
+      return renderError(explainConnectError(error), {json: this.json, stream: this.streaming, stdout: this.context.stdout, stderr: this.context.stderr});
     }
   }
 

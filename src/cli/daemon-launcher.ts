@@ -2,13 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../control/client.ts';
-import {getDefaultDaemonLogPath, getDefaultDaemonPidPath, getRuntimeDir} from '../config/paths.ts';
+import {getDefaultDaemonLogPath, getDefaultDaemonPidPath, getRuntimeDir, getUid} from '../config/paths.ts';
 import type {Config} from '../config/types.ts';
 import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {CliContext} from './context.ts';
 import {getVersionInfo} from './version.ts';
+import {formatMode, readOwner, userLabel} from './socket-access.ts';
+import {findUserName} from '../system/users.ts';
 import {APPEND_FLAGS, REPLACE_FLAGS, UnsafePathError, ensurePrivateDirectory, openPrivateFile} from '../util/private-file.ts';
 
 export type EnsureDaemonOptions = {
@@ -34,6 +36,13 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   const logPath = path.resolve(context.cwd, options.logPath ?? getDefaultDaemonLogPath(config.application));
   const pidPath = path.resolve(context.cwd, options.pidPath ?? getDefaultDaemonPidPath(config.application));
   const logFd = openDaemonFile(logPath, APPEND_FLAGS, `--daemon-log-path`);
+  try {
+    // Refused before a daemon is spawned, not after: a pid path this user cannot write.
+    checkWritable(pidPath, `--daemon-pid-path`);
+  } catch (error) {
+    fs.closeSync(logFd);
+    throw error;
+  }
   const {spawn} = await import('node:child_process');
   let child;
   try {
@@ -123,13 +132,48 @@ function openDaemonFile(file: string, flags: number, flag: string): number {
     else fs.mkdirSync(dir, {recursive: true});
     return openPrivateFile(file, flags, dir);
   } catch (error) {
-    if (error instanceof UnsafePathError) {
-      throw new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing ${error.path}: ${error.reason}`, {
-        fix: `Remove ${error.path} if you did not create it, or pass ${flag} a file in a directory only you can write`,
-        details: {key: flag, path: error.path},
-      });
-    }
-    throw error;
+    throw toDaemonFileError(error, file, flag);
+  }
+}
+
+function toDaemonFileError(error: unknown, file: string, flag: string): unknown {
+  if (error instanceof UnsafePathError) {
+    return new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing ${error.path}: ${error.reason}`, {
+      fix: `Remove ${error.path} if you did not create it, or pass ${flag} a file in a directory only you can write`,
+      details: {key: flag, path: error.path},
+    });
+  }
+  return unwritable(file, flag, error);
+}
+
+/**
+ * A daemon file this user cannot create or open (EACCES, EROFS, a path through a file…): who owns the
+ * nearest existing part of the path and which flag picks another place. Anything else stays a bug.
+ */
+function unwritable(file: string, flag: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === undefined || ![`EACCES`, `EPERM`, `EROFS`, `ENOTDIR`, `EISDIR`, `ENOENT`, `ENOSPC`, `EDQUOT`].includes(code)) return error;
+  let existing = file;
+  while (!fs.existsSync(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
+  const owner = readOwner(existing);
+  const uid = getUid();
+  const ownedBy = owner === null ? `` : `; ${existing === file ? existing : `${existing}, the nearest existing part of the path,`} belongs to ${userLabel(owner.uid, owner.user)}, group ${owner.group ?? `gid ${owner.gid}`}, mode ${formatMode(owner.mode)}`;
+  return new RollbridgeError(ErrorCode.DAEMON_FILE_UNWRITABLE, `Cannot write the daemon's ${flag === `--daemon-pid-path` ? `pid` : `log`} file ${file} (${code}) as ${userLabel(uid, findUserName(uid))}${ownedBy}`, {
+    fix: `Pass ${flag} a file in a directory ${findUserName(uid) ?? `this user`} may write, or leave ${flag} out for the default in your runtime directory${owner !== null && owner.uid !== uid ? `, or run the command as ${owner.uid === 0 ? `root (sudo)` : owner.user ?? `uid ${owner.uid}`}` : ``}`,
+    details: {key: flag, path: file, errno: code, ...(owner === null ? {} : {owner: {path: owner.path, uid: owner.uid, user: owner.user, gid: owner.gid, group: owner.group, mode: formatMode(owner.mode)}})},
+    cause: error,
+  });
+}
+
+/** Whether the pid file could be created or replaced here, without touching an existing one. */
+function checkWritable(file: string, flag: string): void {
+  try {
+    const dir = path.dirname(file);
+    if (dir === getRuntimeDir()) ensurePrivateDirectory(dir);
+    else fs.mkdirSync(dir, {recursive: true});
+    fs.accessSync(fs.existsSync(file) ? file : dir, fs.constants.W_OK);
+  } catch (error) {
+    throw toDaemonFileError(error, file, flag);
   }
 }
 

@@ -13,6 +13,9 @@ import type {DaemonState} from '../state/state-file.ts';
 import {renderProcessDefinition} from '../deploy/process-env.ts';
 import {errorMessage} from '../errors/rollbridge-error.ts';
 import {plural} from './render.ts';
+import {describeSocketChoice, findOtherSockets, userLabel} from './socket-access.ts';
+import {getRuntimeDir} from '../config/paths.ts';
+import {findUserName} from '../system/users.ts';
 
 /** One line of `rollbridge doctor`. Names are upstream's, so scripts that grep them keep working. */
 export type DoctorCheck = {name: string; ok: boolean; detail: string};
@@ -51,12 +54,13 @@ export async function probeSocket(socketPath: string): Promise<SocketProbe> {
   }
 }
 
-/** `control socket`, `control socket directory`, `proxy port`, `state path directory`, `orphaned processes`. */
-export async function runEnvironmentChecks(config: Config): Promise<DoctorCheck[]> {
+/** `control socket`, `control socket user`, `control socket directory`, `proxy port`, `state path directory`, `orphaned processes`. */
+export async function runEnvironmentChecks(config: Config, env: Record<string, string | undefined> = {}): Promise<DoctorCheck[]> {
   const probe = await probeSocket(config.control.path);
   const statePath = statePathOf(config);
   return [
     await checkControlSocket(config, probe),
+    await checkControlSocketUser(config, env),
     await checkControlSocketDirectory(config.control.path),
     await checkProxyPort(config, probe),
     await checkStatePathDirectory(statePath, config.control.path),
@@ -85,6 +89,40 @@ export async function checkControlSocket(config: Config, probe: SocketProbe): Pr
     case `error`:
       return fail(name, `could not probe ${socketPath}: ${errorMessage(probe.error)}`);
   }
+}
+
+/**
+ * `control socket user`: which socket this user resolves to and why (control.path, or its own runtime
+ * directory: sudo and plain users differ), and whether a daemon for the same application answers in another
+ * user's runtime directory (fails: this user's commands would not reach it, and `ensure-daemon` would start
+ * a second one). Root looks into every user's directory; another user only sees whether root's is there.
+ */
+export async function checkControlSocketUser(config: Config, env: Record<string, string | undefined>): Promise<DoctorCheck> {
+  const name = `control socket user`;
+  const choice = describeSocketChoice(config);
+  const me = userLabel(choice.uid, choice.user);
+  if (choice.source === `config`) return pass(name, `control.path is set in the config: ${me} and every other user, with or without sudo, use ${choice.path}`);
+  const sudoUid = choice.uid === 0 && env.SUDO_UID !== undefined && /^\d+$/.test(env.SUDO_UID) ? Number(env.SUDO_UID) : null;
+  const resolved = `${me} resolves control.path to ${choice.path}, in its own runtime directory (sudo uses root's ${getRuntimeDir(0)}, every other user ${path.join(path.dirname(choice.runtimeDir), `rollbridge-<uid>`)}${sudoUid === null ? `` : `; without sudo, ${userLabel(sudoUid, findUserName(sudoUid))} uses ${getRuntimeDir(sudoUid)}`})`;
+  const others = findOtherSockets(choice.path);
+  const daemons: string[] = [];
+  const notes: string[] = [];
+  for (const other of others) {
+    const owner = userLabel(other.uid, other.user);
+    if (other.state === `private`) {
+      notes.push(`${other.dir} (${owner}'s runtime directory) is private, so a daemon started ${other.uid === 0 ? `with sudo` : `by ${owner}`} cannot be seen from here: run "${other.uid === 0 ? `sudo ` : ``}rollbridge doctor" to look there`);
+      continue;
+    }
+    const probe = await probeSocket(other.socketPath);
+    if (probe.state === `daemon` && probe.status.application === config.application) {
+      daemons.push(`a daemon for "${config.application}" answers on ${other.socketPath} (${owner}'s runtime directory): ${other.uid === 0 ? `run rollbridge with sudo to reach it` : `run rollbridge as ${other.user ?? `uid ${other.uid}`}${choice.uid === 0 ? `, without sudo,` : ``} to reach it`}, or stop one of the two`);
+    } else {
+      notes.push(`${other.socketPath} (${owner}'s runtime directory) is ${probe.state === `stale` ? `a stale socket, no daemon` : probe.state === `error` ? `a socket this user may not probe` : `not a daemon for "${config.application}"`}`);
+    }
+  }
+  if (daemons.length > 0) return fail(name, `${resolved}; but ${daemons.join(`; `)}`);
+  const looked = others.length === 0 ? `no other user's runtime directory holds a socket for "${config.application}"` : notes.join(`; `);
+  return pass(name, `${resolved}; ${looked}`);
 }
 
 /**

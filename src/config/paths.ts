@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -8,9 +9,26 @@ export function getUid(): number {
   return typeof process.getuid === `function` ? process.getuid() : 0;
 }
 
-/** Directory for sockets and default runtime files: private to the user (mode 0700). */
-export function getRuntimeDir(): string {
-  return path.join(os.tmpdir(), `rollbridge-${getUid()}`);
+/**
+ * Directory for sockets and default runtime files: private to the user (mode 0700). Each uid has its own,
+ * so `sudo rollbridge …` (uid 0) and `rollbridge …` reach different daemons unless control.path is set.
+ */
+export function getRuntimeDir(uid: number = getUid()): string {
+  return path.join(os.tmpdir(), `rollbridge-${uid}`);
+}
+
+/** The runtime directories of every user in the temp directory (`rollbridge-<uid>`), by uid. */
+export function listRuntimeDirs(): Array<{uid: number; dir: string}> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(os.tmpdir());
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const match = /^rollbridge-(\d+)$/.exec(name);
+    return match ? [{uid: Number(match[1]), dir: path.join(os.tmpdir(), name)}] : [];
+  }).sort((left, right) => left.uid - right.uid);
 }
 
 export function getDefaultControlPath(application: string): string {

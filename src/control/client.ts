@@ -78,7 +78,8 @@ export class ControlClient {
       const onError = (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         socket.destroy();
-        reject(unreachable(socketPath, error.code === `ECONNREFUSED` ? `ECONNREFUSED: stale socket` : error.code ?? error.message, error));
+        if (error.code === `EACCES` || error.code === `EPERM`) reject(permissionDenied(socketPath, error));
+        else reject(unreachable(socketPath, error.code === `ECONNREFUSED` ? `ECONNREFUSED: stale socket` : error.code ?? error.message, error));
       };
       socket.once(`error`, onError);
       socket.once(`connect`, () => {
@@ -200,6 +201,18 @@ export class ControlClient {
 
 function during(command: string | undefined): string {
   return command === undefined ? `` : ` during "${command}"`;
+}
+
+/**
+ * The socket (or a directory on its way) exists but this user may not use it: a daemon may well be running,
+ * so this must never read as "start one". The CLI adds who owns what (cli/socket-access.ts).
+ */
+function permissionDenied(socketPath: string, cause: NodeJS.ErrnoException): RollbridgeError {
+  return new RollbridgeError(ErrorCode.CONTROL_PERMISSION_DENIED, `Permission denied connecting to the control socket ${socketPath} (${cause.code ?? `EACCES`})`, {
+    fix: `Run the command as the user the daemon runs as (or with sudo), or set control.path to a socket you may use`,
+    details: {path: socketPath, errno: cause.code ?? `EACCES`},
+    cause,
+  });
 }
 
 function unreachable(socketPath: string, reason: string, cause?: unknown): RollbridgeError {

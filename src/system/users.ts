@@ -67,3 +67,8 @@ function tryFindId(name: string, databasePath: string): number | null {
 export function findUserName(uid: number, options: IdLookupOptions = {}): string | null {
   return readEntries(options.databasePath ?? `/etc/passwd`).find(([, id]) => id === String(uid))?.[0] ?? null;
 }
+
+/** The name of a gid in /etc/group (or `databasePath`), null when it has none. */
+export function findGroupName(gid: number, options: IdLookupOptions = {}): string | null {
+  return readEntries(options.databasePath ?? `/etc/group`).find(([, id]) => id === String(gid))?.[0] ?? null;
+}

@@ -62,7 +62,7 @@ test(`doctor passes for a valid config with a free socket and port, in upstream'
   assert.match(human.stdout, /\n\nAll checks passed\.\n$/);
   assert.equal(code, 0);
   assert.equal(report.ok, true);
-  assert.deepEqual(report.checks.map((entry) => entry.name), [`config`, `control socket`, `control socket directory`, `proxy port`, `state path directory`, `orphaned processes`]);
+  assert.deepEqual(report.checks.map((entry) => entry.name), [`config`, `control socket`, `control socket user`, `control socket directory`, `proxy port`, `state path directory`, `orphaned processes`]);
   assert.equal(check(report, `control socket directory`).detail, `${dir} is writable`);
   assert.equal(check(report, `orphaned processes`).detail, `no state file`);
   assert.ok(report.checks.every((entry) => entry.ok));

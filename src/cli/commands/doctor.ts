@@ -14,7 +14,10 @@ export class DoctorCommand extends BaseCommand {
     description: `Pre-flight checks of the host: config, control socket, proxy port, state path, a release`,
     details: `
       Runs, in order: \`config\`, \`control socket\` (free, or held by this application's daemon),
-      \`control socket directory\`, \`proxy port\` (a trial bind; a port held by this application's
+      \`control socket user\` (which socket this user resolves to: \`control.path\`, or its own runtime
+      directory \`$TMPDIR/rollbridge-<uid>\`, so \`sudo\` and a plain user differ; fails when a daemon for
+      the same application answers in another user's runtime directory, which root can look into and other
+      users only when it is not private), \`control socket directory\`, \`proxy port\` (a trial bind; a port held by this application's
       running daemon passes), and when \`statePath\` is set \`state path directory\` and
       \`orphaned processes\`. With \`--release-path\` it also checks \`release path\`, \`process templates\`
       (each process's command, cwd and env rendered with the low end of each port range and replica 0;
@@ -56,7 +59,7 @@ export class DoctorCommand extends BaseCommand {
     if (!this.json) {
       for (const warning of validation.warnings) this.context.stderr.write(`warning: ${warning.message}\n  fix: ${warning.fix}\n`);
     }
-    const checks = [configCheck, ...await runEnvironmentChecks(config)];
+    const checks = [configCheck, ...await runEnvironmentChecks(config, this.context.env)];
     if (this.releasePath !== undefined) {
       checks.push(...await runReleaseChecks(config, {
         releasePath: path.resolve(this.context.cwd, this.releasePath),

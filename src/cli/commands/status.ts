@@ -2,6 +2,7 @@ import {Command, Option} from 'clipanion';
 import type {ProcessStatusView, StatusResult} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 import {formatDuration, formatTable, plural} from '../render.ts';
+import {describeSocketChoice, formatSocketChoice} from '../socket-access.ts';
 
 
 export class StatusCommand extends BaseCommand {
@@ -12,7 +13,10 @@ export class StatusCommand extends BaseCommand {
     details: `
       A table on a terminal; the full status document as JSON with \`--json\` or when stdout is not a
       terminal (the rollbridge 0.1 shape: activeReleaseId, application, control, proxy, releases,
-      services, singletons, plus daemon and daemonRuntime).
+      services, singletons, plus daemon and daemonRuntime). \`control\` also says which socket this user
+      resolved to: \`source\` is \`config\` (control.path, the same for every user) or \`runtime\` (this
+      user's own \`runtimeDir\`, \`$TMPDIR/rollbridge-<uid>\`: \`sudo\` and a plain user reach different
+      daemons), with \`uid\` and \`user\`; on a terminal the last line says it.
 
       With \`--check\`, compares the state with what should run instead: every process of the active
       release, every service and every singleton should be \`running\`, and a release should be active.
@@ -35,11 +39,14 @@ export class StatusCommand extends BaseCommand {
       client.close();
     }
     if (this.check) return this.#renderCheck(findStatusProblems(status));
+    // Which socket this user resolved to, and why (sudo and a plain user differ unless control.path is set).
+    const choice = describeSocketChoice(config);
     if (!this.human) {
-      this.writeJson({status: `success`, ...status});
+      this.writeJson({status: `success`, ...status, control: {...status.control, path: status.control?.path ?? choice.path, source: choice.source, runtimeDir: choice.runtimeDir, uid: choice.uid, user: choice.user}});
       return 0;
     }
     this.writeLine(renderStatus(status));
+    this.writeLine(`\n${formatSocketChoice(choice)}`);
     return 0;
   }
 
