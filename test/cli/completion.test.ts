@@ -76,6 +76,15 @@ test(`the zsh script is a #compdef script with each command's options; fish uses
   assert.match(fish.stdout, /^complete -c rollbridge -n '__fish_seen_subcommand_from deploy' -l release-path -r -F -d '/m);
   assert.match(fish.stdout, /^complete -c rollbridge -n '__fish_seen_subcommand_from status' -l check -d '/m);
   assert.doesNotMatch(fish.stdout, /__verify-app/);
+
+  // After --policy the policies, after --process the config's ids (a hidden command prints them), nothing after a duration.
+  assert.match(zsh.stdout, /'--policy\[[^\]]*\]:policy:\(proxied companion singleton service\)'/);
+  assert.match(zsh.stdout, /'--process\[[^\]]*\]:process:\{compadd -- \$\{\(f\)"\$\(rollbridge __complete-processes 2>\/dev\/null\)"\}\}'/);
+  assert.match(zsh.stdout, /'--cooldown\[[^\]]*\]:cooldown: '/);
+  assert.match(fish.stdout, /^complete -c rollbridge -n '__fish_seen_subcommand_from restart' -l policy -r -f -a 'proxied companion singleton service' -d '/m);
+  assert.match(fish.stdout, /^complete -c rollbridge -n '__fish_seen_subcommand_from logs' -l process -r -f -a '\(rollbridge __complete-processes 2>\/dev\/null\)' -d '/m);
+  assert.match(fish.stdout, /^complete -c rollbridge -n '__fish_seen_subcommand_from restart' -l cooldown -r -f -d '/m);
+  assert.doesNotMatch(zsh.stdout + fish.stdout, /__complete-processes'/, `the hidden command is not offered as a command`);
 });
 
 test(`an unsupported shell is a usage error (exit 2) listing the supported shells`, async () => {

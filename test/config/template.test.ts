@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {buildTemplateContext, renderTemplate} from '../../src/config/template.ts';
+import {buildTemplateContext, findTemplateErrors, renderTemplate} from '../../src/config/template.ts';
 import type {TemplateContext} from '../../src/config/template.ts';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 
@@ -65,4 +65,14 @@ test(`refuses an object value instead of printing [object Object]`, () => {
   const error = templateError(`{{ports}}`, context());
   assert.match(error.message, /\{\{ports\}\} in processes\[0\]\.command is an object/);
   assert.match(error.fix ?? ``, /ports\.web, ports\.worker/);
+});
+
+test(`a mistyped key gets the closest one in the fix; findTemplateErrors reports every placeholder, env.* left alone on request`, () => {
+  assert.match(templateError(`--port {{prot}}`, context()).fix ?? ``, /^Did you mean \{\{port\}\}\? Use one of the available keys in processes\[0\]\.command: /);
+  assert.match(templateError(`{{releasID}}`, context()).fix ?? ``, /^Did you mean \{\{releaseId\}\}\?/);
+  assert.doesNotMatch(templateError(`{{database}}`, context()).fix ?? ``, /Did you mean/);
+  const text = `{{prot}} {{port}} {{env.UNSET_FOR_TEST}} {{ports.nope}}`;
+  assert.deepEqual(findTemplateErrors(text, context(), `x`).map((error) => error.details.key), [`prot`, `env.UNSET_FOR_TEST`, `ports.nope`]);
+  assert.deepEqual(findTemplateErrors(text, context(), `x`, {skipEnv: true}).map((error) => error.details.key), [`prot`, `ports.nope`]);
+  assert.deepEqual(findTemplateErrors(`{{port}} {{ env.HOME }}`, context(), `x`), []);
 });
