@@ -7,6 +7,7 @@ import {buildConfigTemplateContext} from '../config/template.ts';
 import type {Config} from '../config/types.ts';
 import {probeControlSocket} from '../control/server.ts';
 import type {ProbeResult} from '../control/server.ts';
+import {findPortListeners} from '../takeover/ports.ts';
 import {listLeftovers} from '../takeover/recover.ts';
 import {readStateFile, statePathOf} from '../state/state-file.ts';
 import type {DaemonState} from '../state/state-file.ts';
@@ -156,7 +157,17 @@ export async function checkProxyPort(config: Config, probe: SocketProbe): Promis
     const proxy = probe.status.proxy as {host?: unknown; port?: unknown} | undefined;
     if (proxy?.host === host && proxy.port === port) return pass(name, `${address} is already held by the running rollbridge daemon`);
   }
-  return fail(name, `${address} is unavailable (${bindError})`);
+  return fail(name, `${address} is unavailable (${bindError})${bindError === `EADDRINUSE` ? `: ${describePortHolders(port)}` : ``}`);
+}
+
+/**
+ * Who listens on `port`: `held by pid 812 (nginx: master process) of user www-data`, found through the
+ * socket inodes in /proc as the takeover finds them. Another user's process is only visible to root.
+ */
+export function describePortHolders(port: number): string {
+  const listeners = findPortListeners(port);
+  if (listeners.length === 0) return `held by a process this user cannot see (run "sudo rollbridge doctor" to name it)`;
+  return `held by ${listeners.map((listener) => `pid ${listener.pid} (${listener.args}) of user ${listener.user ?? (listener.uid === null ? `?` : `uid ${listener.uid}`)}`).join(`, `)}`;
 }
 
 /**

@@ -93,6 +93,10 @@ export const isEventsParams = t.isObject({
 
 export const isLogsParams = t.isObject({
   processId: t.isOptional(t.isString()),
+  /** Only this release (a retained one or a failed deploy); ERR_RELEASE_NOT_FOUND when the daemon keeps none. */
+  releaseId: t.isOptional(t.isString()),
+  /** Every retained release and failed deploy; by default only the active release and the latest failed deploy. */
+  all: t.isOptional(t.isBoolean()),
 });
 
 export const isShutdownParams = t.isObject({});
@@ -184,8 +188,12 @@ export const isProcessStatus = t.isObject({
   memoryRestarts: t.isNumber(),
   lastMemoryRestartAt: t.isOptional(t.isString()),
   children: t.isArray(t.isObject({command: t.isString(), pid: t.isNumber(), rssBytes: t.isOptional(t.isNumber())}, LOOSE)),
-  /** RSS of the whole process group (processes with `memory`), while running. */
+  /** RSS of the whole process group, while running (sampled at each status; from the memory watchdog otherwise). */
   rssBytes: t.isOptional(t.isNumber()),
+  /** CPU use of the process group in percent of one core over `cpuWindowMs`, while running. */
+  cpuPercent: t.isOptional(t.isNumber()),
+  /** The window of `cpuPercent`: since the previous status call (at least 0.5 s before), else since the process started. */
+  cpuWindowMs: t.isOptional(t.isNumber()),
   /** True while the running process was re-adopted from a previous daemon. */
   adopted: t.isOptional(t.isBoolean()),
   logs: t.isArray(isLogLine),
@@ -259,7 +267,7 @@ export const isStatusResult = t.isObject({
 export const isProgressEvent = t.isObject({
   /**
    * `target` (rollback), `started`, `ready`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`,
-   * `afterSwitch`, `restarting`, `replaced`, `drained`, `restarted`, `legacyStopping`, `proxyListening`, `legacyStopped`;
+   * `afterSwitch`, `restarting`, `replaced`, `drained`, `restarted`, `legacy-stopping`, `proxy-listening`, `legacy-stopped`;
    * `waiting` when a wait starts (see `wait`) and `dequeued` when a queued command's turn comes.
    */
   phase: t.isString(),
@@ -371,6 +379,10 @@ export const isLogSource = t.isObject({
   id: t.isString(),
   /** `release <releaseId> (<state>)`, `service` or `singleton`. */
   source: t.isString(),
+  /** The release of a release's process (absent for services and singletons). */
+  releaseId: t.isOptional(t.isString()),
+  /** Why that release failed (`<code>: <message>`), when it did. */
+  failure: t.isOptional(t.isString()),
   logs: t.isArray(isLogLine),
   /** The files with the process's whole output (absent when it has none, or from an older daemon). */
   logPaths: t.isOptional(isLogPaths),
@@ -661,6 +673,7 @@ export function listLegacyUnsupported(command: ControlCommandName, params: Recor
   if (command === `restart` && Array.isArray(params.names) && params.names.length > 0) unsupported.push(`restart NAMES (0.1 would restart every process)`);
   if (command === `restart` && Array.isArray(params.processIds) && params.processIds.length > 0) unsupported.push(`several --process (0.1 would restart every process)`);
   if (command === `deploy` && params.skipIfActive === true) unsupported.push(`--skip-if-active (0.1 would deploy the active release again)`);
+  if (command === `logs` && typeof params.releaseId === `string`) unsupported.push(`logs --release (0.1 shows every process, and no failed release)`);
   return unsupported;
 }
 

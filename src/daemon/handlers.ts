@@ -1,6 +1,5 @@
 import type {ControlHandlers} from '../control/server.ts';
 import type {ResultOf, StatusResult} from '../control/protocol.ts';
-import {baseProcessId} from '../deploy/plan.ts';
 import type {Deployer} from '../deploy/deployer.ts';
 import type {EventHistory} from './event-history.ts';
 import {runTakeover} from './takeover.ts';
@@ -10,7 +9,7 @@ import type {HandoverHost} from './replace.ts';
 
 /** The parts of the daemon the control handlers use (the daemon implements it; handlers never import it). */
 export type DaemonApi = TakeoverHost & HandoverHost & {
-  readonly deployer: Pick<Deployer, `deploy` | `rollback` | `stop` | `restart` | `processSources` | `activeRelease` | `freeze` | `unfreeze` | `abandon`>;
+  readonly deployer: Pick<Deployer, `deploy` | `rollback` | `stop` | `restart` | `processSources` | `logSources` | `activeRelease` | `freeze` | `unfreeze` | `abandon`>;
   readonly history: Pick<EventHistory, `recent` | `subscribe`>;
   /** Resolves as soon as a shutdown begins. */
   readonly stopping: Promise<void>;
@@ -47,11 +46,7 @@ export function createHandlers(daemon: DaemonApi): ControlHandlers {
       }
       return {events: []};
     },
-    logs: async (params) => ({
-      sources: daemon.deployer.processSources()
-        .filter(({id}) => params.processId === undefined || id === params.processId || baseProcessId(id) === params.processId)
-        .map(({id, source, process}) => ({id, source, logs: process.recentOutput(), ...(process.processLog ? {logPaths: {...process.processLog.paths}} : {})})),
-    }),
+    logs: async (params) => ({sources: daemon.deployer.logSources(params)}),
     takeover: async (params, context) => runTakeover(daemon, params, (event) => context.progress({type: `phase`, ...event})),
     replace: async (params, context) => {
       const {result, retire} = await handOver(daemon, params, daemon.token);

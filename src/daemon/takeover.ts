@@ -56,7 +56,7 @@ export async function runTakeover(host: TakeoverHost, params: ParamsOf<`takeover
       let signalledAt: number | null = null;
       const onSignalled = () => {
         signalledAt = performance.now();
-        phase(`legacyStopping`, {processes: params.legacy.processes.length, screens: params.legacy.screens.length});
+        phase(`legacy-stopping`, {processes: params.legacy.processes.length, screens: params.legacy.screens.length});
       };
       // A rollbridge 0.1 daemon lets go through its own shutdown; other legacy supervisors are signalled.
       const listening = Promise.withResolvers<void>();
@@ -76,9 +76,9 @@ export async function runTakeover(host: TakeoverHost, params: ParamsOf<`takeover
       const gapStart = bound.lastInUseAt ?? signalledAt;
       // A port that was never taken (the legacy app listened elsewhere) had no gap.
       portGapMs = gapStart === null ? 0 : Math.max(0, Math.round((bound.boundAt - gapStart) * 100) / 100);
-      phase(`proxyListening`, {port: proxy.address.port, portGapMs});
+      phase(`proxy-listening`, {port: proxy.address.port, portGapMs});
       stopped = await stopping;
-      phase(`legacyStopped`, {stopped: stopped.stopped.length, killed: stopped.killed.length, survivors: stopped.survivors.length});
+      phase(`legacy-stopped`, {stopped: stopped.stopped.length, killed: stopped.killed.length, survivors: stopped.survivors.length});
       if (stopped.survivors.length > 0) {
         log.error(`legacy processes survived the takeover`, {pids: stopped.survivors.map((process) => process.pid)});
       }

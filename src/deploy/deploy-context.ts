@@ -2,6 +2,7 @@ import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import type {ActiveRelease} from './active-release.ts';
+import type {FailedDeploys} from './failed-deploys.ts';
 import type {ProcessRoster} from './process-roster.ts';
 
 /** What the deploy steps share: the parts the Deployer facade owns, handed to each step. */
@@ -11,6 +12,8 @@ export type DeployContext = {
   /** Bound to `component: deploy`. */
   readonly log: Logger;
   readonly roster: ProcessRoster;
+  /** Deploys that failed before their switch, with their processes' output (`logs --release`). */
+  readonly failedDeploys: FailedDeploys;
   readonly active: ActiveRelease;
   /** Tells the daemon the state changed (the state file is written soon after). */
   readonly changed: () => void;

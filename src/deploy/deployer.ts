@@ -6,6 +6,7 @@ import type {Logger} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
+import {ProcessUsageSampler} from '../supervisor/process-usage.ts';
 import type {DaemonState, StateProcess} from '../state/state-file.ts';
 import {SerialQueue} from '../util/serial-queue.ts';
 import {ActiveRelease} from './active-release.ts';
@@ -14,11 +15,14 @@ import {runDeployment, reloadConfig} from './deployment.ts';
 import type {DeployRequest, DeployResult, ProgressListener} from './deployment.ts';
 import {describeDeployPlan, snapshotOf} from './dry-run.ts';
 import {stopRelease} from './draining.ts';
+import {FailedDeploys} from './failed-deploys.ts';
+import {selectLogSources} from './log-sources.ts';
+import type {LogSelection} from './log-sources.ts';
 import {ProcessRoster} from './process-roster.ts';
 import {findRelease, pickRollbackTarget, pruneReleases} from './release-history.ts';
 import {generateReleaseId, validateReleasePath} from './release.ts';
 import type {Release} from './release.ts';
-import type {ProcessStatusView, ProgressEvent, ReleaseStatusView} from '../control/protocol.ts';
+import type {LogSource, ProcessStatusView, ProgressEvent, ReleaseStatusView} from '../control/protocol.ts';
 import {restartForMemory, restartProcesses} from './restarts.ts';
 import type {RestartRequest, RestartResult} from './restarts.ts';
 import {restoreState} from './restore.ts';
@@ -48,6 +52,7 @@ export class Deployer {
   readonly #active: ActiveRelease;
   readonly #context: DeployContext;
   readonly #changeListeners = new Set<() => void>();
+  readonly #usage = new ProcessUsageSampler();
   #stateWriter: () => Promise<void> = async () => undefined;
   #deploying: string | null = null;
   /** The deploy, rollback, stop or restart running now (what a queued one waits behind). */
@@ -57,7 +62,7 @@ export class Deployer {
     const log = options.log.child({component: `deploy`});
     this.#roster = new ProcessRoster({ports: options.ports, log, baseEnv: options.baseEnv});
     this.#active = new ActiveRelease({proxy: options.proxy, config: options.config});
-    this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, active: this.#active, changed: () => this.#changed(), commit: () => this.#stateWriter()};
+    this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, failedDeploys: new FailedDeploys(), active: this.#active, changed: () => this.#changed(), commit: () => this.#stateWriter()};
     this.#roster.onMemoryLimit((release, managed, shouldRestart) => restartForMemory(this.#context, this.#queue, release, managed, shouldRestart));
   }
 
@@ -133,18 +138,24 @@ export class Deployer {
 
   status(): DeployerStatus {
     const roster = this.#roster;
+    const usage = this.#usage.sample(roster.allProcesses());
     return {
       activeReleaseId: this.#active.release?.releaseId ?? null,
       deploying: this.#deploying,
-      releases: roster.releases.map((release) => release.status()),
-      services: [...roster.services.entries()].map(([id, entry]) => ({id, ...(entry.port === undefined ? {} : {port: entry.port}), process: entry.process.status()})),
-      singletons: [...roster.singletons.entries()].map(([id, entry]) => ({id, releaseId: entry.release?.releaseId ?? null, process: entry.process.status()})),
+      releases: roster.releases.map((release) => release.status(usage)),
+      services: [...roster.services.entries()].map(([id, entry]) => ({id, ...(entry.port === undefined ? {} : {port: entry.port}), process: entry.process.status(usage.get(entry.process))})),
+      singletons: [...roster.singletons.entries()].map(([id, entry]) => ({id, releaseId: entry.release?.releaseId ?? null, process: entry.process.status(usage.get(entry.process))})),
     };
   }
 
   /** Every managed process with a label saying where it belongs (for `logs`). */
   processSources(): Array<{id: string; source: string; process: ManagedProcess}> {
     return this.#roster.processSources();
+  }
+
+  /** The recent output `logs` shows: by default the active release and the latest failed deploy; throws ERR_RELEASE_NOT_FOUND for an unknown `releaseId`. */
+  logSources(selection: LogSelection): LogSource[] {
+    return selectLogSources({roster: this.#roster, active: this.#active.release, failedDeploys: this.#context.failedDeploys}, selection);
   }
 
   /** Stops everything this deployer manages (graceful stops, in parallel). Idempotent. */

@@ -140,7 +140,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       const problem = await watchRelease(release, watchMs, config);
       if (problem !== null) {
         const error = new RollbridgeError(ErrorCode.WATCH_ROLLED_BACK, `Release ${releaseId} was rolled back to ${previous.releaseId} during its watch window: ${problem}`, {
-          fix: `Check "rollbridge logs --process web" and "rollbridge events" for the new release; fix it and deploy again`,
+          fix: `Check "rollbridge logs --release ${releaseId}" and "rollbridge events" for the new release; fix it and deploy again`,
           details: {releaseId, previousReleaseId: previous.releaseId, reason: problem, watchMs},
         });
         log.warn(`watch failed; switched back`, {releaseId, previousReleaseId: previous.releaseId, reason: problem});
@@ -311,7 +311,8 @@ async function abortRelease(context: DeployContext, release: Release, startedSer
     const status = process.status();
     log.info(`release startup process status`, {releaseId: release.releaseId, processId: process.id, phase: `after cleanup`, state: status.state, exitCode: status.exitCode, exitSignal: status.exitSignal, pid: status.pid});
   }
-  // A release that never served is not retained (nothing of it runs any more).
+  // A release that never served is not retained (nothing of it runs any more); its output is, for `logs --release`.
+  context.failedDeploys.record(release, error, {keep: release.config.releaseRetention.keep, retained: roster.releases});
   const index = roster.releases.indexOf(release);
   if (index !== -1) roster.releases.splice(index, 1);
 }

@@ -5,6 +5,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {Target} from '../proxy/target.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
+import type {ProcessUsage} from '../supervisor/process-usage.ts';
 
 export type ReleaseState = `starting` | `active` | `draining` | `stopped` | `failed`;
 
@@ -70,7 +71,8 @@ export class Release {
     return {http, websocket};
   }
 
-  status(): ReleaseStatusView {
+  /** `usage`: RSS and CPU of its running processes (ProcessUsageSampler), shown per process. */
+  status(usage?: ReadonlyMap<ManagedProcess, ProcessUsage>): ReleaseStatusView {
     const connections = this.connections;
     return {
       releaseId: this.releaseId,
@@ -85,7 +87,7 @@ export class Release {
       connectionCount: connections.http + connections.websocket,
       connections,
       ports: {...this.ports},
-      processes: this.processes.map((process) => process.status()),
+      processes: this.processes.map((process) => process.status(usage?.get(process))),
     };
   }
 }

@@ -189,6 +189,7 @@ export async function replaceProxied(context: DeployContext, release: Release, o
     revision: release.revision, replicaIndex, replicaCount: Math.max(1, process.replicas), ports: releasePorts, port, baseEnv: roster.baseEnv,
   }), ...buildProcessLogSpec({logs: release.config.logs, releaseId: release.releaseId, instanceId: old.id, process})};
   const fresh: ManagedProcess = roster.createFromSpec(release, process, spec, () => release.isLive && release.processes.includes(fresh));
+  fresh.continueCountsOf(old);
   // Beside the old one until the switch, and recorded before it runs.
   release.processes.push(fresh);
   try {

@@ -44,8 +44,8 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
       fix: full
         ? `Free space on the filesystem holding ${logDir} (\`df -h ${logDir}\`), or set logs.dir to a directory on another filesystem`
         : exit.code === 127
-          ? `Install ${notFound ? `"${notFound}"` : `the command`} in the release (e.g. its virtualenv or node_modules) or give its absolute path in processes[${configIndex}].command; the process's PATH is ${managed.spec.env.PATH ?? `unset`}`
-          : `Read the output above; run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
+          ? `Install ${notFound ? `"${notFound}"` : `the command`} in the release (e.g. its virtualenv or node_modules) or give its absolute path in processes[${configIndex}].command; the process's PATH is ${managed.spec.env.PATH ?? `unset`}; "${logsCommand(release, managed)}" shows its output`
+          : `Read the output above (all of it: "${logsCommand(release, managed)}"); run the command from processes[${configIndex}].command in ${release.releasePath} by hand to reproduce`,
       details: {processId: managed.id, releaseId: release.releaseId, exitCode: exit.code, exitSignal: exit.signal, output, ...(full ? {logDir, freeBytes: free} : {})},
     });
     controller.abort(error);
@@ -62,6 +62,7 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
       successThreshold: health.successThreshold,
       signal: controller.signal,
       configKey: `processes[${configIndex}].health`,
+      logsCommand: logsCommand(release, managed),
     });
   } catch (error) {
     if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
@@ -72,6 +73,11 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   } finally {
     controller.abort();
   }
+}
+
+/** The command that shows a process's output, also once its release failed and was stopped. */
+function logsCommand(release: Release, managed: ManagedProcess): string {
+  return `rollbridge logs --release ${release.releaseId} --process ${managed.id}`;
 }
 
 /** The command a shell reported as not found (`/bin/sh: 1: exec: uvicorn: not found`, `bash: uvicorn: command not found`). */
@@ -99,7 +105,7 @@ export async function waitUntilReady(release: Release, process: ProcessConfig, m
       port: managed.spec.port,
       cwd: managed.spec.cwd,
       env: managed.spec.env,
-    }, {configKey: `processes[${configIndex}].readiness`});
+    }, {configKey: `processes[${configIndex}].readiness`, logsCommand: logsCommand(release, managed)});
   } catch (error) {
     // The process's last output explains most failed checks (it crashed, it listens elsewhere).
     if (isRollbridgeError(error)) {

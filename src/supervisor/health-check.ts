@@ -21,6 +21,8 @@ export type HealthCheckOptions = {
   signal?: AbortSignal | undefined;
   /** Config key of the health settings, named in the error's fix, e.g. `processes[1].health`. */
   configKey: string;
+  /** The command that shows the process's output, named in the error's fix (default `rollbridge logs`). */
+  logsCommand?: string | undefined;
 };
 
 export type HealthCheckResult = {attempts: number; /** From the call, start delay included. */ durationMs: number};
@@ -64,7 +66,7 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
   if (passes > 0) lastFailure = `${passes} of ${successThreshold} consecutive passes before the deadline`;
   const durationMs = Date.now() - startedAt;
   throw new RollbridgeError(`ERR_HEALTH_CHECK_FAILED`, `Health check failed for ${url} after ${attempts} ${attempts === 1 ? `attempt` : `attempts`} in ${durationMs} ms: ${lastFailure}`, {
-    fix: `Make ${url} answer 2xx, or correct ${options.configKey}.path or raise ${options.configKey}.timeoutMs; \`rollbridge logs\` shows the process output`,
+    fix: `Make ${url} answer 2xx, or correct ${options.configKey}.path or raise ${options.configKey}.timeoutMs; \`${options.logsCommand ?? `rollbridge logs`}\` shows the process output`,
     details: {url, attempts, durationMs, lastFailure},
   });
 }

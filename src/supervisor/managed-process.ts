@@ -7,6 +7,7 @@ import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {isProcessGroupAlive, readProcStat} from '../system/proc.ts';
 import type {OutputLine} from './output-buffer.ts';
+import type {ProcessUsage} from './process-usage.ts';
 import {ProcessLog, closeLogFds} from './process-log.ts';
 import type {ProcessLogFds, ProcessLogPaths} from './process-log.ts';
 import {planRestart} from './restart-policy.ts';
@@ -129,6 +130,21 @@ export class ManagedProcess {
 
   get pgid(): number | undefined {
     return this.#pgid;
+  }
+
+  /** When the running process was started (ms since the epoch); for an adopted one, when it was recorded as started. */
+  get startedAt(): number | undefined {
+    return this.#startedAt;
+  }
+
+  /**
+   * A process that replaces this instance (restart, memory restart) continues its counts: status keeps
+   * counting the instance's restarts and memory restarts across replacements. Call before starting it.
+   */
+  continueCountsOf(previous: ManagedProcess): void {
+    this.#restarts = previous.#restarts;
+    this.#memoryRestarts = previous.#memoryRestarts;
+    this.#lastMemoryRestartAt = previous.#lastMemoryRestartAt;
   }
 
   /** Start time of the running process (clock ticks after boot, from /proc): with the pid, its identity. */
@@ -257,7 +273,7 @@ export class ManagedProcess {
   }
 
   /** Upstream's ProcessStatus shape (status JSON), plus `port`; undefined keys are left out of the JSON. */
-  status(): ProcessStatusView {
+  status(usage?: ProcessUsage): ProcessStatusView {
     const running = this.#state === `running`;
     return {
       id: this.id,
@@ -275,7 +291,7 @@ export class ManagedProcess {
       memoryRestarts: this.#memoryRestarts,
       lastMemoryRestartAt: this.#lastMemoryRestartAt,
       children: running && this.#memory ? this.#memory.children : [],
-      ...(running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
+      ...(running && usage ? {rssBytes: usage.rssBytes, cpuPercent: usage.cpuPercent, cpuWindowMs: usage.cpuWindowMs} : running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
       ...(this.#adopted ? {adopted: true} : {}),
       logs: this.recentOutput(),
       ...(this.#processLog ? {logPaths: {...this.#processLog.paths}} : {}),

@@ -21,7 +21,7 @@ type ProbeResult = {ok: true} | {ok: false; error: string};
  * passes, or throws ERR_READINESS_FAILED at `timeoutMs` with the last failure. Waits between probes
  * grow from 10 ms to `intervalMs` like the health check's.
  */
-export async function waitForReady(readiness: ReadinessConfig, target: ReadinessTarget, options: {configKey: string; signal?: AbortSignal}): Promise<{attempts: number; durationMs: number}> {
+export async function waitForReady(readiness: ReadinessConfig, target: ReadinessTarget, options: {configKey: string; signal?: AbortSignal; logsCommand?: string}): Promise<{attempts: number; durationMs: number}> {
   const startedAt = Date.now();
   const deadline = startedAt + readiness.timeoutMs;
   let attempts = 0;
@@ -44,7 +44,7 @@ export async function waitForReady(readiness: ReadinessConfig, target: Readiness
     await new Promise((resolve) => setTimeout(resolve, waitMs));
   }
   throw new RollbridgeError(ErrorCode.READINESS_FAILED, `Process "${target.processId}" did not become ready (${describe}) within ${readiness.timeoutMs} ms after ${attempts} ${attempts === 1 ? `attempt` : `attempts`}: ${lastFailure}`, {
-    fix: `Make the check pass, or correct ${options.configKey} (raise ${options.configKey}.timeoutMs for a slow start); "rollbridge logs --process ${target.processId}" shows its output`,
+    fix: `Make the check pass, or correct ${options.configKey} (raise ${options.configKey}.timeoutMs for a slow start); "${options.logsCommand ?? `rollbridge logs --process ${target.processId}`}" shows its output`,
     details: {processId: target.processId, check: describe, attempts, lastFailure},
   });
 }

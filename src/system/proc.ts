@@ -10,8 +10,16 @@ export type ProcStat = {
   state: string;
   /** Clock ticks after boot (field 22); with the pid it identifies a process across pid reuse. */
   startTime: number;
+  /** CPU time in user and kernel mode, in clock ticks (fields 14 and 15). */
+  cpuTicks: number;
   comm: string;
 };
+
+/**
+ * Clock ticks per second of /proc's times (USER_HZ): 100 on every Linux architecture Node runs on;
+ * the kernel converts to it whatever its internal HZ is.
+ */
+export const CLOCK_TICKS_PER_SECOND = 100;
 
 const PROC_ROOT = `/proc`;
 
@@ -38,8 +46,9 @@ export function parseProcStat(text: string): ProcStat | null {
   const pgrp = Number(fields[2]);
   const session = Number(fields[3]);
   const startTime = Number(fields[19]);
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
   if (state === undefined || !Number.isInteger(pid) || !Number.isFinite(ppid) || !Number.isFinite(pgrp) || !Number.isFinite(startTime)) return null;
-  return {pid, ppid, pgrp, session, state, startTime, comm: text.slice(open + 1, close)};
+  return {pid, ppid, pgrp, session, state, startTime, cpuTicks: Number.isFinite(cpuTicks) ? cpuTicks : 0, comm: text.slice(open + 1, close)};
 }
 
 /** Live (not zombie, not dead) members of a process group. */
@@ -97,6 +106,28 @@ export function readProcessGroupMemory(pgid: number): GroupMemory | null {
     rssBytes += rss;
   }
   return members.length === 0 ? null : {rssBytes, members};
+}
+
+/** The resources a process group uses right now: the RSS and the CPU time of its live members. */
+export type GroupUsage = {rssBytes: number; cpuTicks: number};
+
+/**
+ * RSS and CPU ticks of several process groups from one pass over /proc (a stat read per process, a
+ * status read per member); a group with no live member is left out.
+ */
+export function readProcessGroupsUsage(pgids: ReadonlySet<number>): Map<number, GroupUsage> {
+  const usage = new Map<number, GroupUsage>();
+  if (pgids.size === 0) return usage;
+  for (const stat of readAllStats()) {
+    if (!pgids.has(stat.pgrp) || !isLiveState(stat.state)) continue;
+    const rss = readRssBytes(stat.pid);
+    if (rss === null) continue;
+    const group = usage.get(stat.pgrp) ?? {rssBytes: 0, cpuTicks: 0};
+    group.rssBytes += rss;
+    group.cpuTicks += stat.cpuTicks;
+    usage.set(stat.pgrp, group);
+  }
+  return usage;
 }
 
 /** Every live descendant of `pid` (children, grandchildren, …), found by walking ppid links. */

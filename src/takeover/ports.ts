@@ -1,4 +1,5 @@
-import {listListeningSocketInodes, listProcessIds, listSocketInodes, listUnixListeningSocketInodes, readCommandLine} from '../system/proc.ts';
+import {listListeningSocketInodes, listProcessIds, listSocketInodes, listUnixListeningSocketInodes, readCommandLine, readRealUid} from '../system/proc.ts';
+import {findUserName} from '../system/users.ts';
 
 /**
  * Pids holding a TCP socket that listens on `port` (IPv4 or IPv6, any address). Only processes whose
@@ -28,4 +29,14 @@ export type PortHolder = {pid: number; args: string; legacy: boolean};
 /** Who listens on `port` now, marked against the plan (a legacy holder is fine: the takeover frees the port). */
 export function findPortHolders(port: number, legacyPids: ReadonlySet<number>): PortHolder[] {
   return findListeningPids(port).map((pid) => ({pid, args: readCommandLine(pid) ?? `?`, legacy: legacyPids.has(pid)}));
+}
+
+/** A process listening on a port and the user it runs as (`doctor` names who holds the proxy port). */
+export type PortListener = {pid: number; args: string; uid: number | null; user: string | null};
+
+export function findPortListeners(port: number): PortListener[] {
+  return findListeningPids(port).map((pid) => {
+    const uid = readRealUid(pid);
+    return {pid, args: readCommandLine(pid) ?? `?`, uid, user: uid === null ? null : findUserName(uid)};
+  });
 }

@@ -81,7 +81,7 @@ test(`deploy, status, logs, events and stop work through the CLI against a real 
 
   const logs = await runCli([`logs`, `--process`, `web`], {cwd: daemon.dir});
   assert.equal(logs.code, 0);
-  assert.match(logs.stdout, /^== web \[release cli-1 \(active\)\] ==/);
+  assert.match(logs.stdout, /^== release cli-1 \(active\): web ==\n/);
   const events = await runCli([`events`, `--limit`, `50`, `--json`], {cwd: daemon.dir});
   const messages = (events.json() as Array<{message: string}>).map((event) => event.message);
   assert.ok(messages.includes(`traffic switched`));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import {readBootId, writeStateFile} from '../../src/state/state-file.ts';
@@ -91,13 +92,18 @@ test(`an invalid config gives only the failing config check and exit 1`, async (
   assert.match(check(missing.report, `config`).detail, /^No config file found in /);
 });
 
-test(`a proxy port held by another process fails with the errno code`, async (t) => {
+test(`a proxy port held by another process fails with the errno code and names the holder: pid, command, user`, async (t) => {
   const dir = createTempDir(t);
   const port = await listen(t);
   writeConfig(dir, webConfig(dir, {proxy: {host: `127.0.0.1`, port}}));
   const {code, report} = await doctor([], dir);
   assert.equal(code, 1);
-  assert.deepEqual(check(report, `proxy port`), {name: `proxy port`, ok: false, detail: `127.0.0.1:${port} is unavailable (EADDRINUSE)`});
+  // This test process holds the port.
+  const user = os.userInfo().username;
+  const holder = check(report, `proxy port`);
+  assert.equal(holder.ok, false);
+  assert.ok(holder.detail.startsWith(`127.0.0.1:${port} is unavailable (EADDRINUSE): held by pid ${process.pid} (${process.execPath} `), holder.detail);
+  assert.ok(holder.detail.endsWith(`) of user ${user}`), holder.detail);
   assert.equal(report.checks.filter((entry) => !entry.ok).length, 1);
 });
 
@@ -202,7 +208,8 @@ test(`the running daemon of the same application passes the socket, port and orp
   const otherApp = writeConfig(daemon.dir, webConfig(daemon.dir, {application: `other-app`, proxy: {host: `127.0.0.1`, port: daemon.proxyPort}}), `other-app.json`);
   const [notOwned, foreign] = await Promise.all([doctor([`--config`, otherPort], daemon.dir), doctor([`--config`, otherApp], daemon.dir)]);
   assert.equal(notOwned.code, 1);
-  assert.deepEqual(check(notOwned.report, `proxy port`), {name: `proxy port`, ok: false, detail: `127.0.0.1:${busyPort} is unavailable (EADDRINUSE)`});
+  assert.match(check(notOwned.report, `proxy port`).detail, new RegExp(`^127\\.0\\.0\\.1:${busyPort} is unavailable \\(EADDRINUSE\\): held by pid ${process.pid} `));
+  assert.equal(check(notOwned.report, `proxy port`).ok, false);
   assert.equal(foreign.code, 1);
   assert.equal(check(foreign.report, `control socket`).ok, false);
   assert.match(check(foreign.report, `control socket`).detail, /daemon for "test-app" is running on .*, not one for "other-app"$/);

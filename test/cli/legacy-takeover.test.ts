@@ -71,7 +71,7 @@ test(`--dry-run --json prints the sessions, processes, release and the legacy ho
 test(`--dry-run prints a readable plan naming each process's source and who holds the proxy port`, async (t) => {
   if (!requireScreen(t)) return;
   const {configPath, port, session, appPid} = await legacyApp(t);
-  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `/srv/app/releases/7`, `--dry-run`]);
+  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `/srv/app/releases/7`, `--dry-run`], {env: {ROLLBRIDGE_OUTPUT: `human`}});
   assert.equal(result.code, 0, result.stderr);
   const lines = result.stdout.split(`\n`);
   assert.equal(lines[0], `Legacy takeover plan; nothing was changed:`);
@@ -113,7 +113,7 @@ test(`sends the discovered plan to a running daemon as takeover and prints its p
   })});
   const configPath = path.join(dir, `rollbridge.json`);
   fs.writeFileSync(configPath, JSON.stringify(webConfig(dir, {control: {path: socketPath}, legacyTakeover: {processes: [{name: `worker`, includes: [marker]}], forceStopTimeoutMs: 1_500}})));
-  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `r9`, `--release-id`, `9`], {cwd: dir});
+  const result = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `r9`, `--release-id`, `9`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
   assert.equal(result.code, 0, result.stderr);
   assert.equal(received.length, 1);
   const [params] = received;
@@ -125,7 +125,8 @@ test(`sends the discovered plan to a running daemon as takeover and prints its p
   assert.match(result.stdout, /^ {2}healthy web \(12ms\)$/m);
   assert.match(result.stdout, /^✓ release 9 is active; legacy processes: 1 stopped, 0 killed; port gap 3 ms; took 40ms$/m);
 
-  const json = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `r9`, `--json`], {cwd: dir});
+  // Not a terminal and no --json: JSON, as every command prints when piped.
+  const json = await runCli([`legacy-takeover`, `--config`, configPath, `--release-path`, `r9`], {cwd: dir});
   assert.equal(json.code, 0, json.stderr);
   const document = json.json() as {status: string; activeReleaseId: string; portGapMs: number; legacy: unknown; plan: {legacy: {processes: unknown[]}}};
   assert.equal(document.status, `success`);

@@ -58,14 +58,14 @@ test(`logs lists each process's log files, which hold its output, and --lines li
   assert.equal(fs.readFileSync(echo.logPaths.stderr, `utf8`), `warming up\n`);
   const limited = await runCli([`logs`, `--process`, `echo`, `--lines`, `1`], {cwd: daemon.dir});
   assert.equal(limited.code, 0);
-  assert.match(limited.stdout, /^== echo \[release r1 \(active\)\] ==\n {2}\S+ \[(stdout|stderr)\] (started|warming up)\n$/);
+  assert.match(limited.stdout, /^== release r1 \(active\): echo ==\n\n\S+ echo \[(stdout|stderr)\] (started|warming up)\n$/);
 });
 
 test(`logs --follow prints lines written after it started, and exits 0 on SIGINT`, async (t) => {
   const {daemon, echoPid} = await deployWithEcho(t);
   const cli = startCli(t, [`logs`, `--process`, `echo`, `--follow`], daemon.dir);
   // The header is printed once the files are positioned at their end: what the app writes next is followed.
-  await waitFor(() => cli.stdout().includes(`== echo [release r1 (active)] ==`), {what: `the snapshot`});
+  await waitFor(() => cli.stdout().includes(`== release r1 (active): echo ==`), {what: `the snapshot`});
   process.kill(echoPid, `SIGUSR2`);
   await waitFor(() => cli.stdout().includes(`echo [stdout] poked 1\n`) && cli.stdout().includes(`echo [stderr] poked 1 on stderr\n`), {what: `the followed lines`});
   cli.child.kill(`SIGINT`);

@@ -35,7 +35,7 @@ test(`recover lists leftovers in 0.1's words without stopping them; --json gives
     `Found 2 orphaned processes (run with --force to stop):`,
     `  web (pid ${web.pid}, release r7)`,
     `  clock (pid ${clock.pid}, release r6)`,
-    `Review the list first — a recycled pid could be an unrelated process.`,
+    `Each was matched by its recorded pid and start time in this boot (or by the process key in its environment), so a recycled pid is never listed; --force stops their process groups.`,
     ``,
   ].join(`\n`));
   assert.equal(json.code, 0);

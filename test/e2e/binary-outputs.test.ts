@@ -146,7 +146,7 @@ test(`legacy-takeover --dry-run --json and --json --stream on the binary: plan, 
   const lines = streamed.stdout.trimEnd().split(`\n`).map((line) => JSON.parse(line) as Json);
   for (const line of lines) assertMatchesSchema(`stream-line.schema.json`, line);
   const phases = lines.slice(0, -1).map((line) => line.phase);
-  for (const phase of [`started`, `healthy`, `switched`, `legacyStopping`, `proxyListening`, `legacyStopped`]) assert.ok(phases.includes(phase), `${phase} in ${phases.join(`, `)}`);
+  for (const phase of [`started`, `healthy`, `switched`, `legacy-stopping`, `proxy-listening`, `legacy-stopped`]) assert.ok(phases.includes(phase), `${phase} in ${phases.join(`, `)}`);
   const result = lines.at(-1) as Json;
   assert.equal(result.type, `result`);
   assert.equal(result.changed, true);

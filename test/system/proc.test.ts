@@ -10,6 +10,7 @@ import {
   listProcessGroupMembers,
   parseProcStat,
   readProcessGroupRss,
+  readProcessGroupsUsage,
   readProcessStartTime,
   readProcStat,
   readRssBytes,
@@ -47,8 +48,22 @@ test(`reads pid, parent, group, session, state, start time and command of a live
 
 test(`parses a command name holding spaces and parentheses`, () => {
   const line = `4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000000 200 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0`;
-  assert.deepEqual(parseProcStat(line), {pid: 4242, ppid: 1, pgrp: 4242, session: 4242, state: `S`, startTime: 987654, comm: `my (odd) app`});
+  assert.deepEqual(parseProcStat(line), {pid: 4242, ppid: 1, pgrp: 4242, session: 4242, state: `S`, startTime: 987654, cpuTicks: 3, comm: `my (odd) app`});
   assert.equal(parseProcStat(`garbage`), null);
+});
+
+test(`reads the RSS and CPU ticks of several process groups in one pass; a group with no live member is left out`, async (t) => {
+  // A busy loop (the shell's own) and a sleeping member: the group's CPU time grows, its RSS is the sum.
+  const busy = startGroup(t, `sleep 30 & while :; do :; done`);
+  const idle = startGroup(t, `exec sleep 30`);
+  const first = readProcessGroupsUsage(new Set([busy, idle, MISSING_PID]));
+  assert.deepEqual([...first.keys()].sort(), [busy, idle].sort());
+  assert.ok((first.get(idle)?.rssBytes ?? 0) > 0);
+  const expected = (readRssBytes(busy) ?? 0) + listProcessGroupMembers(busy).filter((pid) => pid !== busy).reduce((sum, pid) => sum + (readRssBytes(pid) ?? 0), 0);
+  assert.ok(Math.abs((readProcessGroupsUsage(new Set([busy])).get(busy)?.rssBytes ?? 0) - expected) < 1024 * 1024);
+  const before = first.get(busy)?.cpuTicks ?? 0;
+  await waitFor(() => (readProcessGroupsUsage(new Set([busy])).get(busy)?.cpuTicks ?? 0) > before + 2, {what: `the busy group's CPU time to grow`});
+  assert.equal(readProcessGroupsUsage(new Set()).size, 0);
 });
 
 test(`returns null for a pid that does not exist`, () => {

@@ -18,7 +18,8 @@ export class DoctorCommand extends BaseCommand {
       directory \`$TMPDIR/rollbridge-<uid>\`, so \`sudo\` and a plain user differ; fails when a daemon for
       the same application answers in another user's runtime directory, which root can look into and other
       users only when it is not private), \`control socket directory\`, \`proxy port\` (a trial bind; a port held by this application's
-      running daemon passes), and when \`statePath\` is set \`state path directory\` and
+      running daemon passes; a busy port names its holder: pid, command line and user, visible for
+      another user's process only to root), and when \`statePath\` is set \`state path directory\` and
       \`orphaned processes\`. With \`--release-path\` it also checks \`release path\`, \`process templates\`
       (each process's command, cwd and env rendered with the low end of each port range and replica 0;
       \`{{env.NAME}}\` reads this shell's environment) and \`process working directories\`. An invalid

@@ -14,7 +14,8 @@ export class EventsCommand extends BaseCommand {
     details: `
       Prints the recorded events, oldest first. With \`--follow\` it keeps the connection open and prints
       every new event as it happens (one JSON object per line with \`--json\`: NDJSON), until the daemon
-      stops or you press Ctrl-C. \`eventsPath\` in the config keeps a permanent JSONL copy.
+      stops, you press Ctrl-C or it gets SIGTERM; it then exits 0 (as \`logs --follow\` does).
+      \`eventsPath\` in the config keeps a permanent JSONL copy.
     `,
     examples: [
       [`All recorded events`, `$0 events`],
@@ -30,15 +31,24 @@ export class EventsCommand extends BaseCommand {
     const config = await this.loadConfig();
     const client = await this.connect(config);
     if (this.follow) {
+      // Ctrl-C or SIGTERM is how a follow ends: exit 0, like `logs --follow`, not 130/143.
+      const interrupted = new AbortController();
+      const onSignal = (): void => interrupted.abort();
+      process.once(`SIGINT`, onSignal);
+      process.once(`SIGTERM`, onSignal);
       try {
         await client.call(`events`, {...(this.limit !== undefined ? {limit: this.limit} : {}), follow: true}, {
           onProgress: (frame) => this.#print(frame.event),
+          signal: interrupted.signal,
         });
       } catch (error) {
+        if (interrupted.signal.aborted) return 0;
         // The daemon stopping ends the stream: that is the normal end of --follow, not a failure.
         if (!isRollbridgeError(error) || error.code !== ErrorCode.DAEMON_UNREACHABLE) throw error;
         this.context.stderr.write(`The daemon closed the event stream (it stopped).\n`);
       } finally {
+        process.off(`SIGINT`, onSignal);
+        process.off(`SIGTERM`, onSignal);
         client.close();
       }
       return 0;

@@ -51,9 +51,10 @@ export class LegacyTakeoverCommand extends StreamingCommand {
       With \`--dry-run\`, prints the plan (sessions, processes with pid, source and command line, the release,
       the proxy port and who holds it) and changes nothing.
 
-      Human text unless \`--json\`: \`{status, changed, activeReleaseId, portGapMs, legacy, durationMs, phases, plan}\`
-      (\`{status, changed: false, dryRun: true, plan}\` for a dry run). \`--stream\` prints one NDJSON line per
-      phase (release started and healthy, legacy stopping, proxy listening, switched…), then the result line.
+      Human text on a terminal; JSON with \`--json\`, \`ROLLBRIDGE_OUTPUT=json\` or when stdout is not a terminal:
+      \`{status, changed, activeReleaseId, portGapMs, legacy, durationMs, phases, plan}\` (\`{status, changed:
+      false, dryRun: true, plan}\` for a dry run). \`--stream\` prints one NDJSON line per phase (\`started\`,
+      \`healthy\`, \`legacy-stopping\`, \`proxy-listening\`, \`legacy-stopped\`, \`switched\`…), then the result line.
     `,
     examples: [
       [`Show what would be stopped and started`, `$0 legacy-takeover --release-path /srv/app/releases/42 --dry-run`],
@@ -82,9 +83,8 @@ export class LegacyTakeoverCommand extends StreamingCommand {
     const user = resolveLegacyUser(legacy.user);
     const plan = await discoverLegacyProcesses({screens: legacy.screens, matchers: legacy.processes, uid: user.uid, user: user.name});
     const view = this.#planView(config, plan, legacy.forceStopTimeoutMs);
-    // Unlike deploy (whose JSON-when-piped output rollbridge 0.1 scripts rely on), this command is new:
-    // human text unless --json.
-    const human = !this.json;
+    // As every command decides: text on a terminal (or ROLLBRIDGE_OUTPUT=human), JSON otherwise.
+    const human = this.human;
 
     if (this.dryRun) {
       if (human) this.writeLine(formatTakeoverPlan(view));

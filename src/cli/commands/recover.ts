@@ -52,7 +52,7 @@ export class RecoverCommand extends BaseCommand {
       this.#list(`Stopped ${orphans(result.stopped.length)}:`, result.stopped);
     } else {
       this.#list(`Found ${orphans(result.found.length)} (run with --force to stop):`, result.found);
-      this.writeLine(`Review the list first — a recycled pid could be an unrelated process.`);
+      this.writeLine(`Each was matched by its recorded pid and start time in this boot (or by the process key in its environment), so a recycled pid is never listed; --force stops their process groups.`);
     }
     return 0;
   }

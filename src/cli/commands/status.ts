@@ -11,9 +11,17 @@ export class StatusCommand extends BaseCommand {
   static usage = Command.Usage({
     description: `Show the daemon's state: releases, processes, services, singletons, proxy`,
     details: `
-      A table on a terminal; the full status document as JSON with \`--json\` or when stdout is not a
-      terminal (the rollbridge 0.1 shape: activeReleaseId, application, control, proxy, releases,
-      services, singletons, plus daemon and daemonRuntime). \`control\` also says which socket this user
+      A table on a terminal: the processes of the starting, active and draining releases, the services
+      and the singletons, each with its state (\`running (adopted)\` for a process re-adopted from a
+      previous daemon), pid, port, uptime, restarts (\`3 (1 memory)\`: the memory restarts among them),
+      RSS and CPU of its process group; \`--all\` adds the stopped and failed retained releases. CPU is
+      measured since the previous \`status\` call (at least 0.5 s before), else averaged since the
+      process started, so \`watch rollbridge status\` shows the current load.
+
+      The full status document as JSON with \`--json\` or when stdout is not a terminal (the rollbridge
+      0.1 shape: activeReleaseId, application, control, proxy, releases, services, singletons, plus
+      daemon and daemonRuntime), every retained release included, each running process with
+      \`rssBytes\`, \`cpuPercent\` and \`cpuWindowMs\`. \`control\` also says which socket this user
       resolved to: \`source\` is \`config\` (control.path, the same for every user) or \`runtime\` (this
       user's own \`runtimeDir\`, \`$TMPDIR/rollbridge-<uid>\`: \`sudo\` and a plain user reach different
       daemons), with \`uid\` and \`user\`; on a terminal the last line says it.
@@ -24,10 +32,11 @@ export class StatusCommand extends BaseCommand {
       problem (\`--json\`: \`{ok, problems: [{where, processId, releaseId?, expected, actual}]}\`) and exits 1 when
       there is any. Draining and stopped releases are not problems.
     `,
-    examples: [[`Show the status`, `$0 status`], [`As JSON, for scripts`, `$0 status --json`], [`Exit 1 if a process is not running (monitoring)`, `$0 status --check`]],
+    examples: [[`Show the status`, `$0 status`], [`Also the stopped and failed releases`, `$0 status --all`], [`As JSON, for scripts`, `$0 status --json`], [`Exit 1 if a process is not running (monitoring)`, `$0 status --check`]],
   });
 
   check = Option.Boolean(`--check`, false, {description: `Exit 1 when a process is not running where it should (or no release is active), listing each one`});
+  all = Option.Boolean(`--all`, false, {description: `On a terminal, also list the stopped and failed retained releases (JSON always has every one)`});
 
   async run(): Promise<number> {
     const config = await this.loadConfig();
@@ -45,7 +54,7 @@ export class StatusCommand extends BaseCommand {
       this.writeJson({status: `success`, ...status, control: {...status.control, path: status.control?.path ?? choice.path, source: choice.source, runtimeDir: choice.runtimeDir, uid: choice.uid, user: choice.user}});
       return 0;
     }
-    this.writeLine(renderStatus(status));
+    this.writeLine(renderStatus(status, {all: this.all}));
     this.writeLine(`\n${formatSocketChoice(choice)}`);
     return 0;
   }
@@ -91,7 +100,16 @@ export function formatStatusProblem(problem: StatusProblem): string {
   return `${problem.where} ${problem.processId ?? `?`}: expected ${problem.expected}, is ${problem.actual}`;
 }
 
-export function renderStatus(status: StatusResult): string {
+/** Releases a terminal shows without `--all`: what runs or serves now. */
+const CURRENT_RELEASE_STATES = new Set([`starting`, `active`, `draining`]);
+
+/**
+ * The status as a terminal shows it: a header line, then one row per process of the current releases
+ * (starting, active, draining; every retained release with `all`), services and singletons, with RSS and
+ * CPU of each running process, `adopted` on processes re-adopted from a previous daemon, and restarts
+ * with the memory restarts among them.
+ */
+export function renderStatus(status: StatusResult, options: {all?: boolean} = {}): string {
   const proxy = status.proxy;
   const daemon = status.daemon;
   const lines = [
@@ -102,14 +120,42 @@ export function renderStatus(status: StatusResult): string {
   ];
   const rows: string[][] = [];
   const addRow = (where: string, process: ProcessStatusView, extra = ``) => {
-    rows.push([where, process.id, process.state, process.pid === undefined ? `-` : String(process.pid), process.port === undefined ? `-` : String(process.port), process.state === `running` ? formatDuration(process.uptimeMs) : `-`, String(process.restarts ?? 0), extra]);
+    const running = process.state === `running`;
+    const memoryRestarts = process.memoryRestarts ?? 0;
+    rows.push([
+      where,
+      process.id,
+      process.adopted === true ? `${process.state} (adopted)` : process.state,
+      process.pid === undefined ? `-` : String(process.pid),
+      process.port === undefined ? `-` : String(process.port),
+      running ? formatDuration(process.uptimeMs) : `-`,
+      `${process.restarts ?? 0}${memoryRestarts > 0 ? ` (${memoryRestarts} memory)` : ``}`,
+      running && process.rssBytes !== undefined ? formatBytes(process.rssBytes) : `-`,
+      running && process.cpuPercent !== undefined ? `${process.cpuPercent.toFixed(1)}%` : `-`,
+      extra,
+    ]);
   };
-  for (const release of status.releases ?? []) {
+  const releases = status.releases ?? [];
+  const shown = options.all === true ? releases : releases.filter((release) => CURRENT_RELEASE_STATES.has(String(release.state)));
+  for (const release of shown) {
     const connections = release.connections ? `${release.connections.http} http, ${release.connections.websocket} ws` : ``;
     for (const process of release.processes ?? []) addRow(`${release.releaseId} (${release.state})`, process, process === release.processes?.at(-1) ? connections : ``);
   }
   for (const service of status.services ?? []) addRow(`service`, {...service.process, port: service.port});
   for (const singleton of status.singletons ?? []) addRow(`singleton`, singleton.process);
-  lines.push(rows.length > 0 ? formatTable([`RELEASE`, `PROCESS`, `STATE`, `PID`, `PORT`, `UPTIME`, `RESTARTS`, `CONNECTIONS`], rows) : `No managed processes. Deploy with "rollbridge deploy --release-path <dir>".`);
+  lines.push(rows.length > 0 ? formatTable([`RELEASE`, `PROCESS`, `STATE`, `PID`, `PORT`, `UPTIME`, `RESTARTS`, `RSS`, `CPU`, `CONNECTIONS`], rows) : `No managed processes. Deploy with "rollbridge deploy --release-path <dir>".`);
+  const hidden = releases.length - shown.length;
+  if (hidden > 0) {
+    const states = [...new Set(releases.filter((release) => !shown.includes(release)).map((release) => String(release.state)))].join(`, `);
+    lines.push(``, `${plural(hidden, `more retained release`, `more retained releases`)} (${states}) not shown: "rollbridge status --all" lists them`);
+  }
+  if (rows.some((row) => row[2]?.endsWith(`(adopted)`))) lines.push(``, `adopted: re-adopted from the previous daemon after it restarted (found by pid and start time)`);
   return lines.join(`\n`);
+}
+
+/** `512K`, `48.3M`, `1.20G` (binary units, as `ps` and `top` print RSS). */
+function formatBytes(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)}K`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)}M`;
+  return `${(bytes / 1024 ** 3).toFixed(2)}G`;
 }
