@@ -55,10 +55,10 @@ function writeConfig(dir: string, web: Json, extra: Json = {}): void {
 }
 
 /** A project whose daemon is started (and shut down before the directory goes) with release directories r1…r4. */
-async function project(t: TestContext, web: Json = {}): Promise<string> {
+async function project(t: TestContext, web: Json = {}, extra: Json = {}): Promise<string> {
   const dir = createTempDir(t, `rb-view-`);
   for (const name of [`r1`, `r2`, `r3`, `r4`]) fs.mkdirSync(path.join(dir, `releases`, name), {recursive: true});
-  writeConfig(dir, web);
+  writeConfig(dir, web, extra);
   const launch = [`--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)];
   const started = await run([`ensure-daemon`, `--json`, ...launch], dir);
   assert.equal(started.code, 0, started.stderr + started.stdout);
@@ -76,10 +76,18 @@ async function deploy(dir: string, releaseId: string, release = releaseId): Prom
   return run([`deploy`, `--release-path`, `releases/${release}`, `--release-id`, releaseId], dir);
 }
 
+/** web (`command`) and a companion `queue` whose readiness command is `ready` (each deploy reads the config anew). */
+function withQueue(web: Json, ready: string): Json {
+  return {processes: [
+    {id: `web`, command: GOOD_WEB, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}, ...web},
+    {id: `queue`, command: `echo "queue: waiting for redis"; exec sleep 300`, policy: `companion`, readiness: {command: ready, timeoutMs: 300}},
+  ]};
+}
+
 test(`logs shows a failed deploy's output: by default beside the active release, with --release alone, --since filters by time`, async (t) => {
-  const dir = await project(t);
+  const dir = await project(t, {}, withQueue({}, `exit 0`));
   assert.equal((await deploy(dir, `r1`)).code, 0);
-  writeConfig(dir, {command: `echo "connecting to the database"; echo "boot failed: DATABASE_URL is not set" >&2; exit 3`});
+  writeConfig(dir, {}, withQueue({command: `echo "connecting to the database"; echo "boot failed: DATABASE_URL is not set" >&2; exit 3`}, `exit 0`));
   const failed = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--json`], dir);
   const {error} = parse<{error: {code: string; fix: string}}>(failed, null, 1);
   assert.equal(error.code, `ERR_PROCESS_EXITED`);
@@ -90,18 +98,18 @@ test(`logs shows a failed deploy's output: by default beside the active release,
   assert.equal(merged.code, 0, merged.stderr);
   const [header, body] = merged.stdout.split(`\n\n`) as [string, string];
   assert.deepEqual(header.split(`\n`), [
-    `== release r1 (active): web ==`,
-    `== release r2 (failed): web ==`,
+    `== release r1 (active): queue, web ==`,
+    `== release r2 (failed): queue, web ==`,
     `   failed: ERR_PROCESS_EXITED: Process "web" of release r2 exited (code 3) before it became healthy`,
   ]);
   const lines = body.trimEnd().split(`\n`);
-  assert.ok(lines.some((line) => / web@r2 \[stdout\] connecting to the database$/.test(line)), body);
-  assert.ok(lines.some((line) => / web@r2 \[stderr\] boot failed: DATABASE_URL is not set$/.test(line)), body);
+  assert.ok(lines.some((line) => / web@r2 +\[stdout\] connecting to the database$/.test(line)), body);
+  assert.ok(lines.some((line) => / web@r2 +\[stderr\] boot failed: DATABASE_URL is not set$/.test(line)), body);
   const times = lines.map((line) => Date.parse(line.slice(0, line.indexOf(` `))));
   assert.ok(times.every((time, index) => !Number.isNaN(time) && (index === 0 || time >= (times[index - 1] as number))), body);
 
   // One release, failed or not, as JSON (rollbridge 0.1's array with the release and its failure added).
-  const sources = parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--json`], dir), `logs.schema.json`);
+  const sources = parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--process`, `web`, `--json`], dir), `logs.schema.json`);
   assert.deepEqual(sources.map((source) => [source.id, source.source, source.releaseId]), [[`web`, `release r2 (failed)`, `r2`]]);
   assert.match(sources[0]?.failure ?? ``, /^ERR_PROCESS_EXITED: /);
   assert.deepEqual(sources[0]?.logs.map((entry) => `${entry.stream} ${entry.line}`).sort(), [`stderr boot failed: DATABASE_URL is not set`, `stdout connecting to the database`]);
@@ -111,7 +119,7 @@ test(`logs shows a failed deploy's output: by default beside the active release,
   assert.match(unknown.error.message, /^No retained release "r9" to show the output of; retained: r1 \(active\), r2 \(failed deploy\)$/);
   assert.match(unknown.error.fix, /--release/);
 
-  const recent = parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--since`, `1h`, `--json`], dir), `logs.schema.json`);
+  const recent = parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--process`, `web`, `--since`, `1h`, `--json`], dir), `logs.schema.json`);
   assert.equal(recent[0]?.logs.length, 2);
   const future = await run([`logs`, `--release`, `r2`, `--since`, `2099-01-01T00:00:00Z`], dir, `human`);
   assert.match(future.stdout, /\n\(no output since 2099-01-01T00:00:00\.000Z\)\n$/);
@@ -119,19 +127,43 @@ test(`logs shows a failed deploy's output: by default beside the active release,
   assert.equal(invalid.code, 2);
   assert.match(invalid.stderr, /^error ERR_USAGE: Invalid value for --since: .*\(got "yesterday"\)\n/);
 
-  // A later successful deploy: the older failure leaves the default view, --release still shows it.
-  writeConfig(dir, {});
+  // A readiness check that never passes: its fix names the failed release's output as well.
+  writeConfig(dir, {}, withQueue({}, `exit 1`));
+  const unready = parse<{error: {code: string; fix: string}}>(await run([`deploy`, `--release-path`, `releases/r4`, `--release-id`, `r4`, `--json`], dir), null, 1);
+  assert.equal(unready.error.code, `ERR_READINESS_FAILED`);
+  assert.match(unready.error.fix, /"rollbridge logs --release r4 --process queue" shows its output/);
+  const queue = parse<LogSource[]>(await run([`logs`, `--release`, `r4`, `--process`, `queue`, `--json`], dir), `logs.schema.json`);
+  assert.deepEqual(queue.map((source) => [source.id, source.logs.map((entry) => entry.line)]), [[`queue`, [`queue: waiting for redis`]]]);
+
+  // A later successful deploy: the older failures leave the default view, --release still shows them.
+  writeConfig(dir, {}, withQueue({}, `exit 0`));
   assert.equal((await deploy(dir, `r3`)).code, 0);
   const current = await run([`logs`, `--json`], dir);
-  assert.deepEqual(parse<LogSource[]>(current, `logs.schema.json`).map((source) => source.source), [`release r3 (active)`]);
-  assert.equal(parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--json`], dir), `logs.schema.json`).length, 1);
+  assert.deepEqual(parse<LogSource[]>(current, `logs.schema.json`).map((source) => source.source), [`release r3 (active)`, `release r3 (active)`]);
+  assert.equal(parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--json`], dir), `logs.schema.json`).length, 2);
   const all = parse<LogSource[]>(await run([`logs`, `--all`, `--json`], dir), `logs.schema.json`);
-  assert.deepEqual(new Set(all.map((source) => source.releaseId)), new Set([`r1`, `r2`, `r3`]));
+  assert.deepEqual(new Set(all.map((source) => source.releaseId)), new Set([`r1`, `r2`, `r3`, `r4`]));
+
+  // A release switched back in its watch window (web-app.cjs with a "crash" id exits 300 ms after the
+  // first proxied request) is retained as failed: the default view shows it beside the active release.
+  fs.mkdirSync(path.join(dir, `releases`, `crash1`));
+  writeConfig(dir, {}, withQueue({env: {APP_CRASH_AFTER: `first-request`}}, `exit 0`));
+  const watching = run([`deploy`, `--release-path`, `releases/crash1`, `--release-id`, `crash1`, `--watch`, `20s`, `--json`], dir);
+  const proxyPort = await waitFor(async () => {
+    const status = JSON.parse((await run([`status`, `--json`], dir)).stdout) as {activeReleaseId: string; proxy: {port: number}};
+    return status.activeReleaseId === `crash1` ? status.proxy.port : undefined;
+  }, {what: `the switch to crash1`});
+  await httpGet(proxyPort, `/release`);
+  const watched = parse<{error: {code: string; fix: string}}>(await watching, null, 1);
+  assert.equal(watched.error.code, `ERR_WATCH_ROLLED_BACK`);
+  assert.match(watched.error.fix, /"rollbridge logs --release crash1"/);
+  const afterWatch = parse<LogSource[]>(await run([`logs`, `--process`, `web`, `--json`], dir), `logs.schema.json`);
+  assert.deepEqual(afterWatch.map((source) => [source.source, source.failure !== undefined]), [[`release r3 (active)`, false], [`release crash1 (failed)`, true]]);
 });
 
 test(`status on a terminal lists the current releases with RSS, CPU and memory restarts, --all the rest; adopted processes are marked`, async (t) => {
   // GET /hog makes web resident above its memory limit: the watchdog replaces it (a memory restart).
-  const dir = await project(t, {memory: {limitBytes: 160 * 1024 * 1024, checkIntervalMs: 100}, env: {APP_HOG_BYTES: String(192 * 1024 * 1024)}});
+  const dir = await project(t, {memory: {limitBytes: 100 * 1024 * 1024, checkIntervalMs: 100}, env: {APP_HOG_BYTES: String(128 * 1024 * 1024)}});
   assert.equal((await deploy(dir, `r1`)).code, 0);
   assert.equal((await deploy(dir, `r2`)).code, 0);
   const status = async () => parse<StatusView>(await run([`status`, `--json`], dir), `status.schema.json`);
