@@ -11,8 +11,17 @@ import {parseArgs} from 'node:util';
 
 type SeaBuilder = (entry: string, options: {
   targets: Array<{nodeRange: string; platform: string; arch: string; output: string}>;
-  seaConfig: {useCodeCache: boolean; useSnapshot: boolean; disableExperimentalSEAWarning: boolean};
+  seaConfig: {useCodeCache: boolean; useSnapshot: boolean; disableExperimentalSEAWarning: boolean; execArgv: string[]};
 }) => Promise<void>;
+
+/**
+ * V8 flags baked into the binary (the SEA config's `execArgv`, Node ≥ 24.6; NODE_OPTIONS still adds to
+ * them). `--max-semi-space-size=1` (MiB): V8 otherwise grows the young generation to 16 MiB per
+ * semi-space after a burst of allocation (a deploy, a load peak) and keeps it committed, which was
+ * most of the daemon's RSS growth over deploys; measured in docs/benchmarks.md (memory,
+ * deploys-memory and throughput parts).
+ */
+const SEA_EXEC_ARGV = [`--max-semi-space-size=1`];
 
 const {values, positionals} = parseArgs({
   allowPositionals: true,
@@ -31,5 +40,5 @@ if (typeof sea !== `function`) {
 }
 await (sea as SeaBuilder)(entry, {
   targets: [{nodeRange: target[1]!, platform: target[2]!, arch: target[3]!, output: values.output}],
-  seaConfig: {useCodeCache: target[3] === process.arch, useSnapshot: false, disableExperimentalSEAWarning: true},
+  seaConfig: {useCodeCache: target[3] === process.arch, useSnapshot: false, disableExperimentalSEAWarning: true, execArgv: SEA_EXEC_ARGV},
 });

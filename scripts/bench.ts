@@ -1,7 +1,8 @@
 // `npm run bench [-- <part>…] [--sources] [--no-write]`: runs the benchmark parts (all by default:
-// throughput, deploys, websockets, lifecycle, latency, startup, memory, recovery, crash, upgrade), prints each figure and a PASS/FAIL line
-// per goal, and rewrites their sections of docs/benchmarks.md. Drives the standalone binary when it is
-// built (bundle/rollbridge-linux-x64), else the sources; `--sources` forces the sources.
+// throughput, deploys, websockets, lifecycle, latency, startup, memory, deploys-memory, recovery, crash,
+// upgrade), prints each figure and a PASS/FAIL line per goal, and rewrites their sections of
+// docs/benchmarks.md. Drives the standalone binary when it is built (bundle/rollbridge-linux-x64), else
+// the sources; `--sources` forces the sources.
 // Exit code: 0 when every goal passed, 1 otherwise.
 import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +12,7 @@ import {parseArgs} from 'node:util';
 import {stopAllDaemons} from './bench/bench-daemon.ts';
 import {benchCrash} from './bench/crash.ts';
 import {benchDeploys} from './bench/deploys.ts';
+import {benchDeploysMemory} from './bench/deploys-memory.ts';
 import {benchLifecycle} from './bench/lifecycle.ts';
 import {benchLatency} from './bench/latency.ts';
 import {benchMemory} from './bench/memory.ts';
@@ -34,6 +36,7 @@ const TITLES: Record<PartName, string> = {
   latency: `Deploy latency`,
   startup: `Binary start-up`,
   memory: `Daemon memory`,
+  'deploys-memory': `Daemon memory over 1,000 deploys`,
   recovery: `Recovery: daemon SIGKILL and re-adoption, legacy takeover, daemon replacement under load`,
   crash: `Crash in every phase of a deploy: SIGKILL, ensure-daemon, one more deploy`,
   upgrade: `Upgrade from a running rollbridge 0.1.21 in one command, under load`,
@@ -47,6 +50,7 @@ const RUNNERS: Record<PartName, (ctx: BenchContext, result: PartResult) => Promi
   latency: benchLatency,
   startup: benchStartupBinary,
   memory: benchMemory,
+  'deploys-memory': benchDeploysMemory,
   recovery: benchRecovery,
   crash: benchCrash,
   upgrade: benchUpgrade,

@@ -15,7 +15,7 @@ const running = new Set<BenchDaemon>();
 
 export type DaemonStatus = {
   activeReleaseId: string | null;
-  daemon: {pid: number};
+  daemon: {pid: number; memory?: {rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number}};
   proxy: {port: number};
   releases: Array<{
     releaseId: string;

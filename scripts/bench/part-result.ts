@@ -1,7 +1,7 @@
 // The shape every benchmark part returns, and the context it runs in.
 import type {RollbridgeCli} from './rollbridge-cli.ts';
 
-export const PART_NAMES = [`throughput`, `deploys`, `websockets`, `lifecycle`, `latency`, `startup`, `memory`, `recovery`, `crash`, `upgrade`] as const;
+export const PART_NAMES = [`throughput`, `deploys`, `websockets`, `lifecycle`, `latency`, `startup`, `memory`, `deploys-memory`, `recovery`, `crash`, `upgrade`] as const;
 export type PartName = typeof PART_NAMES[number];
 
 export type Check = {

@@ -31,6 +31,21 @@ export function readRssBytes(pid: number): number {
   }
 }
 
+/** Resident memory of `pid` split by kind (bytes, from /proc/<pid>/smaps_rollup), or null when it is gone. */
+export type RssBreakdown = {rss: number; anonymous: number; fileBacked: number};
+
+export function readRssBreakdown(pid: number): RssBreakdown | null {
+  try {
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, `utf8`);
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, `m`).exec(rollup)?.[1] ?? Number.NaN) * 1024;
+    const rss = field(`Rss`);
+    const anonymous = field(`Anonymous`);
+    return {rss, anonymous, fileBacked: rss - anonymous};
+  } catch {
+    return null;
+  }
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

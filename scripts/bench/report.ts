@@ -1,6 +1,7 @@
 // docs/benchmarks.md: one section per part, each rewritten only by the run that measured it (so
 // `npm run bench -- latency` updates the latency section and keeps the others), plus a summary table
-// rebuilt from the checks embedded in every section.
+// rebuilt from the checks embedded in every section. A hand-written analysis of a part is kept between
+// `<!-- bench:notes <part> -->` and `<!-- /bench:notes <part> -->`, after that part's section.
 import fs from 'node:fs';
 import {PART_NAMES} from './part-result.ts';
 import type {Check, PartName, PartResult, Table} from './part-result.ts';
@@ -11,6 +12,8 @@ type Summary = {part: PartName; title: string; status: string; at: string; check
 
 const START = (part: string) => `<!-- bench:part ${part} -->`;
 const END = (part: string) => `<!-- /bench:part ${part} -->`;
+const NOTES_START = (part: string) => `<!-- bench:notes ${part} -->`;
+const NOTES_END = (part: string) => `<!-- /bench:notes ${part} -->`;
 
 export function describeMachine(machine: MachineInfo): string {
   return `${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGb} GB RAM, Linux ${machine.kernel}; bench runner Node ${machine.benchNode}; ${machine.wrk}`;
@@ -63,6 +66,13 @@ export function writeReport(file: string, results: PartResult[], machine: Machin
     if (start !== -1 && end > start) sections.set(part, previous.slice(start, end + END(part).length));
   }
   for (const result of results) sections.set(result.part, renderSection(result, machine));
+  // Hand-written analyses (`<!-- bench:notes <part> -->` … `<!-- /bench:notes <part> -->`) stay, after their part.
+  const notes = new Map<PartName, string>();
+  for (const part of PART_NAMES) {
+    const start = previous.indexOf(NOTES_START(part));
+    const end = previous.indexOf(NOTES_END(part));
+    if (start !== -1 && end > start) notes.set(part, previous.slice(start, end + NOTES_END(part).length));
+  }
   const summaries = PART_NAMES.flatMap((part) => {
     const match = /<!-- bench:summary ([A-Za-z0-9+/=]+) -->/.exec(sections.get(part) ?? ``);
     return match ? [JSON.parse(Buffer.from(match[1]!, `base64`).toString(`utf8`)) as Summary] : [];
@@ -83,7 +93,7 @@ export function writeReport(file: string, results: PartResult[], machine: Machin
       ? [`| ${s.part} | - | ${s.status} | - | ${s.status} |`]
       : s.checks.map((c) => `| ${s.part} | ${escape(c.name)} | ${escape(c.measured)} | ${escape(c.goal)} | ${c.pass ? `PASS` : `**FAIL**`} |`)),
     ``,
-    ...PART_NAMES.flatMap((part) => (sections.has(part) ? [sections.get(part)!, ``] : [])),
+    ...PART_NAMES.flatMap((part) => [...(sections.has(part) ? [sections.get(part)!, ``] : []), ...(notes.has(part) ? [notes.get(part)!, ``] : [])]),
   ];
   fs.writeFileSync(file, out.join(`\n`));
 }

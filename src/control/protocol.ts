@@ -239,6 +239,8 @@ export const isStatusResult = t.isObject({
     /** `deploy <id>`, `rollback <id>`, `restart`… while one runs. */
     deploying: t.isNullable(t.isString()),
     stopping: t.isBoolean(),
+    /** The daemon's own process.memoryUsage() in bytes (absent from daemons before 0.2). */
+    memory: t.isOptional(t.isObject({rss: t.isNumber(), heapTotal: t.isNumber(), heapUsed: t.isNumber(), external: t.isNumber(), arrayBuffers: t.isNumber()}, LOOSE)),
   }, LOOSE)),
   /** The daemon's build. `digest` and `path` are rollbridge 0.1's names (never null); `sha256` equals `digest`. */
   daemonRuntime: t.isOptional(t.isObject({

@@ -338,6 +338,7 @@ export class Daemon {
         configPath: config.configPath,
         deploying: deployer.deploying,
         stopping: this.#stopping,
+        memory: daemonMemory(),
       },
       daemonRuntime: {...this.#options.version, format: 1, executable: process.execPath, digest: runtime.digest, path: runtime.path, sha256: runtime.digest},
       orphans: [],
@@ -436,4 +437,10 @@ function checkFileLocations(config: Config): void {
       details: {key: `logs.dir`, path: logsDir},
     });
   }
+}
+
+/** The daemon's own memory in bytes (status `daemon.memory`; the memory benchmarks read it). */
+function daemonMemory(): {rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number} {
+  const {rss, heapTotal, heapUsed, external, arrayBuffers} = process.memoryUsage();
+  return {rss, heapTotal, heapUsed, external, arrayBuffers};
 }
