@@ -37,6 +37,9 @@ export type DeployRun = {
   durationMs: number;
   /** The daemon's phases (`started`, `healthy`, `switched` …) with their durations. */
   phases: Array<{phase: string; durationMs: number}>;
+  /** The daemon's time by step (`timings` of the result) and the CLI's own (`cliTimings`), ms; empty from older builds. */
+  timings: Record<string, number>;
+  cliTimings: Record<string, number>;
   /** Error code (from the JSON error, or `exit <n>`) when the deploy failed. */
   error: string | null;
   run: CliRun;
@@ -120,16 +123,20 @@ export class BenchDaemon {
     const run = await this.rollbridge([`deploy`, `--release-path`, releasePath, `--release-id`, releaseId, `--json`], options.timeoutMs ?? 120_000);
     let durationMs = Number.NaN;
     let phases: DeployRun[`phases`] = [];
+    let timings: Record<string, number> = {};
+    let cliTimings: Record<string, number> = {};
     let error: string | null = run.code === 0 ? null : `exit ${run.code}`;
     try {
-      const json = JSON.parse(run.stdout) as {durationMs?: number; phases?: DeployRun[`phases`]; error?: {code: string; message: string}};
+      const json = JSON.parse(run.stdout) as {durationMs?: number; phases?: DeployRun[`phases`]; timings?: Record<string, number>; cliTimings?: Record<string, number>; error?: {code: string; message: string}};
       if (typeof json.durationMs === `number`) durationMs = json.durationMs;
       if (Array.isArray(json.phases)) phases = json.phases;
+      timings = json.timings ?? {};
+      cliTimings = json.cliTimings ?? {};
       if (json.error) error = `${json.error.code}: ${json.error.message}`;
     } catch {
       if (run.code !== 0) error = `exit ${run.code}: ${(run.stdout + run.stderr).trim().slice(0, 300)}`;
     }
-    return {ok: run.code === 0 && error === null, releaseId, wallMs: run.wallMs, startedAt: run.startedAt, durationMs, phases, error, run};
+    return {ok: run.code === 0 && error === null, releaseId, wallMs: run.wallMs, startedAt: run.startedAt, durationMs, phases, timings, cliTimings, error, run};
   }
 
   async status(): Promise<DaemonStatus> {

@@ -21,7 +21,45 @@ const BOOT_MS = `100`;
 /** Lets the previous release drain and stop before the next deploy. */
 const PAUSE_MS = 300;
 
-type Series = {label: string; walls: number[]; durations: number[]; firstResponses: number[]; failures: string[]; phases: Record<string, number[]>};
+type Series = {label: string; walls: number[]; durations: number[]; firstResponses: number[]; failures: string[]; phases: Record<string, number[]>; steps: Record<string, number[]>};
+
+/** The deploy's wall time by step (ms), from the CLI's `cliTimings` and the daemon's `timings` in `deploy --json`. */
+const STEPS: Array<{key: string; label: string}> = [
+  {key: `cli.start`, label: `CLI start: runtime and modules, until the command runs`},
+  {key: `cli.config`, label: `CLI: config read and checked`},
+  {key: `cli.connect`, label: `CLI: connect to the control socket`},
+  {key: `daemon.config`, label: `daemon: config read again`},
+  {key: `daemon.stateWrite`, label: `daemon: write-ahead state write (fsync) before the spawn`},
+  {key: `daemon.spawn`, label: `daemon: spawn the new process`},
+  {key: `daemon.health`, label: `daemon: health checks until the first pass (the app's boot included)`},
+  {key: `daemon.switch`, label: `daemon: switch`},
+  {key: `daemon.switchStateWrite`, label: `daemon: state write (fsync) that makes the switch durable`},
+  {key: `daemon.other`, label: `daemon: the rest (ports, retiring the previous release)`},
+  {key: `reply`, label: `request and reply on the socket beyond the daemon's durationMs`},
+  {key: `cli.exit`, label: `CLI: process spawn, output and exit (wall time minus the above)`},
+];
+
+function stepsOf(deploy: DeployRun): Record<string, number> | null {
+  const cli = deploy.cliTimings;
+  const daemon = deploy.timings;
+  if (cli.startMs === undefined || daemon.healthMs === undefined) return null;
+  const daemonListed = (daemon.configMs ?? 0) + (daemon.stateWriteMs ?? 0) + (daemon.spawnMs ?? 0) + daemon.healthMs + (daemon.switchMs ?? 0) + (daemon.switchStateWriteMs ?? 0);
+  const requestMs = cli.requestMs ?? Number.NaN;
+  return {
+    'cli.start': cli.startMs,
+    'cli.config': cli.configMs ?? Number.NaN,
+    'cli.connect': cli.connectMs ?? Number.NaN,
+    'daemon.config': daemon.configMs ?? Number.NaN,
+    'daemon.stateWrite': daemon.stateWriteMs ?? Number.NaN,
+    'daemon.spawn': daemon.spawnMs ?? Number.NaN,
+    'daemon.health': daemon.healthMs,
+    'daemon.switch': daemon.switchMs ?? Number.NaN,
+    'daemon.switchStateWrite': daemon.switchStateWriteMs ?? Number.NaN,
+    'daemon.other': deploy.durationMs - daemonListed,
+    reply: requestMs - deploy.durationMs,
+    'cli.exit': deploy.wallMs - cli.startMs - (cli.configMs ?? 0) - (cli.connectMs ?? 0) - requestMs,
+  };
+}
 
 export async function benchLatency(ctx: BenchContext, result: PartResult): Promise<void> {
   const dir = path.join(ctx.workDir, `d`);
@@ -51,6 +89,18 @@ export async function benchLatency(ctx: BenchContext, result: PartResult): Promi
         [`upstream 0.1.21 (anchor, not run)`, `420`, `-`, `-`, `400`, `-`],
       ],
     });
+    if (Object.keys(defaults.steps).length > 0) {
+      const cell = (values: number[] | undefined) => (values && values.length > 0 ? median(values).toFixed(1) : `-`);
+      result.tables.push({
+        title: `where the deploy's wall time goes (medians of ${DEPLOYS} deploys, ms; from \`cliTimings\` and \`timings\` in \`deploy --json\`; the medians of the steps need not add up to the median wall time)`,
+        header: [`step`, defaults.label, tuned.label],
+        rows: [
+          ...STEPS.map((step) => [step.label, cell(defaults.steps[step.key]), cell(tuned.steps[step.key])]),
+          [`wall time (CLI spawn to exit)`, median(defaults.walls).toFixed(1), median(tuned.walls).toFixed(1)],
+          [`the app alone, spawn to accepting connections`, appFloor.toFixed(1), appFloor.toFixed(1)],
+        ],
+      });
+    }
     const wall = median(defaults.walls);
     result.checks.push(check(`deploy CLI wall time, app booting in ${BOOT_MS} ms (default config, median of ${DEPLOYS})`, `${wall.toFixed(0)} ms`, `≤ ${DEPLOY_WALL_GOAL_MS} ms (upstream 420 ms)`, wall <= DEPLOY_WALL_GOAL_MS));
     const firstResponse = median(polled.firstResponses);
@@ -70,7 +120,7 @@ export async function benchLatency(ctx: BenchContext, result: PartResult): Promi
 }
 
 async function series(label: string, daemon: BenchDaemon, nextId: () => string, poll: boolean): Promise<Series> {
-  const out: Series = {label, walls: [], durations: [], firstResponses: [], failures: [], phases: {}};
+  const out: Series = {label, walls: [], durations: [], firstResponses: [], failures: [], phases: {}, steps: {}};
   for (let i = 0; i < DEPLOYS; i++) {
     await delay(PAUSE_MS);
     const releaseId = nextId();
@@ -89,6 +139,7 @@ async function series(label: string, daemon: BenchDaemon, nextId: () => string, 
     out.walls.push(deploy.wallMs);
     if (Number.isFinite(deploy.durationMs)) out.durations.push(deploy.durationMs);
     for (const phase of deploy.phases) (out.phases[phase.phase] ??= []).push(phase.durationMs);
+    for (const [key, ms] of Object.entries(stepsOf(deploy) ?? {})) if (Number.isFinite(ms)) (out.steps[key] ??= []).push(ms);
   }
   return out;
 }

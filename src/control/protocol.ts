@@ -337,6 +337,10 @@ export const isDeployResult = t.isObject({
   /** True when `skipIfActive` found the release already active: nothing was done. */
   skipped: t.isOptional(t.isBoolean()),
   phases: t.isOptional(t.isArray(isProgressEvent)),
+  /** Where the daemon's time went, ms by step (configMs, stateWriteMs, spawnMs, healthMs, switchMs, switchStateWriteMs). */
+  timings: t.isOptional(t.isRecord(t.isNumber())),
+  /** Added by the CLI, not the daemon: its own start, config load, connect and request, ms. */
+  cliTimings: t.isOptional(t.isRecord(t.isNumber())),
   /** Results of hooks.beforeSwitch / hooks.afterSwitch when they ran. */
   hooks: t.isOptional(t.isArray(isHookResult)),
   /** Only for `dryRun`: what the deploy would do. */

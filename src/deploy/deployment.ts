@@ -58,9 +58,19 @@ export type DeployResult = {
   /** The release was already active (`skipIfActive`): nothing was done. */
   skipped?: boolean;
   phases: DeployPhase[];
+  /** Where the daemon's time went, ms (see DeployTimings); absent from dry runs and skipped deploys. */
+  timings?: DeployTimings;
   hooks?: HookResult[];
   plan?: DeployPlanView;
 };
+
+/**
+ * A deploy's time by step, ms: reading the config, the write-ahead state write (fsynced) before
+ * anything starts, spawning the processes, their health checks, the switch and the state write
+ * that makes it durable before the reply. What is not listed (ports, hooks, singletons) is the rest
+ * of `durationMs`.
+ */
+export type DeployTimings = {configMs: number; stateWriteMs: number; spawnMs: number; healthMs: number; switchMs: number; switchStateWriteMs: number};
 
 /**
  * One deploy (or rollback), in order: ports, daemon-wide services, the release's processes with their
@@ -76,6 +86,15 @@ export async function runDeployment(context: DeployContext, request: DeployReque
   const releasePath = path.resolve(request.releasePath);
   const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
   const revision = request.revision ?? releaseId;
+  const timings: DeployTimings = {configMs: 0, stateWriteMs: 0, spawnMs: 0, healthMs: 0, switchMs: 0, switchStateWriteMs: 0};
+  const timed = async <T>(key: keyof DeployTimings, work: () => Promise<T>): Promise<T> => {
+    const since = performance.now();
+    try {
+      return await work();
+    } finally {
+      timings[key] += performance.now() - since;
+    }
+  };
   const phase: PhaseReporter = (name, extra = {}) => {
     // A wait starting is only streamed: the phase that ends it carries the wait's duration.
     if (name === `waiting`) return onProgress?.({phase: name, releaseId, ...extra});
@@ -86,7 +105,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     onProgress?.({...entry, ...extra});
   };
   try {
-    const config = await reloadConfig(active.config);
+    const config = await timed(`configMs`, () => reloadConfig(active.config));
     validateReleasePath(releasePath);
     const previous = active.release;
     const release = new Release({releaseId, releasePath, revision, config});
@@ -102,9 +121,9 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       await allocatePorts(context, release, plan);
       createServices(context, release, plan, startedServices);
       createReleaseProcesses(context, release, plan);
-      await context.commit();
+      await timed(`stateWriteMs`, () => context.commit());
       await startServices(context, release, plan, phase);
-      await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true);
+      await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true, timed);
       if (config.hooks.beforeSwitch && request.skipBeforeSwitch === true) {
         log.warn(`hook skipped`, {hook: `beforeSwitch`, releaseId});
       } else if (config.hooks.beforeSwitch) {
@@ -121,14 +140,16 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     // The switch: from here on new requests and upgrades go to the new release.
     const watchMs = request.watchMs ?? config.watch.windowMs;
     const watching = previous !== null && watchMs > 0;
+    const switchStartedAt = performance.now();
     active.switchTo(release, {fallback: watching ? previous : null});
     log.info(`traffic switched`, {previousReleaseId: previous?.releaseId ?? null, releaseId});
+    timings.switchMs = performance.now() - switchStartedAt;
     phase(`switched`, {previousReleaseId: previous?.releaseId ?? null});
     refreshServices(context, release);
     let singletons: string[] = [];
     try {
       // Durable before singletons are replaced, the previous release retires or the command is answered.
-      await context.commit();
+      await timed(`switchStateWriteMs`, () => context.commit());
       if (request.onSwitched) await request.onSwitched(release, phase);
       singletons = await replaceSingletons(context, release, plan, previous, phase);
     } catch (error) {
@@ -168,6 +189,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       durationMs: Math.round(performance.now() - startedAt),
       changed: true,
       phases,
+      timings: roundTimings(timings),
       ...(hooks.length > 0 ? {hooks} : {}),
     };
   } catch (error) {
@@ -269,12 +291,20 @@ function createReleaseProcesses(context: DeployContext, release: Release, plan: 
   }
 }
 
-async function startReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter, skipHealthCheck: boolean): Promise<void> {
+type Timed = <T>(key: keyof DeployTimings, work: () => Promise<T>) => Promise<T>;
+
+function roundTimings(timings: DeployTimings): DeployTimings {
+  const rounded = {...timings};
+  for (const key of Object.keys(rounded) as Array<keyof DeployTimings>) rounded[key] = Math.round(rounded[key] * 10) / 10;
+  return rounded;
+}
+
+async function startReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter, skipHealthCheck: boolean, timed: Timed): Promise<void> {
   const {roster, log, proxy} = context;
   for (const [index, instance] of plan.instances.entries()) {
     roster.assertRunning();
     const managed = release.processes[index] as ManagedProcess;
-    await managed.start(`deploy`);
+    await timed(`spawnMs`, () => managed.start(`deploy`));
     if (instance.process.policy !== `proxied`) {
       phase(`started`, startedPhase(managed, instance.process.policy));
       await waitUntilReady(release, instance.process, managed, log, phase);
@@ -284,7 +314,7 @@ async function startReleaseProcesses(context: DeployContext, release: Release, p
     if (port === undefined) continue;
     phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
     if (instance.process.health && !skipHealthCheck) {
-      await waitUntilHealthy(release, managed, instance.process, port, instance.configIndex, phase);
+      await timed(`healthMs`, () => waitUntilHealthy(release, managed, instance.process, port, instance.configIndex, phase));
       phase(`healthy`, {processId: instance.instanceId});
     } else if (skipHealthCheck) {
       log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});

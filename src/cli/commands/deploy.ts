@@ -46,7 +46,9 @@ export class DeployCommand extends StreamingCommand {
       health check's URL and timeout, a hook, the deploy queue and what holds it), the wait in progress
       with a live elapsed time. JSON (\`{status, changed, activeReleaseId, previousReleaseId, …}\`) with
       \`--json\` or when stdout is not a terminal, as rollbridge 0.1 did. \`--stream\` prints one NDJSON line
-      per phase as it happens (a wait as \`"phase": "waiting"\`), then the result line.
+      per phase as it happens (a wait as \`"phase": "waiting"\`), then the result line. The JSON result of a
+      deploy that ran also carries \`timings\` (the daemon's time by step, ms) and \`cliTimings\` (this
+      command's own start, config, connect and request, ms): docs/schemas/common.schema.json describes each.
 
       With \`--ensure-daemon\`, a running rollbridge 0.1 daemon of this application (on \`control.path\`, or
       on 0.1's default \`/tmp/rollbridge-<application>.sock\` when the config sets none) is upgraded in the
@@ -88,11 +90,14 @@ export class DeployCommand extends StreamingCommand {
   daemonRuntimePath = Option.String(`--daemon-runtime-path`, {hidden: true, description: `Accepted for compatibility with rollbridge 0.1; ignored`});
 
   async run(): Promise<number> {
+    // Since the process started (performance's time origin): the runtime's start and module loading.
+    const runStartedAt = performance.now();
     const watchMs = this.parseDuration(`--watch`, this.watch);
     if (this.skipIfActive && this.releaseId === undefined && this.revision === undefined) {
       throw new UsageError(`--skip-if-active needs --release-id or --revision: a generated release id is never the active one`);
     }
     const config = await this.loadConfig({notices: true});
+    const configLoadedAt = performance.now();
     if (this.dryRun) return this.#dryRun(config);
     if (this.ensure) {
       const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
@@ -107,7 +112,9 @@ export class DeployCommand extends StreamingCommand {
         await replaceDaemon(config, this.context, launch);
       }
     }
+    const connectStartedAt = performance.now();
     const client = await this.connect(config);
+    const requestStartedAt = performance.now();
     let result: DeployResult;
     try {
       result = await client.call(`deploy`, {
@@ -124,7 +131,10 @@ export class DeployCommand extends StreamingCommand {
       client.close();
     }
     if (!this.human) {
-      this.writeSuccess({changed: result.changed ?? true, ...result});
+      const cliTimings = {startMs: runStartedAt, configMs: configLoadedAt - runStartedAt, connectMs: requestStartedAt - connectStartedAt, requestMs: performance.now() - requestStartedAt};
+      // With the daemon's timings (a deploy that ran; not a skipped one), the CLI's own beside them.
+      const timed = result.timings === undefined ? {} : {cliTimings: Object.fromEntries(Object.entries(cliTimings).map(([key, ms]) => [key, Math.round(ms * 10) / 10]))};
+      this.writeSuccess({changed: result.changed ?? true, ...result, ...timed});
     } else if (result.skipped) {
       this.writeLine(`✓ release ${result.releaseId} is already active with the same release path and revision; nothing was changed`);
     } else {
