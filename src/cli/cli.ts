@@ -50,8 +50,11 @@ export const COMMANDS = [
   CompleteProcessesCommand,
 ] as const;
 
-/** `colors`: whether help may use ANSI colours (runCli decides from the terminal, NO_COLOR and FORCE_COLOR); off by default. */
-export function createCli(options: {colors?: boolean} = {}): RollbridgeCli {
+/**
+ * `colors`: whether help may use ANSI colours (runCli decides from the terminal, NO_COLOR and FORCE_COLOR); off by default.
+ * `commands`: the commands to register (all by default; runCli passes commandsFor(argv)).
+ */
+export function createCli(options: {colors?: boolean; commands?: ReadonlyArray<typeof COMMANDS[number]>} = {}): RollbridgeCli {
   const cli = new RollbridgeCli({
     binaryLabel: `rollbridge`,
     binaryName: `rollbridge`,
@@ -60,8 +63,22 @@ export function createCli(options: {colors?: boolean} = {}): RollbridgeCli {
     enableColors: options.colors ?? false,
   });
   cli.register(Builtins.HelpCommand);
-  for (const command of COMMANDS) cli.register(command);
+  for (const command of options.commands ?? COMMANDS) cli.register(command);
   return cli;
+}
+
+/**
+ * The commands `argv` can name: those whose path begins with argv[0], else all of them. Clipanion
+ * compiles one parser state machine of every registered command on each run, which was most of the
+ * start-up of `status`; a run that names its command parses (and reports a bad flag) the same way
+ * with that command alone. Without a command name (no argument, `--help`, a typo) every command is
+ * registered, so the usage and the suggestions list them all; `completion` lists every command.
+ */
+export function commandsFor(argv: readonly string[]): ReadonlyArray<typeof COMMANDS[number]> {
+  const head = argv[0];
+  if (head === undefined || head === `completion`) return COMMANDS;
+  const named = COMMANDS.filter((command) => command.paths.some((path) => path[0] === head));
+  return named.length > 0 ? named : COMMANDS;
 }
 
 /**
@@ -71,7 +88,7 @@ export function createCli(options: {colors?: boolean} = {}): RollbridgeCli {
  */
 export async function runCli(argv: string[], context: Omit<CliContext, keyof BaseContext> & Partial<BaseContext>): Promise<number> {
   const fullContext = {...Cli.defaultContext, ...context} as CliContext;
-  const cli = createCli({colors: useColors(fullContext)});
+  const cli = createCli({colors: useColors(fullContext), commands: commandsFor(argv)});
   if (argv.length === 0) {
     fullContext.stderr.write(cli.usage(null));
     return 2;

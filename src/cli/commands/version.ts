@@ -1,6 +1,6 @@
 import {Command, Option} from 'clipanion';
 import type {CliContext} from '../context.ts';
-import {getVersionInfo} from '../version.ts';
+import {formatVersion, getVersionInfo} from '../version.ts';
 
 export class VersionCommand extends Command<CliContext> {
   static paths = [[`--version`], [`-v`], [`version`]];
@@ -13,9 +13,7 @@ export class VersionCommand extends Command<CliContext> {
   json = Option.Boolean(`--json`, false, {description: `Print {version, commit, node} as JSON (also ROLLBRIDGE_OUTPUT=json)`});
 
   async execute(): Promise<number> {
-    const info = getVersionInfo();
-    const json = this.json || this.context.output === `json`;
-    this.context.stdout.write(json ? `${JSON.stringify(info)}\n` : `rollbridge ${info.version} (commit ${info.commit}, node ${info.node})\n`);
+    this.context.stdout.write(formatVersion(getVersionInfo(), this.json || this.context.output === `json`));
     return 0;
   }
 }
