@@ -16,12 +16,12 @@ type SeaBuilder = (entry: string, options: {
 
 /**
  * V8 flags baked into the binary (the SEA config's `execArgv`, Node ≥ 24.6; NODE_OPTIONS still adds to
- * them). `--max-semi-space-size=1` (MiB): V8 otherwise grows the young generation to 16 MiB per
+ * them). `--max-semi-space-size=2` (MiB): V8 otherwise grows the young generation to 16 MiB per
  * semi-space after a burst of allocation (a deploy, a load peak) and keeps it committed, which was
  * most of the daemon's RSS growth over deploys; measured in docs/benchmarks.md (memory,
  * deploys-memory and throughput parts).
  */
-const SEA_EXEC_ARGV = [`--max-semi-space-size=1`];
+const SEA_EXEC_ARGV = [`--max-semi-space-size=2`];
 
 const {values, positionals} = parseArgs({
   allowPositionals: true,
