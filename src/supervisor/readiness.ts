@@ -62,7 +62,9 @@ async function probe(readiness: ReadinessConfig, target: ReadinessTarget, timeou
     return result.ok ? {ok: true} : {ok: false, error: result.error};
   }
   if (readiness.kind === `tcp`) return probeTcp(target.host, target.port ?? 0, timeoutMs);
-  const result = await execa(`/bin/sh`, [`-c`, readiness.command ?? `false`], {cwd: target.cwd, env: target.env, extendEnv: false, reject: false, timeout: timeoutMs, stdin: `ignore`, all: true, ...(signal ? {cancelSignal: signal} : {})});
+  // killDescendants: the check runs in its own process group and a timeout or an abort signals the
+  // whole group, so what the command started in the background is stopped with it.
+  const result = await execa(`/bin/sh`, [`-c`, readiness.command ?? `false`], {cwd: target.cwd, env: target.env, extendEnv: false, reject: false, timeout: timeoutMs, killDescendants: true, stdin: `ignore`, all: true, ...(signal ? {cancelSignal: signal} : {})});
   if (result.exitCode === 0) return {ok: true};
   const output = typeof result.all === `string` ? result.all.trim().split(`\n`).at(-1) : undefined;
   return {ok: false, error: result.timedOut ? `command timed out after ${timeoutMs} ms` : `command exited with ${result.exitCode ?? result.signal}${output ? `: ${output}` : ``}`};

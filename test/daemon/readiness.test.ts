@@ -67,3 +67,35 @@ test(`an http readiness check probes the process's own port`, async (t) => {
   assert.equal(result.activeReleaseId, `v1`);
   await daemon.record((record) => record.msg === `process ready` && record.processId === `api`, `process ready`);
 });
+
+test(`a readiness command that outlives its probe timeout is stopped with everything it started (no orphaned grandchild)`, async (t) => {
+  let pidFile = ``;
+  const daemon = await startDaemon(t, (dir) => {
+    pidFile = path.join(dir, `grandchild.pid`);
+    return webConfig(dir, {processes: [
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20}},
+      // The check starts a long sleep in the background and waits for it: each probe times out.
+      {id: `worker`, command: `exec sleep 300`, policy: `companion`, readiness: {command: `sleep 300 & echo $! >> "${pidFile}"; wait`, probeTimeoutMs: 200, timeoutMs: 700}},
+    ]});
+  });
+  await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`}), (error: unknown) => {
+    assert.ok(isRollbridgeError(error));
+    assert.equal(error.code, `ERR_READINESS_FAILED`);
+    assert.match(error.message, /command timed out after \d+ ms/);
+    return true;
+  });
+  const pids = fs.readFileSync(pidFile, `utf8`).trim().split(`\n`).map(Number);
+  assert.ok(pids.length >= 1 && pids.every((pid) => Number.isInteger(pid) && pid > 0), `the checks wrote their sleep's pid: ${pids.join(`, `)}`);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return !fs.readFileSync(`/proc/${pid}/stat`, `utf8`).includes(`) Z `);
+    } catch {
+      return false;
+    }
+  };
+  t.after(() => {
+    for (const pid of pids) if (alive(pid)) process.kill(pid, `SIGKILL`);
+  });
+  await waitFor(() => pids.every((pid) => !alive(pid)), {what: `every background sleep started by the timed-out checks to be gone`});
+});
