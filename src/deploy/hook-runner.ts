@@ -18,8 +18,9 @@ export type HookResult = {
 
 /**
  * Runs a hook command through `/bin/sh -c` in its own process group with the release's environment,
- * bounded by `timeoutMs` (then the whole group gets SIGKILL). Never throws for the command's failure:
- * the result says what happened; `assertHookSucceeded` turns a failure into ERR_HOOK_FAILED.
+ * bounded by `timeoutMs` (then execa's `killDescendants` sends SIGKILL to the whole group). Never throws
+ * for the command's failure: the result says what happened; `assertHookSucceeded` turns a failure into
+ * ERR_HOOK_FAILED.
  */
 export async function runHook(options: {hook: HookName; command: string; cwd: string; env: Record<string, string>; timeoutMs: number}): Promise<HookResult> {
   const startedAt = performance.now();
@@ -27,23 +28,18 @@ export async function runHook(options: {hook: HookName; command: string; cwd: st
     cwd: options.cwd,
     env: options.env,
     extendEnv: false,
+    // Not stopped with the daemon (as before): killDescendants alone would also make it a group leader.
     detached: true,
+    killDescendants: true,
+    timeout: options.timeoutMs,
+    killSignal: `SIGKILL`,
     all: true,
     reject: false,
     stdin: `ignore`,
     maxBuffer: 16 * 1024 * 1024,
   });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      if (subprocess.pid !== undefined) process.kill(-subprocess.pid, `SIGKILL`);
-    } catch {
-      // already gone
-    }
-  }, options.timeoutMs);
   const result = await subprocess;
-  clearTimeout(timer);
+  const timedOut = result.timedOut;
   const all = typeof result.all === `string` ? result.all : ``;
   const output = all.split(/\r?\n/).filter((line) => line.length > 0).slice(-HOOK_OUTPUT_LINES);
   const exitCode = typeof result.exitCode === `number` ? result.exitCode : null;
