@@ -11,7 +11,7 @@ import {ControlClient} from '../../src/control/client.ts';
 import {BenchDaemon} from './bench-daemon.ts';
 import {check} from './part-result.ts';
 import type {BenchContext, PartResult} from './part-result.ts';
-import {sampleRss} from './process-usage.ts';
+import {readRssBreakdown, sampleRss} from './process-usage.ts';
 import {formatMb, median, percentile} from './stats.ts';
 
 export const DEPLOYS = 1_000;
@@ -37,7 +37,7 @@ while (my $client = $server->accept) {
 }
 `;
 
-type Checkpoint = {deploys: number; rss: number; heapUsed: number; heapTotal: number; external: number; releases: number; elapsedS: number};
+type Checkpoint = {deploys: number; rss: number; anonymous: number; fileBacked: number; heapUsed: number; heapTotal: number; external: number; releases: number; elapsedS: number};
 
 export async function benchDeploysMemory(ctx: BenchContext, result: PartResult): Promise<void> {
   const dir = path.join(ctx.workDir, `d`);
@@ -76,7 +76,7 @@ export async function benchDeploysMemory(ctx: BenchContext, result: PartResult):
       if ((CHECKPOINTS as readonly number[]).includes(n)) {
         const point = await measure(client, daemon.pid, n, (performance.now() - started) / 1000);
         checkpoints.push(point);
-        ctx.log(`  after ${n} deploys (${point.elapsedS.toFixed(0)} s): RSS ${formatMb(point.rss)}, heapUsed ${formatMb(point.heapUsed)} of ${formatMb(point.heapTotal)}, external ${formatMb(point.external)}, ${point.releases} releases retained`);
+        ctx.log(`  after ${n} deploys (${point.elapsedS.toFixed(0)} s): RSS ${formatMb(point.rss)} (anonymous ${formatMb(point.anonymous)}, file-backed ${formatMb(point.fileBacked)}), heapUsed ${formatMb(point.heapUsed)} of ${formatMb(point.heapTotal)}, external ${formatMb(point.external)}, ${point.releases} releases retained`);
       }
     }
   } finally {
@@ -87,8 +87,8 @@ export async function benchDeploysMemory(ctx: BenchContext, result: PartResult):
   }
   result.tables.push({
     title: `${DEPLOYS} deploys of the tiny app one after the other (each then answers one request through the proxy); measured 1 s after the deploy, once no release drains`,
-    header: [`after deploys`, `daemon RSS MB`, `heapUsed MB`, `heapTotal MB`, `external MB`, `releases retained`, `elapsed s`],
-    rows: checkpoints.map((p) => [String(p.deploys), (p.rss / MB).toFixed(1), (p.heapUsed / MB).toFixed(1), (p.heapTotal / MB).toFixed(1), (p.external / MB).toFixed(1), String(p.releases), p.elapsedS.toFixed(0)]),
+    header: [`after deploys`, `daemon RSS MB`, `anonymous MB`, `file-backed MB`, `heapUsed MB`, `heapTotal MB`, `external MB`, `releases retained`, `elapsed s`],
+    rows: checkpoints.map((p) => [String(p.deploys), (p.rss / MB).toFixed(1), (p.anonymous / MB).toFixed(1), (p.fileBacked / MB).toFixed(1), (p.heapUsed / MB).toFixed(1), (p.heapTotal / MB).toFixed(1), (p.external / MB).toFixed(1), String(p.releases), p.elapsedS.toFixed(0)]),
   });
   const at50 = checkpoints.find((p) => p.deploys === 50);
   const atEnd = checkpoints.find((p) => p.deploys === DEPLOYS);
@@ -119,9 +119,10 @@ async function measure(client: ControlClient, pid: number, deploys: number, elap
   const sampler = sampleRss(pid);
   await delay(1_000);
   const rss = median(sampler.stop());
+  const parts = readRssBreakdown(pid);
   status = await client.call(`status`, {});
   const memory = status.daemon?.memory;
-  return {deploys, rss, heapUsed: memory?.heapUsed ?? Number.NaN, heapTotal: memory?.heapTotal ?? Number.NaN, external: memory?.external ?? Number.NaN, releases: status.releases?.length ?? 0, elapsedS};
+  return {deploys, rss, anonymous: parts?.anonymous ?? Number.NaN, fileBacked: parts?.fileBacked ?? Number.NaN, heapUsed: memory?.heapUsed ?? Number.NaN, heapTotal: memory?.heapTotal ?? Number.NaN, external: memory?.external ?? Number.NaN, releases: status.releases?.length ?? 0, elapsedS};
 }
 
 function get(port: number, agent: http.Agent): Promise<string> {

@@ -14,7 +14,7 @@ import {median, round} from './stats.ts';
 import {runWrk} from './wrk.ts';
 import type {WrkResult} from './wrk.ts';
 
-export const THROUGHPUT_GOALS = {ratio: 0.45, p99VsNginx: 2} as const;
+export const THROUGHPUT_GOALS = {ratio: 0.6, p99VsNginx: 2} as const;
 const UPSTREAM_RATIO = 0.06;
 
 export type ThroughputOptions = {rounds?: number; durationS?: number; connections?: number};
