@@ -88,3 +88,25 @@ test(`embeds the rollbridge version alone, not the package.json it comes from`, 
   const fromSource = spawnSync(process.execPath, [path.join(srcDir, `main.ts`)], {cwd: dir, encoding: `utf8`, timeout: 10_000});
   assert.equal(fromSource.stdout, `0.0.1\n`, fromSource.stderr);
 });
+
+test(`the bundle is ASCII only: comments esbuild keeps are rewritten, strings keep their characters`, async (t) => {
+  const dir = createTempDir(t);
+  writeFiles(dir, {
+    'main.ts': [
+      `class Phase {`,
+      `  /** SIGTERM → SIGKILL, the deadline … of §5.8 */`,
+      `  arrow = '→ … — §';`,
+      `  template = \`✓ \${1 + 1}\`;`,
+      `}`,
+      `const phase = new Phase();`,
+      `process.stdout.write(JSON.stringify([phase.arrow, phase.template]) + '\\n');`,
+    ].join(`\n`),
+  });
+  const outfile = path.join(dir, `out`, `cli.cjs`);
+  await bundleCli({entry: path.join(dir, `main.ts`), outfile, commit: `abc1234`, version: `9.8.7`, target: `node24`});
+  const source = fs.readFileSync(outfile, `utf8`);
+  assert.doesNotMatch(source, /[^\t\n\r\x20-\x7e]/, `no character outside ASCII (V8 would hold the script as a two-byte string)`);
+  const run = spawnSync(process.execPath, [outfile], {cwd: dir, encoding: `utf8`});
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `${JSON.stringify([`→ … — §`, `✓ 2`])}\n`);
+});
