@@ -7,6 +7,9 @@ export const DEFAULT_HEALTH_INTERVAL_MS = 250;
 /** Per-probe timeout: a hung health endpoint can never stall a deploy (upstream had none). */
 export const DEFAULT_HEALTH_PROBE_TIMEOUT_MS = 2_000;
 export const DEFAULT_HEALTH_SUCCESS_THRESHOLD = 1;
+/** Liveness checks (off unless `health.liveness`/`readiness.liveness` is set): one probe every 5 s, replaced after 3 failures in a row. */
+export const DEFAULT_LIVENESS_INTERVAL_MS = 5_000;
+export const DEFAULT_LIVENESS_FAILURE_THRESHOLD = 3;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 60_000;
 export const DEFAULT_FORCE_STOP_TIMEOUT_MS = 10_000;
 /** WebSockets still open at the drain deadline are closed with 1001 spread over this window. */

@@ -17,6 +17,8 @@ import {
   DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
   DEFAULT_HEALTH_SUCCESS_THRESHOLD,
   DEFAULT_HEALTH_TIMEOUT_MS,
+  DEFAULT_LIVENESS_FAILURE_THRESHOLD,
+  DEFAULT_LIVENESS_INTERVAL_MS,
   DEFAULT_MAX_HEADER_BYTES,
   DEFAULT_MEMORY_CHECK_INTERVAL_MS,
   DEFAULT_OUTPUT_LINES,
@@ -37,11 +39,12 @@ import {
 } from './defaults.ts';
 import {getDefaultControlPath, getDefaultLogDir} from './paths.ts';
 import {suggest} from './suggest.ts';
-import type {Config, ConfigIssue, ConfigNotice, ConfigWarning, DeployStrategy, HealthConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
+import type {Config, ConfigIssue, ConfigNotice, ConfigWarning, DeployStrategy, HealthConfig, HealthType, LivenessConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
 
 export type ConfigValidationResult = {config: Config | null; issues: ConfigIssue[]; warnings: ConfigWarning[]; notices: ConfigNotice[]};
 
 export const PROCESS_POLICIES: readonly ProcessPolicy[] = [`proxied`, `companion`, `singleton`, `service`];
+export const HEALTH_TYPES: readonly HealthType[] = [`http`, `tcp`, `command`];
 export const DEPLOY_STRATEGIES: readonly DeployStrategy[] = [`persistent`, `handoff`];
 
 /** Largest delay Node timers honour; a bigger one fires after 1 ms (TimeoutOverflowWarning). */
@@ -239,13 +242,23 @@ const portSpec = t.makeValidator<unknown, number | {from: number; to?: number | 
 // The known keys. One line per field: adding a config field starts here (unknown keys warn).
 // ---------------------------------------------------------------------------------------------
 
+const livenessShape = {
+  intervalMs: optional(positiveTimerMs),
+  probeTimeoutMs: optional(positiveTimerMs),
+  failureThreshold: optional(positiveInteger),
+};
+const livenessObject = objectOf(livenessShape, `{intervalMs: 5000, failureThreshold: 3}`);
+
 const healthShape = {
+  type: optional(oneOf(HEALTH_TYPES)),
   path: optional(urlPath),
+  command: optional(nonEmptyString),
   timeoutMs: optional(timerMs),
   intervalMs: optional(timerMs),
   startDelayMs: optional(timerMs),
   probeTimeoutMs: optional(positiveTimerMs),
   successThreshold: optional(positiveInteger),
+  liveness: optional(livenessObject),
 };
 
 const lifecycleShape = {
@@ -286,6 +299,7 @@ const readinessShape = {
   intervalMs: optional(timerMs),
   probeTimeoutMs: optional(positiveTimerMs),
   successThreshold: optional(positiveInteger),
+  liveness: optional(livenessObject),
 };
 
 const processShape = {
@@ -541,6 +555,7 @@ function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: C
   });
 
   checkReadinessAndDependencies(processes, firstIndexById, issues);
+  checkHealthTypes(processes, issues);
 
   if (proxied.length !== 1) {
     const found = proxied.length === 0 ? `found none` : `found ${proxied.length} (${proxied.map((entry) => entry.label).join(`, `)})`;
@@ -549,6 +564,25 @@ function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: C
       : `Keep policy: "proxied" on one process and set ${proxied.slice(1).map((entry) => `processes[${entry.index}].policy`).join(`, `)} to "companion", "singleton" or "service"`;
     issues.push({path: `processes`, message: `Config must define exactly one proxied process, ${found}`, fix});
   }
+}
+
+/** `health.type` and the keys it needs: `command` names its command, liveness needs a check it can repeat. */
+function checkHealthTypes(processes: unknown[], issues: ConfigIssue[]): void {
+  processes.forEach((entry, index) => {
+    if (!isPlainObject(entry) || !isPlainObject(entry[`health`])) return;
+    const at = `processes[${index}].health`;
+    const health = entry[`health`];
+    const type = health[`type`] ?? `http`;
+    if (type === `command` && health[`command`] == null) {
+      issues.push({path: `${at}.command`, message: `Health check ${at} has type "command" but no ${at}.command`, fix: `Set ${at}.command to a shell command that exits 0 when the process is healthy, e.g. "curl -fsS http://127.0.0.1:$ROLLBRIDGE_PORT/ping"`});
+    }
+    if (health[`command`] != null && type !== `command`) {
+      issues.push({path: `${at}.command`, message: `Health check key ${at}.command is set but ${at}.type is "${String(type)}", so the command would never run`, fix: `Set ${at}.type to "command", or remove ${at}.command`});
+    }
+    if (health[`path`] != null && type !== `http`) {
+      issues.push({path: `${at}.path`, message: `Health check key ${at}.path is set but ${at}.type is "${String(type)}", so the path would never be probed`, fix: `Set ${at}.type to "http", or remove ${at}.path`});
+    }
+  });
 }
 
 // When each policy starts: a process may only depend on processes that start before it.
@@ -755,6 +789,7 @@ function normalizeProcess(raw: RawProcess, proxy: ProxyConfig): ProcessConfig {
       intervalMs: raw.readiness.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
       probeTimeoutMs: raw.readiness.probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
       successThreshold: raw.readiness.successThreshold ?? DEFAULT_HEALTH_SUCCESS_THRESHOLD,
+      liveness: normalizeLiveness(raw.readiness.liveness, raw.readiness.probeTimeoutMs),
     },
     dependsOn: [...(raw.dependsOn ?? [])],
   };
@@ -764,12 +799,24 @@ function normalizeHealth(raw: RawProcess[`health`], proxy: ProxyConfig): HealthC
   if (raw === false || raw === null) return null;
   const health = orEmpty(raw);
   return {
+    type: health.type ?? `http`,
     path: health.path ?? proxy.healthPath,
+    command: health.command ?? undefined,
     timeoutMs: health.timeoutMs ?? proxy.healthTimeoutMs,
     intervalMs: health.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
     startDelayMs: health.startDelayMs ?? 0,
     probeTimeoutMs: health.probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
     successThreshold: health.successThreshold ?? DEFAULT_HEALTH_SUCCESS_THRESHOLD,
+    liveness: normalizeLiveness(health.liveness, health.probeTimeoutMs),
+  };
+}
+
+function normalizeLiveness(raw: ShapeOf<typeof livenessShape> | null | undefined, probeTimeoutMs: number | null | undefined): LivenessConfig | null {
+  if (raw == null) return null;
+  return {
+    intervalMs: raw.intervalMs ?? DEFAULT_LIVENESS_INTERVAL_MS,
+    probeTimeoutMs: raw.probeTimeoutMs ?? probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
+    failureThreshold: raw.failureThreshold ?? DEFAULT_LIVENESS_FAILURE_THRESHOLD,
   };
 }
 

@@ -7,8 +7,24 @@ export type DeployStrategy = `persistent` | `handoff`;
 
 export type PortRange = {from: number; to: number};
 
+/** How the proxied process is judged healthy: an HTTP GET of `path`, a TCP connect to its port, or a shell command. */
+export type HealthType = `http` | `tcp` | `command`;
+
+/** Periodic checks of a running process of the active release (off unless configured). */
+export type LivenessConfig = {
+  intervalMs: number;
+  /** Timeout of one probe. */
+  probeTimeoutMs: number;
+  /** Consecutive failed probes after which the process is replaced (proxied) or restarted. */
+  failureThreshold: number;
+};
+
 export type HealthConfig = {
+  type: HealthType;
+  /** http: the path probed. */
   path: string;
+  /** command: a shell command run in the process's directory and environment; exit 0 means healthy. */
+  command: string | undefined;
   timeoutMs: number;
   intervalMs: number;
   startDelayMs: number;
@@ -16,6 +32,8 @@ export type HealthConfig = {
   probeTimeoutMs: number;
   /** Consecutive passing probes needed. */
   successThreshold: number;
+  /** null = no liveness checks after the switch. */
+  liveness: LivenessConfig | null;
 };
 
 export type LifecycleConfig = {
@@ -46,6 +64,8 @@ export type ReadinessConfig = {
   intervalMs: number;
   probeTimeoutMs: number;
   successThreshold: number;
+  /** null = no liveness checks while it runs. */
+  liveness: LivenessConfig | null;
 };
 
 export type ProcessConfig = {

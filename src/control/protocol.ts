@@ -157,7 +157,20 @@ export const isReplaceParams = t.isObject({
 
 export const PROCESS_STATES = [`starting`, `running`, `stopping`, `stopped`, `failed`] as const;
 export const RELEASE_STATES = [`starting`, `active`, `draining`, `stopped`, `failed`] as const;
-export const START_REASONS = [`deploy`, `crash`, `manual`, `memory`] as const;
+export const START_REASONS = [`deploy`, `crash`, `manual`, `memory`, `liveness`] as const;
+
+/** A process's liveness checks (`health.liveness`/`readiness.liveness`): present once they are configured and the process ran. */
+export const isLivenessStatus = t.isObject({
+  /** pending: not probed yet (release not active yet, or just restarted); failing: the last probe failed. */
+  state: t.isEnum([`pending`, `passing`, `failing`]),
+  consecutiveFailures: t.isNumber(),
+  failureThreshold: t.isNumber(),
+  lastCheckedAt: t.isOptional(t.isString()),
+  lastError: t.isOptional(t.isString()),
+  /** Times this process was started (restarted in place, or as the replacement) because of failed liveness checks. */
+  restarts: t.isNumber(),
+}, LOOSE);
+export type LivenessStatusView = t.InferType<typeof isLivenessStatus>;
 
 /** One line of a process's recent output. */
 export const isLogLine = t.isObject({
@@ -194,6 +207,7 @@ export const isProcessStatus = t.isObject({
   cpuPercent: t.isOptional(t.isNumber()),
   /** The window of `cpuPercent`: since the previous status call (at least 0.5 s before), else since the process started. */
   cpuWindowMs: t.isOptional(t.isNumber()),
+  liveness: t.isOptional(isLivenessStatus),
   /** True while the running process was re-adopted from a previous daemon. */
   adopted: t.isOptional(t.isBoolean()),
   logs: t.isArray(isLogLine),

@@ -23,7 +23,7 @@ import {findRelease, pickRollbackTarget, pruneReleases} from './release-history.
 import {generateReleaseId, validateReleasePath} from './release.ts';
 import type {Release} from './release.ts';
 import type {LogSource, ProcessStatusView, ProgressEvent, ReleaseStatusView} from '../control/protocol.ts';
-import {restartForMemory, restartProcesses} from './restarts.ts';
+import {restartForLiveness, restartForMemory, restartProcesses} from './restarts.ts';
 import type {RestartRequest, RestartResult} from './restarts.ts';
 import {restoreState} from './restore.ts';
 import type {RestoreReport} from './restore.ts';
@@ -64,6 +64,7 @@ export class Deployer {
     this.#active = new ActiveRelease({proxy: options.proxy, config: options.config});
     this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, failedDeploys: new FailedDeploys(), active: this.#active, changed: () => this.#changed(), commit: () => this.#stateWriter()};
     this.#roster.onMemoryLimit((release, managed, shouldRestart) => restartForMemory(this.#context, this.#queue, release, managed, shouldRestart));
+    this.#roster.onLivenessFailed((release, managed, failure, shouldRestart) => restartForLiveness(this.#context, this.#queue, release, managed, failure, shouldRestart));
   }
 
   get config(): Config {

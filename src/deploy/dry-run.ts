@@ -1,4 +1,4 @@
-import type {Config, ProcessConfig} from '../config/types.ts';
+import type {Config, HealthConfig, ProcessConfig} from '../config/types.ts';
 import type {DeployPlanView} from '../control/protocol.ts';
 import {formatHttpUrl} from './instance-spec.ts';
 import {planRelease} from './plan.ts';
@@ -35,7 +35,7 @@ export function describeDeployPlan(options: {config: Config; releaseId: string; 
   }
   for (const instance of plan.instances) {
     const health = instance.process.policy === `proxied` && instance.process.health && !options.skipHealthCheck
-      ? formatHttpUrl(config.proxy.upstreamHost, 0, instance.process.health.path).replace(`:0/`, `:<port>/`)
+      ? describeHealthCheck(instance.process.health, config.proxy.upstreamHost)
       : null;
     start.push({processId: instance.instanceId, policy: instance.process.policy, port: describePort(instance.process), healthCheck: health});
   }
@@ -57,4 +57,11 @@ export function snapshotOf(roster: ProcessRoster, active: Release | null): Runni
     services: new Map([...roster.services].map(([id, entry]) => [id, {running: entry.process.state === `running`, pid: entry.process.pid ?? null, port: entry.port ?? null}])),
     singletons: new Map([...roster.singletons].map(([id, entry]) => [id, {pid: entry.process.pid ?? null}])),
   };
+}
+
+/** The health check as the plan prints it: the URL for http, else `tcp <host>:<port>` or `command "…"`. */
+function describeHealthCheck(health: HealthConfig, host: string): string {
+  if (health.type === `http`) return formatHttpUrl(host, 0, health.path).replace(`:0/`, `:<port>/`);
+  if (health.type === `tcp`) return `tcp ${formatHttpUrl(host, 0, `/`).replace(/^http:\/\//, ``).replace(`:0/`, `:<port>`)}`;
+  return `command ${JSON.stringify(health.command)}`;
 }

@@ -5,9 +5,12 @@ import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {ProcessSpec} from '../supervisor/managed-process.ts';
+import {LivenessCheck} from '../supervisor/liveness-check.ts';
+import type {LivenessFailure} from '../supervisor/liveness-check.ts';
 import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import {buildProcessLogSpec} from '../supervisor/process-log.ts';
+import {healthProbeCheck} from '../supervisor/readiness.ts';
 import {PROCESS_KEY_ENV} from '../state/state-file.ts';
 import type {DaemonState, StatePendingProcess, StateProcess, StateRelease} from '../state/state-file.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
@@ -30,12 +33,14 @@ export class ProcessRoster {
   /** Set while a successor daemon takes over: no deploys, no restarts (it re-adopts what runs now). */
   frozen = false;
   readonly #watchdogs = new Map<ManagedProcess, MemoryWatchdog>();
+  readonly #livenessChecks = new Map<ManagedProcess, LivenessCheck>();
   /** Stopped for good: recorded only while something of them may still run. */
   readonly #retired = new WeakSet<ManagedProcess>();
   readonly #ports: PortAllocator;
   readonly #log: Logger;
   readonly #baseEnv: Record<string, string | undefined>;
   #onMemoryLimit: (release: Release, managed: ManagedProcess, shouldRestart: () => boolean) => Promise<void> = async () => undefined;
+  #onLivenessFailed: (release: Release, managed: ManagedProcess, failure: LivenessFailure, shouldRestart: () => boolean) => Promise<void> = async () => undefined;
 
   constructor(options: {ports: PortAllocator; log: Logger; baseEnv: Record<string, string | undefined>}) {
     this.#ports = options.ports;
@@ -64,6 +69,11 @@ export class ProcessRoster {
   /** What a memory watchdog does when its process passes its limit (restarts.ts). */
   onMemoryLimit(handler: (release: Release, managed: ManagedProcess, shouldRestart: () => boolean) => Promise<void>): void {
     this.#onMemoryLimit = handler;
+  }
+
+  /** What a liveness check does when its process failed it `failureThreshold` times in a row (restarts.ts). */
+  onLivenessFailed(handler: (release: Release, managed: ManagedProcess, failure: LivenessFailure, shouldRestart: () => boolean) => Promise<void>): void {
+    this.#onLivenessFailed = handler;
   }
 
   /**
@@ -103,6 +113,7 @@ export class ProcessRoster {
       this.#watchdogs.set(managed, watchdog);
       watchdog.start();
     }
+    this.#startLivenessCheck(release, process, managed, shouldRestart, log);
     return managed;
   }
 
@@ -111,6 +122,8 @@ export class ProcessRoster {
     this.#retired.add(managed);
     this.#watchdogs.get(managed)?.stop();
     this.#watchdogs.delete(managed);
+    this.#livenessChecks.get(managed)?.stop();
+    this.#livenessChecks.delete(managed);
     return managed.stop();
   }
 
@@ -118,7 +131,34 @@ export class ProcessRoster {
   detachAll(): void {
     for (const watchdog of this.#watchdogs.values()) watchdog.stop();
     this.#watchdogs.clear();
+    for (const check of this.#livenessChecks.values()) check.stop();
+    this.#livenessChecks.clear();
     for (const process of this.allProcesses()) process.detach();
+  }
+
+  /**
+   * `health.liveness` (the proxied process) or `readiness.liveness` (any other): probed while the
+   * process runs, a release's processes only while it is the active one (after the switch).
+   */
+  #startLivenessCheck(release: Release, process: ProcessConfig, managed: ManagedProcess, shouldRestart: () => boolean, log: Logger): void {
+    const proxied = process.policy === `proxied`;
+    const liveness = proxied ? process.health?.liveness : process.readiness?.liveness;
+    const check = proxied ? (process.health ? healthProbeCheck(process.health) : null) : process.readiness;
+    if (!liveness || !check) return;
+    const livenessCheck = new LivenessCheck({
+      process: managed,
+      check: {kind: check.kind, path: check.path, command: check.command},
+      liveness,
+      target: () => ({processId: managed.id, host: release.config.proxy.upstreamHost, port: managed.spec.port, cwd: managed.spec.cwd, env: managed.spec.env}),
+      // The proxied process only once the proxy sends to it (a replacement is judged by its health check until then).
+      isWatched: () => !this.frozen && !this.stopping && shouldRestart() && (release.processes.includes(managed)
+        ? release.state === `active` && (!proxied || release.targets.some((target) => target.port === managed.spec.port))
+        : true),
+      log,
+      onFailed: (failure) => this.#onLivenessFailed(release, managed, failure, shouldRestart),
+    });
+    this.#livenessChecks.set(managed, livenessCheck);
+    livenessCheck.start();
   }
 
   /** The key in the process's environment (see spec). */

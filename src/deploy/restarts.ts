@@ -4,6 +4,7 @@ import type {RestartPlanView} from '../control/protocol.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {buildProcessLogSpec} from '../supervisor/process-log.ts';
+import type {LivenessFailure} from '../supervisor/liveness-check.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {SerialQueue} from '../util/serial-queue.ts';
 import type {DeployContext} from './deploy-context.ts';
@@ -173,7 +174,7 @@ function stoppedAt(error: unknown, failedId: string, restarted: string[], notRea
  * port, health-checked, then the switch to its target, then the drain and stop of the old one.
  * A failure before the switch stops the new process and leaves the old one serving.
  */
-export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` = `manual`, options: {skipHealthCheck?: boolean; report?: PhaseReporter} = {}): Promise<ManagedProcess> {
+export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` | `liveness` = `manual`, options: {skipHealthCheck?: boolean; report?: PhaseReporter; evidence?: Record<string, unknown>} = {}): Promise<ManagedProcess> {
   const report = options.report ?? (() => undefined);
   const {roster, ports, proxy, log} = context;
   const configIndex = release.config.processes.findIndex((process) => process.id === old.spec.processId);
@@ -216,7 +217,7 @@ export async function replaceProxied(context: DeployContext, release: Release, o
   if (old.id in release.instancePorts) release.instancePorts[old.id] = port;
   release.portOwners.push(owner);
   if (release === context.active.release) context.active.switchTo(release);
-  log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason});
+  log.info(`process replaced`, {releaseId: release.releaseId, processId: old.id, previousPid: old.pid, pid: fresh.pid, port, reason, ...options.evidence});
   context.changed();
   const oldPid = old.pid ?? null;
   report(`replaced`, {processId: old.id, pid: fresh.pid ?? null, previousPid: oldPid, port});
@@ -247,4 +248,33 @@ export async function restartForMemory(context: DeployContext, queue: SerialQueu
   }
   await managed.stop();
   if (shouldRestart() && !roster.stopping) await managed.start(`memory`);
+}
+
+/**
+ * Failed its liveness checks `failureThreshold` times in a row: the proxied process of the active
+ * release is replaced without downtime, any other process restarted. Both wait their turn in the
+ * deploy queue (never during a deploy, rollback or restart), and nothing happens if by then the
+ * process is gone or its release is no longer the active one.
+ */
+export async function restartForLiveness(context: DeployContext, queue: SerialQueue, release: Release, managed: ManagedProcess, failure: LivenessFailure, shouldRestart: () => boolean): Promise<void> {
+  const {roster, active, log} = context;
+  await queue.run(async () => {
+    if (roster.stopping || roster.frozen || managed.state !== `running` || !shouldRestart()) return;
+    const inRelease = release.processes.includes(managed);
+    if (inRelease && (release !== active.release || release.state !== `active`)) return;
+    const policy = release.config.processes.find((process) => process.id === managed.spec.processId)?.policy;
+    const evidence = {check: failure.check, failures: failure.failures, lastError: failure.lastError, output: failure.output};
+    if (inRelease && policy === `proxied`) {
+      await replaceProxied(context, release, managed, `liveness`, {evidence});
+      return;
+    }
+    const previousPid = managed.pid;
+    await managed.stop();
+    if (!shouldRestart() || roster.stopping) return;
+    await managed.start(`liveness`);
+    log.info(`process restarted`, {releaseId: inRelease ? release.releaseId : null, processId: managed.id, previousPid, pid: managed.pid, reason: `liveness`, ...evidence});
+    const owner = inRelease ? release : roster.ownerOf(managed);
+    const definition = owner?.config.processes.find((process) => process.id === managed.spec.processId);
+    if (owner && definition) await waitUntilReady(owner, definition, managed, log);
+  });
 }

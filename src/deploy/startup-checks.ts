@@ -1,12 +1,13 @@
 import path from 'node:path';
-import type {ProcessConfig} from '../config/types.ts';
+import {setTimeout as delay} from 'node:timers/promises';
+import type {HealthConfig, ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, isRollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {waitForHealthy} from '../supervisor/health-check.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import {freeBytesAt} from '../supervisor/process-log.ts';
-import {describeReadinessCheck, waitForReady} from '../supervisor/readiness.ts';
+import {describeReadinessCheck, healthProbeCheck, waitForReady} from '../supervisor/readiness.ts';
 
 // Below this many free bytes a log filesystem counts as full.
 const FULL_DISK_BYTES = 64 * 1024;
@@ -28,8 +29,10 @@ export type PhaseReporter = (name: string, extra?: Record<string, unknown>) => v
 export async function waitUntilHealthy(release: Release, managed: ManagedProcess, process: ProcessConfig, port: number, configIndex: number, report?: PhaseReporter): Promise<void> {
   const health = process.health;
   if (!health) return;
-  const url = formatHttpUrl(release.config.proxy.upstreamHost, port, health.path);
-  report?.(`waiting`, {wait: `health`, processId: managed.id, url, timeoutMs: health.timeoutMs, detail: `health check of ${managed.id}: GET ${url} (timeout ${formatMs(health.timeoutMs)})`});
+  const check = healthProbeCheck(health);
+  const url = health.type === `http` ? formatHttpUrl(release.config.proxy.upstreamHost, port, health.path) : undefined;
+  const what = check === null ? `READY=1 on its NOTIFY_SOCKET` : describeReadinessCheck(check, {host: release.config.proxy.upstreamHost, port});
+  report?.(`waiting`, {wait: `health`, processId: managed.id, ...(url === undefined ? {check: what} : {url}), timeoutMs: health.timeoutMs, detail: `health check of ${managed.id}: ${what} (timeout ${formatMs(health.timeoutMs)})`});
   const controller = new AbortController();
   const exited = managed.waitForExit().then((exit) => {
     const output = managed.recentOutput().slice(-10).map((line) => line.line);
@@ -53,17 +56,7 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   });
   exited.catch(() => undefined);
   try {
-    await waitForHealthy({
-      url,
-      timeoutMs: health.timeoutMs,
-      intervalMs: health.intervalMs,
-      startDelayMs: health.startDelayMs,
-      probeTimeoutMs: health.probeTimeoutMs,
-      successThreshold: health.successThreshold,
-      signal: controller.signal,
-      configKey: `processes[${configIndex}].health`,
-      logsCommand: logsCommand(release, managed),
-    });
+    await runHealthCheck(release, managed, health, port, configIndex, controller.signal);
   } catch (error) {
     if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
     if (isRollbridgeError(error)) {
@@ -78,6 +71,35 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
 /** The command that shows a process's output, also once its release failed and was stopped. */
 function logsCommand(release: Release, managed: ManagedProcess): string {
   return `rollbridge logs --release ${release.releaseId} --process ${managed.id}`;
+}
+
+/** The configured check (`health.type`): http through the health checker, tcp and command through the readiness prober. */
+async function runHealthCheck(release: Release, managed: ManagedProcess, health: HealthConfig, port: number, configIndex: number, signal: AbortSignal): Promise<void> {
+  const configKey = `processes[${configIndex}].health`;
+  if (health.type === `http`) {
+    await waitForHealthy({
+      url: formatHttpUrl(release.config.proxy.upstreamHost, port, health.path),
+      timeoutMs: health.timeoutMs,
+      intervalMs: health.intervalMs,
+      startDelayMs: health.startDelayMs,
+      probeTimeoutMs: health.probeTimeoutMs,
+      successThreshold: health.successThreshold,
+      signal,
+      configKey,
+      logsCommand: logsCommand(release, managed),
+    });
+    return;
+  }
+  const check = healthProbeCheck(health);
+  if (check === null) throw new Error(`Assertion failed: health type ${health.type} of ${managed.id} has no probe`);
+  if (health.startDelayMs > 0) await delay(health.startDelayMs, undefined, {signal}).catch(() => signal.throwIfAborted());
+  await waitForReady({...check, timeoutMs: health.timeoutMs, intervalMs: health.intervalMs, probeTimeoutMs: health.probeTimeoutMs, successThreshold: health.successThreshold}, {
+    processId: managed.id,
+    host: release.config.proxy.upstreamHost,
+    port,
+    cwd: managed.spec.cwd,
+    env: managed.spec.env,
+  }, {configKey, signal, purpose: `health`, logsCommand: logsCommand(release, managed)});
 }
 
 /** The command a shell reported as not found (`/bin/sh: 1: exec: uvicorn: not found`, `bash: uvicorn: command not found`). */

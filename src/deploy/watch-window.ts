@@ -1,6 +1,6 @@
 import {setTimeout as delay} from 'node:timers/promises';
 import type {Config} from '../config/types.ts';
-import {probeHttp} from '../supervisor/health-check.ts';
+import {describeReadinessCheck, healthProbeCheck, probeCheck} from '../supervisor/readiness.ts';
 import {formatHttpUrl} from './instance-spec.ts';
 import type {Release} from './release.ts';
 
@@ -30,11 +30,14 @@ export async function watchRelease(release: Release, windowMs: number, config: C
       if (requests >= config.watch.minRequests && requests > 0 && (bad / requests) * 100 > config.watch.max5xxPercent) {
         return `${bad} of ${requests} responses were 5xx or errors (${((bad / requests) * 100).toFixed(1)}% > watch.max5xxPercent ${config.watch.max5xxPercent}%)`;
       }
-      if (web?.health) {
+      const check = web?.health ? healthProbeCheck(web.health) : null;
+      if (web?.health && check) {
         for (const target of release.targets) {
-          const result = await probeHttp(formatHttpUrl(target.host, target.port, web.health.path), web.health.probeTimeoutMs).catch(() => ({ok: false as const, error: `probe aborted`}));
+          const managed = webProcesses.find((candidate) => candidate.id === target.processId);
+          const probeTarget = {processId: target.processId, host: target.host, port: target.port, cwd: managed?.spec.cwd ?? release.releasePath, env: managed?.spec.env ?? {}};
+          const result = await probeCheck(check, probeTarget, web.health.probeTimeoutMs).catch(() => ({ok: false as const, error: `probe aborted`}));
           if (result.ok) failures = 0;
-          else if (++failures >= 2) return `health check of ${formatHttpUrl(target.host, target.port, web.health.path)} failed twice: ${result.error}`;
+          else if (++failures >= 2) return `health check of ${check.kind === `http` ? formatHttpUrl(target.host, target.port, check.path ?? `/`) : describeReadinessCheck(check, target)} failed twice: ${result.error}`;
         }
       }
     }

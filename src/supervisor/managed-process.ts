@@ -11,10 +11,10 @@ import type {ProcessUsage} from './process-usage.ts';
 import {ProcessLog, closeLogFds} from './process-log.ts';
 import type {ProcessLogFds, ProcessLogPaths} from './process-log.ts';
 import {planRestart} from './restart-policy.ts';
-import type {ProcessStatusView} from '../control/protocol.ts';
+import type {LivenessStatusView, ProcessStatusView} from '../control/protocol.ts';
 
 export type ProcessState = `starting` | `running` | `stopping` | `stopped` | `failed`;
-export type StartReason = `deploy` | `crash` | `manual` | `memory`;
+export type StartReason = `deploy` | `crash` | `manual` | `memory` | `liveness`;
 
 export type ProcessSpec = {
   /** Instance id: `web`, `worker#0`. */
@@ -84,6 +84,8 @@ export class ManagedProcess {
   #memoryRestarts = 0;
   #memory: {rssBytes: number; children: Array<{command: string; pid: number; rssBytes?: number}>} | undefined;
   #lastMemoryRestartAt: string | undefined;
+  #liveness: Omit<LivenessStatusView, `restarts`> | undefined;
+  #livenessRestarts = 0;
   #startedAt: number | undefined;
   #lastStartReason: StartReason | undefined;
   #exitCode: number | null | undefined;
@@ -263,6 +265,11 @@ export class ManagedProcess {
     this.#memory = sample;
   }
 
+  /** The latest liveness outcome (the liveness check feeds it); shown in status. */
+  recordLiveness(view: Omit<LivenessStatusView, `restarts`>): void {
+    this.#liveness = view;
+  }
+
   recentOutput(): OutputLine[] {
     return this.#processLog?.recentOutput() ?? [];
   }
@@ -292,6 +299,7 @@ export class ManagedProcess {
       lastMemoryRestartAt: this.#lastMemoryRestartAt,
       children: running && this.#memory ? this.#memory.children : [],
       ...(running && usage ? {rssBytes: usage.rssBytes, cpuPercent: usage.cpuPercent, cpuWindowMs: usage.cpuWindowMs} : running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
+      ...(this.#liveness ? {liveness: {...this.#liveness, restarts: this.#livenessRestarts}} : {}),
       ...(this.#adopted ? {adopted: true} : {}),
       logs: this.recentOutput(),
       ...(this.#processLog ? {logPaths: {...this.#processLog.paths}} : {}),
@@ -357,6 +365,7 @@ export class ManagedProcess {
         this.#pgid = pid;
         this.#startedAt = Date.now();
         this.#lastStartReason = reason;
+        if (reason === `liveness`) this.#livenessRestarts += 1;
         if (reason === `memory`) {
           this.#memoryRestarts += 1;
           this.#lastMemoryRestartAt = new Date(this.#startedAt).toISOString();

@@ -1,6 +1,7 @@
 import net from 'node:net';
+import {setTimeout as delay} from 'node:timers/promises';
 import {execa} from 'execa';
-import type {ReadinessConfig} from '../config/types.ts';
+import type {HealthConfig, ReadinessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {probeHttp} from './health-check.ts';
@@ -14,14 +15,25 @@ export type ReadinessTarget = {
   env: Record<string, string>;
 };
 
-type ProbeResult = {ok: true} | {ok: false; error: string};
+export type CheckResult = {ok: true} | {ok: false; error: string};
+
+/** One repeatable check: what readiness, the tcp/command health checks and liveness probe. */
+export type ProbeCheck = {kind: `http` | `tcp` | `command`; path: string | undefined; command: string | undefined};
+
+/** The repeatable check of a health config. */
+export function healthProbeCheck(health: HealthConfig): ProbeCheck | null {
+  return {kind: health.type, path: health.path, command: health.command};
+}
+
+type WaitSettings = Pick<ReadinessConfig, `timeoutMs` | `intervalMs` | `probeTimeoutMs` | `successThreshold`>;
 
 /**
  * Probes a process's readiness check (http, tcp or command) until `successThreshold` consecutive
  * passes, or throws ERR_READINESS_FAILED at `timeoutMs` with the last failure. Waits between probes
- * grow from 10 ms to `intervalMs` like the health check's.
+ * grow from 10 ms to `intervalMs` like the health check's. `purpose: "health"` (the tcp and command
+ * health checks of the proxied process) throws ERR_HEALTH_CHECK_FAILED instead.
  */
-export async function waitForReady(readiness: ReadinessConfig, target: ReadinessTarget, options: {configKey: string; signal?: AbortSignal; logsCommand?: string}): Promise<{attempts: number; durationMs: number}> {
+export async function waitForReady(readiness: ProbeCheck & WaitSettings, target: ReadinessTarget, options: {configKey: string; signal?: AbortSignal | undefined; logsCommand?: string; purpose?: `readiness` | `health`}): Promise<{attempts: number; durationMs: number}> {
   const startedAt = Date.now();
   const deadline = startedAt + readiness.timeoutMs;
   let attempts = 0;
@@ -31,7 +43,7 @@ export async function waitForReady(readiness: ReadinessConfig, target: Readiness
   while (Date.now() < deadline) {
     options.signal?.throwIfAborted();
     attempts += 1;
-    const result = await probe(readiness, target, Math.max(1, Math.min(readiness.probeTimeoutMs, deadline - Date.now())), options.signal);
+    const result = await probeCheck(readiness, target, Math.max(1, Math.min(readiness.probeTimeoutMs, deadline - Date.now())), options.signal);
     if (result.ok) {
       passes += 1;
       if (passes >= readiness.successThreshold) return {attempts, durationMs: Date.now() - startedAt};
@@ -41,22 +53,24 @@ export async function waitForReady(readiness: ReadinessConfig, target: Readiness
     }
     const waitMs = Math.min(readiness.intervalMs, Math.max(10, (Date.now() - startedAt) / 5));
     if (Date.now() + waitMs >= deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    await sleep(waitMs, options.signal);
   }
-  throw new RollbridgeError(ErrorCode.READINESS_FAILED, `Process "${target.processId}" did not become ready (${describe}) within ${readiness.timeoutMs} ms after ${attempts} ${attempts === 1 ? `attempt` : `attempts`}: ${lastFailure}`, {
+  const health = options.purpose === `health`;
+  throw new RollbridgeError(health ? ErrorCode.HEALTH_CHECK_FAILED : ErrorCode.READINESS_FAILED, `Process "${target.processId}" did not become ${health ? `healthy` : `ready`} (${describe}) within ${readiness.timeoutMs} ms after ${attempts} ${attempts === 1 ? `attempt` : `attempts`}: ${lastFailure}`, {
     fix: `Make the check pass, or correct ${options.configKey} (raise ${options.configKey}.timeoutMs for a slow start); "${options.logsCommand ?? `rollbridge logs --process ${target.processId}`}" shows its output`,
     details: {processId: target.processId, check: describe, attempts, lastFailure},
   });
 }
 
 /** What the check probes, for messages and progress lines: `GET http://127.0.0.1:4001/ready`, `TCP 127.0.0.1:4001`, `command "…"`. */
-export function describeReadinessCheck(readiness: ReadinessConfig, target: Pick<ReadinessTarget, `host` | `port`>): string {
+export function describeReadinessCheck(readiness: ProbeCheck, target: Pick<ReadinessTarget, `host` | `port`>): string {
   if (readiness.kind === `http`) return `GET http://${formatHost(target.host)}:${target.port}${readiness.path}`;
   if (readiness.kind === `tcp`) return `TCP ${formatHost(target.host)}:${target.port}`;
   return `command ${JSON.stringify(readiness.command)}`;
 }
 
-async function probe(readiness: ReadinessConfig, target: ReadinessTarget, timeoutMs: number, signal: AbortSignal | undefined): Promise<ProbeResult> {
+/** One probe of `readiness` against `target`, never longer than `timeoutMs`; aborting `signal` rejects with its reason. */
+export async function probeCheck(readiness: ProbeCheck, target: ReadinessTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult> {
   if (readiness.kind === `http`) {
     const result = await probeHttp(`http://${formatHost(target.host)}:${target.port}${readiness.path ?? `/`}`, timeoutMs, signal);
     return result.ok ? {ok: true} : {ok: false, error: result.error};
@@ -70,7 +84,7 @@ async function probe(readiness: ReadinessConfig, target: ReadinessTarget, timeou
   return {ok: false, error: result.timedOut ? `command timed out after ${timeoutMs} ms` : `command exited with ${result.exitCode ?? result.signal}${output ? `: ${output}` : ``}`};
 }
 
-function probeTcp(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
+function probeTcp(host: string, port: number, timeoutMs: number): Promise<CheckResult> {
   return new Promise((resolve) => {
     const socket = net.connect({host, port});
     const timer = setTimeout(() => {
@@ -87,6 +101,16 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<ProbeR
       resolve({ok: false, error: `connect ${error.code ?? error.message} ${host}:${port}`});
     });
   });
+}
+
+/** Like `delay`, but an abort rejects with the signal's reason. */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await delay(ms, undefined, {signal});
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    throw error;
+  }
 }
 
 function formatHost(host: string): string {

@@ -66,7 +66,7 @@ test(`returns a normalized config with every upstream default and no issues for 
     cwd: undefined,
     env: {},
     port: {from: 3000, to: 3000},
-    health: {path: `/ping`, timeoutMs: 30_000, intervalMs: 250, startDelayMs: 0, probeTimeoutMs: 2_000, successThreshold: 1},
+    health: {type: `http`, path: `/ping`, command: undefined, timeoutMs: 30_000, intervalMs: 250, startDelayMs: 0, probeTimeoutMs: 2_000, successThreshold: 1, liveness: null},
     stopSignal: `SIGTERM`,
     nonBlockingDrain: false,
     lifecycle: {quietCommand: undefined, drainCommand: undefined, stopCommand: undefined, drainTimeoutMs: 0},
@@ -318,6 +318,31 @@ test(`defaults health.startDelayMs to 0, accepts an override, disables health wi
   assert.match(issueAt(issues, `processes[1].health`).fix, /false to disable/);
 });
 
+test(`health.type selects http (default), tcp or command, and each type's keys must match it`, () => {
+  assert.equal(validConfig(configWith([web()])).processes[0]?.health?.type, `http`);
+  assert.equal(validConfig(configWith([web({health: {type: `tcp`}})])).processes[0]?.health?.type, `tcp`);
+  const command = validConfig(configWith([web({health: {type: `command`, command: `curl -fsS localhost:$ROLLBRIDGE_PORT/up`}})])).processes[0]?.health;
+  assert.equal(command?.type, `command`);
+  assert.equal(command?.command, `curl -fsS localhost:$ROLLBRIDGE_PORT/up`);
+  assert.match(issueAt(issuesOf(configWith([web({health: {type: `grpc`}})])), `processes[0].health.type`).message, /to be one of: http, tcp, command, got "grpc"/);
+  const noCommand = issueAt(issuesOf(configWith([web({health: {type: `command`}})])), `processes[0].health.command`);
+  assert.match(noCommand.message, /type "command" but no processes\[0\]\.health\.command/);
+  assert.match(noCommand.fix, /Set processes\[0\]\.health\.command/);
+  assert.match(issueAt(issuesOf(configWith([web({health: {type: `tcp`, command: `true`}})])), `processes[0].health.command`).fix, /Set processes\[0\]\.health\.type to "command"/);
+  assert.match(issueAt(issuesOf(configWith([web({health: {type: `tcp`, path: `/up`}})])), `processes[0].health.path`).message, /would never be probed/);
+});
+
+test(`liveness is off by default; health.liveness and readiness.liveness take intervalMs, probeTimeoutMs and failureThreshold`, () => {
+  assert.equal(validConfig(configWith([web()])).processes[0]?.health?.liveness, null);
+  assert.deepEqual(validConfig(configWith([web({health: {liveness: {}}})])).processes[0]?.health?.liveness, {intervalMs: 5_000, probeTimeoutMs: 2_000, failureThreshold: 3});
+  assert.deepEqual(validConfig(configWith([web({health: {probeTimeoutMs: 700, liveness: {intervalMs: 1_000, failureThreshold: 5}}})])).processes[0]?.health?.liveness, {intervalMs: 1_000, probeTimeoutMs: 700, failureThreshold: 5});
+  const worker = validConfig(configWith([web(), {id: `worker`, command: `w`, readiness: {command: `true`, liveness: {probeTimeoutMs: 300}}}])).processes[1];
+  assert.deepEqual(worker?.readiness?.liveness, {intervalMs: 5_000, probeTimeoutMs: 300, failureThreshold: 3});
+  const issues = issuesOf(configWith([web({health: {liveness: {intervalMs: 0, failureThreshold: 0}}})]));
+  assert.ok(issueAt(issues, `processes[0].health.liveness.intervalMs`));
+  assert.ok(issueAt(issues, `processes[0].health.liveness.failureThreshold`));
+});
+
 test(`defaults releaseRetention, accepts overrides and rejects bad values`, () => {
   assert.deepEqual(validConfig(configWith([web()], {releaseRetention: {keep: 0, maxAgeMs: 86_400_000}})).releaseRetention, {keep: 0, maxAgeMs: 86_400_000});
   assert.ok(issueAt(issuesOf(configWith([web()], {releaseRetention: `10`})), `releaseRetention`));
@@ -393,7 +418,7 @@ test(`accepts readiness checks and dependsOn, and rejects bad checks, unknown or
     {id: `db`, command: `d`, policy: `service`, port: 5432, readiness: {tcp: true}},
     {id: `worker`, command: `w`, dependsOn: [`db`], readiness: {command: `test -f ready`, timeoutMs: 5_000}},
   ]));
-  assert.deepEqual(config.processes[1]?.readiness, {kind: `tcp`, path: undefined, command: undefined, timeoutMs: 30_000, intervalMs: 250, probeTimeoutMs: 2_000, successThreshold: 1});
+  assert.deepEqual(config.processes[1]?.readiness, {kind: `tcp`, path: undefined, command: undefined, timeoutMs: 30_000, intervalMs: 250, probeTimeoutMs: 2_000, successThreshold: 1, liveness: null});
   assert.equal(config.processes[2]?.readiness?.kind, `command`);
   assert.deepEqual(config.processes[0]?.dependsOn, [`db`]);
   assert.equal(config.processes[1]?.readiness && config.processes[0]?.readiness, null);
