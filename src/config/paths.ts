@@ -59,6 +59,11 @@ export function getDefaultLogDir(application: string): string {
   return path.join(getRuntimeDir(), `${sanitizeName(application)}-logs`);
 }
 
+/** Where the sd_notify sockets of processes with health.type "notify" live (created 0700 by the daemon). */
+export function getNotifySocketDir(application: string): string {
+  return path.join(getRuntimeDir(), `${sanitizeName(application)}-notify`);
+}
+
 /** In the private runtime directory (0700), where no other user can plant a symlink or a file. */
 export function getDefaultDaemonLogPath(application: string): string {
   return path.join(getRuntimeDir(), `${sanitizeName(application)}.log`);

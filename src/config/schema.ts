@@ -44,7 +44,7 @@ import type {Config, ConfigIssue, ConfigNotice, ConfigWarning, DeployStrategy, H
 export type ConfigValidationResult = {config: Config | null; issues: ConfigIssue[]; warnings: ConfigWarning[]; notices: ConfigNotice[]};
 
 export const PROCESS_POLICIES: readonly ProcessPolicy[] = [`proxied`, `companion`, `singleton`, `service`];
-export const HEALTH_TYPES: readonly HealthType[] = [`http`, `tcp`, `command`];
+export const HEALTH_TYPES: readonly HealthType[] = [`http`, `tcp`, `command`, `notify`];
 export const DEPLOY_STRATEGIES: readonly DeployStrategy[] = [`persistent`, `handoff`];
 
 /** Largest delay Node timers honour; a bigger one fires after 1 ms (TimeoutOverflowWarning). */
@@ -578,6 +578,9 @@ function checkHealthTypes(processes: unknown[], issues: ConfigIssue[]): void {
     }
     if (health[`command`] != null && type !== `command`) {
       issues.push({path: `${at}.command`, message: `Health check key ${at}.command is set but ${at}.type is "${String(type)}", so the command would never run`, fix: `Set ${at}.type to "command", or remove ${at}.command`});
+    }
+    if (type === `notify` && health[`liveness`] != null) {
+      issues.push({path: `${at}.liveness`, message: `Liveness check ${at}.liveness needs a check it can repeat, but ${at}.type "notify" only reports readiness once`, fix: `Use ${at}.type "http", "tcp" or "command" with ${at}.liveness, or remove ${at}.liveness`});
     }
     if (health[`path`] != null && type !== `http`) {
       issues.push({path: `${at}.path`, message: `Health check key ${at}.path is set but ${at}.type is "${String(type)}", so the path would never be probed`, fix: `Set ${at}.type to "http", or remove ${at}.path`});

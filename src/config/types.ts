@@ -7,8 +7,8 @@ export type DeployStrategy = `persistent` | `handoff`;
 
 export type PortRange = {from: number; to: number};
 
-/** How the proxied process is judged healthy: an HTTP GET of `path`, a TCP connect to its port, or a shell command. */
-export type HealthType = `http` | `tcp` | `command`;
+/** How the proxied process is judged healthy: an HTTP GET of `path`, a TCP connect to its port, a shell command, or sd_notify's READY=1. */
+export type HealthType = `http` | `tcp` | `command` | `notify`;
 
 /** Periodic checks of a running process of the active release (off unless configured). */
 export type LivenessConfig = {

@@ -208,6 +208,8 @@ export const isProcessStatus = t.isObject({
   /** The window of `cpuPercent`: since the previous status call (at least 0.5 s before), else since the process started. */
   cpuWindowMs: t.isOptional(t.isNumber()),
   liveness: t.isOptional(isLivenessStatus),
+  /** What the process said on its NOTIFY_SOCKET (health.type "notify") in its current or last run. */
+  notify: t.isOptional(t.isObject({ready: t.isBoolean(), status: t.isOptional(t.isString()), mainPid: t.isOptional(t.isNumber()), stopping: t.isOptional(t.isBoolean())}, LOOSE)),
   /** True while the running process was re-adopted from a previous daemon. */
   adopted: t.isOptional(t.isBoolean()),
   logs: t.isArray(isLogLine),

@@ -59,9 +59,10 @@ export function snapshotOf(roster: ProcessRoster, active: Release | null): Runni
   };
 }
 
-/** The health check as the plan prints it: the URL for http, else `tcp <host>:<port>` or `command "…"`. */
+/** The health check as the plan prints it: the URL for http, else `tcp <host>:<port>`, `command "…"` or `notify READY=1`. */
 function describeHealthCheck(health: HealthConfig, host: string): string {
   if (health.type === `http`) return formatHttpUrl(host, 0, health.path).replace(`:0/`, `:<port>/`);
   if (health.type === `tcp`) return `tcp ${formatHttpUrl(host, 0, `/`).replace(/^http:\/\//, ``).replace(`:0/`, `:<port>`)}`;
-  return `command ${JSON.stringify(health.command)}`;
+  if (health.type === `command`) return `command ${JSON.stringify(health.command)}`;
+  return `notify READY=1`;
 }

@@ -10,6 +10,8 @@ import type {LivenessFailure} from '../supervisor/liveness-check.ts';
 import {MemoryWatchdog} from '../supervisor/memory-watchdog.ts';
 import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import {buildProcessLogSpec} from '../supervisor/process-log.ts';
+import {getNotifySocketDir} from '../config/paths.ts';
+import path from 'node:path';
 import {healthProbeCheck} from '../supervisor/readiness.ts';
 import {PROCESS_KEY_ENV} from '../state/state-file.ts';
 import type {DaemonState, StatePendingProcess, StateProcess, StateRelease} from '../state/state-file.ts';
@@ -105,7 +107,8 @@ export class ProcessRoster {
 
   /** A spec without a process key gets a new one. */
   createFromSpec(release: Release, process: ProcessConfig, rendered: ProcessSpec, shouldRestart: () => boolean): ManagedProcess {
-    const spec = rendered.env[PROCESS_KEY_ENV] === undefined ? withProcessKey(rendered, newProcessKey()) : rendered;
+    const keyed = rendered.env[PROCESS_KEY_ENV] === undefined ? withProcessKey(rendered, newProcessKey()) : rendered;
+    const spec = process.policy === `proxied` && process.health?.type === `notify` ? withNotifySocket(keyed, release.config.application) : keyed;
     const log = this.#log.child({component: `supervisor`, releaseId: release.releaseId, processId: spec.id});
     const managed = new ManagedProcess(spec, {log, shouldRestart: () => !this.frozen && shouldRestart()});
     if (process.memory) {
@@ -272,6 +275,12 @@ export class ProcessRoster {
 /** A new process key: random, so keys never repeat across daemons. */
 export function newProcessKey(): string {
   return crypto.randomBytes(9).toString(`base64url`);
+}
+
+/** health.type "notify": NOTIFY_SOCKET in the environment, one socket per process key (bound at each start). */
+function withNotifySocket(spec: ProcessSpec, application: string): ProcessSpec {
+  const socketPath = path.join(getNotifySocketDir(application), `${spec.env[PROCESS_KEY_ENV]}.sock`);
+  return {...spec, notifySocketPath: socketPath, env: {...spec.env, NOTIFY_SOCKET: socketPath}};
 }
 
 function withProcessKey(spec: ProcessSpec, key: string): ProcessSpec {

@@ -76,6 +76,10 @@ function logsCommand(release: Release, managed: ManagedProcess): string {
 /** The configured check (`health.type`): http through the health checker, tcp and command through the readiness prober. */
 async function runHealthCheck(release: Release, managed: ManagedProcess, health: HealthConfig, port: number, configIndex: number, signal: AbortSignal): Promise<void> {
   const configKey = `processes[${configIndex}].health`;
+  if (health.type === `notify`) {
+    await waitForNotifyReady(managed, health, configIndex, signal);
+    return;
+  }
   if (health.type === `http`) {
     await waitForHealthy({
       url: formatHttpUrl(release.config.proxy.upstreamHost, port, health.path),
@@ -100,6 +104,26 @@ async function runHealthCheck(release: Release, managed: ManagedProcess, health:
     cwd: managed.spec.cwd,
     env: managed.spec.env,
   }, {configKey, signal, purpose: `health`, logsCommand: logsCommand(release, managed)});
+}
+
+/**
+ * health.type "notify": READY=1 on the process's NOTIFY_SOCKET within `timeoutMs`, else
+ * ERR_HEALTH_NOTIFY_TIMEOUT with its last STATUS=. A re-adopted process served before the daemon
+ * restarted and cannot say READY=1 again (its socket went with the old daemon): it counts as healthy.
+ */
+async function waitForNotifyReady(managed: ManagedProcess, health: HealthConfig, configIndex: number, signal: AbortSignal): Promise<void> {
+  if (managed.adopted) return;
+  const timeout = AbortSignal.timeout(health.timeoutMs);
+  try {
+    await managed.waitForNotifyReady(AbortSignal.any([signal, timeout]));
+  } catch (error) {
+    if (!timeout.aborted || signal.aborted) throw error;
+    const status = managed.notifyState?.status;
+    throw new RollbridgeError(ErrorCode.HEALTH_NOTIFY_TIMEOUT, `Process "${managed.id}" did not send READY=1 on its NOTIFY_SOCKET within ${health.timeoutMs} ms${status === undefined ? ` (nor any STATUS=)` : `; its last STATUS= was ${JSON.stringify(status)}`}`, {
+      fix: `Make the app call sd_notify("READY=1") once it serves (gunicorn, puma and other systemd-aware servers do when NOTIFY_SOCKET is set), raise processes[${configIndex}].health.timeoutMs, or set processes[${configIndex}].health.type to "http"`,
+      details: {processId: managed.id, timeoutMs: health.timeoutMs, ...(status === undefined ? {} : {notifyStatus: status})},
+    });
+  }
 }
 
 /** The command a shell reported as not found (`/bin/sh: 1: exec: uvicorn: not found`, `bash: uvicorn: command not found`). */

@@ -6,6 +6,8 @@ import type {LifecycleConfig, RestartConfig} from '../config/types.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
 import {isProcessGroupAlive, readProcStat} from '../system/proc.ts';
+import {NotifySocket} from './notify-socket.ts';
+import type {NotifyState} from './notify-socket.ts';
 import type {OutputLine} from './output-buffer.ts';
 import type {ProcessUsage} from './process-usage.ts';
 import {ProcessLog, closeLogFds} from './process-log.ts';
@@ -45,6 +47,8 @@ export type ProcessSpec = {
   logMaxBytes?: number | undefined;
   /** Rotated copies kept per log file. @default DEFAULT_LOG_FILES */
   logFiles?: number | undefined;
+  /** sd_notify socket bound for each run (health.type "notify"); `env.NOTIFY_SOCKET` names the same path. */
+  notifySocketPath?: string | undefined;
 };
 
 export type ProcessExit = {code: number | null; signal: NodeJS.Signals | null; /** True when stop() caused it. */ intentional: boolean};
@@ -85,6 +89,9 @@ export class ManagedProcess {
   #memory: {rssBytes: number; children: Array<{command: string; pid: number; rssBytes?: number}>} | undefined;
   #lastMemoryRestartAt: string | undefined;
   #liveness: Omit<LivenessStatusView, `restarts`> | undefined;
+  /** The sd_notify socket of the current run (spec.notifySocketPath), open from before the spawn until the exit. */
+  #notify: NotifySocket | undefined;
+  #notifyState: NotifyState | undefined;
   #livenessRestarts = 0;
   #startedAt: number | undefined;
   #lastStartReason: StartReason | undefined;
@@ -216,7 +223,9 @@ export class ManagedProcess {
       this.#restartHistory = [];
       this.#restartLimitReached = false;
     }
-    this.#startPromise = this.#spawn(reason).finally(() => {
+    // Without a notify socket the spawn starts synchronously, as it always did.
+    const spawned = this.#spec.notifySocketPath === undefined ? this.#spawn(reason) : this.#openNotifySocket().then(() => this.#spawn(reason));
+    this.#startPromise = spawned.finally(() => {
       this.#startPromise = undefined;
     });
     return this.#startPromise;
@@ -239,6 +248,7 @@ export class ManagedProcess {
     this.#cancelRestart();
     if (this.#adoptedPoll !== undefined) clearInterval(this.#adoptedPoll);
     this.#adoptedPoll = undefined;
+    this.#closeNotifySocket();
     this.#child?.unref();
   }
 
@@ -248,6 +258,20 @@ export class ManagedProcess {
     return () => {
       this.#exitListeners.delete(listener);
     };
+  }
+
+  /**
+   * Resolves once the running process sent READY=1 on its NOTIFY_SOCKET (at once if it did already);
+   * aborting rejects with the signal's reason. Only for a process with spec.notifySocketPath.
+   */
+  waitForNotifyReady(signal?: AbortSignal): Promise<void> {
+    if (!this.#notify) return Promise.reject(new Error(`Assertion failed: process "${this.id}" has no notify socket (state ${this.#state})`));
+    return this.#notify.waitForReady(signal);
+  }
+
+  /** What the process said on its NOTIFY_SOCKET in its current (or last) run; undefined without one. */
+  get notifyState(): NotifyState | undefined {
+    return this.#notify?.state ?? this.#notifyState;
   }
 
   /** Resolves at the next exit of the shell wrapper. */
@@ -300,10 +324,33 @@ export class ManagedProcess {
       children: running && this.#memory ? this.#memory.children : [],
       ...(running && usage ? {rssBytes: usage.rssBytes, cpuPercent: usage.cpuPercent, cpuWindowMs: usage.cpuWindowMs} : running && this.#memory ? {rssBytes: this.#memory.rssBytes} : {}),
       ...(this.#liveness ? {liveness: {...this.#liveness, restarts: this.#livenessRestarts}} : {}),
+      ...(this.notifyState ? {notify: this.notifyState} : {}),
       ...(this.#adopted ? {adopted: true} : {}),
       logs: this.recentOutput(),
       ...(this.#processLog ? {logPaths: {...this.#processLog.paths}} : {}),
     };
+  }
+
+  /** A fresh NOTIFY_SOCKET for each run, bound before the spawn so the process can notify at once. */
+  async #openNotifySocket(): Promise<void> {
+    const socketPath = this.#spec.notifySocketPath;
+    this.#closeNotifySocket();
+    if (socketPath === undefined) return;
+    this.#notifyState = undefined;
+    this.#state = `starting`;
+    try {
+      this.#notify = await NotifySocket.open({socketPath, processId: this.id, log: this.#log, processGroup: () => this.#pgid});
+    } catch (error) {
+      this.#state = `failed`;
+      throw error;
+    }
+  }
+
+  #closeNotifySocket(): void {
+    if (!this.#notify) return;
+    this.#notifyState = this.#notify.state;
+    this.#notify.close();
+    this.#notify = undefined;
   }
 
   #spawn(reason: StartReason): Promise<void> {
@@ -396,6 +443,7 @@ export class ManagedProcess {
     this.#pgid = undefined;
     this.#exitCode = code;
     this.#exitSignal = signal;
+    this.#closeNotifySocket();
     if (intentional) this.#log.info(`process exited`, {id: this.id, code, signal});
     else this.#log.warn(`process exited`, {id: this.id, code, signal});
     // During stop() the state stays `stopping` until the whole group is gone.

@@ -20,9 +20,9 @@ export type CheckResult = {ok: true} | {ok: false; error: string};
 /** One repeatable check: what readiness, the tcp/command health checks and liveness probe. */
 export type ProbeCheck = {kind: `http` | `tcp` | `command`; path: string | undefined; command: string | undefined};
 
-/** The repeatable check of a health config. */
+/** The repeatable check of a health config; null for `notify` (the process reports readiness, nothing is probed). */
 export function healthProbeCheck(health: HealthConfig): ProbeCheck | null {
-  return {kind: health.type, path: health.path, command: health.command};
+  return health.type === `notify` ? null : {kind: health.type, path: health.path, command: health.command};
 }
 
 type WaitSettings = Pick<ReadinessConfig, `timeoutMs` | `intervalMs` | `probeTimeoutMs` | `successThreshold`>;

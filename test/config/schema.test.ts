@@ -318,13 +318,15 @@ test(`defaults health.startDelayMs to 0, accepts an override, disables health wi
   assert.match(issueAt(issues, `processes[1].health`).fix, /false to disable/);
 });
 
-test(`health.type selects http (default), tcp or command, and each type's keys must match it`, () => {
+test(`health.type selects http (default), tcp, command or notify, and each type's keys must match it`, () => {
   assert.equal(validConfig(configWith([web()])).processes[0]?.health?.type, `http`);
   assert.equal(validConfig(configWith([web({health: {type: `tcp`}})])).processes[0]?.health?.type, `tcp`);
+  assert.equal(validConfig(configWith([web({health: {type: `notify`, timeoutMs: 5_000}})])).processes[0]?.health?.type, `notify`);
+  assert.match(issueAt(issuesOf(configWith([web({health: {type: `notify`, liveness: {}}})])), `processes[0].health.liveness`).message, /only reports readiness once/);
   const command = validConfig(configWith([web({health: {type: `command`, command: `curl -fsS localhost:$ROLLBRIDGE_PORT/up`}})])).processes[0]?.health;
   assert.equal(command?.type, `command`);
   assert.equal(command?.command, `curl -fsS localhost:$ROLLBRIDGE_PORT/up`);
-  assert.match(issueAt(issuesOf(configWith([web({health: {type: `grpc`}})])), `processes[0].health.type`).message, /to be one of: http, tcp, command, got "grpc"/);
+  assert.match(issueAt(issuesOf(configWith([web({health: {type: `grpc`}})])), `processes[0].health.type`).message, /to be one of: http, tcp, command, notify, got "grpc"/);
   const noCommand = issueAt(issuesOf(configWith([web({health: {type: `command`}})])), `processes[0].health.command`);
   assert.match(noCommand.message, /type "command" but no processes\[0\]\.health\.command/);
   assert.match(noCommand.fix, /Set processes\[0\]\.health\.command/);
