@@ -156,7 +156,7 @@ export class ProcessRoster {
       // The proxied process only once the proxy sends to it (a replacement is judged by its health check until then).
       isWatched: () => !this.frozen && !this.stopping && shouldRestart() && (release.processes.includes(managed)
         ? release.state === `active` && (!proxied || release.targets.some((target) => target.port === managed.spec.port))
-        : true),
+        : this.isDaemonWide(managed)),
       log,
       onFailed: (failure) => this.#onLivenessFailed(release, managed, failure, shouldRestart),
     });
@@ -176,6 +176,12 @@ export class ProcessRoster {
 
   allProcesses(): ManagedProcess[] {
     return [...this.releases.flatMap((release) => release.processes), ...[...this.services.values(), ...this.singletons.values()].map((entry) => entry.process)];
+  }
+
+  /** True for a daemon-wide service or a singleton (not one release's process). */
+  isDaemonWide(managed: ManagedProcess): boolean {
+    for (const entry of [...this.services.values(), ...this.singletons.values()]) if (entry.process === managed) return true;
+    return false;
   }
 
   /** The release whose definitions built a service or singleton (for readiness after a restart). */

@@ -261,6 +261,8 @@ export async function restartForLiveness(context: DeployContext, queue: SerialQu
   await queue.run(async () => {
     if (roster.stopping || roster.frozen || managed.state !== `running` || !shouldRestart()) return;
     const inRelease = release.processes.includes(managed);
+    // Replaced, draining or stopped for good while it waited: nothing to do.
+    if (!inRelease && !roster.isDaemonWide(managed)) return;
     if (inRelease && (release !== active.release || release.state !== `active`)) return;
     const policy = release.config.processes.find((process) => process.id === managed.spec.processId)?.policy;
     const evidence = {check: failure.check, failures: failure.failures, lastError: failure.lastError, output: failure.output};
