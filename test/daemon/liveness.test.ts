@@ -6,6 +6,7 @@ import test from 'node:test';
 import {startDaemon, webConfig, WEB_APP} from '../helpers/daemon.ts';
 import type {TestDaemon} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {assertMatchesSchema} from '../helpers/json-schemas.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
@@ -37,11 +38,11 @@ test(`a proxied process that starts failing its liveness checks after the switch
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   let lastPid = ``;
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/pid`, {agent});
         if (result.status === 200) lastPid = result.body.trim();
@@ -51,9 +52,6 @@ test(`a proxied process that starts failing its liveness checks after the switch
       }
     }
   });
-  t.after(() => {
-    running = false;
-  });
   // The web process now answers 503 on /ping (but still serves): its liveness checks fail.
   fs.writeFileSync(sickFile, String(healthy.pid));
   const failing = await waitFor(async () => {
@@ -62,7 +60,7 @@ test(`a proxied process that starts failing its liveness checks after the switch
   }, {what: `a failing liveness check in status`, timeoutMs: 10_000});
   assert.equal(failing.liveness?.lastError, `HTTP 503`);
   await waitFor(() => lastPid !== `` && lastPid !== String(healthy.pid), {what: `the replacement web process to serve`, timeoutMs: 15_000});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0, `no request failed while the process was replaced`);
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {assertMatchesSchema} from '../helpers/json-schemas.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
@@ -69,11 +70,11 @@ test(`the binary replaces a web process failing its liveness checks; status --js
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 4});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t);
   let failures = 0;
   let lastPid = ``;
   const clients = Array.from({length: 4}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(proxyPort, `/pid`, {agent});
         if (result.status === 200) lastPid = result.body.trim();
@@ -83,12 +84,9 @@ test(`the binary replaces a web process failing its liveness checks; status --js
       }
     }
   });
-  t.after(() => {
-    running = false;
-  });
   fs.writeFileSync(sickFile, String(passing.pid));
   await waitFor(() => lastPid !== `` && lastPid !== String(passing.pid), {what: `the replacement web process to serve`, timeoutMs: 20_000});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
 
