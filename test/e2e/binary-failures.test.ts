@@ -2,30 +2,15 @@
 // not boot (its last output lines, exit 127 named as "command not found"), on a terminal and in --json, and a
 // failed hooks.afterSwitch shown as a failure with its output while the switch stands (exit code 0).
 import assert from 'node:assert/strict';
-import {execFile} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import type {TestContext} from 'node:test';
 import {WEB_APP} from '../helpers/daemon.ts';
-import {isPidAlive} from '../helpers/processes.ts';
-import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
-import {waitFor} from '../helpers/wait-for.ts';
-import {getBinaryPath} from './binary-path.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
+import {ensureBinaryDaemon, runBinary as run} from './binary-run.ts';
 
-type Run = {code: number; stdout: string; stderr: string};
-
-const BINARY = getBinaryPath();
 const GOOD_WEB = `exec "${process.execPath}" "${WEB_APP}"`;
-
-/** Runs the binary; `human` renders as on a terminal (ROLLBRIDGE_OUTPUT=human), else as in a pipe. */
-function run(args: string[], cwd: string, output: `human` | `` = ``): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(BINARY, args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: output}, timeout: 60_000}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout, stderr});
-    });
-  });
-}
 
 /** Writes the config (again: each deploy reads it anew) with this web command, health path and hooks. */
 function writeConfig(dir: string, web: {command: string; healthPath?: string}, hooks: Record<string, string> = {}): void {
@@ -44,14 +29,7 @@ async function project(t: TestContext, hooks: Record<string, string> = {}): Prom
   const dir = createTempDir(t, `rb-fail-`);
   for (const name of [`good`, `r2`]) fs.mkdirSync(path.join(dir, `releases`, name), {recursive: true});
   writeConfig(dir, {command: GOOD_WEB});
-  const started = await run([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], dir);
-  assert.equal(started.code, 0, started.stderr + started.stdout);
-  const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
-  beforeRemoving(dir, async () => {
-    if (!isPidAlive(pid)) return;
-    await run([`shutdown`], dir);
-    await waitFor(() => !isPidAlive(pid), {what: `the daemon ${pid} to exit`});
-  });
+  await ensureBinaryDaemon(dir);
   const deployed = await run([`deploy`, `--release-path`, `releases/good`, `--release-id`, `good`], dir);
   assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
   writeConfig(dir, {command: GOOD_WEB}, hooks);

@@ -2,7 +2,6 @@
 // a web process whose /ping turns 503 after the switch is replaced while requests keep being answered,
 // and `events --json` holds `liveness failed` and `process replaced` with the evidence.
 import assert from 'node:assert/strict';
-import {execFile} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -11,24 +10,12 @@ import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {loadSwitch} from '../helpers/load-switch.ts';
 import {assertMatchesSchema} from '../helpers/json-schemas.ts';
-import {isPidAlive} from '../helpers/processes.ts';
-import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {getBinaryPath} from './binary-path.ts';
+import {ensureBinaryDaemon, runBinary as run} from './binary-run.ts';
 
-type Run = {code: number; stdout: string; stderr: string};
 type WebView = {id: string; pid: number; lastStartReason?: string; liveness?: {state: string; consecutiveFailures: number; lastError?: string; restarts: number}};
 type Status = {releases: Array<{processes: WebView[]}>};
-
-const BINARY = getBinaryPath();
-
-function run(args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(BINARY, args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: ``}, timeout: 60_000}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout, stderr});
-    });
-  });
-}
 
 async function web(dir: string): Promise<WebView | undefined> {
   const status = await run([`status`, `--json`], dir);
@@ -50,14 +37,7 @@ test(`the binary replaces a web process failing its liveness checks; status --js
     processes: [{id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_SICK_FILE: sickFile},
       health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000, liveness: {intervalMs: 100, failureThreshold: 3}}}],
   }, null, 2));
-  const started = await run([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], dir);
-  assert.equal(started.code, 0, started.stderr + started.stdout);
-  const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
-  beforeRemoving(dir, async () => {
-    if (!isPidAlive(pid)) return;
-    await run([`shutdown`], dir);
-    await waitFor(() => !isPidAlive(pid), {what: `the daemon ${pid} to exit`});
-  });
+  await ensureBinaryDaemon(dir);
   const deployed = await run([`deploy`, `--release-path`, `releases/v1`, `--release-id`, `v1`, `--json`], dir);
   assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
   const proxyPort = (JSON.parse((await run([`status`, `--json`], dir)).stdout) as {proxy: {port: number}}).proxy.port;

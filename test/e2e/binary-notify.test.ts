@@ -2,29 +2,15 @@
 // app's READY=1 lets `rollbridge deploy` switch, and a release that never says READY=1 fails the CLI with
 // ERR_HEALTH_NOTIFY_TIMEOUT and the app's last output lines while the previous release keeps serving.
 import assert from 'node:assert/strict';
-import {execFile} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {isPidAlive} from '../helpers/processes.ts';
 import {REPO_ROOT} from '../helpers/run-cli.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
-import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
-import {waitFor} from '../helpers/wait-for.ts';
-import {getBinaryPath} from './binary-path.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
+import {ensureBinaryDaemon, runBinary as run} from './binary-run.ts';
 
-type Run = {code: number; stdout: string; stderr: string};
-
-const BINARY = getBinaryPath();
 const NOTIFY_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `notify-app.py`);
-
-function run(args: string[], cwd: string, output: `human` | `` = ``): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(BINARY, args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: output}, timeout: 60_000}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout, stderr});
-    });
-  });
-}
 
 test(`the binary waits for READY=1 of a notify app, and a release without it fails with ERR_HEALTH_NOTIFY_TIMEOUT and its output`, async (t) => {
   if (!requireCommands(t, [{command: `python3`, pkg: `python3`}])) return;
@@ -38,14 +24,7 @@ test(`the binary waits for READY=1 of a notify app, and a release without it fai
     proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 500, forceStopTimeoutMs: 2_000},
     processes: [{id: `web`, command: `exec python3 "${NOTIFY_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_READY_FLAG: `ready-flag`}, health: {type: `notify`, timeoutMs: 1_500}}],
   }, null, 2));
-  const started = await run([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], dir);
-  assert.equal(started.code, 0, started.stderr + started.stdout);
-  const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
-  beforeRemoving(dir, async () => {
-    if (!isPidAlive(pid)) return;
-    await run([`shutdown`], dir);
-    await waitFor(() => !isPidAlive(pid), {what: `the daemon ${pid} to exit`});
-  });
+  await ensureBinaryDaemon(dir);
 
   const deployed = await run([`deploy`, `--release-path`, `releases/good`, `--release-id`, `good`, `--json`], dir);
   assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);

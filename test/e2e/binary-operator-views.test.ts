@@ -3,7 +3,7 @@
 // restarts and adopted processes; `events --follow` ending with 0; `legacy-takeover` printing JSON when
 // piped; `doctor` naming who holds the proxy port.
 import assert from 'node:assert/strict';
-import {execFile, spawn} from 'node:child_process';
+import {spawn} from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,8 +17,10 @@ import {isPidAlive} from '../helpers/processes.ts';
 import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {getBinaryPath} from './binary-path.ts';
+import {runBinary as run} from './binary-run.ts';
+import type {BinaryRun} from './binary-run.ts';
 
-type Run = {code: number; stdout: string; stderr: string};
+type Run = BinaryRun;
 type Json = Record<string, unknown>;
 type LogSource = {id: string; source: string; releaseId?: string; failure?: string; logs: Array<{at: string; stream: string; line: string}>};
 type ProcessView = {id: string; state: string; rssBytes?: number; cpuPercent?: number; cpuWindowMs?: number; memoryRestarts: number; adopted?: boolean};
@@ -26,15 +28,6 @@ type StatusView = {daemon: {pid: number}; proxy: {port: number}; releases: Array
 
 const BINARY = getBinaryPath();
 const GOOD_WEB = `exec "${process.execPath}" "${WEB_APP}"`;
-
-/** Runs the binary; `human` renders as on a terminal (ROLLBRIDGE_OUTPUT=human), else as in a pipe. */
-function run(args: string[], cwd: string, output: `human` | `` = ``): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(BINARY, args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: output}, timeout: 60_000}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout, stderr});
-    });
-  });
-}
 
 function parse<T>(result: Run, schema: string | null, exitCode = 0): T {
   assert.equal(result.code, exitCode, result.stderr + result.stdout);
