@@ -4,9 +4,10 @@ import {pruneReleases} from './release-history.ts';
 import type {Release} from './release.ts';
 
 /**
- * Retires a release after the switch (in the background): its targets drain for at most
- * `proxy.drainTimeoutMs`, then its processes stop — `nonBlockingDrain` ones at once, handoff
- * services last — its ports are freed and the history is pruned. `release.retirement` settles then.
+ * Retires a release after the switch (in the background): its processes get their `quietCommand` at
+ * once while its targets drain for at most `proxy.drainTimeoutMs`, then its processes stop —
+ * `nonBlockingDrain` ones at once, handoff services last — its ports are freed and the history is
+ * pruned. `release.retirement` settles then.
  */
 export function retireRelease(context: DeployContext, release: Release, config: Config): void {
   const {roster, log} = context;
@@ -23,10 +24,13 @@ export function retireRelease(context: DeployContext, release: Release, config: 
     const byPolicy = (policy: string) => release.processes.filter((process) => release.config.processes.find((p) => p.id === process.spec.processId)?.policy === policy);
     const nonBlocking = release.processes.filter((process) => config.processes.find((p) => p.id === process.spec.processId)?.nonBlockingDrain === true);
     const handoff = byPolicy(`service`);
+    const dependents = release.processes.filter((process) => !nonBlocking.includes(process) && !handoff.includes(process));
     const early = Promise.allSettled(nonBlocking.map((process) => roster.stopForGood(process)));
+    // The release stops taking new work now, not after the drain of its web process: workers get their
+    // quietCommand at the switch (their stop below waits for it instead of running it again).
+    for (const process of dependents) void process.quiet();
     const drains = await Promise.all(release.targets.map((target) => target.drain({timeoutMs: config.proxy.drainTimeoutMs, wsCloseJitterMs: config.proxy.wsCloseJitterMs})));
     const timedOut = drains.some((drain) => drain.timedOut);
-    const dependents = release.processes.filter((process) => !nonBlocking.includes(process) && !handoff.includes(process));
     await Promise.allSettled(dependents.map((process) => roster.stopForGood(process)));
     await early;
     await Promise.allSettled(handoff.map((process) => roster.stopForGood(process)));

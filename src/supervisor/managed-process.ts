@@ -13,6 +13,9 @@ import type {ProcessUsage} from './process-usage.ts';
 import {ProcessLog, closeLogFds} from './process-log.ts';
 import type {ProcessLogFds, ProcessLogPaths} from './process-log.ts';
 import {planRestart} from './restart-policy.ts';
+import {toShellScript} from './shell-command.ts';
+import {runLifecycleHook} from './lifecycle-hook.ts';
+import type {LifecycleHookLabel} from './lifecycle-hook.ts';
 import type {LivenessStatusView, ProcessStatusView} from '../control/protocol.ts';
 
 export type ProcessState = `starting` | `running` | `stopping` | `stopped` | `failed`;
@@ -102,6 +105,8 @@ export class ManagedProcess {
   /** Set while the running process was re-adopted from a previous daemon (not our child: polled). */
   #adoptedPoll: NodeJS.Timeout | undefined;
   #adopted = false;
+  /** The quiet command run for the current run of the process (by quiet() or the stop), once. */
+  #quiet: {pgid: number; done: Promise<void>} | undefined;
 
   constructor(spec: ProcessSpec, options: {log: Logger; shouldRestart: () => boolean}) {
     this.id = spec.id;
@@ -182,6 +187,7 @@ export class ManagedProcess {
     if (this.#state !== `stopped` && this.#state !== `failed`) throw new Error(`Assertion failed: adopt() on process "${this.id}" in state ${this.#state}`);
     this.#pid = recorded.pid;
     this.#pgid = recorded.pgid;
+    this.#quiet = undefined;
     this.#startTime = recorded.startTime;
     this.#startedAt = Date.parse(recorded.startedAt) || Date.now();
     this.#restarts = recorded.restarts;
@@ -229,6 +235,17 @@ export class ManagedProcess {
       this.#startPromise = undefined;
     });
     return this.#startPromise;
+  }
+
+  /**
+   * Runs the quiet command now, when the process should stop taking new work (its release starts
+   * draining), once per run of the process: the stop that follows waits for it instead of running it
+   * again. Resolves when it finished or timed out; without a quietCommand, or when the process does
+   * not run, at once. Never rejects.
+   */
+  quiet(): Promise<void> {
+    if (this.#state !== `running` || this.#pgid === undefined) return Promise.resolve();
+    return this.#quietOnce(this.#pgid);
   }
 
   /** Stops gracefully; idempotent (callers share one promise while stopping). Hook failures are logged, never thrown. */
@@ -382,7 +399,7 @@ export class ManagedProcess {
       };
       let child: ChildProcess;
       try {
-        child = spawn(`/bin/sh`, [`-c`, spec.command], {cwd: spec.cwd, env: spec.env, detached: true, stdio: [`ignore`, fds?.stdout ?? `ignore`, fds?.stderr ?? `ignore`]});
+        child = spawn(`/bin/sh`, [`-c`, toShellScript(spec.command)], {cwd: spec.cwd, env: spec.env, detached: true, stdio: [`ignore`, fds?.stdout ?? `ignore`, fds?.stderr ?? `ignore`]});
       } catch (error) {
         closeFds();
         fail(error);
@@ -410,6 +427,7 @@ export class ManagedProcess {
         const pid = child.pid as number;
         this.#pid = pid;
         this.#pgid = pid;
+        this.#quiet = undefined;
         this.#startedAt = Date.now();
         this.#lastStartReason = reason;
         if (reason === `liveness`) this.#livenessRestarts += 1;
@@ -507,10 +525,10 @@ export class ManagedProcess {
     const spec = this.#spec;
     const {lifecycle} = spec;
     const exited = this.#childExited;
-    const hookTimeoutMs = spec.gracefulStopMs === `indefinite` ? INDEFINITE_HOOK_TIMEOUT_MS : spec.gracefulStopMs;
+    const hookTimeoutMs = hookTimeoutOf(spec);
     this.#state = `stopping`;
     try {
-      if (lifecycle.quietCommand) await this.#runHook(`quiet command`, lifecycle.quietCommand, hookTimeoutMs, pgid);
+      await this.#quietOnce(pgid);
       if (lifecycle.drainTimeoutMs > 0 && isProcessGroupAlive(pgid)) {
         if (lifecycle.drainCommand) await this.#runHook(`drain command`, lifecycle.drainCommand, lifecycle.drainTimeoutMs, pgid);
         else await waitAtMost(exited, lifecycle.drainTimeoutMs);
@@ -536,47 +554,23 @@ export class ManagedProcess {
     this.#state = `stopped`;
   }
 
-  /** Runs a lifecycle hook to completion or its timeout. Every failure is logged and swallowed. */
-  #runHook(label: string, command: string, timeoutMs: number, pgid: number): Promise<void> {
-    const spec = this.#spec;
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      const settle = (): void => {
-        if (settled) return;
-        settled = true;
-        if (timer !== undefined) clearTimeout(timer);
-        resolve();
-      };
-      let hook: ChildProcess;
-      try {
-        hook = spawn(`/bin/sh`, [`-c`, command], {cwd: spec.cwd, env: {...spec.env, ROLLBRIDGE_PID: String(pgid)}, detached: true, stdio: `ignore`});
-      } catch (error) {
-        this.#log.warn(`${label} failed`, {id: spec.id, err: error});
-        settle();
-        return;
-      }
-      let timedOut = false;
-      hook.once(`error`, (error) => {
-        this.#log.warn(`${label} failed`, {id: spec.id, err: error});
-        settle();
-      });
-      hook.once(`spawn`, () => {
-        timer = setTimeout(() => {
-          timedOut = true;
-          this.#log.warn(`${label} timed out`, {id: spec.id, timeoutMs});
-          if (hook.pid !== undefined) killGroupQuietly(hook.pid);
-        }, timeoutMs);
-      });
-      hook.once(`exit`, (code, signal) => {
-        if (!timedOut) {
-          if (signal !== null) this.#log.warn(`${label} exited on signal`, {id: spec.id, signal});
-          else if (code !== 0) this.#log.warn(`${label} exited non-zero`, {id: spec.id, code});
-        }
-        settle();
-      });
-    });
+  #quietOnce(pgid: number): Promise<void> {
+    const command = this.#spec.lifecycle.quietCommand;
+    if (!command) return Promise.resolve();
+    if (this.#quiet?.pgid !== pgid) this.#quiet = {pgid, done: this.#runHook(`quiet command`, command, hookTimeoutOf(this.#spec), pgid)};
+    return this.#quiet.done;
   }
+
+  /** Runs a lifecycle hook of this process (see runLifecycleHook); never rejects. */
+  #runHook(label: LifecycleHookLabel, command: string, timeoutMs: number, pgid: number): Promise<void> {
+    const spec = this.#spec;
+    return runLifecycleHook({label, command, id: spec.id, cwd: spec.cwd, env: spec.env, pgid, timeoutMs, processLog: this.#processLog, log: this.#log});
+  }
+}
+
+/** The limit of the quiet and stop commands: gracefulStopMs, or the upstream value when that is `indefinite`. */
+function hookTimeoutOf(spec: ProcessSpec): number {
+  return spec.gracefulStopMs === `indefinite` ? INDEFINITE_HOOK_TIMEOUT_MS : spec.gracefulStopMs;
 }
 
 /** Sends `signal` to the whole group; a group already gone (ESRCH) is fine. */
@@ -591,14 +585,6 @@ function signalGroup(pgid: number, signal: NodeJS.Signals, id: string): void {
       details: {id, pgid, signal, code},
       cause: error,
     });
-  }
-}
-
-function killGroupQuietly(pgid: number): void {
-  try {
-    process.kill(-pgid, `SIGKILL`);
-  } catch {
-    // Already gone.
   }
 }
 

@@ -110,6 +110,26 @@ export class ProcessLog {
     return {stdout: opened[0] as number, stderr: opened[1] as number};
   }
 
+  /**
+   * Appends whole lines written on the process's behalf (a lifecycle hook's output, each line prefixed
+   * with the hook's name by the caller) to its log file; the follower takes them into the ring. One
+   * O_APPEND write, so they never split a line of the process's own. Failures are logged, not thrown.
+   */
+  appendLines(stream: OutputStream, lines: readonly string[]): void {
+    if (lines.length === 0) return;
+    const file = this.paths[stream];
+    let fd: number | undefined;
+    try {
+      fd = openPrivateFile(file, APPEND_FLAGS, path.dirname(file));
+      fs.writeSync(fd, `${lines.join(`\n`)}\n`);
+    } catch (error) {
+      this.#log.warn(`process log append failed`, {path: file, err: error});
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    if (this.#timer !== undefined) this.#scheduleRead();
+  }
+
   /** Starts reading what the process writes into the ring (fs.watch, plus a poll as a backstop). */
   follow(): void {
     if (this.#timer !== undefined) return;
