@@ -284,7 +284,7 @@ export const isStatusResult = t.isObject({
  */
 export const isProgressEvent = t.isObject({
   /**
-   * `target` (rollback), `started`, `ready`, `healthy`, `beforeSwitch`, `switched`, `watching`, `watched`, `draining`,
+   * `target` (rollback), `started`, `ready`, `healthy` (or `listening`: its port accepts connections, without a health check), `beforeSwitch`, `switched`, `watching`, `watched`, `draining`,
    * `afterSwitch`, `restarting`, `replaced`, `drained`, `restarted`, `legacy-stopping`, `proxy-listening`, `legacy-stopped`;
    * `waiting` when a wait starts (see `wait`) and `dequeued` when a queued command's turn comes.
    */
@@ -292,7 +292,7 @@ export const isProgressEvent = t.isObject({
   releaseId: t.isOptional(t.isNullable(t.isString())),
   /** Since the previous phase (`waiting` has none: the phase that ends the wait carries its duration). */
   durationMs: t.isOptional(t.isNumber()),
-  /** With `waiting`: what is waited for, `queue`, `readiness`, `health`, `hook`, `drain` or `cooldown` (`detail` says it in words). */
+  /** With `waiting`: what is waited for, `queue`, `readiness`, `health`, `port` (no health check: the port to accept connections), `hook`, `drain` or `cooldown` (`detail` says it in words). */
   wait: t.isOptional(t.isString()),
   /** With `waiting`: the longest the wait may take (the check's, hook's or drain's timeout). */
   timeoutMs: t.isOptional(t.isNumber()),

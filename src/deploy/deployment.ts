@@ -16,7 +16,7 @@ import {planRelease} from './plan.ts';
 import type {ReleasePlan} from './plan.ts';
 import {Release, generateReleaseId, validateReleasePath} from './release.ts';
 import {replaceSingletons, restoreSingletons} from './singletons.ts';
-import {formatMs, startedPhase, waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
+import {formatMs, startedPhase, waitUntilHealthy, waitUntilListening, waitUntilReady} from './startup-checks.ts';
 import type {PhaseReporter} from './startup-checks.ts';
 import {watchRelease} from './watch-window.ts';
 
@@ -316,8 +316,11 @@ async function startReleaseProcesses(context: DeployContext, release: Release, p
     if (instance.process.health && !skipHealthCheck) {
       await timed(`healthMs`, () => waitUntilHealthy(release, managed, instance.process, port, instance.configIndex, phase));
       phase(`healthy`, {processId: instance.instanceId});
-    } else if (skipHealthCheck) {
-      log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});
+    } else {
+      if (skipHealthCheck) log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});
+      // Without a health check the switch still waits for the port: before it listens every request gets a 502.
+      await waitUntilListening(release, managed, instance.process, port, instance.configIndex, phase);
+      phase(`listening`, {processId: instance.instanceId});
     }
     release.targets.push(proxy.createTarget({releaseId: release.releaseId, processId: instance.instanceId, host: release.config.proxy.upstreamHost, port}));
   }

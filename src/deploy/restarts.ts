@@ -15,7 +15,7 @@ import type {PhaseReporter, ProgressListener} from './deployment.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
 import {orderProcesses} from './plan.ts';
 import type {Release} from './release.ts';
-import {formatMs, startedPhase, waitUntilHealthy, waitUntilReady} from './startup-checks.ts';
+import {formatMs, startedPhase, waitUntilHealthy, waitUntilListening, waitUntilReady} from './startup-checks.ts';
 
 export type RestartRequest = {
   processId?: string | undefined;
@@ -200,6 +200,9 @@ export async function replaceProxied(context: DeployContext, release: Release, o
     if (process.health && options.skipHealthCheck !== true) {
       await waitUntilHealthy(release, fresh, process, port, configIndex, report);
       report(`healthy`, {processId: old.id});
+    } else {
+      await waitUntilListening(release, fresh, process, port, configIndex, report);
+      report(`listening`, {processId: old.id});
     }
   } catch (error) {
     release.processes.splice(release.processes.indexOf(fresh), 1);

@@ -8,6 +8,7 @@ import {waitForHealthy} from '../supervisor/health-check.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import {freeBytesAt} from '../supervisor/process-log.ts';
 import {describeReadinessCheck, healthProbeCheck, waitForReady} from '../supervisor/readiness.ts';
+import {DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_HEALTH_PROBE_TIMEOUT_MS, DEFAULT_HEALTH_TIMEOUT_MS} from '../config/defaults.ts';
 
 // Below this many free bytes a log filesystem counts as full.
 const FULL_DISK_BYTES = 64 * 1024;
@@ -34,6 +35,55 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
   const what = check === null ? `READY=1 on its NOTIFY_SOCKET` : describeReadinessCheck(check, {host: release.config.proxy.upstreamHost, port});
   report?.(`waiting`, {wait: `health`, processId: managed.id, ...(url === undefined ? {check: what} : {url}), timeoutMs: health.timeoutMs, detail: `health check of ${managed.id}: ${what} (timeout ${formatMs(health.timeoutMs)})`});
   const controller = new AbortController();
+  failOnExit(release, managed, configIndex, controller);
+  try {
+    await runHealthCheck(release, managed, health, port, configIndex, controller.signal);
+  } catch (error) {
+    if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
+    if (isRollbridgeError(error)) {
+      throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, processId: managed.id, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
+    }
+    throw error;
+  } finally {
+    controller.abort();
+  }
+}
+
+/**
+ * Waits until a web process accepts TCP connections on `port`, when its health check is skipped
+ * (`--skip-health-check`) or disabled: a switch before it listens answers every request with 502.
+ * Bounded by its health check's timeoutMs (DEFAULT_HEALTH_TIMEOUT_MS without one); rejects with
+ * ERR_PROCESS_NOT_LISTENING, or ERR_PROCESS_EXITED when it exits first. `report` gets the `waiting`
+ * phase (wait `port`); the caller reports `listening`.
+ */
+export async function waitUntilListening(release: Release, managed: ManagedProcess, process: ProcessConfig, port: number, configIndex: number, report?: PhaseReporter): Promise<void> {
+  const timeoutMs = process.health?.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+  const host = release.config.proxy.upstreamHost;
+  const address = `${host.includes(`:`) ? `[${host}]` : host}:${port}`;
+  report?.(`waiting`, {wait: `port`, processId: managed.id, timeoutMs, detail: `${managed.id} to accept connections on ${address}, without a health check (timeout ${formatMs(timeoutMs)})`});
+  const controller = new AbortController();
+  failOnExit(release, managed, configIndex, controller);
+  try {
+    await waitForReady({
+      kind: `tcp`, path: undefined, command: undefined, timeoutMs, successThreshold: 1,
+      intervalMs: process.health?.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+      probeTimeoutMs: process.health?.probeTimeoutMs ?? DEFAULT_HEALTH_PROBE_TIMEOUT_MS,
+    }, {processId: managed.id, host, port, cwd: managed.spec.cwd, env: managed.spec.env}, {configKey: `processes[${configIndex}].health`, signal: controller.signal});
+  } catch (error) {
+    if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
+    if (!isRollbridgeError(error)) throw error;
+    throw new RollbridgeError(ErrorCode.PROCESS_NOT_LISTENING, `Process "${managed.id}" of release ${release.releaseId} did not accept connections on ${address} within ${timeoutMs} ms (${String(error.details.lastFailure ?? error.message)}); its health check is ${process.health ? `skipped` : `disabled`}, so rollbridge waited for the port before the switch`, {
+      fix: `Make processes[${configIndex}].command listen on its port (${address}: use {{port}} or ROLLBRIDGE_PORT), or raise processes[${configIndex}].health.timeoutMs for a slow start; "${logsCommand(release, managed)}" shows its output`,
+      details: {processId: managed.id, releaseId: release.releaseId, port, timeoutMs, attempts: error.details.attempts, lastFailure: error.details.lastFailure, output: managed.recentOutput().slice(-10).map((line) => line.line)},
+      cause: error,
+    });
+  } finally {
+    controller.abort();
+  }
+}
+
+/** Aborts `controller` with ERR_PROCESS_EXITED (and the process's last output) when the process exits first. */
+function failOnExit(release: Release, managed: ManagedProcess, configIndex: number, controller: AbortController): void {
   const exited = managed.waitForExit().then((exit) => {
     const output = managed.recentOutput().slice(-10).map((line) => line.line);
     // An app that cannot write its output often just exits: say so when its log filesystem is full.
@@ -55,17 +105,6 @@ export async function waitUntilHealthy(release: Release, managed: ManagedProcess
     throw error;
   });
   exited.catch(() => undefined);
-  try {
-    await runHealthCheck(release, managed, health, port, configIndex, controller.signal);
-  } catch (error) {
-    if (controller.signal.aborted && isRollbridgeError(controller.signal.reason)) throw controller.signal.reason;
-    if (isRollbridgeError(error)) {
-      throw new RollbridgeError(error.code, error.message, {fix: error.fix, details: {...error.details, processId: managed.id, output: managed.recentOutput().slice(-10).map((line) => line.line)}, cause: error});
-    }
-    throw error;
-  } finally {
-    controller.abort();
-  }
 }
 
 /** The command that shows a process's output, also once its release failed and was stopped. */

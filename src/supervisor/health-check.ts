@@ -27,9 +27,18 @@ export type HealthCheckOptions = {
 
 export type HealthCheckResult = {attempts: number; /** From the call, start delay included. */ durationMs: number};
 
-export type ProbeResult = {ok: true; status: number} | {ok: false; error: string};
+export type ProbeResult = {ok: true; status: number} | {ok: false; error: string; /** The HTTP status, when one was answered. */ status?: number};
 
 const FIRST_RETRY_MS = 10;
+// A client error that every probe gets for this long and this many probes in a row fails the check
+// early: a wrong path (404) or an auth wall (401/403) does not go away by waiting out timeoutMs.
+const STEADY_CLIENT_ERROR_MS = 2_000;
+const STEADY_CLIENT_ERROR_PROBES = 5;
+
+/** A 4xx that waiting does not cure: every one but 408 (Request Timeout) and 429 (Too Many Requests). */
+export function isSteadyClientError(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
 
 /** Probes `url` until it passes `successThreshold` times in a row, or throws ERR_HEALTH_CHECK_FAILED at the deadline. */
 export async function waitForHealthy(options: HealthCheckOptions): Promise<HealthCheckResult> {
@@ -42,6 +51,7 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
   let attempts = 0;
   let passes = 0;
   let lastFailure = `no attempts`;
+  let steady = null as {status: number; since: number; probes: number} | null;
   // A freshly started app usually listens within milliseconds: probe soon, then back off to intervalMs.
   const probingSince = Date.now();
   while (Date.now() < deadline) {
@@ -50,9 +60,17 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
     const result = await probeHttp(url, probeTimeoutMs, signal);
     if (result.ok) {
       passes++;
+      steady = null;
       if (passes >= successThreshold) return {attempts, durationMs: Date.now() - startedAt};
     } else {
       passes = 0;
+      if (result.status !== undefined && isSteadyClientError(result.status)) {
+        if (steady?.status === result.status) steady.probes++;
+        else steady = {status: result.status, since: Date.now(), probes: 1};
+        if (steady.probes >= STEADY_CLIENT_ERROR_PROBES && Date.now() - steady.since >= STEADY_CLIENT_ERROR_MS) throw steadyClientError(options, steady, attempts, Date.now() - startedAt);
+      } else {
+        steady = null;
+      }
       // A probe cut short by the overall deadline says less than the failure before it.
       const clamped = probeTimeoutMs < options.probeTimeoutMs && attempts > 1;
       if (!clamped || !result.error.startsWith(`probe timed out`)) lastFailure = result.error;
@@ -68,6 +86,18 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
   throw new RollbridgeError(`ERR_HEALTH_CHECK_FAILED`, `Health check failed for ${url} after ${attempts} ${attempts === 1 ? `attempt` : `attempts`} in ${durationMs} ms: ${lastFailure}`, {
     fix: `Make ${url} answer 2xx, or correct ${options.configKey}.path or raise ${options.configKey}.timeoutMs; \`${options.logsCommand ?? `rollbridge logs`}\` shows the process output`,
     details: {url, attempts, durationMs, lastFailure},
+  });
+}
+
+function steadyClientError(options: HealthCheckOptions, steady: {status: number; since: number; probes: number}, attempts: number, durationMs: number): RollbridgeError {
+  const {url, configKey} = options;
+  const path = new URL(url).pathname;
+  const hint = steady.status === 401 || steady.status === 403
+    ? `Let ${path} answer 2xx without credentials (exempt it from authentication), or set ${configKey}.path to a path that does`
+    : `Set ${configKey}.path to a path the app answers with 2xx (now "${path}"), or add that route to the app`;
+  return new RollbridgeError(`ERR_HEALTH_CHECK_FAILED`, `Health check failed for ${url}: HTTP ${steady.status} to each of the last ${steady.probes} probes over ${Math.round((Date.now() - steady.since) / 100) / 10} s (${attempts} in all); a ${steady.status} does not go away by waiting, so the check gave up before ${configKey}.timeoutMs`, {
+    fix: hint,
+    details: {url, attempts, durationMs, lastFailure: `HTTP ${steady.status}`, status: steady.status, steadyProbes: steady.probes},
   });
 }
 
@@ -92,7 +122,7 @@ export async function probeHttp(url: string, timeoutMs: number, signal?: AbortSi
     const onAbort = (): void => settle(() => reject(signal?.reason));
     const request = http.get(url, {agent: false}, (response) => {
       const status = response.statusCode ?? 0;
-      const result: ProbeResult = status >= 200 && status < 300 ? {ok: true, status} : {ok: false, error: `HTTP ${status}`};
+      const result: ProbeResult = status >= 200 && status < 300 ? {ok: true, status} : {ok: false, error: `HTTP ${status}`, status};
       let discarded = 0;
       response.on(`data`, (chunk: Buffer) => {
         discarded += chunk.length;

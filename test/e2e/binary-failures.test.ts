@@ -13,13 +13,13 @@ import {ensureBinaryDaemon, runBinary as run} from './binary-run.ts';
 const GOOD_WEB = `exec "${process.execPath}" "${WEB_APP}"`;
 
 /** Writes the config (again: each deploy reads it anew) with this web command, health path and hooks. */
-function writeConfig(dir: string, web: {command: string; healthPath?: string}, hooks: Record<string, string> = {}): void {
+function writeConfig(dir: string, web: {command: string; healthPath?: string; healthTimeoutMs?: number}, hooks: Record<string, string> = {}): void {
   fs.writeFileSync(path.join(dir, `rollbridge.json`), JSON.stringify({
     application: `failures`,
     control: {path: path.join(dir, `control.sock`)},
     logs: {dir: path.join(dir, `logs`)},
     proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 500, forceStopTimeoutMs: 2_000},
-    processes: [{id: `web`, command: web.command, policy: `proxied`, port: {from: 0, to: 0}, health: {path: web.healthPath ?? `/ping`, intervalMs: 20, timeoutMs: 1_500}}],
+    processes: [{id: `web`, command: web.command, policy: `proxied`, port: {from: 0, to: 0}, health: {path: web.healthPath ?? `/ping`, intervalMs: 20, timeoutMs: web.healthTimeoutMs ?? 1_500}}],
     hooks,
   }, null, 2));
 }
@@ -87,6 +87,25 @@ test(`a failed health check shows the process's last output lines`, async (t) =>
   assert.equal(human.code, 1, human.stdout);
   assert.match(human.stderr, /error ERR_HEALTH_CHECK_FAILED: .*HTTP 404/);
   assert.match(human.stderr, /last 1 line of output of process web:\n {4}\| listening, routes under \/api\n/);
+  assert.equal(await activeRelease(dir), `good`);
+});
+
+test(`a health check answered 404 on every probe fails early, naming the URL, the status, the probes and health.path`, async (t) => {
+  const dir = await project(t);
+  const app = `require('http').createServer((q, s) => { s.statusCode = 404; s.end(); }).listen(Number(process.env.ROLLBRIDGE_PORT), '127.0.0.1')`;
+  // A timeout no test waits out: only the early failure ends the deploy.
+  writeConfig(dir, {command: `exec "${process.execPath}" -e "${app}"`, healthPath: `/health`, healthTimeoutMs: 600_000});
+
+  const human = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`], dir, `human`);
+  assert.equal(human.code, 1, human.stdout);
+  assert.match(human.stderr, /error ERR_HEALTH_CHECK_FAILED: Health check failed for http:\/\/127\.0\.0\.1:\d+\/health: HTTP 404 to each of the last \d+ probes over [\d.]+ s/);
+  assert.match(human.stderr, /fix: Set processes\[0\]\.health\.path to a path the app answers with 2xx \(now "\/health"\)/);
+
+  const json = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2b`, `--json`], dir);
+  const {error} = JSON.parse(json.stdout) as {error: {code: string; details: {status: number; url: string}}};
+  assert.equal(error.code, `ERR_HEALTH_CHECK_FAILED`);
+  assert.equal(error.details.status, 404);
+  assert.match(error.details.url, /\/health$/);
   assert.equal(await activeRelease(dir), `good`);
 });
 

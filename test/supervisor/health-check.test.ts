@@ -4,6 +4,7 @@ import type net from 'node:net';
 import {once} from 'node:events';
 import {test} from 'node:test';
 import type {TestContext} from 'node:test';
+import {RollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {probeHttp, waitForHealthy} from '../../src/supervisor/health-check.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
@@ -94,7 +95,7 @@ test(`does not follow redirects`, async (t) => {
     response.writeHead(302, {location: `/elsewhere`});
     response.end();
   });
-  assert.deepEqual(await probeHttp(url, 1_000), {ok: false, error: `HTTP 302`});
+  assert.deepEqual(await probeHttp(url, 1_000), {ok: false, error: `HTTP 302`, status: 302});
 });
 
 test(`bounds each probe against a server that never answers`, async (t) => {
@@ -183,4 +184,38 @@ test(`opens a fresh connection per probe and closes it when the probe settles, e
   assert.deepEqual(await probeHttp(url, 1_000), {ok: true, status: 200});
   await waitFor(async () => await openConnections() === 0, {what: `the cut-off probe's connection to close`});
   assert.deepEqual(connectionHeaders, [`close`, `close`]);
+});
+
+test(`the same 404 on every probe fails early, naming the URL, the status, the probes and health.path`, async (t) => {
+  const {url, arrivals} = await startServer(t, respond(404));
+  // A timeout the test could never wait out: only the early failure ends it.
+  const error = await waitForHealthy({...BASE, url, timeoutMs: 600_000}).then(() => null, (caught: unknown) => caught);
+  assert.ok(error instanceof RollbridgeError);
+  assert.equal(error.code, `ERR_HEALTH_CHECK_FAILED`);
+  assert.ok(error.message.startsWith(`Health check failed for ${url}: HTTP 404 to each of the last `), error.message);
+  assert.match(error.message, /HTTP 404 to each of the last \d+ probes over [\d.]+ s \(\d+ in all\)/);
+  assert.equal(error.details.status, 404);
+  assert.ok((error.details.steadyProbes as number) >= 5);
+  assert.equal(error.details.attempts, arrivals.length);
+  assert.match(error.fix ?? ``, /^Set processes\[0\]\.health\.path to a path the app answers with 2xx \(now "\/ping"\)/);
+});
+
+test(`a steady 401 fails early with a fix about authentication`, async (t) => {
+  const {url} = await startServer(t, respond(401));
+  const error = await waitForHealthy({...BASE, url, timeoutMs: 600_000}).then(() => null, (caught: unknown) => caught);
+  assert.ok(error instanceof RollbridgeError);
+  assert.equal(error.details.status, 401);
+  assert.match(error.fix ?? ``, /without credentials .* or set processes\[0\]\.health\.path/);
+});
+
+test(`404s that turn into a 200 pass, and a 429 or 503 is waited out to the timeout`, async (t) => {
+  const {url} = await startServer(t, (request, response, index) => respond(index < 3 ? 404 : 200)(request, response, index));
+  assert.equal((await waitForHealthy({...BASE, url})).attempts, 4);
+  for (const status of [429, 503]) {
+    const {url: busy, arrivals} = await startServer(t, respond(status));
+    const error = await waitForHealthy({...BASE, url: busy, timeoutMs: 2_500}).then(() => null, (caught: unknown) => caught);
+    assert.ok(error instanceof RollbridgeError);
+    assert.equal(error.details.status, undefined, `no early failure for ${status}`);
+    assert.match(error.message, new RegExp(`after ${arrivals.length} attempts in \\d+ ms: HTTP ${status}$`));
+  }
 });

@@ -80,7 +80,7 @@ export class DeployCommand extends StreamingCommand {
   ensure = Option.Boolean(`--ensure-daemon`, false, {description: `Start a detached daemon first when none is running and take over from a running rollbridge 0.1 daemon (never with --dry-run)`});
   skipIfActive = Option.Boolean(`--skip-if-active`, false, {description: `Do nothing when this release id is already active with the same release path and revision ("changed": false)`});
   wait = Option.Boolean(`--wait`, true, {description: `Queue behind a running deploy (--no-wait fails at once with ERR_DAEMON_BUSY)`});
-  skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check (emergencies only; logged)`});
+  skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check, only for the port to accept connections (emergencies only; logged)`});
   skipBeforeSwitch = Option.Boolean(`--skip-before-switch`, false, {description: `Do not run hooks.beforeSwitch (e.g. migrations) for this deploy (logged)`});
   watch = Option.String(`--watch`, {description: `Keep the previous release warm this long after the switch (e.g. 30s) and switch back if the new web process exits, fails its health check or answers too many 5xx (default: watch.windowMs)`});
   dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing; needs no daemon`});
@@ -283,6 +283,7 @@ export function formatPhase(event: ProgressEvent): string {
     case `replaced`: return `  switched ${String(event.processId)} to pid ${String(event.pid)} port ${String(event.port)} (was pid ${String(event.previousPid ?? `-`)})${duration}`;
     case `drained`: return `  drained ${String(event.processId)} (pid ${String(event.pid ?? `-`)})${event.ok === false ? `: timed out, its remaining connections were closed` : ``}${duration}`;
     case `restarted`: return `  restarted ${String(event.processId ?? `?`)} pid ${String(event.pid ?? `-`)}${duration}`;
+    case `listening`: return `  listening ${String(event.processId)} (no health check)${duration}`;
     case `switched`: return `  switched traffic to ${String(event.releaseId)}${duration}`;
     case `watching`: return `  watching ${String(event.releaseId)} (${String(event.detail ?? ``)})`;
     case `watched`: return `  watch window passed${duration}`;

@@ -64,7 +64,7 @@ export class RestartCommand extends StreamingCommand {
   checkUrl = Option.String(`--check-url`, {description: `URL that must answer 2xx after the restarts (end-to-end check)`});
   checkTimeout = Option.String(`--check-timeout`, {description: `How long --check-url may take to answer 2xx (default 10s)`});
   all = Option.Boolean(`--all`, false, {description: `Every process, the proxied web process included (replaced without downtime)`});
-  skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Do not wait for readiness and health checks after each restart (emergencies only; logged)`});
+  skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Do not wait for readiness and health checks after each restart, only for a replaced web process's port to accept connections (emergencies only; logged)`});
   beforeSwitch = Option.Boolean(`--before-switch`, false, {description: `Run hooks.beforeSwitch (e.g. migrations) against the active release first; its failure restarts nothing`});
   dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (which processes, in which order, how each is checked) and restart nothing`});
   names = Option.Rest({name: `names`});
