@@ -71,7 +71,7 @@ export async function handOver(daemon: HandoverHost, params: ParamsOf<`replace`>
     result: {previousPid: process.pid, pid: successorPid, durationMs: Math.round(performance.now() - startedAt)},
     retire: async () => {
       daemon.deployer.abandon();
-      const {remaining} = await daemon.proxy.retire({idleGraceMs: CLIENT_IDLE_GRACE_MS, deadlineMs: config.proxy.drainTimeoutMs});
+      const {remaining} = await daemon.proxy.retire({idleGraceMs: CLIENT_IDLE_GRACE_MS, deadlineMs: config.proxy.drainTimeoutMs, wsCloseJitterMs: config.proxy.wsCloseJitterMs});
       log.info(`retired after handover`, {closedConnections: remaining});
     },
   };

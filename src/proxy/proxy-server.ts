@@ -280,14 +280,17 @@ export class ProxyServer {
   /**
    * Daemon replacement: stops accepting (the successor accepts on the same listening socket, so the
    * queue is not lost), then lets every client connection end after its next response; resolves when
-   * none is left or at `deadlineMs`, when the rest (long requests, WebSockets) are closed.
+   * none is left or at `deadlineMs`. WebSockets still open then are closed with 1001 (Going Away)
+   * spread over `wsCloseJitterMs`, as at a drain deadline, so their clients reconnect (to the successor)
+   * a few at a time instead of all seeing 1006 at once; whatever is left after that is destroyed.
    */
-  async retire(options: {idleGraceMs: number; deadlineMs: number}): Promise<{remaining: number}> {
+  async retire(options: {idleGraceMs: number; deadlineMs: number; wsCloseJitterMs: number}): Promise<{remaining: number}> {
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     this.#server.close();
     for (const client of this.#clients) client.retire(options.idleGraceMs);
     const deadline = performance.now() + options.deadlineMs;
     while (this.#clients.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await Promise.all([...this.#targets].map((target) => target.closeWebSockets({wsCloseJitterMs: options.wsCloseJitterMs})));
     const remaining = this.#clients.size;
     for (const client of [...this.#clients]) client.destroy();
     return {remaining};

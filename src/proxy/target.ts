@@ -128,8 +128,8 @@ export class Target {
   /**
    * Stops reuse of pooled connections at once (closes the idle ones) and is never picked again.
    * Resolves when in-flight HTTP + WebSockets reach 0, or at timeoutMs: then closes every remaining
-   * WebSocket with 1001 (Going Away), spread uniformly over wsCloseJitterMs, and resolves once they
-   * are closed (or after a short grace).
+   * WebSocket with 1001 (Going Away), spread uniformly over wsCloseJitterMs (closeWebSockets), and
+   * resolves once they are closed (or after a short grace).
    */
   drain(options: {timeoutMs: number; wsCloseJitterMs: number}): Promise<DrainResult> {
     if (this.#drain !== null) return this.#drain;
@@ -137,40 +137,53 @@ export class Target {
     this.#pool.closeIdle();
     const startedAt = performance.now();
     this.#drain = new Promise<DrainResult>((resolve) => {
-      const timers: NodeJS.Timeout[] = [];
-      const done = (timedOut: boolean, remaining: {http: number; websocket: number}): void => {
-        for (const timer of timers) clearTimeout(timer);
+      const finish = (timedOut: boolean, remaining: {http: number; websocket: number}): void => {
         this.#onIdle = null;
-        this.#onWebSocketClosed = null;
         resolve({timedOut, durationMs: Math.round(performance.now() - startedAt), remaining});
       };
       if (this.#http === 0 && this.#websockets.size === 0) {
-        done(false, {http: 0, websocket: 0});
+        finish(false, {http: 0, websocket: 0});
         return;
       }
-      this.#onIdle = () => done(false, {http: 0, websocket: 0});
-      timers.push(setTimeout(() => {
+      const deadline = setTimeout(() => {
         this.#onIdle = null;
         const remaining = {http: this.#http, websocket: this.#websockets.size};
-        const pairs = [...this.#websockets];
-        if (pairs.length === 0) {
-          done(true, remaining);
-          return;
-        }
-        timers.push(setTimeout(() => done(true, remaining), options.wsCloseJitterMs + WS_CLOSE_GRACE_MS));
-        this.#onWebSocketClosed = () => {
-          if (this.#websockets.size === 0) done(true, remaining);
-        };
-        // Spread uniformly so clients do not all reconnect in the same instant.
-        const spacingMs = options.wsCloseJitterMs / pairs.length;
-        pairs.forEach((pair, index) => {
-          const delayMs = Math.round(index * spacingMs);
-          if (delayMs === 0) pair.closeGoingAway();
-          else timers.push(setTimeout(() => pair.closeGoingAway(), delayMs));
-        });
-      }, options.timeoutMs));
+        void this.closeWebSockets({wsCloseJitterMs: options.wsCloseJitterMs}).then(() => finish(true, remaining));
+      }, options.timeoutMs);
+      this.#onIdle = () => {
+        clearTimeout(deadline);
+        finish(false, {http: 0, websocket: 0});
+      };
     });
     return this.#drain;
+  }
+
+  /**
+   * Closes every open WebSocket with 1001 (Going Away), spread uniformly over wsCloseJitterMs so clients
+   * do not all reconnect in the same instant; resolves once they are closed, or a short grace after the
+   * last close frame. The drain deadline and the daemon handover (`ProxyServer.retire`) both use it.
+   */
+  closeWebSockets(options: {wsCloseJitterMs: number}): Promise<void> {
+    const pairs = [...this.#websockets];
+    if (pairs.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timers: NodeJS.Timeout[] = [];
+      const finish = (): void => {
+        for (const timer of timers) clearTimeout(timer);
+        this.#onWebSocketClosed = null;
+        resolve();
+      };
+      timers.push(setTimeout(finish, options.wsCloseJitterMs + WS_CLOSE_GRACE_MS));
+      this.#onWebSocketClosed = () => {
+        if (this.#websockets.size === 0) finish();
+      };
+      const spacingMs = options.wsCloseJitterMs / pairs.length;
+      pairs.forEach((pair, index) => {
+        const delayMs = Math.round(index * spacingMs);
+        if (delayMs === 0) pair.closeGoingAway();
+        else timers.push(setTimeout(() => pair.closeGoingAway(), delayMs));
+      });
+    });
   }
 
   /** Destroys whatever is left on this target: pooled and busy connections, WebSockets. */

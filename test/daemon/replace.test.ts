@@ -5,7 +5,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {ControlClient} from '../../src/control/client.ts';
 import {webConfig} from '../helpers/daemon.ts';
-import {httpGet} from '../helpers/http.ts';
+import {TestWebSocket, httpGet} from '../helpers/http.ts';
 import {loadSwitch} from '../helpers/load-switch.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive, killQuietly} from '../helpers/processes.ts';
@@ -91,6 +91,45 @@ test(`ensure-daemon --replace under keep-alive load hands over to a new daemon: 
   assert.equal(next.code, 0, next.stderr);
   assert.equal((await httpGet(port, `/`)).body, `r2\n`);
   await waitFor(() => !isPidAlive(webPid), {what: `the adopted web process to be stopped by the new daemon`});
+});
+
+test(`ensure-daemon --replace closes the old daemon's WebSockets with 1001, spread over proxy.wsCloseJitterMs, and new ones reach the new daemon`, async (t) => {
+  const dir = createTempDir(t);
+  const port = await freePort();
+  const configPath = path.join(dir, `rollbridge.json`);
+  const jitterMs = 1_200;
+  fs.writeFileSync(configPath, JSON.stringify(webConfig(dir, {application: `replace-ws`, proxy: {host: `127.0.0.1`, port, drainTimeoutMs: 300, wsCloseJitterMs: jitterMs}})));
+  const launch = [`--config`, configPath, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)];
+  const pids = new Set<number>();
+  beforeRemoving(dir, async () => {
+    await runCli([`shutdown`, `--config`, configPath], {cwd: dir});
+    for (const pid of pids) await waitFor(() => !isPidAlive(pid), {what: `daemon ${pid} to exit`}).catch(() => killQuietly(pid));
+  });
+  assert.equal((await runCli([`ensure-daemon`, ...launch], {cwd: dir})).code, 0);
+  const first = await status(path.join(dir, `control.sock`));
+  pids.add(first.daemon.pid);
+  fs.mkdirSync(path.join(dir, `r1`));
+  assert.equal((await runCli([`deploy`, `--config`, configPath, `--release-path`, path.join(dir, `r1`), `--release-id`, `r1`], {cwd: dir})).code, 0);
+
+  const sockets = await Promise.all(Array.from({length: 4}, () => TestWebSocket.connect(port)));
+  t.after(() => sockets.forEach((ws) => ws.close()));
+  for (const ws of sockets) assert.equal(await ws.roundTrip(`hello`), `r1:hello`);
+  const closedAt: number[] = [];
+  for (const ws of sockets) void ws.closed.then(() => closedAt.push(performance.now()));
+
+  const replaced = await runCli([`ensure-daemon`, `--replace`, ...launch, `--json`], {cwd: dir});
+  assert.equal(replaced.code, 0, replaced.stderr);
+  pids.add((replaced.json() as {pid: number}).pid);
+  await Promise.all(sockets.map((ws) => ws.closed));
+  assert.deepEqual(sockets.map((ws) => ws.closeCode), [1001, 1001, 1001, 1001], `Going Away, not an abnormal 1006`);
+  // Four closes spread over the window are ~jitterMs × 3/4 apart end to end; all at once would be ~0.
+  const spreadMs = Math.max(...closedAt) - Math.min(...closedAt);
+  assert.ok(spreadMs >= jitterMs / 3, `the closes are spread over the window (first to last: ${Math.round(spreadMs)} ms)`);
+
+  const fresh = await TestWebSocket.connect(port);
+  t.after(() => fresh.close());
+  assert.equal(await fresh.roundTrip(`again`), `r1:again`);
+  await waitFor(() => !isPidAlive(first.daemon.pid), {what: `the old daemon to exit`});
 });
 
 test(`a replacement request with a wrong token is refused and the daemon carries on`, async (t) => {
