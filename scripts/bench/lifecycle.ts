@@ -1,12 +1,15 @@
 // Part 7, lifecycle: under saturating keep-alive load (64 connections, a fresh load process per operation),
 // count failed requests across a rollback, a restart of the web process, a memory-limit replacement of
 // the web process, and a deploy whose new release crashes 2 s after the switch inside a 10 s watch window
-// (rolled back automatically). The app exits at once on SIGTERM (the harsher variant).
+// (rolled back automatically). The app exits at once on SIGTERM (the harsher variant). Then a rolling
+// restart of 2 and 4 replicas that each hold WebSockets (so each drain lasts drainTimeoutMs): its wall time
+// shows whether the drains overlap.
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
 import {BenchDaemon} from './bench-daemon.ts';
+import {BenchWebSocket} from './bench-web-socket.ts';
 import {webConfig} from './bench-configs.ts';
 import type {HttpLoadResult} from './load-client.ts';
 import {LoadProcess} from './load-process.ts';
@@ -15,6 +18,8 @@ import type {BenchContext, PartResult} from './part-result.ts';
 import {formatCount} from './stats.ts';
 
 const CONNECTIONS = 64;
+const ROLLING_REPLICAS = [2, 4];
+const ROLLING_DRAIN_MS = 3_000;
 const MB = 1024 * 1024;
 
 type Operation = {name: string; run: (daemon: BenchDaemon) => Promise<string>};
@@ -76,6 +81,7 @@ export async function benchLifecycle(ctx: BenchContext, result: PartResult): Pro
     const problems = await daemon.stop();
     for (const line of problems) ctx.log(`  daemon: ${line}`);
   }
+  for (const replicas of ROLLING_REPLICAS) await rollingRestart(ctx, result, dir, replicas, rows);
   result.tables.unshift({
     title: `Each operation under ${CONNECTIONS} keep-alive connections (a separate load process, 1 s of load before and after)`,
     header: [`operation`, `requests`, `failed`, `failures by kind`, `outcome`],
@@ -83,6 +89,54 @@ export async function benchLifecycle(ctx: BenchContext, result: PartResult): Pro
   });
   result.notes.push(`the app is test/fixtures/apps/web-app.cjs with APP_SHUTDOWN=immediate (process.exit on SIGTERM); memory.limitBytes 120 MB, checkIntervalMs 200; GET /hog makes the serving process allocate 150 MB`);
   result.notes.push(`the watch-window operation is expected to exit 1 with ERR_WATCH_ROLLED_BACK: traffic goes back to the previous release, which stayed warm and was the proxy's fallback`);
+}
+
+/**
+ * `restart --process web` of N replicas that each hold WebSockets, so every old replica drains for the whole
+ * proxy.drainTimeoutMs (as an app with long-lived connections does): the restart's wall time shows whether
+ * the drains run one after another (≈ N × drainTimeoutMs) or overlap (≈ one drainTimeoutMs).
+ */
+async function rollingRestart(ctx: BenchContext, result: PartResult, parent: string, replicas: number, rows: string[][]): Promise<void> {
+  const dir = path.join(parent, `rolling-${replicas}`);
+  fs.mkdirSync(dir);
+  const config = webConfig(`rb-bench-rolling-${replicas}`, {env: {APP_SHUTDOWN: `immediate`}, proxy: {drainTimeoutMs: ROLLING_DRAIN_MS, forceStopTimeoutMs: 3_000, wsCloseJitterMs: 200}, health: {intervalMs: 25}});
+  const web = (config.processes as Array<Record<string, unknown>>)[0]!;
+  web.replicas = replicas;
+  const daemon = await BenchDaemon.start({cli: ctx.cli, dir, config});
+  const sockets: BenchWebSocket[] = [];
+  const name = `restart --process web, ${replicas} replicas each holding WebSockets (drainTimeoutMs ${ROLLING_DRAIN_MS})`;
+  try {
+    const first = await daemon.deploy(`r01`);
+    if (!first.ok) throw new Error(`The first deploy failed: ${first.error}`);
+    // Round robin: 2 per replica.
+    for (let index = 0; index < replicas * 2; index++) sockets.push(await BenchWebSocket.connect(daemon.proxyPort));
+    const load = LoadProcess.start([`http`, `--port`, String(daemon.proxyPort), `--connections`, String(CONNECTIONS), `--max-ms`, `120000`]);
+    let outcome: string;
+    let loadResult: HttpLoadResult;
+    try {
+      await load.waitFor(`ready`, 15_000);
+      await delay(1_000);
+      const startedAt = Date.now();
+      outcome = describe(await daemon.rollbridge([`restart`, `--process`, `web`, `--json`], 120_000));
+      const wallMs = Date.now() - startedAt;
+      outcome += ` (${wallMs} ms)`;
+      // Drains one after another cannot take less than replicas × drainTimeoutMs: below it, they overlapped.
+      result.checks.push(check(`rolling restart wall time, ${replicas} replicas (drains ${ROLLING_DRAIN_MS} ms each)`, `${wallMs} ms`, `< ${replicas * ROLLING_DRAIN_MS} ms (drains overlap)`, wallMs < replicas * ROLLING_DRAIN_MS));
+      await delay(1_000);
+      loadResult = await load.finish<HttpLoadResult & {event: `result`}>();
+    } catch (error) {
+      load.kill();
+      throw error;
+    }
+    const failed = loadResult.requests - loadResult.ok;
+    ctx.log(`  ${name}: ${formatCount(loadResult.requests)} requests, ${failed} failed; ${outcome}`);
+    rows.push([name, formatCount(loadResult.requests), String(failed), failed === 0 ? `none` : `see the load log`, outcome]);
+    result.checks.push(check(`failed requests during: ${name}`, `${failed} of ${formatCount(loadResult.requests)}`, `0`, failed === 0));
+  } finally {
+    for (const socket of sockets) socket.socket.destroy();
+    const problems = await daemon.stop();
+    for (const line of problems) ctx.log(`  daemon: ${line}`);
+  }
 }
 
 function describe(run: {code: number; stdout: string}): string {

@@ -69,24 +69,37 @@ export async function restartProcesses(context: DeployContext, request: RestartR
   const skipHealthCheck = request.skipHealthCheck === true;
   if (skipHealthCheck) log.warn(`health checks skipped for restart`, {processes: targets.map((managed) => managed.id)});
   const restarted: string[] = [];
-  for (const managed of targets) {
-    if (restarted.length > 0 && request.cooldownMs) {
-      report(`waiting`, {wait: `cooldown`, processId: managed.id, timeoutMs: request.cooldownMs, detail: `cooldown of ${formatMs(request.cooldownMs)} before restarting ${managed.id}`});
-      await delay(request.cooldownMs);
+  // Replaced web processes drain side by side: the next replica's replacement starts while the previous
+  // one drains (each switch first puts a healthy new replica in its place, so the ready replicas never
+  // drop below the configured count). The restart ends once every drain has.
+  const drains: Array<Promise<void>> = [];
+  try {
+    for (const managed of targets) {
+      if (restarted.length > 0 && request.cooldownMs) {
+        report(`waiting`, {wait: `cooldown`, processId: managed.id, timeoutMs: request.cooldownMs, detail: `cooldown of ${formatMs(request.cooldownMs)} before restarting ${managed.id}`});
+        await delay(request.cooldownMs);
+      }
+      log.info(`process restart requested`, {processId: managed.id});
+      const restartedAt = performance.now();
+      report(`restarting`, {processId: managed.id, pid: managed.pid ?? null});
+      let replacement: Replacement;
+      try {
+        replacement = await restartOne(context, managed, skipHealthCheck, report);
+      } catch (error) {
+        throw stoppedAt(error, managed.id, restarted, targets.slice(restarted.length + 1).map((next) => next.id));
+      }
+      restarted.push(managed.id);
+      // Its duration is the whole restart of this process (stop, start, checks, drain): a replaced web
+      // process is reported once its predecessor has drained, while the next one is already restarting.
+      const done = (): void => {
+        onProgress?.({phase: `restarted`, releaseId: release?.releaseId ?? null, processId: replacement.process.id, pid: replacement.process.pid ?? null, durationMs: Math.round(performance.now() - restartedAt)});
+        phaseStartedAt = performance.now();
+      };
+      if (replacement.drained === null) done();
+      else drains.push(replacement.drained.then(done));
     }
-    log.info(`process restart requested`, {processId: managed.id});
-    const restartedAt = performance.now();
-    report(`restarting`, {processId: managed.id, pid: managed.pid ?? null});
-    let current: ManagedProcess;
-    try {
-      current = await restartOne(context, managed, skipHealthCheck, report);
-    } catch (error) {
-      throw stoppedAt(error, managed.id, restarted, targets.slice(restarted.length + 1).map((next) => next.id));
-    }
-    restarted.push(managed.id);
-    // Its duration is the whole restart of this process (stop, start, checks, drain).
-    onProgress?.({phase: `restarted`, releaseId: release?.releaseId ?? null, processId: current.id, pid: current.pid ?? null, durationMs: Math.round(performance.now() - restartedAt)});
-    phaseStartedAt = performance.now();
+  } finally {
+    await Promise.all(drains);
   }
   return {restarted, ...(hooks.length > 0 ? {hooks} : {})};
 }
@@ -129,20 +142,23 @@ function selectTargets(context: DeployContext, request: RestartRequest): Managed
   return targets;
 }
 
-/** Restarts one process; returns the process now running in its place (a new one for the proxied process). */
-async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean, report: PhaseReporter): Promise<ManagedProcess> {
+/**
+ * Restarts one process; returns the process now running in its place (a new one for the proxied
+ * process) and, for a replaced one, when its predecessor has drained and stopped.
+ */
+async function restartOne(context: DeployContext, managed: ManagedProcess, skipHealthCheck: boolean, report: PhaseReporter): Promise<Replacement> {
   const {roster, active, log} = context;
   const release = active.release;
   const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
   if (release && release.processes.includes(managed) && definition?.policy === `proxied`) {
-    return replaceProxied(context, release, managed, `manual`, {skipHealthCheck, report});
+    return switchToReplacement(context, release, managed, `manual`, {skipHealthCheck, report});
   }
   await managed.stop();
   await managed.start(`manual`);
   report(`started`, startedPhase(managed, definition?.policy ?? `unknown`));
   const owner = release && release.processes.includes(managed) ? release : roster.ownerOf(managed);
   if (definition && owner && !skipHealthCheck) await waitUntilReady(owner, definition, managed, log, report);
-  return managed;
+  return {process: managed, drained: null};
 }
 
 function describeRestart(context: DeployContext, targets: ManagedProcess[], request: RestartRequest): RestartPlanView {
@@ -170,11 +186,27 @@ function stoppedAt(error: unknown, failedId: string, restarted: string[], notRea
 }
 
 /**
+ * A process now running in place of another, and when that other one has drained and stopped (never
+ * rejects); `drained` is null for a process restarted in place (nothing drains).
+ */
+export type Replacement = {process: ManagedProcess; drained: Promise<void> | null};
+
+/**
  * Zero-downtime replacement of a proxied instance of the active release: a new process on a fresh
  * port, health-checked, then the switch to its target, then the drain and stop of the old one.
  * A failure before the switch stops the new process and leaves the old one serving.
  */
 export async function replaceProxied(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` | `liveness` = `manual`, options: {skipHealthCheck?: boolean; report?: PhaseReporter; evidence?: Record<string, unknown>} = {}): Promise<ManagedProcess> {
+  const replacement = await switchToReplacement(context, release, old, reason, options);
+  await replacement.drained;
+  return replacement.process;
+}
+
+/**
+ * replaceProxied up to the switch: resolves once the new process serves in place of `old`, while the old
+ * one drains (its quietCommand at once) and stops in the background (`drained`).
+ */
+async function switchToReplacement(context: DeployContext, release: Release, old: ManagedProcess, reason: `manual` | `memory` | `liveness`, options: {skipHealthCheck?: boolean; report?: PhaseReporter; evidence?: Record<string, unknown>}): Promise<Replacement & {drained: Promise<void>}> {
   const report = options.report ?? (() => undefined);
   const {roster, ports, proxy, log} = context;
   const configIndex = release.config.processes.findIndex((process) => process.id === old.spec.processId);
@@ -227,14 +259,21 @@ export async function replaceProxied(context: DeployContext, release: Release, o
   const open = oldTarget.connections;
   const drainTimeoutMs = release.config.proxy.drainTimeoutMs;
   report(`waiting`, {wait: `drain`, processId: old.id, pid: oldPid, timeoutMs: drainTimeoutMs, detail: `drain of ${old.id} (pid ${oldPid ?? `-`}) of release ${release.releaseId}: ${open.http} http and ${open.websocket} WebSocket connections open (up to ${formatMs(drainTimeoutMs)})`});
-  const drain = await oldTarget.drain({timeoutMs: drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
-  await roster.stopForGood(old);
-  oldTarget.close();
-  release.replaced.splice(release.replaced.indexOf(old), 1);
-  context.changed();
-  log.info(`process drained`, {releaseId: release.releaseId, processId: old.id, pid: old.pid, timedOut: drain.timedOut});
-  report(`drained`, {processId: old.id, pid: oldPid, ok: !drain.timedOut, ...(drain.timedOut ? {detail: `the drain timed out; its remaining connections were closed`} : {})});
-  return fresh;
+  const drained = (async () => {
+    // It takes no new requests from now on: its quietCommand runs while its requests drain.
+    void old.quiet();
+    const drain = await oldTarget.drain({timeoutMs: drainTimeoutMs, wsCloseJitterMs: release.config.proxy.wsCloseJitterMs});
+    await roster.stopForGood(old);
+    oldTarget.close();
+    const index = release.replaced.indexOf(old);
+    if (index !== -1) release.replaced.splice(index, 1);
+    context.changed();
+    log.info(`process drained`, {releaseId: release.releaseId, processId: old.id, pid: oldPid, timedOut: drain.timedOut});
+    report(`drained`, {processId: old.id, pid: oldPid, ok: !drain.timedOut, ...(drain.timedOut ? {detail: `the drain timed out; its remaining connections were closed`} : {})});
+  })().catch((error: unknown) => {
+    log.error(`process drain failed`, {releaseId: release.releaseId, processId: old.id, err: error});
+  });
+  return {process: fresh, drained};
 }
 
 /** Over its memory limit: the proxied process of the active release is replaced without downtime, others restart. */

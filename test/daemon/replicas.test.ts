@@ -76,3 +76,40 @@ test(`a replica that dies is skipped: its requests go to the other replicas`, as
   await waitFor(() => (traffic.pids.get(second.pid) ?? 0) >= servedBySecond, {what: `200 more requests on the surviving replica`});
   assert.equal(await traffic.stop(), 0);
 });
+
+test(`a rolling restart overlaps the drains: the next replica is replaced while the previous one still drains, and no request fails`, async (t) => {
+  const {default: fs} = await import('node:fs');
+  const {default: path} = await import('node:path');
+  const {TestWebSocket} = await import('../helpers/http.ts');
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 3_000, wsCloseJitterMs: 100, forceStopTimeoutMs: 2_000}}, {replicas: 2, env: {APP_EVENTS_FILE: path.join(dir, `events.jsonl`)}}));
+  const eventsFile = path.join(daemon.dir, `events.jsonl`);
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const before = webs(await daemon.call(`status`));
+  // With no other traffic the proxy alternates: one WebSocket on each replica keeps its drain going to the deadline.
+  const sockets = [await TestWebSocket.connect(daemon.proxyPort), await TestWebSocket.connect(daemon.proxyPort)];
+  t.after(() => sockets.forEach((ws) => ws.close()));
+  for (const ws of sockets) await ws.roundTrip(`hi`);
+
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  const traffic = load(daemon.proxyPort, agent);
+  t.after(() => traffic.stop());
+  const result = await daemon.call(`restart`, {processId: `web`});
+  assert.deepEqual(result.restarted, [`web#0`, `web#1`]);
+  const after = webs(await daemon.call(`status`));
+  await waitFor(() => after.every((process) => (traffic.pids.get(process.pid) ?? 0) > 0), {what: `every new replica to serve`});
+  assert.equal(await traffic.stop(), 0);
+
+  type AppEvent = {event: string; pid: number; at: number};
+  const events = fs.readFileSync(eventsFile, `utf8`).split(`\n`).filter(Boolean).map((line) => JSON.parse(line) as AppEvent);
+  const at = (event: string, pid: number | undefined) => events.find((entry) => entry.event === event && entry.pid === pid)?.at;
+  const [old0, old1] = before;
+  const [new0, new1] = after;
+  assert.ok(old0 && old1 && new0 && new1);
+  const old0Stopped = at(`sigterm`, old0.pid);
+  const new1Listening = at(`listening`, new1.pid);
+  assert.ok(old0Stopped !== undefined && new1Listening !== undefined, JSON.stringify(events));
+  assert.ok(new1Listening < old0Stopped, `web#1's replacement listened (at ${new1Listening}) while the old web#0 still drained (stopped at ${old0Stopped})`);
+  assert.deepEqual(sockets.map((ws) => ws.closeCode), [1001, 1001], `the drains ended at their deadline with 1001`);
+  for (const process of before) assert.equal(isPidAlive(process.pid), false, `old ${process.id} stopped when the restart returned`);
+});

@@ -25,8 +25,11 @@ export class RestartCommand extends StreamingCommand {
       last one, or the command fails.
       Stopped or failed processes are revived. Naming the proxied web process (\`--process web\` or
       \`--policy proxied\`) replaces it without downtime: a new process on a fresh port, health-checked,
-      then traffic moves to it and the old one drains and stops. \`--all\` restarts every process, the web
-      one included: a rolling restart.
+      then traffic moves to it and the old one drains and stops. With replicas, the next replica's
+      replacement starts while the previous old one drains (the drains overlap; a healthy new replica
+      always takes an old one's place first, so the serving count never drops); the command returns once
+      every old replica has stopped. \`--all\` restarts every process, the web one included: a rolling
+      restart.
 
       Processes restart in \`dependsOn\` order (services, companions, the web process, singletons), each
       waiting for its readiness check (the web process: its health check) before the next, and the
