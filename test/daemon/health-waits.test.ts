@@ -2,18 +2,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import test from 'node:test';
+import type {TestContext} from 'node:test';
 import {RollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
-/** Keep-alive load through the proxy (bounded by the test: stop() ends it); tallies answers per release. */
-function load(port: number, agent: http.Agent) {
-  let running = true;
+/** Keep-alive load through the proxy (ends with stop(), the test or after 120 s); tallies answers per release. */
+function load(t: TestContext, port: number, agent: http.Agent) {
+  const load = loadSwitch(t);
   const failures: string[] = [];
   const served = new Map<string, number>();
   const clients = Array.from({length: 8}, async () => {
-    while (running) {
+    while (load.on()) {
       try {
         const result = await httpGet(port, `/`, {agent});
         if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
@@ -26,7 +28,7 @@ function load(port: number, agent: http.Agent) {
   return {
     served,
     stop: async () => {
-      running = false;
+      load.stop();
       await Promise.all(clients);
       return failures;
     },
@@ -39,8 +41,7 @@ test(`deploy --skip-health-check waits for a slow-to-listen app's port before th
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  const traffic = load(daemon.proxyPort, agent);
-  t.after(() => traffic.stop());
+  const traffic = load(t, daemon.proxyPort, agent);
   await waitFor(() => (traffic.served.get(`v1`) ?? 0) > 20, {what: `traffic on v1`});
 
   const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`, skipHealthCheck: true});

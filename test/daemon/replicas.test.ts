@@ -92,8 +92,7 @@ test(`a rolling restart overlaps the drains: the next replica is replaced while 
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  const traffic = load(daemon.proxyPort, agent);
-  t.after(() => traffic.stop());
+  const traffic = load(t, daemon.proxyPort, agent);
   const result = await daemon.call(`restart`, {processId: `web`});
   assert.deepEqual(result.restarted, [`web#0`, `web#1`]);
   const after = webs(await daemon.call(`status`));
