@@ -85,8 +85,11 @@ test(`the binary deploys, rolls back, reports and shuts down a real app with no 
   assert.deepEqual([JSON.parse(rollback.stdout).activeReleaseId, JSON.parse(rollback.stdout).previousReleaseId], [`r1`, `r2`]);
   assert.equal((await httpGet(port)).body, `r1\n`);
 
-  const logs = await run(binary, [`logs`, `--process`, `worker`], {cwd: dir, env});
-  assert.equal(logs.code, 0);
+  // The rollback started r1's worker again: its first line reaches the daemon's follower asynchronously.
+  const logs = await waitFor(async () => {
+    const result = await run(binary, [`logs`, `--process`, `worker`], {cwd: dir, env});
+    return result.code === 0 && /worker of r1 up/.test(result.stdout) ? result : null;
+  }, {what: `"worker of r1 up" in logs --process worker`});
   assert.match(logs.stdout, /worker of r1 up/);
   const events = JSON.parse((await run(binary, [`events`, `--json`], {cwd: dir, env})).stdout) as Array<{message: string}>;
   assert.ok(events.some((event) => event.message === `rollback starting`));
