@@ -3,11 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {createCli} from '../src/cli/cli.ts';
+import {loadCommands} from '../src/cli/command-registry.ts';
 
 const target = path.resolve(import.meta.dirname, `..`, `docs`, `cli.md`);
 
+const ALL_COMMANDS = await loadCommands();
+
 export function renderCliDocs(): string {
-  const definitions = createCli().definitions();
+  const definitions = createCli({commands: ALL_COMMANDS}).definitions();
   const parts = [
     `# rollbridge CLI`,
     ``,

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {createCli} from '../../src/cli/cli.ts';
+import {loadCommands} from '../../src/cli/command-registry.ts';
 import {runCli} from '../helpers/run-cli.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 
@@ -26,8 +27,10 @@ function bashComplete(scriptPath: string, words: string[], cwd: string): Promise
   });
 }
 
+const ALL_COMMANDS = await loadCommands();
+
 function commandNames(): string[] {
-  return createCli().definitions().map((definition) => definition.path.split(` `)[1] ?? ``).filter((name) => !name.startsWith(`-`));
+  return createCli({commands: ALL_COMMANDS}).definitions().map((definition) => definition.path.split(` `)[1] ?? ``).filter((name) => !name.startsWith(`-`));
 }
 
 test(`the bash script completes command names, then flags, then files after a flag that takes a value`, async (t) => {

@@ -3,12 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {createCli} from '../../src/cli/cli.ts';
+import {loadCommands} from '../../src/cli/command-registry.ts';
 import {SCHEMA_DIR, assertMatchesSchema, listSchemaFiles, loadSchemas, matchesSchema} from '../helpers/json-schemas.ts';
+
+const ALL_COMMANDS = await loadCommands();
 
 /** The schema files a command's `--json` outputs need, from its options (the README table lists them). */
 function requiredSchemas(): Map<string, string[]> {
   const required = new Map<string, string[]>();
-  for (const definition of createCli().definitions()) {
+  for (const definition of createCli({commands: ALL_COMMANDS}).definitions()) {
     const options = definition.options.map((option) => option.definition);
     if (!options.includes(`--json`)) continue;
     const command = definition.path.replace(/^rollbridge /, ``).replace(/^--version$/, `version`);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import {Cli} from 'clipanion';
-import {COMMANDS} from '../../src/cli/cli.ts';
+import {loadCommands} from '../../src/cli/command-registry.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
 import {getBinaryPath} from './binary-path.ts';
@@ -55,7 +55,7 @@ test(`deploy without --release-path names the missing flag: exit 2, ERR_USAGE un
 
 test(`every command's help names flag values, shows required flags on the Usage line, and has no #0`, async () => {
   // The required flags as clipanion itself records them (a plain Cli, not the binary's help rendering).
-  const plain = Cli.from([...COMMANDS], {binaryName: `rollbridge`});
+  const plain = Cli.from(await loadCommands(), {binaryName: `rollbridge`});
   const documented = plain.definitions().filter((definition) => !definition.path.startsWith(`rollbridge -`));
   assert.ok(documented.length >= 17, `found ${documented.length} commands`);
   const top = await run([`--help`]);
