@@ -29,7 +29,7 @@ import {killTrackedChildren} from './bench/tracked-children.ts';
 import {benchWebSockets} from './bench/websockets.ts';
 
 const TITLES: Record<PartName, string> = {
-  throughput: `Throughput: direct vs rollbridge proxy vs nginx`,
+  throughput: `Throughput: direct vs rollbridge proxy (metrics and access log off, then on) vs nginx`,
   deploys: `Deploys under saturating keep-alive load`,
   websockets: `WebSockets across a deploy`,
   lifecycle: `Rollback, restarts and the watch window under load`,

@@ -2,8 +2,11 @@
  * Proxy throughput: wrk against a tiny Node app directly and through our proxy (each in its own
  * process), interleaved A B A B, reporting req/s, ratio, p50/p99 and the proxy's CPU per request.
  *
- *   node scripts/bench/proxy-throughput.ts [--rounds 3] [--duration 5s] [--connections 50] [--raw-relay] [--json]
+ *   node scripts/bench/proxy-throughput.ts [--rounds 3] [--duration 5s] [--connections 50] [--raw-relay] [--observed] [--json]
  *
+ * --observed adds an interleaved target: the same proxy with request metrics and an access log (what
+ * metrics.listen and proxy.accessLog turn on), reported as req/s and CPU lost against the plain proxy
+ * (goal: at most 5% fewer req/s).
  * --raw-relay adds an interleaved target: a byte-piping TCP relay, the ceiling for any Node proxy.
  * --nginx adds nginx (1 worker, upstream keepalive), the reference for the p99 goal (needs `nginx` on PATH).
  */
@@ -22,14 +25,22 @@ import {
   DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS, DEFAULT_CLIENT_BODY_TIMEOUT_MS,
   DEFAULT_CLIENT_SEND_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
 } from '../../src/config/defaults.ts';
+import {BufferedLogFile} from '../../src/log/buffered-log-file.ts';
 import {createSilentLogger} from '../../src/log/logger.ts';
+import {AccessLog} from '../../src/proxy/access-log.ts';
 import {ProxyServer} from '../../src/proxy/proxy-server.ts';
+import {RequestMetrics} from '../../src/proxy/request-metrics.ts';
 
 const root = path.resolve(import.meta.dirname, `../..`);
 const APP = path.join(root, `test/fixtures/apps/proxy-hello.js`);
 
-async function runProxyChild(appPort: number): Promise<void> {
+/** `accessLogPath`: with request metrics and an access log (as metrics.listen + proxy.accessLog). */
+async function runProxyChild(appPort: number, accessLogPath?: string): Promise<void> {
+  const log = createSilentLogger();
+  const accessLogFile = accessLogPath === undefined ? null : new BufferedLogFile({path: accessLogPath, maxBytes: 64 * 1024 * 1024, files: 1, log});
   const proxy = await ProxyServer.start({
+    metrics: accessLogFile === null ? null : new RequestMetrics(),
+    accessLog: accessLogFile === null ? null : new AccessLog(accessLogFile, {includeQuery: false}),
     host: `127.0.0.1`, port: 0, trustForwarded: [`loopback`], maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
     requestHeadTimeoutMs: DEFAULT_REQUEST_HEAD_TIMEOUT_MS, clientIdleTimeoutMs: DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
     upstreamResponseTimeoutMs: DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS, upstreamIdleTimeoutMs: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
@@ -146,6 +157,8 @@ async function main(): Promise<void> {
     'child-proxy': {type: `string`},
     'child-raw-relay': {type: `string`},
     'raw-relay': {type: `boolean`, default: false},
+    'access-log': {type: `string`},
+    observed: {type: `boolean`, default: false},
     nginx: {type: `boolean`, default: false},
     rounds: {type: `string`, default: `3`},
     duration: {type: `string`, default: `5s`},
@@ -153,7 +166,7 @@ async function main(): Promise<void> {
     json: {type: `boolean`, default: false},
   }});
   if (values[`child-proxy`] !== undefined) {
-    await runProxyChild(Number(values[`child-proxy`]));
+    await runProxyChild(Number(values[`child-proxy`]), values[`access-log`]);
     return;
   }
   if (values[`child-raw-relay`] !== undefined) {
@@ -165,9 +178,13 @@ async function main(): Promise<void> {
   const app = await startChild([APP, `0`]);
   const proxy = await startChild([import.meta.filename, `--child-proxy`, String(app.port)]);
   const relay = values[`raw-relay`] ? await startChild([import.meta.filename, `--child-raw-relay`, String(app.port)]) : null;
+  const observedDir = values.observed ? fs.mkdtempSync(path.join(os.tmpdir(), `rb-observed-`)) : null;
+  const observed = observedDir === null ? null : await startChild([import.meta.filename, `--child-proxy`, String(app.port), `--access-log`, path.join(observedDir, `access.log`)]);
   const nginxDir = values.nginx ? fs.mkdtempSync(path.join(os.tmpdir(), `rb-nginx-`)) : null;
   const nginx = nginxDir === null ? null : await startNginx(app.port, nginxDir);
-  const children = [app.child, proxy.child, ...(relay ? [relay.child] : []), ...(nginx ? [nginx.child] : [])];
+  const children = [app.child, proxy.child, ...(relay ? [relay.child] : []), ...(observed ? [observed.child] : []), ...(nginx ? [nginx.child] : [])];
+  const withObservation: WrkResult[] = [];
+  const observedCpuUsPerRequest: number[] = [];
   const raw: WrkResult[] = [];
   const viaNginx: WrkResult[] = [];
   process.on(`exit`, () => children.forEach((child) => child.kill(`SIGKILL`)));
@@ -176,6 +193,7 @@ async function main(): Promise<void> {
   const cpuUsPerRequest: number[] = [];
   const ticksPerSecond = Number(execFileSync(`getconf`, [`CLK_TCK`], {encoding: `utf8`}).trim()) || 100;
   runWrk(proxy.port, `1s`, connections); // warm-up (JIT, pool)
+  if (observed) runWrk(observed.port, `1s`, connections);
   for (let round = 1; round <= rounds; round++) {
     const a = runWrk(app.port, values.duration, connections);
     direct.push(a);
@@ -184,12 +202,19 @@ async function main(): Promise<void> {
     const ticks = cpuTicks(proxy.child.pid!) - before;
     proxied.push(b);
     cpuUsPerRequest.push((ticks / ticksPerSecond) * 1e6 / b.requests);
+    if (observed) {
+      const observedBefore = cpuTicks(observed.child.pid!);
+      const c = runWrk(observed.port, values.duration, connections);
+      withObservation.push(c);
+      observedCpuUsPerRequest.push(((cpuTicks(observed.child.pid!) - observedBefore) / ticksPerSecond) * 1e6 / c.requests);
+    }
     if (relay) raw.push(runWrk(relay.port, values.duration, connections));
     if (nginx) viaNginx.push(runWrk(nginx.port, values.duration, connections));
     if (!values.json) {
       process.stdout.write(`round ${round}: direct ${a.requestsPerSec.toFixed(0)} req/s (p50 ${a.p50Ms} ms, p99 ${a.p99Ms} ms) | `
         + `proxy ${b.requestsPerSec.toFixed(0)} req/s (p50 ${b.p50Ms} ms, p99 ${b.p99Ms} ms, ${cpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/req, errors ${b.errors}) | `
         + `ratio ${(b.requestsPerSec / a.requestsPerSec).toFixed(2)}`
+        + (observed ? ` | metrics + access log ${withObservation.at(-1)!.requestsPerSec.toFixed(0)} req/s (p99 ${withObservation.at(-1)!.p99Ms} ms, ${observedCpuUsPerRequest.at(-1)!.toFixed(1)} µs CPU/req, lost ${((1 - withObservation.at(-1)!.requestsPerSec / b.requestsPerSec) * 100).toFixed(1)}%)` : ``)
         + (relay ? ` | raw TCP relay ${raw.at(-1)!.requestsPerSec.toFixed(0)} req/s (p99 ${raw.at(-1)!.p99Ms} ms, ratio ${(raw.at(-1)!.requestsPerSec / a.requestsPerSec).toFixed(2)})` : ``)
         + (nginx ? ` | nginx ${viaNginx.at(-1)!.requestsPerSec.toFixed(0)} req/s (p99 ${viaNginx.at(-1)!.p99Ms} ms, ratio ${(viaNginx.at(-1)!.requestsPerSec / a.requestsPerSec).toFixed(2)})` : ``) + `\n`);
     }
@@ -207,6 +232,13 @@ async function main(): Promise<void> {
       nginxRatio: Number(median(viaNginx.map((r, i) => r.requestsPerSec / direct[i]!.requestsPerSec)).toFixed(3)),
       nginxP99Ms: median(viaNginx.map((r) => r.p99Ms)),
     } : {}),
+    ...(observed ? {
+      observedRequestsPerSec: Math.round(median(withObservation.map((r) => r.requestsPerSec))),
+      observedLoss: Number(median(withObservation.map((r, i) => 1 - r.requestsPerSec / proxied[i]!.requestsPerSec)).toFixed(3)),
+      observedCpuUsPerRequest: Number(median(observedCpuUsPerRequest).toFixed(1)),
+      observedP99Ms: median(withObservation.map((r) => r.p99Ms)),
+      observedErrors: withObservation.reduce((sum, r) => sum + r.errors, 0),
+    } : {}),
     ...(relay ? {
       rawRelayRatio: Number(median(raw.map((r, i) => r.requestsPerSec / direct[i]!.requestsPerSec)).toFixed(3)),
       rawRelayP99Ms: median(raw.map((r) => r.p99Ms)),
@@ -214,6 +246,10 @@ async function main(): Promise<void> {
   };
   process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `median: ${JSON.stringify(summary)}\n`);
   for (const child of children) child.kill(`SIGTERM`);
+  if (observedDir !== null) {
+    await once(observed!.child, `exit`);
+    fs.rmSync(observedDir, {recursive: true, force: true});
+  }
   if (nginxDir !== null) {
     await once(nginx!.child, `exit`);
     fs.rmSync(nginxDir, {recursive: true, force: true});

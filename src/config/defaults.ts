@@ -29,6 +29,8 @@ export const DEFAULT_CLIENT_BODY_TIMEOUT_MS = 60_000;
 export const DEFAULT_CLIENT_SEND_TIMEOUT_MS = 60_000;
 /** Client connections open at once (also lowered to fit the open-file limit); one more gets 503. */
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** `metrics.listen` given as a bare port binds this address (loopback: metrics are not for the world). */
+export const DEFAULT_METRICS_HOST = `127.0.0.1`;
 export const DEFAULT_TRUST_FORWARDED = [`loopback`] as const;
 export const DEFAULT_RESTART_DELAY_MS = 1_000;
 export const DEFAULT_OUTPUT_LINES = 50;

@@ -23,6 +23,8 @@ export function diffLiveReload(previous: Config, next: Config): string[] {
   for (const field of PROXY_FIELDS) {
     if (previous.proxy[field] !== next.proxy[field]) changed.push(`proxy.${field}`);
   }
+  if (!isDeepStrictEqual(previous.metrics.listen, next.metrics.listen)) changed.push(`metrics.listen`);
+  if (!isDeepStrictEqual(previous.proxy.accessLog, next.proxy.accessLog)) changed.push(`proxy.accessLog`);
   if (previous.processes.length !== next.processes.length) changed.push(`processes`);
   const nextById = new Map(next.processes.map((process) => [process.id, process]));
   for (const process of previous.processes) {

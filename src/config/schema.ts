@@ -34,6 +34,7 @@ import {
   DEFAULT_CLIENT_BODY_TIMEOUT_MS,
   DEFAULT_CLIENT_SEND_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_METRICS_HOST,
   DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
   DEFAULT_WS_CLOSE_JITTER_MS,
 } from './defaults.ts';
@@ -197,6 +198,8 @@ const backoffFactor = leaf<number>(`a number greater than or equal to 1`, (value
 const gracefulStop = leaf<number | `indefinite`>(`a number of milliseconds from 0 to ${MAX_TIMER_MS}, or "indefinite"`, (value) => value === `indefinite` || (isFiniteNumber(value) && value >= 0 && value <= MAX_TIMER_MS));
 const userOrGroup = leaf<string | number>(`a non-negative integer id or a name`, (value) => (Number.isSafeInteger(value) && (value as number) >= 0) || (typeof value === `string` && value.trim() !== ``));
 const trustedPeer = leaf<string>(`"loopback" or an IP address`, (value) => value === `loopback` || (typeof value === `string` && net.isIP(value) !== 0));
+/** `metrics.listen`: a port, or host:port with an IP address (IPv6 in brackets) or `localhost`; never port 0. */
+const listenAddress = leaf<number | string>(`a port from 1 to ${MAX_PORT} or "host:port" with an IP address or localhost, such as 9464 or "127.0.0.1:9464"`, (value) => parseListenAddress(value) !== undefined);
 const fileMode = leaf<number | string>(`an octal file mode from 0 to 0o777, such as 0o660 or "660"`, (value) => parseFileMode(value) !== undefined);
 
 function oneOf<T extends string>(values: readonly T[]): Validator<T> {
@@ -281,6 +284,11 @@ const memoryShape = {
   checkIntervalMs: optional(positiveTimerMs),
 };
 
+const accessLogObject = objectOf({
+  path: required(nonEmptyString, (p) => `Add ${p}, the file the access log is written to`),
+  includeQuery: optional(aBoolean),
+}, `{path: "/var/log/app/access.log", includeQuery: false}`);
+
 const healthObject = objectOf(healthShape, `{path: "/ping", timeoutMs: 30000}`);
 const healthSpec = t.makeValidator<unknown, false | ShapeOf<typeof healthShape>>({
   test: (value, state): value is false | ShapeOf<typeof healthShape> => {
@@ -349,6 +357,17 @@ const proxyShape = {
   clientSendTimeoutMs: optional(timerMs),
   maxConnections: optional(positiveInteger),
   wsCloseJitterMs: optional(timerMs),
+  accessLog: optional(t.makeValidator<unknown, string | {path: string; includeQuery?: boolean | null | undefined}>({
+    test: (value, state): value is string => {
+      if (typeof value === `string`) return nonEmptyString(value, state);
+      if (isPlainObject(value)) return accessLogObject(value, state);
+      return expectation(state, `a file path or an object such as {path: "/var/log/app/access.log", includeQuery: false}`, value);
+    },
+  })),
+};
+
+const metricsShape = {
+  listen: optional(listenAddress),
 };
 
 const releaseRetentionShape = {
@@ -398,6 +417,7 @@ const configShape = {
   hooks: optional(objectOf(hooksShape, `{beforeSwitch: "npm run migrate", timeoutMs: 300000}`)),
   watch: optional(objectOf(watchShape, `{windowMs: 30000, max5xxPercent: 10}`)),
   logs: optional(objectOf(logsShape, `{dir: "/var/log/app", maxBytes: 10485760, files: 3}`)),
+  metrics: optional(objectOf(metricsShape, `{listen: "127.0.0.1:9464"}`)),
 };
 
 const isRawConfig = objectOf(configShape, `{proxy: {}, processes: [...]}`);
@@ -687,6 +707,12 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
   const hooks = orEmpty(raw.hooks);
   const watch = orEmpty(raw.watch);
   const logs = orEmpty(raw.logs);
+  const metrics = orEmpty(raw.metrics);
+  const accessLog = raw.proxy.accessLog ?? undefined;
+  if (accessLog !== undefined) {
+    const entry = typeof accessLog === `string` ? {path: accessLog} : accessLog;
+    proxy.accessLog = {path: path.resolve(configDir, entry.path), includeQuery: entry.includeQuery ?? false};
+  }
   return {
     configPath,
     application,
@@ -721,6 +747,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
       maxBytes: logs.maxBytes ?? DEFAULT_LOG_MAX_BYTES,
       files: logs.files ?? DEFAULT_LOG_FILES,
     },
+    metrics: {listen: metrics.listen == null ? undefined : parseListenAddress(metrics.listen)},
     processes: raw.processes.map((entry) => normalizeProcess(entry, proxy)),
   };
 }
@@ -745,7 +772,32 @@ function normalizeProxy(raw: RawProxy): ProxyConfig {
     clientSendTimeoutMs: raw.clientSendTimeoutMs ?? DEFAULT_CLIENT_SEND_TIMEOUT_MS,
     maxConnections: raw.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     wsCloseJitterMs: raw.wsCloseJitterMs ?? DEFAULT_WS_CLOSE_JITTER_MS,
+    accessLog: undefined,
   };
+}
+
+/**
+ * `metrics.listen` → host and port: `9464` / `"9464"` bind 127.0.0.1; `"host:port"` takes an IPv4
+ * address, `[IPv6]` or `localhost`. Undefined when invalid (port 0 too: a scraper needs a fixed port).
+ */
+export function parseListenAddress(value: unknown): {host: string; port: number} | undefined {
+  const portOf = (text: string): number | undefined => (/^[1-9]\d{0,4}$/.test(text) && Number(text) <= MAX_PORT ? Number(text) : undefined);
+  if (typeof value === `number`) return Number.isInteger(value) && value >= 1 && value <= MAX_PORT ? {host: DEFAULT_METRICS_HOST, port: value} : undefined;
+  if (typeof value !== `string`) return undefined;
+  const colon = value.lastIndexOf(`:`);
+  if (colon === -1) {
+    const port = portOf(value);
+    return port === undefined ? undefined : {host: DEFAULT_METRICS_HOST, port};
+  }
+  const port = portOf(value.slice(colon + 1));
+  let host = value.slice(0, colon);
+  if (host.startsWith(`[`) && host.endsWith(`]`)) {
+    host = host.slice(1, -1);
+    if (net.isIPv6(host)) return port === undefined ? undefined : {host, port};
+    return undefined;
+  }
+  if (port === undefined || !(net.isIPv4(host) || host === `localhost`)) return undefined;
+  return {host, port};
 }
 
 function normalizeProcess(raw: RawProcess, proxy: ProxyConfig): ProcessConfig {

@@ -120,6 +120,22 @@ export type ProxyConfig = {
   clientSendTimeoutMs: number;
   maxConnections: number;
   wsCloseJitterMs: number;
+  /** One JSON line per request (and X-Request-ID on every request); undefined = off. */
+  accessLog: AccessLogConfig | undefined;
+};
+
+/** `proxy.accessLog`: rotated with `logs.maxBytes` / `logs.files`, like the process logs. */
+export type AccessLogConfig = {
+  /** Absolute. */
+  path: string;
+  /** Keep the query string in `path` (it often carries tokens). @default false */
+  includeQuery: boolean;
+};
+
+/** `metrics`: the Prometheus endpoint. */
+export type MetricsConfig = {
+  /** Where /metrics is served; undefined = off. */
+  listen: {host: string; port: number} | undefined;
 };
 
 export type LegacyTakeoverConfig = {
@@ -173,6 +189,7 @@ export type Config = {
   hooks: HooksConfig;
   watch: WatchConfig;
   logs: LogsConfig;
+  metrics: MetricsConfig;
   processes: ProcessConfig[];
 };
 

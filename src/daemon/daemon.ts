@@ -6,8 +6,11 @@ import type {Config} from '../config/types.ts';
 import {Deployer, proxyRuntimeOptions} from '../deploy/deployer.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, isRollbridgeError} from '../errors/rollbridge-error.ts';
+import {BufferedLogFile} from '../log/buffered-log-file.ts';
 import {Logger, createStreamSink} from '../log/logger.ts';
+import {AccessLog} from '../proxy/access-log.ts';
 import {ProxyServer} from '../proxy/proxy-server.ts';
+import {RequestMetrics} from '../proxy/request-metrics.ts';
 import {PortAllocator} from '../supervisor/port-allocator.ts';
 import {resolveGroupId, resolveUserId} from '../system/users.ts';
 import {readOpenFileLimit, readProcStat} from '../system/proc.ts';
@@ -19,7 +22,9 @@ import {StateKeeper} from './state-keeper.ts';
 import {receiveListeningSocket, reportReady} from './replace.ts';
 import {removeToken, writeToken} from '../control/replace-token.ts';
 import {createHandlers} from './handlers.ts';
-import {describeUnsafeDirectory} from '../util/private-file.ts';
+import {UnsafePathError, describeUnsafeDirectory} from '../util/private-file.ts';
+import {DaemonMetrics} from './daemon-metrics.ts';
+import {MetricsServer} from './metrics-server.ts';
 import {computeRuntimeIdentity} from './runtime-identity.ts';
 import type {RuntimeIdentity} from './runtime-identity.ts';
 import type {StatusResult} from '../control/protocol.ts';
@@ -78,6 +83,10 @@ export class Daemon {
   readonly history: EventHistory;
   readonly deployer: Deployer;
   readonly proxy: ProxyServer;
+  /** `metrics.listen`: the series, and the server that exposes them (null when off). */
+  readonly metrics: DaemonMetrics | null;
+  #metricsServer: MetricsServer | null = null;
+  readonly #accessLogFile: BufferedLogFile | null;
   readonly startedAt = new Date();
   readonly #options: DaemonOptions;
   #control: ControlServer | undefined;
@@ -94,12 +103,14 @@ export class Daemon {
   token = ``;
   handedOver = false;
 
-  private constructor(options: DaemonOptions, parts: {log: Logger; history: EventHistory; proxy: ProxyServer; deployer: Deployer}) {
+  private constructor(options: DaemonOptions, parts: {log: Logger; history: EventHistory; proxy: ProxyServer; deployer: Deployer; metrics: DaemonMetrics | null; accessLogFile: BufferedLogFile | null}) {
     this.#options = options;
     this.log = parts.log;
     this.history = parts.history;
     this.proxy = parts.proxy;
     this.deployer = parts.deployer;
+    this.metrics = parts.metrics;
+    this.#accessLogFile = parts.accessLogFile;
     this.state = new StateKeeper({path: statePathOf(options.config), build: () => this.#stateDocument(), log: parts.log});
     this.#runtime = computeRuntimeIdentity(options.version);
   }
@@ -173,39 +184,60 @@ export class Daemon {
       });
     }
 
-    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), openFileLimit: readOpenFileLimit(), ...proxyRuntimeOptions(config)});
+    const requests = config.metrics.listen === undefined ? null : new RequestMetrics();
+    const accessLogFile = config.proxy.accessLog === undefined ? null : openAccessLog(config, log.child({component: `proxy`}));
+    const accessLog = accessLogFile === null ? null : new AccessLog(accessLogFile, {includeQuery: config.proxy.accessLog!.includeQuery});
+    const proxy = ProxyServer.create({host: config.proxy.host, port: config.proxy.port, log: log.child({component: `proxy`}), openFileLimit: readOpenFileLimit(), metrics: requests, accessLog, ...proxyRuntimeOptions(config)});
     const ports = new PortAllocator({host: config.proxy.upstreamHost});
     const deployer = new Deployer({config, proxy, ports, log, baseEnv: options.env});
-    const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer});
-    await daemon.#restore(daemonLog);
-    if (listeningSocket) await proxy.listen(listeningSocket);
-    else if (!options.proxyDeferred) await proxy.listen();
-    if (options.bootstrap !== undefined) {
+    const metrics = requests === null ? null : new DaemonMetrics({requests, proxy, deployer, accessLog: accessLogFile, version: options.version.version});
+    if (metrics !== null) {
+      // Before re-adoption, so restarts it causes are counted.
+      log.addSink(metrics.sink);
+      deployer.onOutcome((outcome) => metrics.recordOutcome(outcome));
+    }
+    const daemon = new Daemon(options, {log: daemonLog, history, proxy, deployer, metrics, accessLogFile});
+    // Bound before anything is started or adopted: a port in use stops the daemon with nothing to undo.
+    // A successor binds it once its predecessor has let go (the predecessor closes it when it retires).
+    try {
+      if (metrics !== null && !options.successor) daemon.#metricsServer = await daemon.#startMetricsServer(metrics, daemonLog);
+      await daemon.#restore(daemonLog);
+      if (listeningSocket) await proxy.listen(listeningSocket);
+      else if (!options.proxyDeferred) await proxy.listen();
+      if (options.bootstrap !== undefined) {
+        try {
+          await daemon.#bootstrap(options.bootstrap, daemonLog);
+        } catch (error) {
+          await proxy.close();
+          throw error;
+        }
+      }
       try {
-        await daemon.#bootstrap(options.bootstrap, daemonLog);
+        daemon.#control = await ControlServer.start({
+          path: controlPath,
+          mode: config.control.mode,
+          owner: config.control.owner === undefined ? undefined : resolveUserId(config.control.owner),
+          group: config.control.group === undefined ? undefined : resolveGroupId(config.control.group),
+          application: config.application,
+          maxMessageBytes: DEFAULT_CONTROL_MAX_MESSAGE_BYTES,
+          handlers: createHandlers(daemon),
+          log: log.child({component: `control`}),
+          replaceExisting: options.successor === true,
+        });
       } catch (error) {
         await proxy.close();
         throw error;
       }
-    }
-    try {
-      daemon.#control = await ControlServer.start({
-        path: controlPath,
-        mode: config.control.mode,
-        owner: config.control.owner === undefined ? undefined : resolveUserId(config.control.owner),
-        group: config.control.group === undefined ? undefined : resolveGroupId(config.control.group),
-        application: config.application,
-        maxMessageBytes: DEFAULT_CONTROL_MAX_MESSAGE_BYTES,
-        handlers: createHandlers(daemon),
-        log: log.child({component: `control`}),
-        replaceExisting: options.successor === true,
-      });
     } catch (error) {
-      await proxy.close();
+      // Nothing is left bound or open by a daemon that did not start.
+      await daemon.#metricsServer?.close();
+      await accessLogFile?.close();
       throw error;
     }
     daemon.state.start();
+    if (metrics !== null && options.successor) daemon.#bindMetricsWhenFree(metrics, daemonLog);
     deployer.onChange(() => void daemon.state.persist());
+    if (accessLogFile !== null) deployer.onChange(() => accessLogFile.updateLimits(daemon.config.logs));
     deployer.useStateWriter(() => daemon.state.commit());
     daemon.token = writeToken(controlPath);
     if (options.successor) reportReady();
@@ -216,6 +248,27 @@ export class Daemon {
 
   get config(): Config {
     return this.deployer.config;
+  }
+
+  async #startMetricsServer(metrics: DaemonMetrics, log: Logger): Promise<MetricsServer> {
+    const listen = this.config.metrics.listen!;
+    return MetricsServer.start({host: listen.host, port: listen.port, render: () => metrics.render(), log});
+  }
+
+  /** A successor: the predecessor still holds metrics.listen until it retires; bind as soon as it is free. */
+  #bindMetricsWhenFree(metrics: DaemonMetrics, log: Logger): void {
+    const deadline = Date.now() + METRICS_HANDOVER_WAIT_MS;
+    const attempt = (): void => {
+      if (this.#stopping) return;
+      this.#startMetricsServer(metrics, log).then((server) => {
+        if (this.#stopping) void server.close();
+        else this.#metricsServer = server;
+      }, (error: unknown) => {
+        if ((error as RollbridgeError).details?.errno === `EADDRINUSE` && Date.now() < deadline) setTimeout(attempt, 100).unref();
+        else log.error(`metrics endpoint not started`, {err: error});
+      });
+    };
+    attempt();
   }
 
   /**
@@ -365,8 +418,11 @@ export class Daemon {
     this.#shutdown = (async () => {
       this.#stopping = true;
       this.#stoppingSignal.resolve();
+      // The successor binds metrics.listen as soon as it is free.
+      await this.#metricsServer?.close();
       await this.#control?.close({keep});
       await retire();
+      await this.#accessLogFile?.close();
       this.log.info(`daemon stopped after handover`, {});
     })();
     this.#shutdown.then(() => this.#stopped.resolve(), (error: unknown) => this.#stopped.reject(error));
@@ -397,6 +453,8 @@ export class Daemon {
       } catch (error) {
         errors.push(`proxy close failed: ${(error as Error).message}`);
       }
+      await this.#metricsServer?.close();
+      await this.#accessLogFile?.close();
       try {
         await this.state.finish();
       } catch (error) {
@@ -412,6 +470,30 @@ export class Daemon {
     })();
     this.#shutdown.then(() => this.#stopped.resolve(), (error: unknown) => this.#stopped.reject(error));
     return this.#shutdown;
+  }
+}
+
+/** How long a successor daemon retries binding metrics.listen while its predecessor still holds it. */
+const METRICS_HANDOVER_WAIT_MS = 30_000;
+
+/** Opens proxy.accessLog (rotated with logs.maxBytes / logs.files); throws ERR_FILE_UNSAFE or ERR_ACCESS_LOG_UNWRITABLE. */
+function openAccessLog(config: Config, log: Logger): BufferedLogFile {
+  const file = config.proxy.accessLog!.path;
+  try {
+    return new BufferedLogFile({path: file, maxBytes: config.logs.maxBytes, files: config.logs.files, log});
+  } catch (error) {
+    if (error instanceof UnsafePathError) {
+      throw new RollbridgeError(ErrorCode.FILE_UNSAFE, `Refusing proxy.accessLog ${file}: ${error.reason}`, {
+        fix: `Set proxy.accessLog to a file in a directory only the daemon's user can write, or remove what is at ${file}`,
+        details: {key: `proxy.accessLog`, path: file},
+      });
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RollbridgeError(ErrorCode.ACCESS_LOG_UNWRITABLE, `Cannot open proxy.accessLog ${file}: ${code ?? String(error)}`, {
+      fix: `Make the directory of proxy.accessLog writable by the daemon's user, set proxy.accessLog to a writable path, or remove it from the config`,
+      details: {key: `proxy.accessLog`, path: file, code},
+      cause: error,
+    });
   }
 }
 

@@ -32,6 +32,9 @@ export type {DeployPhase, DeployRequest, DeployResult, ProgressListener} from '.
 export type {RestoreReport} from './restore.ts';
 export {proxyRuntimeOptions} from './active-release.ts';
 
+/** How a deploy or rollback ended: `rolled_back` when its watch window switched traffic back. */
+export type DeployOutcome = {kind: `deploy` | `rollback`; releaseId: string; outcome: `succeeded` | `failed` | `rolled_back`};
+
 export type DeployerStatus = {
   activeReleaseId: string | null;
   deploying: string | null;
@@ -53,6 +56,7 @@ export class Deployer {
   readonly #context: DeployContext;
   readonly #changeListeners = new Set<() => void>();
   readonly #usage = new ProcessUsageSampler();
+  readonly #outcomeListeners = new Set<(outcome: DeployOutcome) => void>();
   #stateWriter: () => Promise<void> = async () => undefined;
   #deploying: string | null = null;
   /** The deploy, rollback, stop or restart running now (what a queued one waits behind). */
@@ -74,6 +78,11 @@ export class Deployer {
   /** Called after every deploy, rollback, stop, restart and retirement (the state file is written then). */
   onChange(listener: () => void): void {
     this.#changeListeners.add(listener);
+  }
+
+  /** Called when a deploy or rollback (not a dry run or a skipped deploy) has ended, with how. */
+  onOutcome(listener: (outcome: DeployOutcome) => void): void {
+    this.#outcomeListeners.add(listener);
   }
 
   /**
@@ -263,10 +272,17 @@ export class Deployer {
   async #tracked<T>(kind: `deploy` | `rollback`, request: DeployRequest, task: (named: DeployRequest) => Promise<T>): Promise<T> {
     const releaseId = request.releaseId ?? request.revision ?? generateReleaseId();
     this.#deploying = `${kind} ${releaseId}`;
+    let outcome: DeployOutcome[`outcome`] = `failed`;
     try {
-      return await task({...request, releaseId});
+      const result = await task({...request, releaseId});
+      outcome = `succeeded`;
+      return result;
+    } catch (error) {
+      if ((error as {code?: unknown}).code === ErrorCode.WATCH_ROLLED_BACK) outcome = `rolled_back`;
+      throw error;
     } finally {
       this.#deploying = null;
+      for (const listener of this.#outcomeListeners) listener({kind, releaseId, outcome});
     }
   }
 

@@ -1,13 +1,17 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type net from 'node:net';
+import {requestTargetOf} from './access-log.ts';
+import type {AccessLog} from './access-log.ts';
 import {BodyFramer, Framing} from './body-framing.ts';
 import {errorResponse} from './error-response.ts';
 import type {ProxyErrorStatus} from './error-response.ts';
-import {buildUpstreamHead, resolvePeer} from './forwarded-headers.ts';
+import {buildUpstreamHead, resolvePeer, resolveRequestId} from './forwarded-headers.ts';
 import type {Peer} from './forwarded-headers.ts';
 import {WebSocketRelay} from './forward-websocket.ts';
 import {HEAD_TERMINATOR, isRequestKeepAlive, mergeRanges, parseRequestHead, parseResponseHead, rebuildHead} from './http-head.ts';
 import type {RequestHead} from './http-head.ts';
+import {METHOD_CLASSES, STATUS_ABORTED, STATUS_PROXY_ERROR, methodClassOf, statusClassOf} from './request-metrics.ts';
+import type {RequestMetrics} from './request-metrics.ts';
 import type {Target} from './target.ts';
 import type {UpstreamConnection, UpstreamOwner} from './upstream-pool.ts';
 
@@ -31,6 +35,10 @@ export type ConnectionHost = {
   pickFallback(failed: Target): Target | null;
   forget(connection: ClientConnection): void;
   reportFailure(error: unknown): void;
+  /** Per-request counters (`metrics.listen`), null when off. */
+  readonly metrics: RequestMetrics | null;
+  /** `proxy.accessLog`, null when off (request ids are added only with it). */
+  readonly accessLog: AccessLog | null;
 };
 
 export type RequestEvent = {
@@ -44,6 +52,8 @@ export type RequestEvent = {
 
 /** Published once per completed request when someone subscribes (zero cost otherwise). */
 export const requestChannel = diagnosticsChannel.channel(`rollbridge:proxy:request`);
+
+const METHOD_UNKNOWN = METHOD_CLASSES.length - 1;
 
 const ST_HEAD = 0;
 const ST_BODY = 1;
@@ -118,6 +128,15 @@ export class ClientConnection implements UpstreamOwner {
   #statusCode = 0;
   #startedAt = 0;
   #relay: WebSocketRelay | null = null;
+  /** Metrics or the access log are on: each exchange is timed and recorded once, by #complete. */
+  readonly #observing: boolean;
+  /** A request is in progress and not recorded yet. */
+  #exchangeOpen = false;
+  #methodClass = 0;
+  /** The target the exchange went to (the last one, after a retry), for #complete. */
+  #served: Target | null = null;
+  #bytesAtStart = 0;
+  #requestId = ``;
 
   #timer: NodeJS.Timeout | null = null;
   #timerDueAt = 0;
@@ -129,6 +148,7 @@ export class ClientConnection implements UpstreamOwner {
     this.#host = host;
     this.#trustForwarded = host.settings.trustForwarded;
     this.#peer = resolvePeer(socket.remoteAddress, this.#trustForwarded);
+    this.#observing = host.metrics !== null || host.accessLog !== null;
     socket.on(`data`, (chunk: Buffer) => this.#onData(chunk));
     socket.on(`drain`, () => this.#onDrain());
     socket.on(`end`, () => this.#guard(() => this.#onEnd()));
@@ -245,10 +265,12 @@ export class ClientConnection implements UpstreamOwner {
     const target = this.#host.pickTarget();
     if (target === null) {
       if (!head.upgrade && framing === Framing.NONE && keepAlive) {
-        this.socket.write(errorResponse(503, false));
+        const response = errorResponse(503, false);
+        this.socket.write(response);
+        if (this.#observing) this.#recordRejected(head, 503, response.length);
         this.#pending = rest;
       } else {
-        this.#respondAndClose(503);
+        this.#respondAndClose(503, head);
       }
       return;
     }
@@ -269,12 +291,23 @@ export class ClientConnection implements UpstreamOwner {
     this.#retried = false;
     this.#failedOver = false;
     this.#statusCode = 0;
-    if (requestChannel.hasSubscribers) this.#startedAt = performance.now();
+    if (this.#observing || requestChannel.hasSubscribers) this.#startedAt = performance.now();
     if (this.#trustForwarded !== this.#host.settings.trustForwarded) {
       this.#trustForwarded = this.#host.settings.trustForwarded;
       this.#peer = resolvePeer(this.socket.remoteAddress, this.#trustForwarded);
     }
-    this.#upstreamHead = buildUpstreamHead(head, this.#peer);
+    let addRequestId: string | null = null;
+    if (this.#observing) {
+      this.#exchangeOpen = true;
+      this.#methodClass = methodClassOf(head.method);
+      if (this.#host.accessLog !== null) {
+        this.#bytesAtStart = this.socket.bytesWritten;
+        const resolved = resolveRequestId(head);
+        this.#requestId = resolved.requestId;
+        if (resolved.add) addRequestId = resolved.requestId;
+      }
+    }
+    this.#upstreamHead = buildUpstreamHead(head, this.#peer, addRequestId);
     this.#state = this.#requestDone ? ST_WAIT : ST_BODY;
 
     // A request that must never be replayed goes only on a fresh connection or one that answered a
@@ -302,6 +335,7 @@ export class ClientConnection implements UpstreamOwner {
   #attach(target: Target, connection: UpstreamConnection): void {
     this.#target = target;
     this.#upstream = connection;
+    this.#served = target;
     connection.owner = this;
     target.beginRequest();
   }
@@ -372,6 +406,7 @@ export class ClientConnection implements UpstreamOwner {
   }
 
   #onClose(): void {
+    if (this.#exchangeOpen) this.#complete(STATUS_ABORTED);
     this.#state = ST_CLOSED;
     this.#deadlineKind = T_NONE;
     if (this.#timer !== null) {
@@ -606,6 +641,7 @@ export class ClientConnection implements UpstreamOwner {
     }
     target.release(connection, this.#upstreamReusable);
     target.endRequest();
+    if (this.#exchangeOpen) this.#complete(statusClassOf(this.#statusCode));
     if (requestChannel.hasSubscribers) this.#publish(target);
     this.#head = null;
     this.#replay = null;
@@ -630,6 +666,54 @@ export class ClientConnection implements UpstreamOwner {
     requestChannel.publish(event);
   }
 
+  /**
+   * The one place a request is recorded (metrics, access log), once, when it ends: answered, turned
+   * into a WebSocket, answered by the proxy, or cut short. Metrics cost array increments here.
+   */
+  #complete(statusClass: number): void {
+    this.#exchangeOpen = false;
+    const durationMs = performance.now() - this.#startedAt;
+    const metrics = this.#host.metrics;
+    const served = this.#served;
+    this.#served = null;
+    if (metrics !== null) (served?.series ?? metrics.unrouted).record(this.#methodClass, statusClass, durationMs);
+    const accessLog = this.#host.accessLog;
+    if (accessLog === null) return;
+    const head = this.#head;
+    accessLog.record({
+      method: head?.method ?? ``,
+      target: head === null ? `` : requestTargetOf(head),
+      status: this.#statusCode,
+      bytes: this.socket.bytesWritten - this.#bytesAtStart,
+      durationMs,
+      releaseId: served?.releaseId ?? null,
+      processId: served?.processId ?? null,
+      clientIp: this.#peer.ip,
+      requestId: this.#requestId,
+      retried: this.#retried,
+    });
+  }
+
+  /** A request the proxy refused before any target took it: no active release (503), a malformed or late head. */
+  #recordRejected(head: RequestHead | null, status: number, bytes: number): void {
+    const metrics = this.#host.metrics;
+    if (metrics !== null) metrics.unrouted.record(head === null ? METHOD_UNKNOWN : methodClassOf(head.method), STATUS_PROXY_ERROR, -1);
+    const accessLog = this.#host.accessLog;
+    if (accessLog === null) return;
+    accessLog.record({
+      method: head?.method ?? ``,
+      target: head === null ? `` : requestTargetOf(head),
+      status,
+      bytes,
+      durationMs: 0,
+      releaseId: null,
+      processId: null,
+      clientIp: this.#peer.ip,
+      requestId: head === null ? `` : resolveRequestId(head).requestId,
+      retried: false,
+    });
+  }
+
   #becomeWebSocket(buffer: Buffer, headEnd: number): void {
     this.#deadlineKind = T_NONE;
     const connection = this.#upstream!;
@@ -639,6 +723,7 @@ export class ClientConnection implements UpstreamOwner {
     this.#state = ST_WEBSOCKET;
     this.#statusCode = 101;
     this.socket.write(buffer);
+    if (this.#exchangeOpen) this.#complete(0);
     const relay = new WebSocketRelay(this.socket, connection, target, this.#head!.websocket);
     this.#relay = relay;
     relay.trackToClient(buffer, headEnd);
@@ -674,8 +759,16 @@ export class ClientConnection implements UpstreamOwner {
     if (target !== null) target.endRequest();
   }
 
-  #respondAndClose(status: ProxyErrorStatus): void {
-    if (this.socket.writable) this.socket.write(errorResponse(status, true));
+  /** `rejected`: the head of a request no target took (recorded as such). */
+  #respondAndClose(status: ProxyErrorStatus, rejected: RequestHead | null = null): void {
+    const response = this.socket.writable ? errorResponse(status, true) : null;
+    if (response !== null) this.socket.write(response);
+    if (this.#exchangeOpen) {
+      if (response !== null) this.#statusCode = status;
+      this.#complete(response !== null ? STATUS_PROXY_ERROR : STATUS_ABORTED);
+    } else if (this.#observing && this.#state === ST_HEAD) {
+      this.#recordRejected(rejected, status, response?.length ?? 0);
+    }
     this.#closeGracefully();
   }
 
@@ -694,6 +787,7 @@ export class ClientConnection implements UpstreamOwner {
   }
 
   #abort(): void {
+    if (this.#exchangeOpen) this.#complete(STATUS_ABORTED);
     this.#state = ST_CLOSED;
     this.#releaseFailed();
     this.socket.destroy();

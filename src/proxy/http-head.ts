@@ -32,6 +32,10 @@ export type RequestHead = {
   forwardedProto: string | undefined;
   forwardedHost: string | undefined;
   forwardedPort: string | undefined;
+  /** X-Request-ID as sent (several lines joined with ", "), undefined when absent. */
+  requestId: string | undefined;
+  /** [start, end) offsets of the X-Request-ID lines (dropped when the proxy replaces the id), null when absent. */
+  requestIdLines: number[] | null;
   /** [start, end) offsets in `text` of lines the proxy drops (rewritten or hop-by-hop), ascending. */
   strip: number[];
   /** Lines the proxy adds back in their one clean form (Host, Content-Length, Transfer-Encoding). */
@@ -247,7 +251,7 @@ export function parseRequestHead(buffer: Buffer, headEnd: number): RequestHead |
     text, method, minorVersion: minor, host: undefined, contentLength: -1, chunked: false,
     connection: undefined, upgrade: false, websocket: false,
     forwardedFor: undefined, forwardedProto: undefined, forwardedHost: undefined, forwardedPort: undefined,
-    strip: [], extra: ``, requestLine: undefined,
+    requestId: undefined, requestIdLines: null, strip: [], extra: ``, requestLine: undefined,
   };
   const strip = head.strip;
   let hostLines = 0;
@@ -299,6 +303,12 @@ export function parseRequestHead(buffer: Buffer, headEnd: number): RequestHead |
         }
         break;
       }
+      case 12:
+        if (text.slice(pos, colon).toLowerCase() === `x-request-id`) {
+          head.requestId = join(head.requestId, text.slice(valueStart, valueEnd));
+          (head.requestIdLines ??= []).push(pos, next);
+        }
+        break;
       case 14:
         if (text.slice(pos, colon).toLowerCase() === `content-length`) {
           // One line, 1*DIGIT (nginx refuses a repeated line, even with the same value).

@@ -2,10 +2,12 @@ import net from 'node:net';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
+import type {AccessLog} from './access-log.ts';
 import {ClientConnection} from './client-connection.ts';
 import {OVERLOADED_RESPONSE} from './error-response.ts';
 import type {ConnectionHost, ProxySettings} from './client-connection.ts';
 import {formatHostPort, normalizeIp} from './forwarded-headers.ts';
+import type {RequestMetrics} from './request-metrics.ts';
 import {Target} from './target.ts';
 
 export type ProxyOptions = {
@@ -38,10 +40,14 @@ export type ProxyOptions = {
   openFileLimit?: number | undefined;
   /** SO_REUSEPORT, so a replacement daemon can bind the same port before this one stops. */
   reusePort?: boolean;
+  /** Per-request counters for /metrics (`metrics.listen`); absent: not counted. */
+  metrics?: RequestMetrics | null;
+  /** `proxy.accessLog`; absent: no access log and no request ids. */
+  accessLog?: AccessLog | null;
   log: Logger;
 };
 
-export type ProxyOptionsUpdate = Partial<Omit<ProxyOptions, `host` | `port` | `log` | `reusePort` | `openFileLimit`>>;
+export type ProxyOptionsUpdate = Partial<Omit<ProxyOptions, `host` | `port` | `log` | `reusePort` | `openFileLimit` | `metrics` | `accessLog`>>;
 
 const NUMERIC_OPTIONS = [
   `maxHeaderBytes`, `requestHeadTimeoutMs`, `clientIdleTimeoutMs`, `upstreamResponseTimeoutMs`, `upstreamIdleTimeoutMs`,
@@ -89,6 +95,7 @@ export class ProxyServer {
   readonly #clients = new Set<ClientConnection>();
   readonly #targets = new Set<Target>();
   readonly #host: ConnectionHost;
+  readonly #metrics: RequestMetrics | null;
   #active: readonly Target[] = [];
   #fallback: readonly Target[] = [];
   #next = 0;
@@ -116,8 +123,11 @@ export class ProxyServer {
     };
     this.#maxConnections = options.maxConnections;
     this.#fdCap = options.openFileLimit === undefined ? Infinity : Math.max(1, Math.floor((options.openFileLimit - RESERVED_FDS) / 2));
+    this.#metrics = options.metrics ?? null;
     this.#host = {
       settings: this.#settings,
+      metrics: this.#metrics,
+      accessLog: options.accessLog ?? null,
       pickTarget: () => this.#pickTarget(),
       pickFallback: (failed) => this.#pickFallback(failed),
       forget: (connection) => this.#clients.delete(connection),
@@ -244,7 +254,7 @@ export class ProxyServer {
   }
 
   createTarget(options: {releaseId: string; processId: string; host: string; port: number}): Target {
-    const target = new Target(options);
+    const target = new Target({...options, series: this.#metrics?.seriesFor(options.releaseId, options.processId) ?? null});
     this.#targets.add(target);
     return target;
   }
@@ -262,6 +272,11 @@ export class ProxyServer {
 
   get activeTargets(): readonly Target[] {
     return this.#active;
+  }
+
+  /** Every target not closed yet (serving or draining), for the per-release gauges of /metrics. */
+  *liveTargets(): IterableIterator<Target> {
+    for (const target of this.#targets) if (target.state !== `closed`) yield target;
   }
 
   /** Live reload: every connection reads these at use time. */

@@ -1,4 +1,5 @@
 import {formatHostPort} from './forwarded-headers.ts';
+import type {RequestSeries} from './request-metrics.ts';
 import {UpstreamPool} from './upstream-pool.ts';
 import type {UpstreamConnection} from './upstream-pool.ts';
 
@@ -30,6 +31,8 @@ export class Target {
   readonly processId: string;
   readonly host: string;
   readonly port: number;
+  /** The request counters of this target's release and process (null when metrics are off). */
+  readonly series: RequestSeries | null;
   readonly #pool: UpstreamPool;
   readonly #websockets = new Set<WebSocketPair>();
   #state: TargetState = `serving`;
@@ -41,11 +44,12 @@ export class Target {
   #onIdle: (() => void) | null = null;
   #onWebSocketClosed: (() => void) | null = null;
 
-  constructor(options: {releaseId: string; processId: string; host: string; port: number}) {
+  constructor(options: {releaseId: string; processId: string; host: string; port: number; series?: RequestSeries | null}) {
     this.releaseId = options.releaseId;
     this.processId = options.processId;
     this.host = options.host;
     this.port = options.port;
+    this.series = options.series ?? null;
     this.#pool = new UpstreamPool(options.host, options.port);
   }
 

@@ -5,6 +5,7 @@ import {StringDecoder} from 'node:string_decoder';
 import type {LogsConfig, ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {shiftRotatedFiles} from '../log/log-rotation.ts';
 import type {Logger} from '../log/logger.ts';
 import {APPEND_FLAGS, UnsafePathError, openPrivateFile} from '../util/private-file.ts';
 import {OutputBuffer} from './output-buffer.ts';
@@ -216,7 +217,7 @@ export class ProcessLog {
     try {
       if (fs.statSync(file).size <= this.#maxBytes) return;
       if (this.#files > 0) {
-        for (let index = this.#files - 1; index >= 1; index--) renameIfExists(`${file}.${index}`, `${file}.${index + 1}`);
+        shiftRotatedFiles(file, this.#files);
         fs.copyFileSync(file, `${file}.1`);
         // The copy holds what was written since the last read: take it into the ring before truncating.
         const rest = reader.readNew(`${file}.1`);
@@ -364,14 +365,6 @@ export function getProcessLogPaths(dir: string, scope: string, instanceId: strin
 /** Deletes the log directory of a release forgotten by retention; a missing one is fine. */
 export function removeReleaseLogs(dir: string, releaseId: string): void {
   fs.rmSync(path.join(dir, toFileName(releaseId)), {recursive: true, force: true});
-}
-
-function renameIfExists(from: string, to: string): void {
-  try {
-    fs.renameSync(from, to);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== `ENOENT`) throw error;
-  }
 }
 
 // `worker#0` stays as it is; separators, `..` and control characters do not.

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import {test} from 'node:test';
 import {getDefaultControlPath} from '../../src/config/paths.ts';
 import {validateConfig} from '../../src/config/schema.ts';
@@ -369,7 +370,8 @@ test(`requires env values to be strings and keeps cwd undefined when unset`, () 
 test(`warns about unknown keys at every level with a did-you-mean suggestion`, () => {
   const result = validateConfig(configWith([web({Policy: `proxied`, helth: {}, port: {from: 3000, too: 3001}})], {
     proxy: {drainTimeout: 5_000},
-    metrics: {port: 9100},
+    metrcs: {listen: 9100},
+    telemetry: {port: 9100},
   }), {configPath: CONFIG_PATH});
   assert.ok(result.config, JSON.stringify(result.issues));
   const byPath = new Map(result.warnings.map((warning) => [warning.path, warning]));
@@ -381,8 +383,9 @@ test(`warns about unknown keys at every level with a did-you-mean suggestion`, (
   assert.match(byPath.get(`processes[0].Policy`)?.fix ?? ``, /Did you mean "processes\[0\]\.policy"/);
   assert.match(byPath.get(`processes[0].helth`)?.fix ?? ``, /Did you mean "processes\[0\]\.health"/);
   assert.match(byPath.get(`processes[0].port.too`)?.fix ?? ``, /Did you mean "processes\[0\]\.port\.to"/);
-  assert.match(byPath.get(`metrics`)?.fix ?? ``, /^Remove the key: the top level only knows application, control, proxy/);
-  assert.equal(result.warnings.length, 5);
+  assert.match(byPath.get(`metrcs`)?.fix ?? ``, /^Did you mean "metrics"\?/);
+  assert.match(byPath.get(`telemetry`)?.fix ?? ``, /^Remove the key: the top level only knows application, control, proxy/);
+  assert.equal(result.warnings.length, 6);
 });
 
 test(`reports every issue of a badly broken config at once`, () => {
@@ -448,4 +451,33 @@ test(`keys of a later rollbridge 0.1.x (ownerRecovery, lifecycle.activateCommand
   assert.deepEqual(result.notices.map((notice) => notice.path), [`ownerRecovery`, `processes[0].lifecycle.activateCommand`]);
   assert.match(result.notices[0]?.message ?? ``, /^"ownerRecovery" comes from a later rollbridge 0\.1\.x and is ignored: /);
   assert.deepEqual(result.warnings.map((warning) => warning.path), [`metricz`], `a truly unknown key still warns`);
+});
+
+test(`metrics.listen takes a port or host:port and binds loopback by default; anything else is refused with a fix`, () => {
+  const listen = (value: unknown) => validateConfig(configWith([web()], {metrics: {listen: value}}), {configPath: CONFIG_PATH});
+  assert.deepEqual(listen(9464).config?.metrics.listen, {host: `127.0.0.1`, port: 9464});
+  assert.deepEqual(listen(`9464`).config?.metrics.listen, {host: `127.0.0.1`, port: 9464});
+  assert.deepEqual(listen(`0.0.0.0:9464`).config?.metrics.listen, {host: `0.0.0.0`, port: 9464});
+  assert.deepEqual(listen(`[::1]:9464`).config?.metrics.listen, {host: `::1`, port: 9464});
+  assert.deepEqual(listen(`localhost:9464`).config?.metrics.listen, {host: `localhost`, port: 9464});
+  assert.equal(validateConfig(configWith([web()]), {configPath: CONFIG_PATH}).config?.metrics.listen, undefined, `off by default`);
+  for (const bad of [0, `0`, 65_536, `:9464`, `9464:`, `example.com:9464`, `::1:9464`, `[nope]:9464`, `127.0.0.1:09464`, ` 9464`, 94.5, true, {}]) {
+    const result = listen(bad);
+    assert.equal(result.config, null, `refuses ${JSON.stringify(bad)}`);
+    assert.equal(result.issues[0]?.path, `metrics.listen`);
+    assert.match(result.issues[0]?.fix ?? ``, /^Set metrics\.listen to a port from 1 to 65535 or "host:port"/);
+  }
+});
+
+test(`proxy.accessLog takes a path or {path, includeQuery}; the path is resolved against the config's directory`, () => {
+  const withLog = (value: unknown) => validateConfig(configWith([web()], {proxy: {accessLog: value}}), {configPath: CONFIG_PATH});
+  const dir = path.dirname(CONFIG_PATH);
+  assert.deepEqual(withLog(`logs/access.log`).config?.proxy.accessLog, {path: path.join(dir, `logs/access.log`), includeQuery: false});
+  assert.deepEqual(withLog({path: `/var/log/app/access.log`, includeQuery: true}).config?.proxy.accessLog, {path: `/var/log/app/access.log`, includeQuery: true});
+  assert.equal(validateConfig(configWith([web()]), {configPath: CONFIG_PATH}).config?.proxy.accessLog, undefined, `off by default`);
+  for (const bad of [``, 3, {includeQuery: true}, {path: `a.log`, includeQuery: `no`}]) {
+    const result = withLog(bad);
+    assert.equal(result.config, null, `refuses ${JSON.stringify(bad)}`);
+    assert.match(result.issues[0]?.path ?? ``, /^proxy\.accessLog/);
+  }
 });
