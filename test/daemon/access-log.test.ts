@@ -1,15 +1,37 @@
 import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import test from 'node:test';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {freePort} from '../helpers/ports.ts';
+import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
+import {requireCommands} from '../helpers/system-packages.ts';
+import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type AccessLine = {time: string; method: string; path: string; status: number; bytes: number; durationMs: number; releaseId: string | null; processId: string | null; clientIp: string; requestId: string; retried: boolean};
 
 const GENERATED_ID = /^[0-9a-f]{16}-[0-9a-f]+$/;
+
+/** Writes into `file` until the filesystem refuses with ENOSPC (big chunks, then single bytes). */
+function fillUp(file: string): void {
+  const fd = fs.openSync(file, `w`);
+  try {
+    for (const size of [64 * 1024, 1]) {
+      const chunk = Buffer.alloc(size, 120);
+      try {
+        while (true) fs.writeSync(fd, chunk);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== `ENOSPC`) throw error;
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 function readLines(file: string): AccessLine[] {
   if (!fs.existsSync(file)) return [];
@@ -85,4 +107,45 @@ test(`proxy.accessLog keeps the query with includeQuery and rotates like the pro
   // Lines are consecutive across the rotated files: none lost, none doubled.
   const numbers = [...readLines(`${file}.2`), ...readLines(`${file}.1`), ...readLines(file)].map((line) => Number(line.path.slice(line.path.indexOf(`=`) + 1)));
   for (let i = 1; i < numbers.length; i++) assert.equal(numbers[i], numbers[i - 1]! + 1);
+});
+
+test(`on a full disk the access log drops lines and counts them, requests never fail, and no line is torn`, async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip(`mounting a small tmpfs (a real full disk) needs root`);
+    return;
+  }
+  if (!requireCommands(t, [{command: `mount`, pkg: `mount`}, {command: `umount`, pkg: `mount`}])) return;
+  const dir = createTempDir(t);
+  const full = path.join(dir, `full`);
+  fs.mkdirSync(full);
+  execFileSync(`mount`, [`-t`, `tmpfs`, `-o`, `size=256k,mode=0700`, `rollbridge-test`, full]);
+  beforeRemoving(dir, () => execFileSync(`umount`, [`-l`, full]));
+  const file = path.join(full, `access.log`);
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (root) => webConfig(root, {
+    metrics: {listen: metricsPort},
+    proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 2_000, forceStopTimeoutMs: 2_000, accessLog: file},
+  }), {dir});
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const agent = new http.Agent({keepAlive: true, maxSockets: 4});
+  t.after(() => agent.destroy());
+  const counters = async () => {
+    const samples = parseExposition((await scrape(metricsPort)).body);
+    return {written: sumOf(samples, `rollbridge_access_log_lines_total`), dropped: sumOf(samples, `rollbridge_access_log_dropped_lines_total`)};
+  };
+
+  const filler = path.join(full, `filler`);
+  fillUp(filler);
+  for (let i = 0; i < 300; i++) assert.equal((await httpGet(daemon.proxyPort, `/release`, {agent})).status, 200, `request ${i} is answered on a full disk`);
+  await waitFor(async () => (await counters()).dropped >= 300, {what: `300 dropped lines counted`});
+  await daemon.record((record) => record.msg === `access log write failed; lines are dropped until it works again`, `the write failure`);
+  for (const line of fs.readFileSync(file, `utf8`).split(`\n`).filter(Boolean)) JSON.parse(line);
+
+  fs.rmSync(filler);
+  const {written} = await counters();
+  for (let i = 0; i < 10; i++) assert.equal((await httpGet(daemon.proxyPort, `/release?after=${i}`, {agent})).status, 200);
+  await waitFor(async () => (await counters()).written >= written + 10, {what: `lines written again once there is space`});
+  const lines = readLines(file);
+  assert.deepEqual(lines.slice(-10).map((line) => line.path), Array.from({length: 10}, () => `/release`));
+  await daemon.record((record) => record.msg === `access log writes again`, `the recovery`);
 });
