@@ -75,3 +75,15 @@ test(`reports a removed, renamed or re-policied process`, () => {
   });
   assert.deepEqual(diffLiveReload(build(), policy), [`processes.beacon.policy`, `processes.beacon.port`]);
 });
+
+test(`refuses a change of metrics.listen or proxy.accessLog (the daemon's own listener and file)`, () => {
+  const next = build((raw) => {
+    (raw as Record<string, unknown>)[`metrics`] = {listen: 9464};
+    raw.proxy[`accessLog`] = `/var/log/shop/access.log`;
+  });
+  assert.deepEqual(diffLiveReload(build(), next), [`metrics.listen`, `proxy.accessLog`]);
+  assert.deepEqual(diffLiveReload(next, build((raw) => {
+    (raw as Record<string, unknown>)[`metrics`] = {listen: `127.0.0.1:9464`};
+    raw.proxy[`accessLog`] = {path: `/var/log/shop/access.log`, includeQuery: false};
+  })), [], `the same settings spelled differently are no change`);
+});
