@@ -79,11 +79,16 @@ export class DaemonMetrics {
     }
   }
 
-  /** The exposition text of every series. Also forgets the request series of pruned releases. */
+  /** Forgets the request series of releases the deployer pruned (after every deploy, and at each scrape). */
+  forgetPrunedReleases(): void {
+    const {requests, deployer} = this.#sources;
+    requests.retainReleases(new Set(deployer.releases.map((release) => release.releaseId)));
+  }
+
+  /** The exposition text of every series. */
   render(): string {
     const {requests, proxy, deployer} = this.#sources;
-    const retained = new Set(deployer.releases.map((release) => release.releaseId));
-    requests.retainReleases(retained);
+    this.forgetPrunedReleases();
     const out = new PrometheusText();
 
     out.family(`rollbridge_http_requests_total`, `counter`, `Requests through the proxy by release, process, method class and status class (proxy_error: answered by the proxy; aborted: no complete response)`);

@@ -238,6 +238,8 @@ export class Daemon {
     if (metrics !== null && options.successor) daemon.#bindMetricsWhenFree(metrics, daemonLog);
     deployer.onChange(() => void daemon.state.persist());
     if (accessLogFile !== null) deployer.onChange(() => accessLogFile.updateLimits(daemon.config.logs));
+    // Bounded memory over any number of deploys, scraped or not.
+    if (metrics !== null) deployer.onChange(() => metrics.forgetPrunedReleases());
     deployer.useStateWriter(() => daemon.state.commit());
     daemon.token = writeToken(controlPath);
     if (options.successor) reportReady();
