@@ -6,7 +6,7 @@ import type {LogRecord, LogSink} from '../log/logger.ts';
 import type {ProxyServer} from '../proxy/proxy-server.ts';
 import {LATENCY_BUCKETS_SECONDS, METHOD_CLASSES, STATUS_CLASSES} from '../proxy/request-metrics.ts';
 import type {RequestMetrics} from '../proxy/request-metrics.ts';
-import {readOpenFileLimit, readProcessGroupUsages} from '../system/proc.ts';
+import {CLOCK_TICKS_PER_SECOND, readOpenFileLimit, readProcessGroupsUsage} from '../system/proc.ts';
 import {PrometheusText} from './prometheus-text.ts';
 
 /** What the metrics read from the rest of the daemon (narrow parts, never the Daemon itself). */
@@ -161,16 +161,16 @@ export class DaemonMetrics {
       const pgid = managed.pgid;
       if (pgid !== undefined && managed.state !== `stopped`) processes.push({release: releaseOf.get(managed) ?? ``, process: id, pgid});
     }
-    const usages = readProcessGroupUsages(new Set(processes.map((entry) => entry.pgid)));
+    const usages = readProcessGroupsUsage(new Set(processes.map((entry) => entry.pgid)));
     out.family(`rollbridge_process_resident_memory_bytes`, `gauge`, `Resident memory of a managed process (its whole process group)`);
     for (const entry of processes) {
       const usage = usages.get(entry.pgid);
       if (usage !== undefined) out.sample(`rollbridge_process_resident_memory_bytes`, {release: entry.release, process: entry.process}, usage.rssBytes);
     }
-    out.family(`rollbridge_process_cpu_seconds_total`, `counter`, `CPU time (user + system) of a managed process's group, reaped children included`);
+    out.family(`rollbridge_process_cpu_seconds_total`, `counter`, `CPU time (user + system) of the live members of a managed process's group`);
     for (const entry of processes) {
       const usage = usages.get(entry.pgid);
-      if (usage !== undefined) out.sample(`rollbridge_process_cpu_seconds_total`, {release: entry.release, process: entry.process}, usage.cpuSeconds);
+      if (usage !== undefined) out.sample(`rollbridge_process_cpu_seconds_total`, {release: entry.release, process: entry.process}, usage.cpuTicks / CLOCK_TICKS_PER_SECOND);
     }
   }
 }

@@ -396,38 +396,3 @@ export function listUnixListeningSocketInodes(socketPath: string): number[] {
   }
   return inodes;
 }
-
-/** Clock ticks per second of the times in /proc/<pid>/stat (USER_HZ, 100 on every Linux ABI). */
-const USER_HZ = 100;
-
-export type GroupUsage = {rssBytes: number; cpuSeconds: number};
-
-/**
- * RSS and CPU time (user + system of the live members and their reaped children, in seconds) of each process group in `pgids`,
- * from one pass over /proc; a group with no live member is left out.
- */
-export function readProcessGroupUsages(pgids: ReadonlySet<number>): Map<number, GroupUsage> {
-  const usages = new Map<number, GroupUsage>();
-  if (pgids.size === 0) return usages;
-  for (const pid of listPids()) {
-    let text: string;
-    try {
-      text = fs.readFileSync(`${PROC_ROOT}/${pid}/stat`, `utf8`);
-    } catch {
-      continue;
-    }
-    const stat = parseProcStat(text);
-    if (stat === null || !pgids.has(stat.pgrp) || !isLiveState(stat.state)) continue;
-    const rss = readRssBytes(pid);
-    if (rss === null) continue;
-    // utime, stime, cutime, cstime are fields 14–17 (11–14 after comm's closing parenthesis): the
-    // members' own time plus that of the children they reaped (a shell's finished commands).
-    const fields = text.slice(text.lastIndexOf(`)`) + 2).split(` `);
-    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-    const usage = usages.get(stat.pgrp) ?? {rssBytes: 0, cpuSeconds: 0};
-    usage.rssBytes += rss;
-    if (Number.isFinite(ticks)) usage.cpuSeconds += ticks / USER_HZ;
-    usages.set(stat.pgrp, usage);
-  }
-  return usages;
-}
