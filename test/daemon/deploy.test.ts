@@ -51,7 +51,8 @@ test(`deploy switches new traffic to the new release and stops the drained previ
 });
 
 test(`a failed health check leaves the previous release active and serving`, async (t) => {
-  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {health: {path: `/ping`, intervalMs: 20, timeoutMs: 400}}));
+  // The bad release listens and answers 503 until the timeout: long enough for it to boot on a loaded machine.
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {health: {path: `/ping`, intervalMs: 20, timeoutMs: 3_000}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`good`), releaseId: `good`});
   const failure = await expectError(daemon.call(`deploy`, {releasePath: daemon.release(`bad`), releaseId: `bad-1`}), `ERR_HEALTH_CHECK_FAILED`);
   assert.match(String(failure.message), /Health check failed for http:\/\/127\.0\.0\.1:\d+\/ping/);

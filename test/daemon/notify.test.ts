@@ -85,13 +85,14 @@ test(`a notify app is switched to only after READY=1, not when it answers HTTP; 
 
 test(`a notify app that never sends READY=1 fails the deploy with ERR_HEALTH_NOTIFY_TIMEOUT, its last STATUS= and output; the previous release keeps serving`, async (t) => {
   if (!requireCommands(t, PYTHON)) return;
-  const daemon = await startDaemon(t, (dir) => notifyConfig(dir, {health: {type: `notify`, timeoutMs: 1_500}}));
+  // Long enough for python to start and send its STATUS= on a loaded machine.
+  const daemon = await startDaemon(t, (dir) => notifyConfig(dir, {health: {type: `notify`, timeoutMs: 5_000}}));
   fs.writeFileSync(path.join(daemon.release(`v1`), `ready-flag`), ``);
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}), (error: unknown) => {
     assert.ok(isRollbridgeError(error));
     assert.equal(error.code, `ERR_HEALTH_NOTIFY_TIMEOUT`);
-    assert.equal(error.message, `Process "web" did not send READY=1 on its NOTIFY_SOCKET within 1500 ms; its last STATUS= was "waiting for ready-flag"`);
+    assert.equal(error.message, `Process "web" did not send READY=1 on its NOTIFY_SOCKET within 5000 ms; its last STATUS= was "waiting for ready-flag"`);
     assert.match(String(error.fix), /processes\[0\]\.health\.timeoutMs/);
     assert.deepEqual(error.details.output, [`notify app serving, not ready yet`]);
     return true;
