@@ -211,13 +211,16 @@ export class Deployer {
   }
 
   /** What the state file records (see ProcessRoster.snapshot). */
-  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons` | `pending`> {
-    return this.#roster.snapshot(this.#active.release, this.#active.config);
+  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons` | `pending` | `failedDeploys`> {
+    const failedDeploys = this.#context.failedDeploys.snapshot();
+    return {...this.#roster.snapshot(this.#active.release, this.#active.config), ...(failedDeploys.length > 0 ? {failedDeploys} : {})};
   }
 
   /** Re-adoption after a daemon restart (restore.ts); runs before the control socket accepts commands. */
-  restore(state: DaemonState, isAlive: (process: StateProcess) => boolean): Promise<RestoreReport> {
-    return restoreState(this.#context, state, isAlive);
+  async restore(state: DaemonState, isAlive: (process: StateProcess) => boolean): Promise<RestoreReport> {
+    const report = await restoreState(this.#context, state, isAlive);
+    this.#context.failedDeploys.restore(state.failedDeploys ?? [], {keep: this.#active.config.releaseRetention.keep, retained: this.#roster.releases});
+    return report;
   }
 
   /** Forgets stopped releases beyond `releaseRetention`; the daemon also calls this on a timer for `maxAgeMs`. */

@@ -66,6 +66,22 @@ export type StateRelease = {
   pending?: StatePendingProcess[];
 };
 
+/**
+ * A deploy that failed before its switch (FailedDeploys): why, and where its processes' output is. The
+ * output itself stays out of the state; a restarted daemon reads the last `lines` lines of each process
+ * back from its log files. Optional and additive: older daemons and rollbridge 0.1 ignore it.
+ */
+export type StateFailedDeploy = {
+  releaseId: string;
+  failedAt: string;
+  /** `ERR_PROCESS_EXITED: Process "web" of release r2 exited (code 3) before it became healthy` */
+  failure: string;
+  /** logs.dir of the deploy: `<logsDir>/<releaseId>` is removed when the entry is dropped. */
+  logsDir: string;
+  /** `lines`: how many recent lines the daemon kept of it. */
+  processes: Array<{id: string; lines: number; logPaths?: {stdout: string; stderr: string}}>;
+};
+
 export type DaemonState = {
   format: 1;
   application: string;
@@ -79,6 +95,8 @@ export type DaemonState = {
   singletons: StateProcess[];
   /** Services and singletons without a known pid (see StatePendingProcess). */
   pending?: StatePendingProcess[];
+  /** The failed deploys `logs --release` shows, oldest first; absent when there are none. */
+  failedDeploys?: StateFailedDeploy[];
 };
 
 /**
@@ -246,6 +264,12 @@ function checkState(value: unknown): string | null {
       return `a pending process entry without id, processId, releaseId and key`;
     }
   }
+  if (state.failedDeploys !== undefined) {
+    if (!Array.isArray(state.failedDeploys)) return `"failedDeploys" is not an array`;
+    for (const entry of state.failedDeploys as unknown[]) {
+      if (!isFailedDeploy(entry)) return `a failedDeploys entry without releaseId, failedAt, failure, an absolute logsDir and processes [{id, lines, logPaths?}]`;
+    }
+  }
   for (const entry of processes) {
     const process = entry as Partial<StateProcess> | null;
     if (typeof process !== `object` || process === null || typeof process.id !== `string` || !Number.isInteger(process.pid) || !Number.isInteger(process.pgid) || !Number.isInteger(process.startTime)) {
@@ -253,6 +277,19 @@ function checkState(value: unknown): string | null {
     }
   }
   return null;
+}
+
+function isFailedDeploy(value: unknown): boolean {
+  if (typeof value !== `object` || value === null) return false;
+  const entry = value as Partial<StateFailedDeploy>;
+  if (typeof entry.releaseId !== `string` || typeof entry.failure !== `string` || typeof entry.failedAt !== `string` || Number.isNaN(Date.parse(entry.failedAt))) return false;
+  if (typeof entry.logsDir !== `string` || !path.isAbsolute(entry.logsDir) || !Array.isArray(entry.processes)) return false;
+  return entry.processes.every((process: unknown) => {
+    if (typeof process !== `object` || process === null) return false;
+    const {id, lines, logPaths} = process as {id?: unknown; lines?: unknown; logPaths?: {stdout?: unknown; stderr?: unknown}};
+    if (typeof id !== `string` || !Number.isInteger(lines) || (lines as number) < 0) return false;
+    return logPaths === undefined || (typeof logPaths === `object` && logPaths !== null && typeof logPaths.stdout === `string` && path.isAbsolute(logPaths.stdout) && typeof logPaths.stderr === `string` && path.isAbsolute(logPaths.stderr));
+  });
 }
 
 /** Every process the state lists with a pid (releases, services, singletons), each once. */

@@ -166,20 +166,7 @@ export class ProcessLog {
    * (stamped with the file's mtime), then follows from the end.
    */
   primeFromFile(): void {
-    const primed: OutputLine[] = [];
-    for (const stream of STREAMS) {
-      const file = this.paths[stream];
-      let at: string;
-      try {
-        at = fs.statSync(file).mtime.toISOString();
-      } catch {
-        continue;
-      }
-      for (const line of readTailLines(file, this.#output.capacity)) primed.push({at, stream, line});
-    }
-    // ISO times sort as strings; not localeCompare, whose ICU collation data costs the daemon ~3 MB of RSS.
-    primed.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-    this.#primed = primed.slice(-this.#output.capacity);
+    this.#primed = readBackLines(this.paths, this.#output.capacity);
     for (const stream of STREAMS) this.#readers[stream].seekToEnd();
     this.follow();
   }
@@ -341,6 +328,27 @@ export function readTailLines(file: string, lines: number): string[] {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The last `lines` lines of a process's two log files, in time order, each stamped with its file's
+ * modification time (the files keep no times): what a restarted daemon shows of output it did not see.
+ */
+export function readBackLines(paths: ProcessLogPaths, lines: number): OutputLine[] {
+  const found: OutputLine[] = [];
+  for (const stream of STREAMS) {
+    const file = paths[stream];
+    let at: string;
+    try {
+      at = fs.statSync(file).mtime.toISOString();
+    } catch {
+      continue;
+    }
+    for (const line of readTailLines(file, lines)) found.push({at, stream, line});
+  }
+  // ISO times sort as strings; not localeCompare, whose ICU collation data costs the daemon ~3 MB of RSS.
+  found.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  return found.slice(-lines);
 }
 
 /** Directory of persistent services' logs: they outlive the release that started them. Never a release id. */

@@ -154,6 +154,58 @@ test(`logs shows a failed deploy's output: by default beside the active release,
   assert.deepEqual(afterWatch.map((source) => [source.source, source.failure !== undefined]), [[`release r3 (active)`, false], [`release crash1 (failed)`, true]]);
 });
 
+test(`a failed deploy's output survives a daemon killed with SIGKILL and a replaced daemon: logs --release, the default view, status`, async (t) => {
+  const dir = await project(t, {}, withQueue({}, `exit 0`));
+  assert.equal((await deploy(dir, `r1`)).code, 0);
+  writeConfig(dir, {}, withQueue({command: `echo "connecting to the database"; echo "boot failed: DATABASE_URL is not set" >&2; exit 3`}, `exit 0`));
+  assert.equal((await deploy(dir, `r2`)).code, 1);
+  writeConfig(dir, {}, withQueue({}, `exit 0`));
+  // The state file names the failed deploy and its log files, never its output.
+  const statePath = path.join(dir, `control.state.json`);
+  const state = fs.readFileSync(statePath, `utf8`);
+  const recorded = (JSON.parse(state) as {failedDeploys?: Array<{releaseId: string; failure: string; processes: Array<{id: string; lines: number}>}>}).failedDeploys;
+  assert.deepEqual(recorded?.map((entry) => [entry.releaseId, entry.processes.map((process) => [process.id, process.lines])]), [[`r2`, [[`queue`, 1], [`web`, 2]]]]);
+  assert.ok(!state.includes(`DATABASE_URL`), state);
+
+  const launch = [`--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)];
+  const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
+  process.kill(pid, `SIGKILL`);
+  await waitFor(() => !isPidAlive(pid), {what: `the killed daemon ${pid} to be gone`});
+  const restarted = await run([`ensure-daemon`, `--json`, ...launch], dir);
+  assert.equal(restarted.code, 0, restarted.stderr + restarted.stdout);
+
+  const check = async (when: string): Promise<void> => {
+    const sources = parse<LogSource[]>(await run([`logs`, `--release`, `r2`, `--json`], dir), `logs.schema.json`);
+    assert.deepEqual(sources.map((source) => [source.id, source.source]), [[`queue`, `release r2 (failed)`], [`web`, `release r2 (failed)`]], when);
+    assert.match(sources[1]?.failure ?? ``, /^ERR_PROCESS_EXITED: Process "web" of release r2 exited \(code 3\) before it became healthy$/, when);
+    assert.deepEqual(sources[1]?.logs.map((entry) => `${entry.stream} ${entry.line}`).sort(), [`stderr boot failed: DATABASE_URL is not set`, `stdout connecting to the database`], when);
+    assert.deepEqual(sources[0]?.logs.map((entry) => entry.line), [`queue: waiting for redis`], when);
+    // The default view: the active release (re-adopted) and the failed deploy after it.
+    const merged = await run([`logs`], dir, `human`);
+    assert.equal(merged.code, 0, merged.stderr);
+    assert.deepEqual(merged.stdout.split(`\n\n`)[0]?.split(`\n`), [
+      `== release r1 (active): queue, web ==`,
+      `== release r2 (failed): queue, web ==`,
+      `   failed: ERR_PROCESS_EXITED: Process "web" of release r2 exited (code 3) before it became healthy`,
+    ], when);
+    assert.match(merged.stdout, / web@r2 +\[stderr\] boot failed: DATABASE_URL is not set$/m, when);
+    const status = await run([`status`], dir, `human`);
+    assert.ok(status.stdout.split(`\n`).some((row) => /^r1 \(active\)\s+web\s+running \(adopted\)\s/.test(row)), `${when}: ${status.stdout}`);
+  };
+  await check(`after SIGKILL and ensure-daemon`);
+  const replaced = await run([`ensure-daemon`, `--replace`, `--json`, ...launch], dir);
+  assert.equal(replaced.code, 0, replaced.stderr + replaced.stdout);
+  await check(`after ensure-daemon --replace`);
+
+  // Retention still applies to the restored entries: with keep 1 the next failure drops r2 and its log folder.
+  writeConfig(dir, {command: `echo "port in use" >&2; exit 4`}, {...withQueue({command: `echo "port in use" >&2; exit 4`}, `exit 0`), releaseRetention: {keep: 1}});
+  assert.equal((await deploy(dir, `r3`)).code, 1);
+  const gone = parse<{error: {code: string; message: string}}>(await run([`logs`, `--release`, `r2`, `--json`], dir), `error.schema.json`, 1);
+  assert.equal(gone.error.code, `ERR_RELEASE_NOT_FOUND`);
+  assert.match(gone.error.message, /retained: r1 \(active\), r3 \(failed deploy\)$/);
+  assert.ok(!fs.existsSync(path.join(dir, `logs`, `r2`)), `the log folder of r2 is removed`);
+});
+
 test(`status on a terminal lists the current releases with RSS, CPU and memory restarts, --all the rest; adopted processes are marked`, async (t) => {
   // GET /hog makes web resident above its memory limit: the watchdog replaces it (a memory restart).
   const dir = await project(t, {memory: {limitBytes: 100 * 1024 * 1024, checkIntervalMs: 100}, env: {APP_HOG_BYTES: String(128 * 1024 * 1024)}});

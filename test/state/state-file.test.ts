@@ -42,6 +42,26 @@ test(`a missing state file reads as null and a foreign one is ERR_STATE_UNREADAB
   assert.throws(() => readStateFile(statePath), /without id, pid, pgid and startTime/);
 });
 
+test(`failed deploys are read back with the state; a malformed entry is ERR_STATE_UNREADABLE`, async (t) => {
+  const dir = createTempDir(t);
+  const statePath = path.join(dir, `state.json`);
+  const failed = {releaseId: `r2`, failedAt: new Date().toISOString(), failure: `ERR_PROCESS_EXITED: Process "web" of release r2 exited (code 3) before it became healthy`, logsDir: dir,
+    processes: [{id: `web`, lines: 2, logPaths: {stdout: path.join(dir, `r2/web.stdout.log`), stderr: path.join(dir, `r2/web.stderr.log`)}}, {id: `queue`, lines: 0}]};
+  await writeStateFile(statePath, {...sampleState(), failedDeploys: [failed]});
+  assert.deepEqual(readStateFile(statePath)?.failedDeploys, [failed]);
+  const cases: Array<[unknown, string]> = [
+    [{}, `not an array`],
+    [[{...failed, logsDir: `logs`}], `a relative logsDir`],
+    [[{...failed, failedAt: `yesterday`}], `a failedAt that is no time`],
+    [[{...failed, processes: [{id: `web`, lines: -1}]}], `a negative line count`],
+    [[{...failed, processes: [{id: `web`, lines: 1, logPaths: {stdout: `/x`}}]}], `logPaths without stderr`],
+  ];
+  for (const [broken, why] of cases) {
+    fs.writeFileSync(statePath, JSON.stringify({...sampleState(), failedDeploys: broken}), {mode: 0o600});
+    assert.throws(() => readStateFile(statePath), (error: Error & {code?: string}) => error.code === `ERR_STATE_UNREADABLE` && /failedDeploys/.test(error.message), why);
+  }
+});
+
 test(`a write into a missing directory fails with ERR_STATE_WRITE_FAILED and a fix naming statePath`, async (t) => {
   const dir = createTempDir(t);
   const statePath = path.join(dir, `missing`, `state.json`);

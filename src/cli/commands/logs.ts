@@ -21,8 +21,9 @@ export class LogsCommand extends BaseCommand {
       By default the output of the active release, of a release being deployed, of the latest failed
       deploy when it failed after the active release was deployed, and of the services and singletons.
       \`--release <id>\` shows one release instead: any retained release, also one whose deploy failed
-      before its switch (the daemon keeps the last \`releaseRetention.keep\` of those, until it restarts);
-      an id it does not keep fails with ERR_RELEASE_NOT_FOUND listing the ones it does. \`--all\` shows
+      before its switch (the daemon keeps the last \`releaseRetention.keep\` of those, also across a daemon
+      restart, which reads their lines back from the log files); an id it does not keep fails with
+      ERR_RELEASE_NOT_FOUND listing the ones it does. \`--all\` shows
       every retained release. \`--process\` takes a base id (all replicas) or an instance id.
 
       On a terminal the lines of all shown processes are merged in time order, each as \`<time> <process>
