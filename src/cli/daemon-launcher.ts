@@ -1,3 +1,4 @@
+import {UsageError} from 'clipanion';
 import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
@@ -7,7 +8,9 @@ import type {Config} from '../config/types.ts';
 import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
+import type {ProgressEvent} from '../control/protocol.ts';
 import type {CliContext} from './context.ts';
+import {formatDuration} from './render.ts';
 import {getVersionInfo} from './version.ts';
 import {formatMode, readOwner, userLabel} from './socket-access.ts';
 import {findUserName} from '../system/users.ts';
@@ -21,6 +24,11 @@ export type EnsureDaemonOptions = {
   daemonArgs?: string[] | undefined;
   /** Where the daemon is asked and started (`--control-path`); default control.path. */
   controlPath?: string | undefined;
+  /**
+   * Told when the wait for a daemon this call started begins (`waiting` with wait `daemon`) and when
+   * it ends (`daemon-listening`, with the wait's duration); nothing when a daemon already answered.
+   */
+  onProgress?: ((event: ProgressEvent) => void) | undefined;
 };
 
 /**
@@ -62,6 +70,12 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
 
   const timeoutMs = options.startTimeoutMs ?? DEFAULT_DAEMON_START_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
+  const waitStartedAt = performance.now();
+  options.onProgress?.({phase: `waiting`, releaseId: null, wait: `daemon`, pid: child.pid ?? null, timeoutMs: Math.ceil(timeoutMs), detail: `the daemon${child.pid === undefined ? `` : ` (pid ${child.pid})`} to listen on ${controlPath} (timeout ${formatDuration(timeoutMs)})`});
+  const listening = (status: Record<string, unknown>): void => {
+    const pid = (status.daemon as {pid?: unknown} | undefined)?.pid;
+    options.onProgress?.({phase: `daemon-listening`, releaseId: null, pid: typeof pid === `number` ? pid : null, durationMs: Math.round(performance.now() - waitStartedAt), detail: controlPath});
+  };
   let lastError = `no answer yet`;
   let childExitCode: number | null | undefined;
   void exited.then((code) => {
@@ -70,6 +84,7 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   while (Date.now() < deadline) {
     try {
       const status = await statusOf(controlPath);
+      listening(status);
       return {started: true, pid: child.pid ?? null, status};
     } catch (error) {
       lastError = errorMessage(error);
@@ -77,7 +92,10 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
     if (childExitCode !== undefined) {
       // Our daemon exited: maybe a concurrent starter won the race, so look once more before failing.
       const winner = await tryStatus(controlPath);
-      if (winner) return {started: false, pid: null, status: winner};
+      if (winner) {
+        listening(winner);
+        return {started: false, pid: null, status: winner};
+      }
       throw new RollbridgeError(ErrorCode.DAEMON_START_TIMEOUT, `The rollbridge daemon exited with code ${childExitCode} during start-up: ${lastLogLine(logPath) ?? lastError}`, {
         fix: `Read ${logPath} for the reason, or run "rollbridge daemon --config ${config.configPath}" in the foreground to see it`,
         details: {logPath, exitCode: childExitCode},
@@ -228,4 +246,14 @@ function lastLogLine(logPath: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** `--daemon-start-timeout-ms`: a positive number of ms, else a usage error (exit 2). */
+export function parseStartTimeout(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!Number.isFinite(ms) || ms < 1) {
+    throw new UsageError(`--daemon-start-timeout-ms must be a positive number (got "${value}")`);
+  }
+  return ms;
 }

@@ -286,13 +286,14 @@ export const isProgressEvent = t.isObject({
   /**
    * `target` (rollback), `started`, `ready`, `healthy` (or `listening`: its port accepts connections, without a health check), `beforeSwitch`, `switched`, `watching`, `watched`, `draining`,
    * `afterSwitch`, `restarting`, `replaced`, `drained`, `restarted`, `legacy-stopping`, `proxy-listening`, `legacy-stopped`;
-   * `waiting` when a wait starts (see `wait`) and `dequeued` when a queued command's turn comes.
+   * `waiting` when a wait starts (see `wait`) and `dequeued` when a queued command's turn comes;
+   * `daemon-listening` (the CLI's own) when a daemon it started answers.
    */
   phase: t.isString(),
   releaseId: t.isOptional(t.isNullable(t.isString())),
   /** Since the previous phase (`waiting` has none: the phase that ends the wait carries its duration). */
   durationMs: t.isOptional(t.isNumber()),
-  /** With `waiting`: what is waited for, `queue`, `readiness`, `health`, `port` (no health check: the port to accept connections), `hook`, `drain` or `cooldown` (`detail` says it in words). */
+  /** With `waiting`: what is waited for, `queue`, `readiness`, `health`, `port` (no health check: the port to accept connections), `hook`, `drain`, `cooldown` or `daemon` (the CLI waits for a daemon it started) (`detail` says it in words). */
   wait: t.isOptional(t.isString()),
   /** With `waiting`: the longest the wait may take (the check's, hook's or drain's timeout). */
   timeoutMs: t.isOptional(t.isNumber()),

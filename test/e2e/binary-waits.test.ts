@@ -10,7 +10,9 @@ import type {TestContext} from 'node:test';
 import {WEB_APP, startDaemon} from '../helpers/daemon.ts';
 import type {TestDaemon} from '../helpers/daemon.ts';
 import {assertMatchesSchema} from '../helpers/json-schemas.ts';
+import {isPidAlive} from '../helpers/processes.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
+import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {getBinaryPath} from './binary-path.ts';
 
@@ -224,4 +226,87 @@ test(`on a terminal the current wait line carries a live elapsed time, redrawn i
   const afterWait = output.slice(output.lastIndexOf(`<ESC>[2K`));
   assert.doesNotMatch(afterWait, / … \d/, `no counter is left behind`);
   assert.match(afterWait, /\n {2}restarted worker pid \d+ \([^)]+\)\nRestarted worker\n$/);
+});
+
+/** A project with no daemon yet: web (its /ping answers 503 while `sick` holds its pid) and a companion ready once `worker-ready` exists. */
+function daemonlessProject(t: TestContext, extra: Json = {}): {cwd: string; launch: string[]} {
+  const cwd = createTempDir(t, `rb-waits-`);
+  fs.mkdirSync(path.join(cwd, `releases`, `r1`), {recursive: true});
+  fs.writeFileSync(path.join(cwd, `rollbridge.json`), JSON.stringify({
+    application: `daemon-waits`,
+    control: {path: path.join(cwd, `control.sock`)},
+    logs: {dir: path.join(cwd, `logs`)},
+    proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 300, forceStopTimeoutMs: 2_000},
+    processes: [
+      {id: `worker`, command: `exec sleep 300`, policy: `companion`, readiness: {command: `test -f "${path.join(cwd, `worker-ready`)}"`, intervalMs: 20, timeoutMs: 30_000}},
+      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_SICK_FILE: path.join(cwd, `sick`)}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 30_000}},
+    ],
+    ...extra,
+  }, null, 2));
+  beforeRemoving(cwd, async () => {
+    const pidFile = path.join(cwd, `daemon.pid`);
+    const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, `utf8`)) : 0;
+    if (pid === 0 || !isPidAlive(pid)) return;
+    process.kill(pid, `SIGTERM`);
+    await waitFor(() => !isPidAlive(pid), {what: `the daemon ${pid} to exit`});
+  });
+  return {cwd, launch: [`--daemon-log-path`, path.join(cwd, `daemon.log`), `--daemon-pid-path`, path.join(cwd, `daemon.pid`)]};
+}
+
+test(`deploy --ensure-daemon and ensure-daemon show the wait for the daemon they start: waiting (wait daemon) ended by daemon-listening, live on a terminal`, async (t) => {
+  if (!requireCommands(t, [{command: `script`, pkg: `bsdutils`}])) return;
+  const {cwd, launch} = daemonlessProject(t);
+  fs.writeFileSync(path.join(cwd, `worker-ready`), ``);
+  const socket = path.join(cwd, `control.sock`);
+  const lines = streamLines(await finish(start(t, [`deploy`, `--ensure-daemon`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`, `--stream`, ...launch], {cwd})));
+  const daemonPid = Number(fs.readFileSync(path.join(cwd, `daemon.pid`), `utf8`));
+  assert.deepEqual(steps(lines).slice(0, 3), [`waiting daemon`, `daemon-listening`, `started worker`]);
+  const [waiting, listening] = lines as [Json, Json];
+  assert.deepEqual([waiting.pid, waiting.timeoutMs, waiting.releaseId], [daemonPid, 10_000, null]);
+  assert.equal(waiting.detail, `the daemon (pid ${daemonPid}) to listen on ${socket} (timeout 10.0s)`);
+  assert.deepEqual([listening.pid, listening.detail, typeof listening.durationMs], [daemonPid, socket, `number`]);
+  // A daemon already running: nothing is waited for.
+  assert.deepEqual(steps(streamLines(await finish(start(t, [`deploy`, `--ensure-daemon`, `--release-path`, `releases/r1`, `--release-id`, `r2`, `--json`, `--stream`, ...launch], {cwd})))).slice(0, 1), [`started worker`]);
+
+  // The next daemon re-adopts web and health-checks it before it listens: held open while `sick` holds web's pid.
+  const status = JSON.parse(await finish(start(t, [`status`, `--json`], {cwd}))) as {releases: Array<{state: string; processes: Array<{id: string; pid: number}>}>};
+  const webPid = status.releases.find((release) => release.state === `active`)?.processes.find((process) => process.id === `web`)?.pid;
+  assert.ok(webPid !== undefined, JSON.stringify(status));
+  fs.writeFileSync(path.join(cwd, `sick`), String(webPid));
+  process.kill(daemonPid, `SIGKILL`);
+  await waitFor(() => !isPidAlive(daemonPid), {what: `the killed daemon to be gone`});
+  const command = [BINARY, `ensure-daemon`, `--daemon-start-timeout-ms`, `30000`, ...launch].map((arg) => `'${arg}'`).join(` `);
+  const terminal = start(t, [`-qfec`, command, `/dev/null`], {cwd, file: `script`});
+  const counter = /\r<ESC>\[2K {2}waiting for the daemon \(pid (\d+)\) to listen on [^\n]*? … (\d+\.\d)s/g;
+  const drawn = () => new Set([...visible(terminal.output()).matchAll(counter)].map((match) => match[2]));
+  await waitFor(() => drawn().size >= 3, {what: `the elapsed time to be redrawn on the daemon's wait line`, timeoutMs: 25_000});
+  assert.ok(terminal.running());
+  fs.rmSync(path.join(cwd, `sick`));
+  const output = visible(await finish(terminal)).replace(/\r\n/g, `\n`);
+  const newPid = Number(fs.readFileSync(path.join(cwd, `daemon.pid`), `utf8`));
+  assert.match(output, new RegExp(`\\r<ESC>\\[2K {2}waiting for the daemon \\(pid ${newPid}\\) to listen on ${socket} \\(timeout 30\\.0s\\)\\n {2}daemon listening \\(pid ${newPid}\\) \\([^)]+\\)\\nStarted the rollbridge daemon \\(pid ${newPid}\\) on ${socket}\\n$`));
+});
+
+test(`legacy-takeover shows each wait as it starts, live on a terminal: the daemon's start, then the companion's readiness`, async (t) => {
+  if (!requireCommands(t, [{command: `script`, pkg: `bsdutils`}])) return;
+  const {cwd, launch} = daemonlessProject(t, {legacyTakeover: {processes: [{name: `legacy`, includes: [`rb-no-such-legacy-app-${process.pid}`]}], forceStopTimeoutMs: 1_000}});
+  const command = [BINARY, `legacy-takeover`, `--release-path`, `releases/r1`, `--release-id`, `r1`, ...launch].map((arg) => `'${arg}'`).join(` `);
+  const terminal = start(t, [`-qfec`, command, `/dev/null`], {cwd, file: `script`});
+  const counter = /\r<ESC>\[2K {2}waiting for readiness of worker: command .*? … (\d+\.\d)s/g;
+  const drawn = () => new Set([...visible(terminal.output()).matchAll(counter)].map((match) => match[1]));
+  await waitFor(() => drawn().size >= 3, {what: `the elapsed time to be redrawn on the readiness wait line`, timeoutMs: 25_000});
+  assert.ok(terminal.running());
+  fs.writeFileSync(path.join(cwd, `worker-ready`), ``);
+  const output = visible(await finish(terminal)).replace(/\r\n/g, `\n`);
+  assertLinesInOrder(output, [
+    /<ESC>\[2K {2}waiting for the daemon \(pid \d+\) to listen on \S+ \(timeout 10\.0s\)$/,
+    /^ {2}daemon listening \(pid \d+\) \(/,
+    /^ {2}started worker \(companion\) pid \d+/,
+    /<ESC>\[2K {2}waiting for readiness of worker: command "[^\n…]*" \(timeout 30 s\)$/,
+    /^ {2}ready worker \(/,
+    /^ {2}healthy web \(/,
+    /^✓ release r1 is active; legacy processes: 0 stopped, 0 killed; port gap \d+ ms;/,
+  ]);
+  const afterWait = output.slice(output.lastIndexOf(`<ESC>[2K`));
+  assert.doesNotMatch(afterWait, / … \d/, `no counter is left behind`);
 });

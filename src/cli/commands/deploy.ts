@@ -7,7 +7,7 @@ import {describeDeployPlan} from '../../deploy/dry-run.ts';
 import {generateReleaseId, validateReleasePath} from '../../deploy/release.ts';
 import {ErrorCode} from '../../errors/codes.ts';
 import {isRollbridgeError} from '../../errors/rollbridge-error.ts';
-import {ensureDaemon, isOtherBuild, replaceDaemon} from '../daemon-launcher.ts';
+import {ensureDaemon, isOtherBuild, parseStartTimeout, replaceDaemon} from '../daemon-launcher.ts';
 import {snapshotFromStateFile, snapshotFromStatus} from '../dry-run.ts';
 import {findLegacyDaemon} from '../../takeover/legacy-daemon.ts';
 import type {LegacyDaemon} from '../../takeover/legacy-daemon.ts';
@@ -16,7 +16,6 @@ import {formatUpgrade, upgradeFromLegacyDaemon} from '../legacy-upgrade.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration, plural} from '../render.ts';
 import {StreamingCommand} from '../streaming-command.ts';
-import {parseStartTimeout} from './ensure-daemon.ts';
 
 export class DeployCommand extends StreamingCommand {
   static paths = [[`deploy`]];
@@ -99,8 +98,10 @@ export class DeployCommand extends StreamingCommand {
     const config = await this.loadConfig({notices: true});
     const configLoadedAt = performance.now();
     if (this.dryRun) return this.#dryRun(config);
+    // One listener for the whole command: the wait for a daemon it starts, then the deploy's phases.
+    const onProgress = this.progressListener(formatPhase);
     if (this.ensure) {
-      const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
+      const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs), onProgress};
       // A rollbridge 0.1 daemon serving this app (on control.path or 0.1's default socket) is taken over.
       const legacy = await findLegacyDaemon(config);
       if (legacy !== null) return this.#upgrade(config, legacy, launch);
@@ -126,7 +127,7 @@ export class DeployCommand extends StreamingCommand {
         ...(this.skipBeforeSwitch ? {skipBeforeSwitch: true} : {}),
         ...(this.skipIfActive ? {skipIfActive: true} : {}),
         ...(watchMs !== undefined ? {watchMs} : {}),
-      }, {onProgress: this.progressListener(formatPhase)});
+      }, {onProgress});
     } finally {
       client.close();
     }
@@ -150,7 +151,7 @@ export class DeployCommand extends StreamingCommand {
     const report = await upgradeFromLegacyDaemon(config, this.context, legacy, {
       release: {releasePath: path.resolve(this.context.cwd, this.releasePath), releaseId: this.releaseId, revision: this.revision},
       launch,
-      onProgress: this.progressListener(formatPhase),
+      onProgress: launch.onProgress,
       log: this.stderrLogger(),
     });
     if (this.human) {
@@ -273,6 +274,7 @@ export function formatPhase(event: ProgressEvent): string {
   switch (event.phase) {
     case `waiting`: return `  waiting for ${String(event.detail ?? event.wait ?? `the daemon`)}`;
     case `dequeued`: return `  left the deploy queue${duration}`;
+    case `daemon-listening`: return `  daemon listening (pid ${String(event.pid ?? `-`)})${duration}`;
     // The proxied process of a deploy (no policy): the line rollbridge 0.1 printed, which scripts match.
     case `started`: return event.policy === undefined
       ? `  started ${String(event.processId)} pid ${String(event.pid)} port ${String(event.port)}${duration}`

@@ -1,8 +1,11 @@
-import {Command, Option, UsageError} from 'clipanion';
+import {Command, Option} from 'clipanion';
+import type {ProgressEvent} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 import {findLegacyDaemon} from '../../takeover/legacy-daemon.ts';
-import {ensureDaemon, replaceDaemon, statusOf} from '../daemon-launcher.ts';
+import {ensureDaemon, parseStartTimeout, replaceDaemon, statusOf} from '../daemon-launcher.ts';
 import {formatUpgrade, upgradeFromLegacyDaemon} from '../legacy-upgrade.ts';
+import {ProgressLines} from '../progress-lines.ts';
+import {formatPhase} from './deploy.ts';
 
 export class EnsureDaemonCommand extends BaseCommand {
   static paths = [[`ensure-daemon`]];
@@ -13,7 +16,9 @@ export class EnsureDaemonCommand extends BaseCommand {
       Idempotent: prints the running daemon's status when there is one. Otherwise spawns
       \`rollbridge daemon --config <absolute config path>\` detached, with the config's directory as its
       working directory, appends its output to \`--daemon-log-path\`, writes its pid to
-      \`--daemon-pid-path\`, and waits until it answers.
+      \`--daemon-pid-path\`, and waits until it answers. On a terminal that wait is a line
+      (\`waiting for the daemon (pid …) to listen on <socket> (timeout …)\`) with a live elapsed time,
+      then \`daemon listening\` with how long it took.
 
       \`--replace\` hands a running daemon over to a new one of this build without downtime: the new
       daemon receives the proxy's listening socket, re-adopts every process from the state file,
@@ -44,9 +49,11 @@ export class EnsureDaemonCommand extends BaseCommand {
 
   replace = Option.Boolean(`--replace`, false, {description: `Replace a running daemon with one of this build, without downtime`});
 
+  #lines: ProgressLines | null = null;
+
   async run(): Promise<number> {
     const config = await this.loadConfig();
-    const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs)};
+    const launch = {logPath: this.daemonLogPath, pidPath: this.daemonPidPath, startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs), onProgress: this.#progress()};
     if (this.replace) {
       const replaced = await replaceDaemon(config, this.context, launch);
       if (!this.human) {
@@ -77,13 +84,21 @@ export class EnsureDaemonCommand extends BaseCommand {
     }
     return 0;
   }
-}
 
-export function parseStartTimeout(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Number(value);
-  if (!Number.isFinite(ms) || ms < 1) {
-    throw new UsageError(`--daemon-start-timeout-ms must be a positive number (got "${value}")`);
+  /** On a terminal, the wait for a daemon this command starts: a line with a live elapsed time (deploy's phase lines). */
+  #progress(): ((event: ProgressEvent) => void) | undefined {
+    if (!this.human) return undefined;
+    const lines = new ProgressLines(this.context.stdout);
+    this.#lines = lines;
+    return (event) => lines.write(formatPhase(event), event.phase === `waiting`);
   }
-  return ms;
+
+  override endProgress(): void {
+    this.#lines?.end();
+  }
+
+  override writeLine(text = ``): void {
+    this.endProgress();
+    super.writeLine(text);
+  }
 }

@@ -9,10 +9,9 @@ import {resolveLegacyUser} from '../../takeover/legacy-user.ts';
 import {findPortHolders} from '../../takeover/ports.ts';
 import type {PortHolder} from '../../takeover/ports.ts';
 import {StreamingCommand} from '../streaming-command.ts';
-import {ensureDaemon} from '../daemon-launcher.ts';
+import {ensureDaemon, parseStartTimeout} from '../daemon-launcher.ts';
 import {isReleaseId} from '../options.ts';
 import {formatDuration, formatTable} from '../render.ts';
-import {parseStartTimeout} from './ensure-daemon.ts';
 import {formatPhase} from './deploy.ts';
 
 /** What `--dry-run` prints (and `--json` carries next to the result). */
@@ -93,11 +92,14 @@ export class LegacyTakeoverCommand extends StreamingCommand {
     }
     if (human) this.writeLine(formatTakeoverPlan(view, {header: `Taking over:`}));
 
+    // Each wait (the daemon's start, then the takeover's health check) as a line; on a terminal with a live elapsed time.
+    const onProgress = this.progressListener(formatPhase);
     await ensureDaemon(config, this.context, {
       logPath: this.daemonLogPath,
       pidPath: this.daemonPidPath,
       startTimeoutMs: parseStartTimeout(this.daemonStartTimeoutMs),
       daemonArgs: [`--proxy-deferred`],
+      onProgress,
     });
     const client = await this.connect(config);
     try {
@@ -108,7 +110,7 @@ export class LegacyTakeoverCommand extends StreamingCommand {
         legacy: plan,
         forceStopTimeoutMs: legacy.forceStopTimeoutMs,
       }, {
-        onProgress: this.stream ? this.progressListener(formatPhase) : human ? (event) => this.writeLine(formatPhase(event)) : undefined,
+        onProgress,
       });
       if (human) {
         this.writeLine(`✓ release ${result.activeReleaseId} is active; legacy processes: ${result.legacy.stopped} stopped, ${result.legacy.killed} killed; port gap ${result.portGapMs} ms; took ${formatDuration(result.durationMs)}`);
