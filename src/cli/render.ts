@@ -63,6 +63,12 @@ export function renderError(error: unknown, options: {json: boolean; stream?: bo
 }
 
 /** `1 process`, `0 processes`, `2 processes`: real plurals, as rollbridge 0.1 printed them (scripts grep these lines). */
+/** Text that came from a managed process (an error it caused, its STATUS=), with control characters shown as `?`: no escape sequence reaches the terminal. */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, `?`);
+}
+
 export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
   return `${count} ${count === 1 ? singular : pluralForm}`;
 }

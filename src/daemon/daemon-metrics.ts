@@ -18,7 +18,7 @@ export type MetricsSources = {
   version: string;
 };
 
-type RestartReason = `crash` | `memory` | `manual`;
+type RestartReason = `crash` | `memory` | `manual` | `liveness`;
 type RollbackTrigger = `command` | `watch` | `failed_switch`;
 
 const HEALTH_CHECK_CODES: ReadonlyMap<string, string> = new Map([
@@ -37,9 +37,11 @@ export class DaemonMetrics {
   readonly #sources: MetricsSources;
   readonly #deploys = {succeeded: 0, failed: 0, rolled_back: 0};
   readonly #rollbacks: Record<RollbackTrigger, number> = {command: 0, watch: 0, failed_switch: 0};
-  /** `process\0reason` → restarts. Bounded by the configured processes (× 3 reasons). */
+  /** `process\0reason` → restarts. Bounded by the configured processes (× 4 reasons). */
   readonly #restarts = new Map<string, number>();
   readonly #healthCheckFailures = new Map<string, number>();
+  /** process → failed liveness probes. Bounded by the configured processes. */
+  readonly #livenessFailures = new Map<string, number>();
 
   constructor(sources: MetricsSources) {
     this.#sources = sources;
@@ -64,7 +66,7 @@ export class DaemonMetrics {
     switch (record.msg) {
       case `process started`: {
         const reason = record.reason as string;
-        if (reason === `crash` || reason === `memory` || reason === `manual`) increment(this.#restarts, `${String(record.id)}\u0000${reason satisfies RestartReason}`);
+        if (reason === `crash` || reason === `memory` || reason === `manual` || reason === `liveness`) increment(this.#restarts, `${String(record.id)}\u0000${reason satisfies RestartReason}`);
         return;
       }
       case `release startup failed`: {
@@ -72,6 +74,11 @@ export class DaemonMetrics {
         if (check !== undefined) increment(this.#healthCheckFailures, check);
         return;
       }
+      case `liveness check failed`:
+      case `liveness failed`:
+        // Each failed probe: those below the threshold, then the one that reaches it.
+        increment(this.#livenessFailures, String(record.id));
+        return;
       case `switching back`:
         // A watch-window switch-back is counted from the deploy's outcome.
         if (codeOf(record) !== ErrorCode.WATCH_ROLLED_BACK) this.#rollbacks.failed_switch++;
@@ -135,13 +142,15 @@ export class DaemonMetrics {
     for (const [outcome, count] of Object.entries(this.#deploys)) out.sample(`rollbridge_deploys_total`, {outcome}, count);
     out.family(`rollbridge_rollbacks_total`, `counter`, `Traffic moved back to a previous release, by trigger (command: rollback; watch: watch window; failed_switch: a step after the switch failed)`);
     for (const [trigger, count] of Object.entries(this.#rollbacks)) out.sample(`rollbridge_rollbacks_total`, {trigger}, count);
-    out.family(`rollbridge_process_restarts_total`, `counter`, `Restarts of managed processes by process and reason (crash, memory: over its memory limit, manual: the restart command)`);
+    out.family(`rollbridge_process_restarts_total`, `counter`, `Restarts of managed processes by process and reason (crash, memory: over its memory limit, manual: the restart command, liveness: failed its liveness checks)`);
     for (const [key, count] of this.#restarts) {
       const [process, reason] = key.split(`\u0000`) as [string, string];
       out.sample(`rollbridge_process_restarts_total`, {process, reason}, count);
     }
     out.family(`rollbridge_health_check_failures_total`, `counter`, `Health checks (health) and readiness checks (readiness) that failed a deploy`);
     for (const check of HEALTH_CHECK_CODES.values()) out.sample(`rollbridge_health_check_failures_total`, {check}, this.#healthCheckFailures.get(check) ?? 0);
+    out.family(`rollbridge_liveness_check_failures_total`, `counter`, `Failed liveness probes (health.liveness, readiness.liveness) of the active release's processes, by process`);
+    for (const [process, count] of this.#livenessFailures) out.sample(`rollbridge_liveness_check_failures_total`, {process}, count);
 
     const active = deployer.activeRelease;
     out.family(`rollbridge_active_release_info`, `gauge`, `The release the proxy sends new requests to (absent when none)`);

@@ -152,12 +152,13 @@ export class ManagedProcess {
   }
 
   /**
-   * A process that replaces this instance (restart, memory restart) continues its counts: status keeps
-   * counting the instance's restarts and memory restarts across replacements. Call before starting it.
+   * A process that replaces this instance (restart, memory or liveness restart) continues its counts:
+   * status keeps counting the instance's restarts, memory and liveness restarts across replacements. Call before starting it.
    */
   continueCountsOf(previous: ManagedProcess): void {
     this.#restarts = previous.#restarts;
     this.#memoryRestarts = previous.#memoryRestarts;
+    this.#livenessRestarts = previous.#livenessRestarts;
     this.#lastMemoryRestartAt = previous.#lastMemoryRestartAt;
   }
 

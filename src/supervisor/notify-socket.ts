@@ -42,7 +42,7 @@ type Credentials = {pid: number; uid: number; gid: number};
  * sender that exited before its datagram was checked is refused, as systemd refuses it; the helper holds
  * the descriptor of systemd-notify's BARRIER=1 until the check, so `systemd-notify --ready` waits for
  * it), UTF-8 without NUL.
- * Then READY=1 makes the process ready, STATUS= is kept (512 characters, control characters removed),
+ * Then READY=1 makes the process ready, STATUS= is kept (512 characters, C0 and C1 control characters removed),
  * MAINPID= is kept when that pid is in the process group, STOPPING=1 is noted, other keys are ignored.
  */
 export class NotifySocket {
@@ -264,5 +264,5 @@ export function parseCredentials(control: Buffer): Credentials | null {
 
 function sanitizeStatus(value: string): string {
   // eslint-disable-next-line no-control-regex
-  return value.replace(/[\u0000-\u001f\u007f]/g, ``).slice(0, MAX_STATUS_CHARS);
+  return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, ``).slice(0, MAX_STATUS_CHARS);
 }

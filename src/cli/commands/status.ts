@@ -1,7 +1,7 @@
 import {Command, Option} from 'clipanion';
 import type {ProcessStatusView, StatusResult} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
-import {formatDuration, formatTable, plural} from '../render.ts';
+import {formatDuration, formatTable, plural, terminalSafe} from '../render.ts';
 import {describeSocketChoice, formatSocketChoice} from '../socket-access.ts';
 
 
@@ -13,8 +13,12 @@ export class StatusCommand extends BaseCommand {
     details: `
       A table on a terminal: the processes of the starting, active and draining releases, the services
       and the singletons, each with its state (\`running (adopted)\` for a process re-adopted from a
-      previous daemon), pid, port, uptime, restarts (\`3 (1 memory)\`: the memory restarts among them),
-      RSS and CPU of its process group; \`--all\` adds the stopped and failed retained releases. CPU is
+      previous daemon; \`liveness 2/3 failed\` while its liveness checks fail; \`not ready\` for a
+      \`health.type: notify\` process that has not sent READY=1), pid, port, uptime, restarts
+      (after crashes, then the replacements for the memory limit and for failed liveness checks:
+      \`3 (1 memory, 2 liveness)\`),
+      RSS and CPU of its process group. Under the table: why a liveness check fails, and what a notify
+      process last said (its STATUS= text). \`--all\` adds the stopped and failed retained releases. CPU is
       measured since the previous \`status\` call (at least 0.5 s before), else averaged since the
       process started, so \`watch rollbridge status\` shows the current load.
 
@@ -121,20 +125,22 @@ export function renderStatus(status: StatusResult, options: {all?: boolean} = {}
   const rows: string[][] = [];
   const addRow = (where: string, process: ProcessStatusView, extra = ``) => {
     const running = process.state === `running`;
-    const memoryRestarts = process.memoryRestarts ?? 0;
+    const marks = stateMarks(process);
     rows.push([
       where,
       process.id,
-      process.adopted === true ? `${process.state} (adopted)` : process.state,
+      marks.length > 0 ? `${process.state} (${marks.join(`, `)})` : process.state,
       process.pid === undefined ? `-` : String(process.pid),
       process.port === undefined ? `-` : String(process.port),
       running ? formatDuration(process.uptimeMs) : `-`,
-      `${process.restarts ?? 0}${memoryRestarts > 0 ? ` (${memoryRestarts} memory)` : ``}`,
+      formatRestarts(process),
       running && process.rssBytes !== undefined ? formatBytes(process.rssBytes) : `-`,
       running && process.cpuPercent !== undefined ? `${process.cpuPercent.toFixed(1)}%` : `-`,
       extra,
     ]);
+    notes.push(...processNotes(where, process));
   };
+  const notes: string[] = [];
   const releases = status.releases ?? [];
   const shown = options.all === true ? releases : releases.filter((release) => CURRENT_RELEASE_STATES.has(String(release.state)));
   for (const release of shown) {
@@ -149,8 +155,39 @@ export function renderStatus(status: StatusResult, options: {all?: boolean} = {}
     const states = [...new Set(releases.filter((release) => !shown.includes(release)).map((release) => String(release.state)))].join(`, `);
     lines.push(``, `${plural(hidden, `more retained release`, `more retained releases`)} (${states}) not shown: "rollbridge status --all" lists them`);
   }
-  if (rows.some((row) => row[2]?.endsWith(`(adopted)`))) lines.push(``, `adopted: re-adopted from the previous daemon after it restarted (found by pid and start time)`);
+  if (rows.some((row) => row[2]?.includes(`(adopted`))) lines.push(``, `adopted: re-adopted from the previous daemon after it restarted (found by pid and start time)`);
+  if (notes.length > 0) lines.push(``, ...notes);
   return lines.join(`\n`);
+}
+
+/** `adopted`, a failing liveness check (`liveness 2/3 failed`), a notify process not ready yet. */
+function stateMarks(process: ProcessStatusView): string[] {
+  const marks: string[] = [];
+  if (process.adopted === true) marks.push(`adopted`);
+  if (process.liveness?.state === `failing`) marks.push(`liveness ${process.liveness.consecutiveFailures}/${process.liveness.failureThreshold} failed`);
+  if (process.state === `running` && process.notify?.ready === false) marks.push(`not ready`);
+  return marks;
+}
+
+/** `3`, `3 (1 memory)`, `0 (1 memory, 2 liveness)`: restarts after crashes, then the memory and liveness restarts. */
+function formatRestarts(process: ProcessStatusView): string {
+  const causes = [
+    [process.memoryRestarts ?? 0, `memory`],
+    [process.liveness?.restarts ?? 0, `liveness`],
+  ] as const;
+  const among = causes.filter(([count]) => count > 0).map(([count, cause]) => `${count} ${cause}`);
+  return `${process.restarts ?? 0}${among.length > 0 ? ` (${among.join(`, `)})` : ``}`;
+}
+
+/** Lines under the table: why a liveness check fails, what a notify process last said (STATUS=). */
+function processNotes(where: string, process: ProcessStatusView): string[] {
+  const notes: string[] = [];
+  const liveness = process.liveness;
+  if (liveness?.state === `failing`) {
+    notes.push(`${process.id} (${where}): liveness check failed ${liveness.consecutiveFailures} of ${liveness.failureThreshold} times in a row${liveness.lastError === undefined ? `` : `: ${terminalSafe(liveness.lastError)}`}`);
+  }
+  if (process.state === `running` && process.notify?.status !== undefined) notes.push(`${process.id} (${where}): notify status "${terminalSafe(process.notify.status)}"`);
+  return notes;
 }
 
 /** `512K`, `48.3M`, `1.20G` (binary units, as `ps` and `top` print RSS). */
