@@ -51,6 +51,22 @@ test(`ansible-doc renders every module with its options, examples and return val
     assert.equal(rendered.stderr.trim(), ``, `ansible-doc warns nothing for ${name}`);
     for (const section of [`OPTIONS`, `EXAMPLES`, `RETURN VALUES`, `config`]) assert.match(rendered.stdout, new RegExp(section), `${name} has ${section}`);
   }
+  // config and binary are documented once, in plugins/doc_fragments/rollbridge.py: every module has them
+  // from there (a module may word config's description its own way), and no module repeats them.
+  const documented = await workspace.run(`ansible-doc`, [`--json`, ...MODULES.map((name) => `rollbridge.deploy.${name}`)]);
+  assert.equal(documented.code, 0, explain(documented));
+  type Option = {description: string[]; type: string; required?: boolean; default?: unknown};
+  const docs = JSON.parse(documented.stdout) as Record<string, {doc: {options: Record<string, Option>}}>;
+  for (const name of MODULES) {
+    const {config, binary} = docs[`rollbridge.deploy.${name}`]?.doc.options ?? {};
+    assert.deepEqual([config?.type, config?.required], [`path`, true], `${name}: config`);
+    assert.match(config?.description[0] ?? ``, /^Path of the application's rollbridge config file /, `${name}: config`);
+    assert.deepEqual([binary?.type, binary?.default], [`str`, `rollbridge`], `${name}: binary`);
+    assert.match(binary?.description.join(` `) ?? ``, /^The rollbridge executable on the managed host, a name looked up on C\(PATH\)/, `${name}: binary`);
+    const source = fs.readFileSync(path.join(COLLECTION_DIR, `plugins`, `modules`, `${name}.py`), `utf8`);
+    assert.match(source, /\nextends_documentation_fragment:\n {2}- rollbridge\.deploy\.rollbridge\n/, name);
+    assert.doesNotMatch(source, /\n {2}binary:\n/, `${name} does not repeat the binary option's documentation`);
+  }
   const role = await workspace.run(`ansible-doc`, [`-t`, `role`, `rollbridge.deploy.install`]);
   assert.equal(role.code, 0, explain(role));
   assert.match(role.stdout, /rollbridge_binary_src/);
@@ -64,7 +80,7 @@ test(`ansible-galaxy builds the collection with its modules, role and playbook`,
   const tarball = fs.readdirSync(workspace.dir).find((file) => /^rollbridge-deploy-\d+\.\d+\.\d+\.tar\.gz$/.test(file));
   assert.ok(tarball, built.stdout);
   const listing = spawnSync(`tar`, [`-tzf`, path.join(workspace.dir, tarball)], {encoding: `utf8`}).stdout.split(`\n`);
-  for (const file of [`MANIFEST.json`, `plugins/module_utils/rollbridge.py`, `roles/install/templates/rollbridge.service.j2`, `playbooks/rolling_deploy.yml`, ...MODULES.map((name) => `plugins/modules/${name}.py`)]) {
+  for (const file of [`MANIFEST.json`, `plugins/module_utils/rollbridge.py`, `plugins/doc_fragments/rollbridge.py`, `roles/install/templates/rollbridge.service.j2`, `playbooks/rolling_deploy.yml`, ...MODULES.map((name) => `plugins/modules/${name}.py`)]) {
     assert.ok(listing.includes(file), `${file} is in ${tarball}`);
   }
 });

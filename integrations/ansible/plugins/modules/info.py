@@ -20,18 +20,8 @@ description:
     C(active_release_id), so a play can decide to start one.
 author:
   - rollbridge contributors
-options:
-  config:
-    description:
-      - Path of the application's rollbridge config file on the managed host.
-    type: path
-    required: true
-  binary:
-    description:
-      - The rollbridge executable on the managed host, a name looked up on C(PATH), C(/usr/local/bin) and
-        C(/opt/rollbridge/bin), or an absolute path.
-    type: str
-    default: rollbridge
+extends_documentation_fragment:
+  - rollbridge.deploy.rollbridge
 notes:
   - Supports check mode.
 seealso:

@@ -22,12 +22,12 @@ description:
   - A failure returns rollbridge's error code in C(code), its message in C(msg) and the suggested fix in C(fix).
 author:
   - rollbridge contributors
+extends_documentation_fragment:
+  - rollbridge.deploy.rollbridge
 options:
   config:
     description:
       - Path of the application's rollbridge config file on the managed host; it must have a C(legacyTakeover) block.
-    type: path
-    required: true
   release_path:
     description:
       - Directory of the prepared release on the managed host.
@@ -41,12 +41,6 @@ options:
     description:
       - Revision recorded with the release.
     type: str
-  binary:
-    description:
-      - The rollbridge executable on the managed host, a name looked up on C(PATH), C(/usr/local/bin) and
-        C(/opt/rollbridge/bin), or an absolute path.
-    type: str
-    default: rollbridge
 notes:
   - Supports check mode.
 seealso:

@@ -25,13 +25,13 @@ description:
   - A failure returns rollbridge's error code in C(code), its message in C(msg) and the suggested fix in C(fix).
 author:
   - rollbridge contributors
+extends_documentation_fragment:
+  - rollbridge.deploy.rollbridge
 options:
   config:
     description:
       - Path of the application's rollbridge config file (C(rollbridge.js), C(rollbridge.json) …) on the managed host.
       - The commands run with its directory as working directory, so relative paths resolve against it.
-    type: path
-    required: true
   release_path:
     description:
       - Directory of the prepared release on the managed host. Required with I(state=active).
@@ -66,12 +66,6 @@ options:
         A daemon of another rollbridge build is replaced without downtime first.
     type: bool
     default: true
-  binary:
-    description:
-      - The rollbridge executable on the managed host, a name looked up on C(PATH), C(/usr/local/bin) and
-        C(/opt/rollbridge/bin), or an absolute path.
-    type: str
-    default: rollbridge
 notes:
   - Needs C(rollbridge) 0.2 or later on the managed host (the C(rollbridge.deploy.install) role puts it there).
   - Supports check mode and diff mode.

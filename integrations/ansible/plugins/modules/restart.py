@@ -20,12 +20,9 @@ description:
   - A failure returns rollbridge's error code in C(code), its message in C(msg) and the suggested fix in C(fix).
 author:
   - rollbridge contributors
+extends_documentation_fragment:
+  - rollbridge.deploy.rollbridge
 options:
-  config:
-    description:
-      - Path of the application's rollbridge config file on the managed host.
-    type: path
-    required: true
   names:
     description:
       - Substrings of process instance ids; the union of their matches is restarted. A name that matches nothing
@@ -54,12 +51,6 @@ options:
     description:
       - How long I(check_url) may take to answer 2xx, e.g. C(30s) (rollbridge's default is 10 s).
     type: str
-  binary:
-    description:
-      - The rollbridge executable on the managed host, a name looked up on C(PATH), C(/usr/local/bin) and
-        C(/opt/rollbridge/bin), or an absolute path.
-    type: str
-    default: rollbridge
 notes:
   - Supports check mode.
 seealso:
