@@ -52,28 +52,8 @@ export async function benchLifecycle(ctx: BenchContext, result: PartResult): Pro
       }},
     ];
     for (const operation of operations) {
-      const load = LoadProcess.start([`http`, `--port`, String(daemon.proxyPort), `--connections`, String(CONNECTIONS), `--max-ms`, `120000`]);
-      let outcome = ``;
-      let loadResult: HttpLoadResult;
-      try {
-        await load.waitFor(`ready`, 15_000);
-        await delay(1_000);
-        const startedAt = Date.now();
-        outcome = await operation.run(daemon);
-        outcome += ` (${Date.now() - startedAt} ms)`;
-        await delay(1_000);
-        loadResult = await load.finish<HttpLoadResult & {event: `result`}>();
-      } catch (error) {
-        load.kill();
-        throw error;
-      }
-      const failed = loadResult.requests - loadResult.ok;
-      const kinds: Record<string, number> = {...loadResult.byError};
-      for (const [status, count] of Object.entries(loadResult.byStatus)) if (!status.startsWith(`2`)) kinds[`HTTP ${status}`] = count;
-      const kindText = Object.entries(kinds).map(([kind, count]) => `${kind} × ${count}`).join(`, `) || `none`;
-      ctx.log(`  ${operation.name}: ${formatCount(loadResult.requests)} requests, ${failed} failed (${kindText}); ${outcome}`);
-      rows.push([operation.name, formatCount(loadResult.requests), String(failed), kindText, outcome]);
-      result.checks.push(check(`failed requests during: ${operation.name}`, `${failed} of ${formatCount(loadResult.requests)}`, `0`, failed === 0));
+      const {outcome, load} = await underLoad(daemon.proxyPort, () => operation.run(daemon));
+      report(ctx, result, rows, operation.name, outcome, load);
     }
     const active = (await daemon.status()).activeReleaseId;
     result.checks.push(check(`active release after the crashed deploy was rolled back`, String(active), `l01`, active === `l01`));
@@ -110,33 +90,46 @@ async function rollingRestart(ctx: BenchContext, result: PartResult, parent: str
     if (!first.ok) throw new Error(`The first deploy failed: ${first.error}`);
     // Round robin: 2 per replica.
     for (let index = 0; index < replicas * 2; index++) sockets.push(await BenchWebSocket.connect(daemon.proxyPort));
-    const load = LoadProcess.start([`http`, `--port`, String(daemon.proxyPort), `--connections`, String(CONNECTIONS), `--max-ms`, `120000`]);
-    let outcome: string;
-    let loadResult: HttpLoadResult;
-    try {
-      await load.waitFor(`ready`, 15_000);
-      await delay(1_000);
-      const startedAt = Date.now();
-      outcome = describe(await daemon.rollbridge([`restart`, `--process`, `web`, `--json`], 120_000));
-      const wallMs = Date.now() - startedAt;
-      outcome += ` (${wallMs} ms)`;
-      // Drains one after another cannot take less than replicas × drainTimeoutMs: below it, they overlapped.
-      result.checks.push(check(`rolling restart wall time, ${replicas} replicas (drains ${ROLLING_DRAIN_MS} ms each)`, `${wallMs} ms`, `< ${replicas * ROLLING_DRAIN_MS} ms (drains overlap)`, wallMs < replicas * ROLLING_DRAIN_MS));
-      await delay(1_000);
-      loadResult = await load.finish<HttpLoadResult & {event: `result`}>();
-    } catch (error) {
-      load.kill();
-      throw error;
-    }
-    const failed = loadResult.requests - loadResult.ok;
-    ctx.log(`  ${name}: ${formatCount(loadResult.requests)} requests, ${failed} failed; ${outcome}`);
-    rows.push([name, formatCount(loadResult.requests), String(failed), failed === 0 ? `none` : `see the load log`, outcome]);
-    result.checks.push(check(`failed requests during: ${name}`, `${failed} of ${formatCount(loadResult.requests)}`, `0`, failed === 0));
+    const {outcome, wallMs, load} = await underLoad(daemon.proxyPort, async () => describe(await daemon.rollbridge([`restart`, `--process`, `web`, `--json`], 120_000)));
+    // Drains one after another cannot take less than replicas × drainTimeoutMs: below it, they overlapped.
+    result.checks.push(check(`rolling restart wall time, ${replicas} replicas (drains ${ROLLING_DRAIN_MS} ms each)`, `${wallMs} ms`, `< ${replicas * ROLLING_DRAIN_MS} ms (drains overlap)`, wallMs < replicas * ROLLING_DRAIN_MS));
+    report(ctx, result, rows, name, outcome, load);
   } finally {
     for (const socket of sockets) socket.socket.destroy();
     const problems = await daemon.stop();
     for (const line of problems) ctx.log(`  daemon: ${line}`);
   }
+}
+
+/**
+ * Runs `operation` under CONNECTIONS keep-alive connections of a separate load process, with 1 s of load
+ * before and after it; `outcome` is the operation's text with its wall time appended.
+ */
+async function underLoad(proxyPort: number, operation: () => Promise<string>): Promise<{outcome: string; wallMs: number; load: HttpLoadResult}> {
+  const load = LoadProcess.start([`http`, `--port`, String(proxyPort), `--connections`, String(CONNECTIONS), `--max-ms`, `120000`]);
+  try {
+    await load.waitFor(`ready`, 15_000);
+    await delay(1_000);
+    const startedAt = Date.now();
+    const outcome = await operation();
+    const wallMs = Date.now() - startedAt;
+    await delay(1_000);
+    return {outcome: `${outcome} (${wallMs} ms)`, wallMs, load: await load.finish<HttpLoadResult & {event: `result`}>()};
+  } catch (error) {
+    load.kill();
+    throw error;
+  }
+}
+
+/** One operation's line, table row and "0 failed requests" check, with the failures by kind. */
+function report(ctx: BenchContext, result: PartResult, rows: string[][], name: string, outcome: string, load: HttpLoadResult): void {
+  const failed = load.requests - load.ok;
+  const kinds: Record<string, number> = {...load.byError};
+  for (const [status, count] of Object.entries(load.byStatus)) if (!status.startsWith(`2`)) kinds[`HTTP ${status}`] = count;
+  const kindText = Object.entries(kinds).map(([kind, count]) => `${kind} × ${count}`).join(`, `) || `none`;
+  ctx.log(`  ${name}: ${formatCount(load.requests)} requests, ${failed} failed (${kindText}); ${outcome}`);
+  rows.push([name, formatCount(load.requests), String(failed), kindText, outcome]);
+  result.checks.push(check(`failed requests during: ${name}`, `${failed} of ${formatCount(load.requests)}`, `0`, failed === 0));
 }
 
 function describe(run: {code: number; stdout: string}): string {

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import {setTimeout as delay} from 'node:timers/promises';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {abortableDelay} from '../util/abortable-delay.ts';
 
 // Larger health bodies are cut off (the connection is closed) instead of read to the end.
 const MAX_DISCARDED_BODY_BYTES = 64 * 1024;
@@ -45,7 +45,7 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
   const {url, signal} = options;
   const startedAt = Date.now();
   signal?.throwIfAborted();
-  if (options.startDelayMs > 0) await sleep(options.startDelayMs, signal);
+  if (options.startDelayMs > 0) await abortableDelay(options.startDelayMs, signal);
   const deadline = Date.now() + options.timeoutMs;
   const successThreshold = Math.max(1, options.successThreshold);
   let attempts = 0;
@@ -79,7 +79,7 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
     // 100 ms is seen within ~20 ms of listening, a slow one soon settles at intervalMs.
     const waitMs = Math.max(0, Math.min(options.intervalMs, Math.max(FIRST_RETRY_MS, (Date.now() - probingSince) / 5)));
     if (Date.now() + waitMs >= deadline) break;
-    await sleep(waitMs, signal);
+    await abortableDelay(waitMs, signal);
   }
   if (passes > 0) lastFailure = `${passes} of ${successThreshold} consecutive passes before the deadline`;
   const durationMs = Date.now() - startedAt;
@@ -135,16 +135,6 @@ export async function probeHttp(url: string, timeoutMs: number, signal?: AbortSi
     const timer = setTimeout(() => settle(() => resolve({ok: false, error: `probe timed out after ${timeoutMs} ms`})), timeoutMs);
     signal?.addEventListener(`abort`, onAbort, {once: true});
   });
-}
-
-/** Like `delay`, but an abort rejects with the signal's reason rather than a generic AbortError. */
-async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  try {
-    await delay(ms, undefined, {signal});
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    throw error;
-  }
 }
 
 function describeProbeError(error: unknown): string {

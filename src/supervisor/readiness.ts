@@ -1,9 +1,9 @@
 import net from 'node:net';
-import {setTimeout as delay} from 'node:timers/promises';
 import {execa} from 'execa';
 import type {HealthConfig, ReadinessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {abortableDelay} from '../util/abortable-delay.ts';
 import {probeHttp} from './health-check.ts';
 
 export type ReadinessTarget = {
@@ -53,7 +53,7 @@ export async function waitForReady(readiness: ProbeCheck & WaitSettings, target:
     }
     const waitMs = Math.min(readiness.intervalMs, Math.max(10, (Date.now() - startedAt) / 5));
     if (Date.now() + waitMs >= deadline) break;
-    await sleep(waitMs, options.signal);
+    await abortableDelay(waitMs, options.signal);
   }
   const health = options.purpose === `health`;
   throw new RollbridgeError(health ? ErrorCode.HEALTH_CHECK_FAILED : ErrorCode.READINESS_FAILED, `Process "${target.processId}" did not become ${health ? `healthy` : `ready`} (${describe}) within ${readiness.timeoutMs} ms after ${attempts} ${attempts === 1 ? `attempt` : `attempts`}: ${lastFailure}`, {
@@ -101,16 +101,6 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<CheckR
       resolve({ok: false, error: `connect ${error.code ?? error.message} ${host}:${port}`});
     });
   });
-}
-
-/** Like `delay`, but an abort rejects with the signal's reason. */
-async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  try {
-    await delay(ms, undefined, {signal});
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    throw error;
-  }
 }
 
 function formatHost(host: string): string {
