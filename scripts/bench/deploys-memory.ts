@@ -11,7 +11,9 @@ import {ControlClient} from '../../src/control/client.ts';
 import {BenchDaemon} from './bench-daemon.ts';
 import {check} from './part-result.ts';
 import type {BenchContext, PartResult} from './part-result.ts';
-import {readRssBreakdown, sampleRss} from './process-usage.ts';
+import {memoryMapTable} from './memory.ts';
+import {readMemoryMap, sampleRss} from './process-usage.ts';
+import type {MemoryMap} from './process-usage.ts';
 import {formatMb, median, percentile} from './stats.ts';
 
 export const DEPLOYS = 1_000;
@@ -37,7 +39,7 @@ while (my $client = $server->accept) {
 }
 `;
 
-type Checkpoint = {deploys: number; rss: number; anonymous: number; fileBacked: number; heapUsed: number; heapTotal: number; external: number; releases: number; elapsedS: number};
+type Checkpoint = {deploys: number; rss: number; anonymous: number; fileBacked: number; heapUsed: number; heapTotal: number; external: number; releases: number; elapsedS: number; map: MemoryMap | null};
 
 export async function benchDeploysMemory(ctx: BenchContext, result: PartResult): Promise<void> {
   const dir = path.join(ctx.workDir, `d`);
@@ -76,7 +78,7 @@ export async function benchDeploysMemory(ctx: BenchContext, result: PartResult):
       if ((CHECKPOINTS as readonly number[]).includes(n)) {
         const point = await measure(client, daemon.pid, n, (performance.now() - started) / 1000);
         checkpoints.push(point);
-        ctx.log(`  after ${n} deploys (${point.elapsedS.toFixed(0)} s): RSS ${formatMb(point.rss)} (anonymous ${formatMb(point.anonymous)}, file-backed ${formatMb(point.fileBacked)}), heapUsed ${formatMb(point.heapUsed)} of ${formatMb(point.heapTotal)}, external ${formatMb(point.external)}, ${point.releases} releases retained`);
+        ctx.log(`  after ${n} deploys (${point.elapsedS.toFixed(0)} s): RSS ${formatMb(point.rss)} (anonymous ${formatMb(point.anonymous)}, of which malloc ${formatMb((point.map?.mallocMain ?? Number.NaN) + (point.map?.mallocThreads ?? Number.NaN))} in ${point.map?.threadArenas ?? `?`} thread arenas and the main one; file-backed ${formatMb(point.fileBacked)}), heapUsed ${formatMb(point.heapUsed)} of ${formatMb(point.heapTotal)}, external ${formatMb(point.external)}, ${point.releases} releases retained`);
       }
     }
   } finally {
@@ -90,6 +92,7 @@ export async function benchDeploysMemory(ctx: BenchContext, result: PartResult):
     header: [`after deploys`, `daemon RSS MB`, `anonymous MB`, `file-backed MB`, `heapUsed MB`, `heapTotal MB`, `external MB`, `releases retained`, `elapsed s`],
     rows: checkpoints.map((p) => [String(p.deploys), (p.rss / MB).toFixed(1), (p.anonymous / MB).toFixed(1), (p.fileBacked / MB).toFixed(1), (p.heapUsed / MB).toFixed(1), (p.heapTotal / MB).toFixed(1), (p.external / MB).toFixed(1), String(p.releases), p.elapsedS.toFixed(0)]),
   });
+  result.tables.push(memoryMapTable(`where the RSS is at each checkpoint`, checkpoints.map((p) => [`after ${p.deploys} deploys`, p.map, Number.isFinite(p.heapTotal) ? p : null])));
   const at50 = checkpoints.find((p) => p.deploys === 50);
   const atEnd = checkpoints.find((p) => p.deploys === DEPLOYS);
   const growth = at50 && atEnd ? atEnd.rss / at50.rss - 1 : Number.NaN;
@@ -101,6 +104,11 @@ export async function benchDeploysMemory(ctx: BenchContext, result: PartResult):
     Number.isFinite(growth) && growth <= GROWTH_GOAL,
   ));
   result.checks.push(check(`deploys that succeeded and answered through the proxy`, `${durations.length - failures.filter((f) => f.includes(`answered`)).length} of ${DEPLOYS}`, String(DEPLOYS), failures.length === 0 && durations.length === DEPLOYS));
+  if (at50?.map && atEnd?.map) {
+    const delta = (before: number, after: number) => `${after - before >= 0 ? `+` : ``}${((after - before) / MB).toFixed(1)} MB`;
+    const otherAnonymous = (p: Checkpoint) => p.map!.otherAnonymous - p.heapTotal;
+    result.notes.push(`what grew from deploy 50 to deploy ${DEPLOYS}: code pages ${delta(at50.map.codePages, atEnd.map.codePages)}, malloc ${delta(at50.map.mallocMain + at50.map.mallocThreads, atEnd.map.mallocMain + atEnd.map.mallocThreads)} (main arena ${delta(at50.map.mallocMain, atEnd.map.mallocMain)}, thread arenas ${delta(at50.map.mallocThreads, atEnd.map.mallocThreads)}), V8 heapTotal ${delta(at50.heapTotal, atEnd.heapTotal)} (heapUsed ${delta(at50.heapUsed, atEnd.heapUsed)}), other anonymous ${delta(otherAnonymous(at50), otherAnonymous(atEnd))}`);
+  }
   if (Number.isFinite(growth) && growth > GROWTH_GOAL) result.findings.push(`daemon RSS grew ${(growth * 100).toFixed(1)} % from deploy 50 to deploy ${DEPLOYS} (goal ≤ ${GROWTH_GOAL * 100} %)`);
   for (const failure of failures.slice(0, 10)) result.findings.push(failure);
   if (durations.length > 0) result.notes.push(`daemon durationMs per deploy: median ${median(durations).toFixed(0)}, p95 ${percentile(durations, 95).toFixed(0)}, max ${Math.max(...durations).toFixed(0)}`);
@@ -119,10 +127,10 @@ async function measure(client: ControlClient, pid: number, deploys: number, elap
   const sampler = sampleRss(pid);
   await delay(1_000);
   const rss = median(sampler.stop());
-  const parts = readRssBreakdown(pid);
+  const map = readMemoryMap(pid);
   status = await client.call(`status`, {});
   const memory = status.daemon?.memory;
-  return {deploys, rss, anonymous: parts?.anonymous ?? Number.NaN, fileBacked: parts?.fileBacked ?? Number.NaN, heapUsed: memory?.heapUsed ?? Number.NaN, heapTotal: memory?.heapTotal ?? Number.NaN, external: memory?.external ?? Number.NaN, releases: status.releases?.length ?? 0, elapsedS};
+  return {deploys, rss, anonymous: map?.anonymous ?? Number.NaN, fileBacked: map ? map.rss - map.anonymous : Number.NaN, heapUsed: memory?.heapUsed ?? Number.NaN, heapTotal: memory?.heapTotal ?? Number.NaN, external: memory?.external ?? Number.NaN, releases: status.releases?.length ?? 0, elapsedS, map};
 }
 
 function get(port: number, agent: http.Agent): Promise<string> {
