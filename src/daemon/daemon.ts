@@ -28,6 +28,7 @@ import {MetricsServer} from './metrics-server.ts';
 import {computeRuntimeIdentity} from './runtime-identity.ts';
 import type {RuntimeIdentity} from './runtime-identity.ts';
 import type {StatusResult} from '../control/protocol.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 export type DaemonOptions = {
   config: Config;
@@ -120,7 +121,7 @@ export class Daemon {
     return {
       format: 1,
       application: config.application,
-      writtenAt: new Date().toISOString(),
+      writtenAt: isoTime(),
       bootId: readBootId(),
       daemon: {pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? null, version: this.#options.version.version},
       proxy: {host: config.proxy.host, port: config.proxy.port},
@@ -143,7 +144,7 @@ export class Daemon {
       // A state file someone else could have written names processes to signal: never start on it.
       if (isRollbridgeError(error) && error.code === ErrorCode.STATE_FILE_UNSAFE) throw error;
       log.error(`state file unreadable; nothing re-adopted`, {statePath, err: error});
-      this.recovery = {statePath, previousDaemonPid: null, stateWrittenAt: null, restoredAt: new Date().toISOString(), durationMs: 0, error: (error as Error).message};
+      this.recovery = {statePath, previousDaemonPid: null, stateWrittenAt: null, restoredAt: isoTime(), durationMs: 0, error: (error as Error).message};
       return;
     }
     if (state === null) return;
@@ -157,7 +158,7 @@ export class Daemon {
       statePath,
       previousDaemonPid: state.daemon.pid,
       stateWrittenAt: state.writtenAt,
-      restoredAt: new Date().toISOString(),
+      restoredAt: isoTime(),
       durationMs: Math.round(performance.now() - startedAt),
       ...report,
     };
@@ -284,7 +285,7 @@ export class Daemon {
     const clock = performance.now();
     const active = this.deployer.activeRelease;
     const report = (releaseId: string, revision: string, outcome: BootstrapStatus[`outcome`]) => {
-      this.bootstrap = {releaseId, releasePath: request.releasePath, revision, outcome, startedAt: startedAt.toISOString(), durationMs: Math.round(performance.now() - clock)};
+      this.bootstrap = {releaseId, releasePath: request.releasePath, revision, outcome, startedAt: isoTime(startedAt), durationMs: Math.round(performance.now() - clock)};
       log.info(`bootstrap release active`, {...this.bootstrap});
     };
     if (active !== null && active.releasePath === request.releasePath && (request.releaseId ?? active.releaseId) === active.releaseId && (request.revision ?? active.revision) === active.revision) {
@@ -388,7 +389,7 @@ export class Daemon {
       },
       daemon: {
         pid: process.pid,
-        startedAt: this.startedAt.toISOString(),
+        startedAt: isoTime(this.startedAt),
         uptimeMs: Date.now() - this.startedAt.getTime(),
         configPath: config.configPath,
         deploying: deployer.deploying,

@@ -27,6 +27,7 @@ import {restartForLiveness, restartForMemory, restartProcesses} from './restarts
 import type {RestartRequest, RestartResult} from './restarts.ts';
 import {restoreState} from './restore.ts';
 import type {RestoreReport} from './restore.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 export type {DeployPhase, DeployRequest, DeployResult, ProgressListener} from './deployment.ts';
 export type {RestoreReport} from './restore.ts';
@@ -261,12 +262,12 @@ export class Deployer {
     const running = this.#running;
     const ahead = Math.max(0, this.#queue.size - 1);
     const command = this.#deploying ?? running?.command ?? `a memory restart or daemon replacement`;
-    const since = running === null ? `` : ` (running since ${running.startedAt.toISOString()}, ${Math.round((Date.now() - running.startedAt.getTime()) / 1_000)} s ago)`;
+    const since = running === null ? `` : ` (running since ${isoTime(running.startedAt)}, ${Math.round((Date.now() - running.startedAt.getTime()) / 1_000)} s ago)`;
     return {
       phase: `waiting`,
       releaseId: null,
       wait: `queue`,
-      behind: {command, startedAt: running?.startedAt.toISOString() ?? null, queued: ahead},
+      behind: {command, startedAt: running ? isoTime(running.startedAt) : null, queued: ahead},
       detail: `the deploy queue: behind ${command}${since}${ahead > 0 ? ` and ${ahead} more queued` : ``}`,
     };
   }

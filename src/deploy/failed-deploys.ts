@@ -4,6 +4,7 @@ import type {OutputLine} from '../supervisor/output-buffer.ts';
 import type {ProcessLogPaths} from '../supervisor/process-log.ts';
 import {readBackLines, removeReleaseLogs} from '../supervisor/process-log.ts';
 import type {Release} from './release.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 /** What is kept of a deploy that failed before its switch: its release is not retained, its processes' output is. */
 export type FailedDeploy = {
@@ -48,7 +49,7 @@ export class FailedDeploys {
   snapshot(): StateFailedDeploy[] {
     return this.#entries.map((entry) => ({
       releaseId: entry.releaseId,
-      failedAt: entry.failedAt.toISOString(),
+      failedAt: isoTime(entry.failedAt),
       failure: entry.failure,
       logsDir: entry.logsDir,
       processes: entry.processes.map((process) => ({id: process.id, lines: process.output.length, ...(process.logPaths ? {logPaths: {...process.logPaths}} : {})})),

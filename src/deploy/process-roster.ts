@@ -17,6 +17,7 @@ import {PROCESS_KEY_ENV} from '../state/state-file.ts';
 import type {DaemonState, StatePendingProcess, StateProcess, StateRelease} from '../state/state-file.ts';
 import {buildInstanceSpec} from './instance-spec.ts';
 import type {Release} from './release.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 /** A daemon-wide service or a singleton, with the release whose definitions built it. */
 export type DaemonProcess = {process: ManagedProcess; release: Release | null; port: number | undefined};
@@ -239,7 +240,7 @@ export class ProcessRoster {
       const status = managed.status();
       into.processes.push({
         id: managed.id, processId: managed.spec.processId, policy, releaseId, pid, pgid, startTime,
-        startedAt: status.startedAt ?? new Date().toISOString(),
+        startedAt: status.startedAt ?? isoTime(),
         ...(managed.spec.port !== undefined ? {port: managed.spec.port} : {}),
         restarts: status.restarts, key, ...(draining ? {draining: true} : {}),
       });
@@ -253,10 +254,10 @@ export class ProcessRoster {
         releasePath: release.releasePath,
         revision: release.revision,
         state: release.state,
-        createdAt: release.createdAt.toISOString(),
-        ...(release.activatedAt ? {activatedAt: release.activatedAt.toISOString()} : {}),
-        ...(release.drainStartedAt ? {drainStartedAt: release.drainStartedAt.toISOString()} : {}),
-        ...(release.stoppedAt ? {stoppedAt: release.stoppedAt.toISOString()} : {}),
+        createdAt: isoTime(release.createdAt),
+        ...(release.activatedAt ? {activatedAt: isoTime(release.activatedAt)} : {}),
+        ...(release.drainStartedAt ? {drainStartedAt: isoTime(release.drainStartedAt)} : {}),
+        ...(release.stoppedAt ? {stoppedAt: isoTime(release.stoppedAt)} : {}),
         ...(release.failureReason !== undefined ? {failure: release.failureReason} : {}),
         ports: {...release.ports},
         instancePorts: {...release.instancePorts},

@@ -6,6 +6,7 @@ import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
 import type {Target} from '../proxy/target.ts';
 import type {ManagedProcess} from '../supervisor/managed-process.ts';
 import type {ProcessUsage} from '../supervisor/process-usage.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 export type ReleaseState = `starting` | `active` | `draining` | `stopped` | `failed`;
 
@@ -79,10 +80,10 @@ export class Release {
       releasePath: this.releasePath,
       revision: this.revision,
       state: this.state,
-      createdAt: this.createdAt.toISOString(),
-      ...(this.activatedAt ? {activatedAt: this.activatedAt.toISOString()} : {}),
-      ...(this.drainStartedAt ? {drainStartedAt: this.drainStartedAt.toISOString()} : {}),
-      ...(this.stoppedAt ? {stoppedAt: this.stoppedAt.toISOString()} : {}),
+      createdAt: isoTime(this.createdAt),
+      ...(this.activatedAt ? {activatedAt: isoTime(this.activatedAt)} : {}),
+      ...(this.drainStartedAt ? {drainStartedAt: isoTime(this.drainStartedAt)} : {}),
+      ...(this.stoppedAt ? {stoppedAt: isoTime(this.stoppedAt)} : {}),
       ...(this.failure !== undefined ? {failure: this.failure} : {}),
       connectionCount: connections.http + connections.websocket,
       connections,
@@ -94,7 +95,7 @@ export class Release {
 
 /** Release id when none is given: `--revision`, else the UTC time with non-digits stripped (17 digits). */
 export function generateReleaseId(now = new Date()): string {
-  return now.toISOString().replace(/\D/g, ``).slice(0, 17);
+  return isoTime(now).replace(/\D/g, ``).slice(0, 17);
 }
 
 export function validateReleasePath(releasePath: string): void {

@@ -10,6 +10,7 @@ import {retireRelease} from './draining.ts';
 import {planRelease} from './plan.ts';
 import {Release} from './release.ts';
 import {waitUntilHealthy} from './startup-checks.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 /** What re-adoption did, by instance id (shown in `status.recovery`). */
 export type RestoreReport = {
@@ -55,7 +56,7 @@ export async function restoreState(context: DeployContext, state: DaemonState, i
     if (`pid` in entry && isAlive(entry)) return entry;
     const leader = entry.key === undefined ? undefined : carriers.get(entry.key)?.find((carrier) => carrier.pid === carrier.pgid);
     if (!leader) return null;
-    return {id: entry.id, processId: entry.processId, policy: entry.policy, releaseId: entry.releaseId, pid: leader.pid, pgid: leader.pgid, startTime: leader.startTime, startedAt: new Date().toISOString(), restarts: `restarts` in entry ? entry.restarts : 0, key: entry.key};
+    return {id: entry.id, processId: entry.processId, policy: entry.policy, releaseId: entry.releaseId, pid: leader.pid, pgid: leader.pgid, startTime: leader.startTime, startedAt: isoTime(), restarts: `restarts` in entry ? entry.restarts : 0, key: entry.key};
   };
   const take = (entry: Entry): StateProcess | null => {
     if (entry.key !== undefined) handled.add(entry.key);

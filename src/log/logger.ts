@@ -1,4 +1,5 @@
 import {toWireError} from '../errors/rollbridge-error.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 export type LogLevel = `debug` | `info` | `warn` | `error`;
 export type LogFields = Record<string, unknown>;
@@ -35,7 +36,7 @@ export class Logger {
 
   #write(level: LogLevel, msg: string, fields: LogFields | undefined): void {
     if (LEVEL_ORDER[level] < LEVEL_ORDER[this.#shared.level]) return;
-    const record: LogRecord = {time: new Date().toISOString(), level, msg, ...this.#bindings};
+    const record: LogRecord = {time: isoTime(), level, msg, ...this.#bindings};
     if (fields) {
       for (const [key, value] of Object.entries(fields)) {
         record[key] = key === `err` && value !== undefined ? toWireError(value) : value;

@@ -1,4 +1,5 @@
 import type {RequestHead} from './http-head.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 /** Where access log lines go (a BufferedLogFile: batched, rotated, dropping rather than blocking). */
 export type AccessLogSink = {write(line: string): void};
@@ -50,7 +51,7 @@ export class AccessLog {
     const now = Date.now();
     if (now !== this.#timeMs) {
       this.#timeMs = now;
-      this.#time = new Date(now).toISOString();
+      this.#time = isoTime(now);
     }
     if (entry.releaseId !== this.#releaseId) {
       this.#releaseId = entry.releaseId;

@@ -4,6 +4,7 @@ import type {Logger} from '../log/logger.ts';
 import type {ManagedProcess} from './managed-process.ts';
 import {describeReadinessCheck, probeCheck} from './readiness.ts';
 import type {CheckResult, ProbeCheck, ReadinessTarget} from './readiness.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 /** Why a process is replaced: the failed check, the last probe's error and the process's last output lines. */
 export type LivenessFailure = {check: string; failures: number; lastError: string; output: string[]};
@@ -114,7 +115,7 @@ export class LivenessCheck {
       state,
       consecutiveFailures: this.#failures,
       failureThreshold: this.#liveness.failureThreshold,
-      ...(state === `pending` ? {} : {lastCheckedAt: new Date().toISOString()}),
+      ...(state === `pending` ? {} : {lastCheckedAt: isoTime()}),
       ...(lastError !== undefined ? {lastError} : {}),
     });
   }

@@ -17,6 +17,7 @@ import {toShellScript} from './shell-command.ts';
 import {runLifecycleHook} from './lifecycle-hook.ts';
 import type {LifecycleHookLabel} from './lifecycle-hook.ts';
 import type {LivenessStatusView, ProcessStatusView} from '../control/protocol.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 export type ProcessState = `starting` | `running` | `stopping` | `stopped` | `failed`;
 export type StartReason = `deploy` | `crash` | `manual` | `memory` | `liveness`;
@@ -331,7 +332,7 @@ export class ManagedProcess {
       state: this.#state,
       pid: this.#pid,
       port: this.#spec.port,
-      startedAt: this.#startedAt === undefined ? undefined : new Date(this.#startedAt).toISOString(),
+      startedAt: this.#startedAt === undefined ? undefined : isoTime(this.#startedAt),
       uptimeMs: running && this.#startedAt !== undefined ? Date.now() - this.#startedAt : undefined,
       lastStartReason: this.#lastStartReason,
       exitCode: this.#exitCode,
@@ -434,7 +435,7 @@ export class ManagedProcess {
         if (reason === `liveness`) this.#livenessRestarts += 1;
         if (reason === `memory`) {
           this.#memoryRestarts += 1;
-          this.#lastMemoryRestartAt = new Date(this.#startedAt).toISOString();
+          this.#lastMemoryRestartAt = isoTime(this.#startedAt);
         }
         this.#state = `running`;
         this.#log.info(`process started`, {id: spec.id, pid, reason});

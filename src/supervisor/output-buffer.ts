@@ -1,3 +1,5 @@
+import {isoTime} from '../util/iso-time.ts';
+
 export type OutputStream = `stdout` | `stderr`;
 
 export type OutputLine = {
@@ -88,7 +90,7 @@ export class OutputBuffer {
       line = line.slice(0, MAX_LINE_CHARS);
     }
     if (dropped > 0) line = `${line}… [${dropped} more characters]`;
-    this.#lines.push({at: new Date().toISOString(), stream, line});
+    this.#lines.push({at: isoTime(), stream, line});
     this.#trim();
   }
 

@@ -10,6 +10,7 @@ import type {Logger} from '../log/logger.ts';
 import {APPEND_FLAGS, UnsafePathError, openPrivateFile} from '../util/private-file.ts';
 import {OutputBuffer} from './output-buffer.ts';
 import type {OutputLine, OutputStream} from './output-buffer.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 export type ProcessLogPaths = {stdout: string; stderr: string};
 export type ProcessLogFds = {stdout: number; stderr: number};
@@ -340,7 +341,7 @@ export function readBackLines(paths: ProcessLogPaths, lines: number): OutputLine
     const file = paths[stream];
     let at: string;
     try {
-      at = fs.statSync(file).mtime.toISOString();
+      at = isoTime(fs.statSync(file).mtime);
     } catch {
       continue;
     }

@@ -9,6 +9,7 @@ import type {Logger} from '../log/logger.ts';
 import {findProcessesByEnvironment, listProcessGroupMembers, readProcStat} from '../system/proc.ts';
 import {PROCESS_KEY_ENV, isStateProcessAlive, listPendingProcesses, listStateProcesses, readBootId, readStateFile, removeStaleTempFiles, statePathOf} from '../state/state-file.ts';
 import type {DaemonState, StateProcess} from '../state/state-file.ts';
+import {isoTime} from '../util/iso-time.ts';
 
 /** A process the state file recorded that still runs, or whose process group still has live members. */
 export type Leftover = {
@@ -127,7 +128,7 @@ function findLeftovers(state: DaemonState): Found[] {
       seenGroups.add(pgid);
       const leader = carriers.find((carrier) => carrier.pid === pgid) ?? carriers.find((carrier) => carrier.pgid === pgid);
       if (!leader) continue;
-      const recorded: StateProcess = {...entry, pid: leader.pid, pgid, startTime: leader.startTime, startedAt: new Date().toISOString(), restarts: 0, key};
+      const recorded: StateProcess = {...entry, pid: leader.pid, pgid, startTime: leader.startTime, startedAt: isoTime(), restarts: 0, key};
       candidates.push({leftover: {id: entry.id, processId: entry.processId, releaseId: entry.releaseId, pid: leader.pid, pgid, members: listProcessGroupMembers(pgid)}, recorded});
     }
   }
