@@ -1,10 +1,12 @@
 // A real rollbridge daemon for one benchmark part: run in the foreground as our child (`rollbridge
 // daemon --config …`, optionally under a raised `ulimit -n`), driven through the CLI, stopped with
-// `rollbridge shutdown` and then by its pid if it is still alive.
+// `rollbridge shutdown` and then by its pid if it is still alive. Its environment is the one `ensure-daemon`
+// gives a daemon it starts (the malloc settings of src/config/daemon-env.ts), so the figures are the product's.
 import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
+import {daemonLaunchEnv} from '../../src/config/daemon-env.ts';
 import {isAlive} from './process-usage.ts';
 import {cliEnv, runRollbridge} from './rollbridge-cli.ts';
 import type {CliRun, RollbridgeCli} from './rollbridge-cli.ts';
@@ -84,11 +86,12 @@ export class BenchDaemon {
     fs.writeFileSync(configPath, `${JSON.stringify({...options.config, control: {path: path.join(dir, `c.sock`)}, statePath: path.join(dir, `state.json`)}, null, 2)}\n`);
     const argv = [cli.file, ...cli.prefixArgs, `daemon`, `--config`, configPath];
     const logFd = fs.openSync(logPath, `a`);
+    const env = daemonLaunchEnv(cliEnv()) as NodeJS.ProcessEnv;
     let child: ChildProcess;
     try {
       child = options.nofile
-        ? spawnTracked(`bash`, [`-c`, `ulimit -n ${options.nofile} && exec "$@"`, `bash`, ...argv], {cwd: dir, env: cliEnv(), stdio: [`ignore`, logFd, logFd]})
-        : spawnTracked(argv[0]!, argv.slice(1), {cwd: dir, env: cliEnv(), stdio: [`ignore`, logFd, logFd]});
+        ? spawnTracked(`bash`, [`-c`, `ulimit -n ${options.nofile} && exec "$@"`, `bash`, ...argv], {cwd: dir, env, stdio: [`ignore`, logFd, logFd]})
+        : spawnTracked(argv[0]!, argv.slice(1), {cwd: dir, env, stdio: [`ignore`, logFd, logFd]});
     } finally {
       fs.closeSync(logFd);
     }

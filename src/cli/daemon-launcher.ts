@@ -5,6 +5,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../control/client.ts';
 import {getDefaultDaemonLogPath, getDefaultDaemonPidPath, getRuntimeDir, getUid} from '../config/paths.ts';
 import type {Config} from '../config/types.ts';
+import {daemonLaunchEnv} from '../config/daemon-env.ts';
 import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
@@ -56,7 +57,8 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   try {
     child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath, ...(options.controlPath === undefined ? [] : [`--control-path`, options.controlPath]), ...(options.daemonArgs ?? [])], {
       cwd: path.dirname(config.configPath),
-      env: context.env as NodeJS.ProcessEnv,
+      // With the daemon's malloc settings (config/daemon-env.ts), which its processes do not inherit.
+      env: daemonLaunchEnv(context.env) as NodeJS.ProcessEnv,
       detached: true,
       stdio: [`ignore`, logFd, logFd],
     });

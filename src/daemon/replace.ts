@@ -7,6 +7,7 @@ import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {tokenPathOf} from '../control/replace-token.ts';
 import {diffLiveReload} from '../config/live-reload.ts';
+import {daemonLaunchEnv} from '../config/daemon-env.ts';
 import {loadConfig} from '../config/load.ts';
 import type {Config} from '../config/types.ts';
 import type {Logger} from '../log/logger.ts';
@@ -102,7 +103,7 @@ async function startSuccessor(daemon: HandoverHost, params: ParamsOf<`replace`>,
   try {
     child = spawn(params.executable.file, [...params.executable.args, `daemon`, `--config`, configPath, `--successor`], {
       cwd: path.dirname(configPath),
-      env: process.env,
+      env: daemonLaunchEnv(process.env) as NodeJS.ProcessEnv,
       detached: true,
       stdio: [`ignore`, logFd, logFd, `ipc`],
     });

@@ -10,10 +10,13 @@ import {getBinaryPath} from './binary-path.ts';
 
 export type BinaryRun = {code: number; stdout: string; stderr: string};
 
-/** Runs the binary in `cwd`; `human` renders as on a terminal (ROLLBRIDGE_OUTPUT=human), `` as in a pipe. */
-export function runBinary(args: string[], cwd: string, output: `human` | `` = ``): Promise<BinaryRun> {
+/**
+ * Runs the binary in `cwd`; `human` renders as on a terminal (ROLLBRIDGE_OUTPUT=human), `` as in a pipe.
+ * `env` changes this environment (an undefined value removes the variable).
+ */
+export function runBinary(args: string[], cwd: string, output: `human` | `` = ``, env: Record<string, string | undefined> = {}): Promise<BinaryRun> {
   return new Promise((resolve) => {
-    execFile(getBinaryPath(), args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: output}, timeout: 60_000}, (error, stdout, stderr) => {
+    execFile(getBinaryPath(), args, {cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: output, ...env}, timeout: 60_000}, (error, stdout, stderr) => {
       resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout, stderr});
     });
   });
@@ -23,8 +26,8 @@ export function runBinary(args: string[], cwd: string, output: `human` | `` = ``
  * Starts the daemon of the config in `dir` with `ensure-daemon` (its log and pid files in `dir`) and
  * registers its shutdown before `dir` is removed. Returns the daemon's pid.
  */
-export async function ensureBinaryDaemon(dir: string): Promise<number> {
-  const started = await runBinary([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], dir);
+export async function ensureBinaryDaemon(dir: string, env: Record<string, string | undefined> = {}): Promise<number> {
+  const started = await runBinary([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], dir, ``, env);
   assert.equal(started.code, 0, started.stderr + started.stdout);
   const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
   beforeRemoving(dir, async () => {

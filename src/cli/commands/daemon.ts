@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {Command, Option} from 'clipanion';
+import {childBaseEnv} from '../../config/daemon-env.ts';
 import type {BootstrapRequest} from '../../daemon/daemon.ts';
 import {ErrorCode} from '../../errors/codes.ts';
 import {RollbridgeError, isRollbridgeError} from '../../errors/rollbridge-error.ts';
@@ -52,7 +53,8 @@ export class DaemonCommand extends BaseCommand {
     // every other command would pay for nothing (the binary's `--version` goal is 50 ms).
     const {Daemon} = await import('../../daemon/daemon.ts');
     const {installSignalHandlers} = await import('../../daemon/shutdown.ts');
-    const daemon = await Daemon.start({config, env: this.context.env, stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred, successor: this.successor, ...(this.controlPath === undefined ? {} : {controlPath: path.resolve(this.context.cwd, this.controlPath)}), bootstrap}).catch((error: unknown) => {
+    // The processes get the environment without the daemon's own malloc settings (config/daemon-env.ts).
+    const daemon = await Daemon.start({config, env: childBaseEnv(this.context.env), stdout: this.context.stdout, version: getVersionInfo(), proxyDeferred: this.proxyDeferred, successor: this.successor, ...(this.controlPath === undefined ? {} : {controlPath: path.resolve(this.context.cwd, this.controlPath)}), bootstrap}).catch((error: unknown) => {
       // A signal during the boot-time deploy: everything was stopped, as a shutdown would.
       if (isRollbridgeError(error) && error.code === ErrorCode.DAEMON_SHUTTING_DOWN) return null;
       throw error;
