@@ -176,6 +176,13 @@ function smokeTest(binary: string, nodeVersion: string, runner: Arm64Runner | nu
       fix: `Run \`node bundle/dist/rollbridge.cjs --version\` with Node 24 to see whether the bundle itself works`,
     });
   }
+  // A warning here (say "Code cache data rejected", when the code cache was made with other V8 flags
+  // than the binary runs with) would be printed by every command.
+  if (runner === null && (result.stderr ?? ``).trim() !== ``) {
+    throw buildFailure(`The built binary wrote to stderr on \`--version\`: ${result.stderr.trim()}`, {
+      fix: `A code cache V8 rejects means the blob generator ran with other code-generation flags than the SEA's execArgv: keep CODEGEN_FLAGS in bundle/pkg-sea-child.ts in step with SEA_EXEC_ARGV`,
+    });
+  }
   const firstLine = output.split(`\n`)[0] ?? ``;
   const version = readPackageVersion();
   if (!output.includes(version) || !output.includes(nodeVersion)) {

@@ -7,7 +7,7 @@
 // (single-executable-applications.md, "cross-platform SEAs") say a code cache loads only on the platform
 // it was compiled on and may crash the binary elsewhere.
 import {createRequire} from 'node:module';
-import {parseArgs} from 'node:util';
+import {parseArgs, promisify} from 'node:util';
 
 type SeaBuilder = (entry: string, options: {
   targets: Array<{nodeRange: string; platform: string; arch: string; output: string}>;
@@ -19,9 +19,32 @@ type SeaBuilder = (entry: string, options: {
  * them). `--max-semi-space-size=2` (MiB): V8 otherwise grows the young generation to 16 MiB per
  * semi-space after a burst of allocation (a deploy, a load peak) and keeps it committed, which was
  * most of the daemon's RSS growth over deploys; measured in docs/benchmarks.md (memory,
- * deploys-memory and throughput parts).
+ * deploys-memory and throughput parts). `--no-maglev`: V8's mid-tier compiler is 2.2 MB of the
+ * binary's code that the daemon paged in (idle RSS 63.7 -> 61.8 MB) for no measurable proxy CPU per
+ * request (hot code is TurboFan's either way); bundle/README.md.
  */
-const SEA_EXEC_ARGV = [`--max-semi-space-size=2`];
+const SEA_EXEC_ARGV = [`--max-semi-space-size=2`, `--no-maglev`];
+
+/**
+ * V8 takes a code cache only when the flags that change code generation are those it was made with:
+ * `--no-maglev` is one (`--max-semi-space-size` is not). The cache is compiled by the blob generator pkg
+ * runs (`node --experimental-sea-config <config>`, execFile'd by lib-es5/sea.js), which does not apply
+ * the config's execArgv, so it gets these flags here; otherwise every run of the binary printed
+ * "Warning: Code cache data rejected." and compiled the bundle from scratch. The build's smoke test
+ * fails on any output on stderr.
+ */
+const CODEGEN_FLAGS = SEA_EXEC_ARGV.filter((flag) => flag === `--no-maglev`);
+
+function passCodegenFlagsToBlobGenerator(): void {
+  type ExecFile = (file: string, args?: readonly string[], ...rest: unknown[]) => unknown;
+  const childProcess = createRequire(import.meta.url)(`node:child_process`) as {execFile: ExecFile & {[promisify.custom]?: ExecFile}};
+  const original = childProcess.execFile;
+  const promised = original[promisify.custom];
+  const flagged = (args?: readonly string[]) => (args?.[0] === `--experimental-sea-config` ? [...CODEGEN_FLAGS, ...args] : args);
+  const execFile: ExecFile & {[promisify.custom]?: ExecFile} = (file, args, ...rest) => original(file, flagged(args), ...rest);
+  if (promised) execFile[promisify.custom] = (file, args, ...rest) => promised(file, flagged(args), ...rest);
+  childProcess.execFile = execFile;
+}
 
 const {values, positionals} = parseArgs({
   allowPositionals: true,
@@ -33,6 +56,7 @@ if (!values.sea || target === null || entry === undefined || values.output === u
   process.stderr.write(`> Error! usage: pkg-sea-child.ts <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <file>\n`);
   process.exit(2);
 }
+passCodegenFlagsToBlobGenerator();
 const sea = (createRequire(import.meta.url)(`@yao-pkg/pkg/lib-es5/sea`) as {default?: unknown}).default;
 if (typeof sea !== `function`) {
   process.stderr.write(`> Error! @yao-pkg/pkg/lib-es5/sea no longer exports its simple SEA builder: build with --no-code-cache (public pkg CLI)\n`);
