@@ -31,6 +31,12 @@ export const DEFAULT_CLIENT_SEND_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 /** `metrics.listen` given as a bare port binds this address (loopback: metrics are not for the world). */
 export const DEFAULT_METRICS_HOST = `127.0.0.1`;
+/** Requests held at once while the proxy is paused (`pause`, hold-on-switch); one more is answered 503. */
+export const DEFAULT_MAX_HELD_REQUESTS = 1_000;
+/** `rollbridge pause` without --timeout: held requests are answered 503 after this long. */
+export const DEFAULT_PAUSE_TIMEOUT_MS = 30_000;
+/** `rollbridge maintenance on` without --retry-after: the Retry-After header, in seconds. */
+export const DEFAULT_MAINTENANCE_RETRY_AFTER_SECONDS = 60;
 export const DEFAULT_TRUST_FORWARDED = [`loopback`] as const;
 export const DEFAULT_RESTART_DELAY_MS = 1_000;
 export const DEFAULT_OUTPUT_LINES = 50;

@@ -35,6 +35,7 @@ import {
   DEFAULT_CLIENT_SEND_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_METRICS_HOST,
+  DEFAULT_MAX_HELD_REQUESTS,
   DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
   DEFAULT_WS_CLOSE_JITTER_MS,
 } from './defaults.ts';
@@ -356,6 +357,7 @@ const proxyShape = {
   clientBodyTimeoutMs: optional(timerMs),
   clientSendTimeoutMs: optional(timerMs),
   maxConnections: optional(positiveInteger),
+  maxHeldRequests: optional(positiveInteger),
   wsCloseJitterMs: optional(timerMs),
   accessLog: optional(t.makeValidator<unknown, string | {path: string; includeQuery?: boolean | null | undefined}>({
     test: (value, state): value is string => {
@@ -771,6 +773,7 @@ function normalizeProxy(raw: RawProxy): ProxyConfig {
     clientBodyTimeoutMs: raw.clientBodyTimeoutMs ?? DEFAULT_CLIENT_BODY_TIMEOUT_MS,
     clientSendTimeoutMs: raw.clientSendTimeoutMs ?? DEFAULT_CLIENT_SEND_TIMEOUT_MS,
     maxConnections: raw.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    maxHeldRequests: raw.maxHeldRequests ?? DEFAULT_MAX_HELD_REQUESTS,
     wsCloseJitterMs: raw.wsCloseJitterMs ?? DEFAULT_WS_CLOSE_JITTER_MS,
     accessLog: undefined,
   };

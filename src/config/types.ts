@@ -119,6 +119,8 @@ export type ProxyConfig = {
   clientBodyTimeoutMs: number;
   clientSendTimeoutMs: number;
   maxConnections: number;
+  /** Requests held at once while the proxy is paused; one more is answered 503. */
+  maxHeldRequests: number;
   wsCloseJitterMs: number;
   /** One JSON line per request (and X-Request-ID on every request); undefined = off. */
   accessLog: AccessLogConfig | undefined;

@@ -101,6 +101,25 @@ export const isLogsParams = t.isObject({
 
 export const isShutdownParams = t.isObject({});
 
+/** Longest pause timeout accepted (30 days). */
+const MAX_PAUSE_TIMEOUT_MS = 30 * 24 * 3_600_000;
+
+export const isPauseParams = t.isObject({
+  /** Held requests are answered 503 (with Retry-After) after this long; 0 = held until `resume`. @default 30000 */
+  timeoutMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0), t.isAtMost(MAX_PAUSE_TIMEOUT_MS)])),
+});
+
+export const isResumeParams = t.isObject({});
+
+export const isMaintenanceParams = t.cascade(t.isObject({
+  enabled: t.isBoolean(),
+  /** The page's text (plain, HTML-escaped, or JSON `message`): 1–1000 characters, no control characters. */
+  // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+  message: t.isOptional(t.cascade(t.isString(), [t.hasMinLength(1), t.hasMaxLength(1_000), t.matchesRegExp(/^[^\u0000-\u001f\u007f]*$/)])),
+  /** The Retry-After header in seconds (0–86400). @default 60 */
+  retryAfterSeconds: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0), t.isAtMost(86_400)])),
+}), [t.hasKeyRelationship(`enabled`, t.KeyRelationship.Forbids, [`message`, `retryAfterSeconds`], {ignore: [true]})]);
+
 const isNonNegativeInteger = () => t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)]);
 
 /** One screen session of a legacy plan (src/legacy/screen.ts ScreenSession). */
@@ -238,6 +257,25 @@ export const isReleaseStatus = t.isObject({
   processes: t.isOptional(t.isArray(isProcessStatus)),
 }, LOOSE);
 
+/** The proxy's traffic state (`status.traffic`, and the result of pause, resume and maintenance). */
+export const isTrafficStatus = t.isObject({
+  mode: t.isEnum([`open`, `paused`, `maintenance`]),
+  pause: t.isNullable(t.isObject({
+    since: t.isString(),
+    /** ISO time the held requests are answered 503; null: held until resume. */
+    deadline: t.isNullable(t.isString()),
+    /** The timeout passed: held and new requests are answered 503 until resume. */
+    expired: t.isBoolean(),
+  }, LOOSE)),
+  maintenance: t.isNullable(t.isObject({since: t.isString(), message: t.isString(), retryAfterSeconds: t.isNumber()}, LOOSE)),
+  /** Requests held now. */
+  held: t.isNumber(),
+  /** proxy.maxHeldRequests. */
+  maxHeld: t.isNumber(),
+  /** A deploy holds traffic for a `switch: "hold"` process right now. */
+  switchHold: t.isBoolean(),
+}, LOOSE);
+
 /**
  * The status object (upstream §4.20 field names, plus `daemon`, `statePath`, `recovery`). Only
  * `application` is required, so the status of a rollbridge 0.1 daemon is read too; this build's
@@ -276,6 +314,8 @@ export const isStatusResult = t.isObject({
   /** Persistent services (daemon-wide); `port` is their stable port. */
   services: t.isOptional(t.isArray(t.isObject({id: t.isString(), port: t.isOptional(t.isNumber()), process: isProcessStatus}, LOOSE))),
   singletons: t.isOptional(t.isArray(t.isObject({id: t.isString(), releaseId: t.isOptional(t.isNullable(t.isString())), process: isProcessStatus}, LOOSE))),
+  /** Pause and maintenance (absent from daemons before 0.2). */
+  traffic: t.isOptional(isTrafficStatus),
 }, LOOSE);
 
 /**
@@ -435,6 +475,13 @@ export const isReplaceResult = t.isObject({
   durationMs: t.isNumber(),
 }, LOOSE);
 
+export const isTrafficResult = t.isObject({
+  changed: t.isBoolean(),
+  /** `resume`: held requests sent on. */
+  released: t.isOptional(t.isNumber()),
+  traffic: isTrafficStatus,
+}, LOOSE);
+
 export const isShutdownResult = t.isObject({
   message: t.isLiteral(`shutdown`),
 }, LOOSE);
@@ -451,6 +498,9 @@ export const ControlCommands = {
   shutdown: {params: isShutdownParams, result: isShutdownResult},
   takeover: {params: isTakeoverParams, result: isTakeoverResult},
   replace: {params: isReplaceParams, result: isReplaceResult},
+  pause: {params: isPauseParams, result: isTrafficResult},
+  resume: {params: isResumeParams, result: isTrafficResult},
+  maintenance: {params: isMaintenanceParams, result: isTrafficResult},
 } as const;
 
 export type DeployPlanView = t.InferType<typeof isDeployPlanView>;
@@ -485,6 +535,7 @@ export type DeployParams = ParamsOf<`deploy`>;
 export type DeployResult = ResultOf<`deploy`>;
 export type RestartParams = ParamsOf<`restart`>;
 export type ControlEvent = t.InferType<typeof isEvent>;
+export type TrafficStatusView = t.InferType<typeof isTrafficStatus>;
 
 export const CONTROL_COMMAND_NAMES = Object.keys(ControlCommands) as ControlCommandName[];
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {ControlServer, probeControlSocket} from '../control/server.ts';
-import {DEFAULT_CONTROL_MAX_MESSAGE_BYTES, DEFAULT_EVENT_HISTORY} from '../config/defaults.ts';
+import {DEFAULT_CONTROL_MAX_MESSAGE_BYTES, DEFAULT_EVENT_HISTORY, DEFAULT_MAINTENANCE_RETRY_AFTER_SECONDS, DEFAULT_PAUSE_TIMEOUT_MS} from '../config/defaults.ts';
 import type {Config} from '../config/types.ts';
 import {Deployer, proxyRuntimeOptions} from '../deploy/deployer.ts';
 import {ErrorCode} from '../errors/codes.ts';
@@ -27,7 +27,8 @@ import {DaemonMetrics} from './daemon-metrics.ts';
 import {MetricsServer} from './metrics-server.ts';
 import {computeRuntimeIdentity} from './runtime-identity.ts';
 import type {RuntimeIdentity} from './runtime-identity.ts';
-import type {StatusResult} from '../control/protocol.ts';
+import type {ParamsOf, ResultOf, StatusResult} from '../control/protocol.ts';
+import {DEFAULT_MAINTENANCE_MESSAGE} from '../proxy/traffic-gate.ts';
 import {isoTime} from '../util/iso-time.ts';
 
 export type DaemonOptions = {
@@ -126,6 +127,7 @@ export class Daemon {
       daemon: {pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? null, version: this.#options.version.version},
       proxy: {host: config.proxy.host, port: config.proxy.port},
       ...this.deployer.snapshot(),
+      traffic: this.proxy.gate.snapshot(),
     };
   }
 
@@ -151,6 +153,11 @@ export class Daemon {
     if (state.application !== this.config.application) {
       log.warn(`state file belongs to another application; ignored`, {statePath, application: state.application});
       return;
+    }
+    if (state.traffic !== undefined) {
+      this.proxy.gate.restore(state.traffic);
+      const traffic = this.proxy.gate.status;
+      if (traffic.mode !== `open`) log.warn(`traffic state restored`, {mode: traffic.mode, pause: traffic.pause, maintenance: traffic.maintenance});
     }
     const bootId = state.bootId;
     const report = await this.deployer.restore(state, (recorded) => isStateProcessAlive(recorded, bootId));
@@ -406,7 +413,36 @@ export class Daemon {
       releases: deployer.releases,
       services: deployer.services,
       singletons: deployer.singletons,
+      traffic: this.proxy.gate.status,
     };
+  }
+
+  /** `rollbridge pause`: held from now on; answered once the state file records it. */
+  async pause(params: ParamsOf<`pause`>): Promise<ResultOf<`pause`>> {
+    const timeoutMs = params.timeoutMs ?? DEFAULT_PAUSE_TIMEOUT_MS;
+    const {changed} = this.proxy.gate.pause(timeoutMs);
+    await this.state.commit();
+    this.log.info(`traffic paused`, {timeoutMs, changed});
+    return {changed, traffic: this.proxy.gate.status};
+  }
+
+  /** `rollbridge resume`: the held requests go on. */
+  async resume(): Promise<ResultOf<`resume`>> {
+    const released = this.proxy.gate.status.held;
+    const {changed} = this.proxy.gate.resume();
+    await this.state.commit();
+    this.log.info(`traffic resumed`, {changed, released: changed ? released : 0});
+    return {changed, released: changed ? released : 0, traffic: this.proxy.gate.status};
+  }
+
+  /** `rollbridge maintenance on|off`. */
+  async maintenance(params: ParamsOf<`maintenance`>): Promise<ResultOf<`maintenance`>> {
+    const {changed} = this.proxy.gate.setMaintenance(params.enabled
+      ? {message: params.message ?? DEFAULT_MAINTENANCE_MESSAGE, retryAfterSeconds: params.retryAfterSeconds ?? DEFAULT_MAINTENANCE_RETRY_AFTER_SECONDS}
+      : null);
+    await this.state.commit();
+    this.log.info(params.enabled ? `maintenance on` : `maintenance off`, {changed});
+    return {changed, traffic: this.proxy.gate.status};
   }
 
   /**

@@ -1,5 +1,5 @@
 import type {ControlHandlers} from '../control/server.ts';
-import type {ResultOf, StatusResult} from '../control/protocol.ts';
+import type {ParamsOf, ResultOf, StatusResult} from '../control/protocol.ts';
 import type {Deployer} from '../deploy/deployer.ts';
 import type {EventHistory} from './event-history.ts';
 import {runTakeover} from './takeover.ts';
@@ -15,6 +15,9 @@ export type DaemonApi = TakeoverHost & HandoverHost & {
   readonly stopping: Promise<void>;
   readonly token: string;
   status(): Promise<StatusResult>;
+  pause(params: ParamsOf<`pause`>): Promise<ResultOf<`pause`>>;
+  resume(): Promise<ResultOf<`resume`>>;
+  maintenance(params: ParamsOf<`maintenance`>): Promise<ResultOf<`maintenance`>>;
   retireAfterHandover(retire: () => Promise<void>, keep: unknown): void;
   shutdown(options: {keep?: unknown}): Promise<void>;
 };
@@ -53,6 +56,9 @@ export function createHandlers(daemon: DaemonApi): ControlHandlers {
       daemon.retireAfterHandover(retire, context.connection);
       return result;
     },
+    pause: (params) => daemon.pause(params),
+    resume: () => daemon.resume(),
+    maintenance: (params) => daemon.maintenance(params),
     shutdown: async (_params, context) => {
       await daemon.shutdown({keep: context.connection});
       return {message: `shutdown`};

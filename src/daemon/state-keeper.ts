@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type {Logger} from '../log/logger.ts';
-import {listPendingProcesses, listStateProcesses, writeStateFile} from '../state/state-file.ts';
+import {hasTrafficState, listPendingProcesses, listStateProcesses, writeStateFile} from '../state/state-file.ts';
 import type {DaemonState} from '../state/state-file.ts';
 
 // Changes are looked for this often; a write happens only when something changed (or REFRESH_MS passed).
@@ -66,15 +66,16 @@ export class StateKeeper {
   }
 
   /**
-   * Final write at a clean shutdown: with no process left running the file is removed (nothing to
-   * re-adopt); otherwise the survivors stay recorded for `recover`. Stops the checks.
+   * Final write at a clean shutdown: with no process left running and no pause or maintenance the file
+   * is removed (nothing to re-adopt); otherwise the survivors stay recorded for `recover`, and the
+   * traffic state for the next daemon. Stops the checks.
    */
   async finish(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#stopped = true;
     await this.#chain;
     const state = this.#build();
-    if (listStateProcesses(state).length === 0 && listPendingProcesses(state).length === 0) {
+    if (listStateProcesses(state).length === 0 && listPendingProcesses(state).length === 0 && !hasTrafficState(state)) {
       await fs.promises.rm(this.#path, {force: true});
       return;
     }

@@ -60,5 +60,6 @@ export function proxyRuntimeOptions(config: Config) {
     clientBodyTimeoutMs: config.proxy.clientBodyTimeoutMs,
     clientSendTimeoutMs: config.proxy.clientSendTimeoutMs,
     maxConnections: config.proxy.maxConnections,
+    maxHeldRequests: config.proxy.maxHeldRequests,
   };
 }

@@ -62,6 +62,8 @@ export const ErrorCode = {
   SINGLETON_START_FAILED: `ERR_SINGLETON_START_FAILED`,
   HOOK_FAILED: `ERR_HOOK_FAILED`,
   WATCH_ROLLED_BACK: `ERR_WATCH_ROLLED_BACK`,
+  // traffic control: pause, maintenance, hold-on-switch, canary
+  TRAFFIC_MAINTENANCE: `ERR_TRAFFIC_MAINTENANCE`,
   // state, recovery, takeover and daemon replacement
   STATE_WRITE_FAILED: `ERR_STATE_WRITE_FAILED`,
   STATE_UNREADABLE: `ERR_STATE_UNREADABLE`,

@@ -13,6 +13,8 @@ import type {RequestHead} from './http-head.ts';
 import {METHOD_CLASSES, STATUS_ABORTED, STATUS_PROXY_ERROR, methodClassOf, statusClassOf} from './request-metrics.ts';
 import type {RequestMetrics} from './request-metrics.ts';
 import type {Target} from './target.ts';
+import {GATE_OPEN, GATE_REFUSE} from './traffic-gate.ts';
+import type {HeldRequest, TrafficGate} from './traffic-gate.ts';
 import type {UpstreamConnection, UpstreamOwner} from './upstream-pool.ts';
 
 /** The live-reloadable limits every connection reads at use time. */
@@ -30,6 +32,8 @@ export type ProxySettings = {
 /** What a client connection needs from the server that accepted it. */
 export type ConnectionHost = {
   readonly settings: ProxySettings;
+  /** Pause, maintenance and the switch hold: checked once per request. */
+  readonly gate: TrafficGate;
   pickTarget(): Target | null;
   /** Another serving target for a request that failed on `failed` before any response byte (replicas, or the fallback release of a watch window). */
   pickFallback(failed: Target): Target | null;
@@ -60,6 +64,8 @@ const ST_BODY = 1;
 const ST_WAIT = 2;
 const ST_WEBSOCKET = 3;
 const ST_CLOSED = 4;
+/** The request's head is parsed and parked by the traffic gate (paused); the socket reads nothing more. */
+const ST_HELD = 5;
 
 const T_NONE = 0;
 const T_IDLE = 1;
@@ -88,7 +94,7 @@ const SAFE_REUSE_IDLE_MS = 1_000;
  * active target, relays bodies untouched, and hands upgraded connections to a WebSocketRelay.
  * One request at a time; pipelined bytes wait until the response has ended.
  */
-export class ClientConnection implements UpstreamOwner {
+export class ClientConnection implements UpstreamOwner, HeldRequest {
   readonly socket: net.Socket;
   readonly #host: ConnectionHost;
   #peer: Peer;
@@ -137,6 +143,8 @@ export class ClientConnection implements UpstreamOwner {
   #served: Target | null = null;
   #bytesAtStart = 0;
   #requestId = ``;
+  /** The parked request while ST_HELD (its following bytes wait in #pending). */
+  #heldHead: RequestHead | null = null;
 
   #timer: NodeJS.Timeout | null = null;
   #timerDueAt = 0;
@@ -170,6 +178,31 @@ export class ClientConnection implements UpstreamOwner {
     }), idleGraceMs).unref();
   }
 
+  /** The gate opened: the parked request goes on to a target now. */
+  releaseHeld(): void {
+    this.#guard(() => {
+      if (this.#state !== ST_HELD) return;
+      const head = this.#heldHead!;
+      const rest = this.#pending;
+      this.#heldHead = null;
+      this.#pending = null;
+      this.#state = ST_HEAD;
+      this.#resumeClient();
+      this.#startExchange(head, rest);
+      if (this.#state === ST_HEAD) this.#processPending();
+    });
+  }
+
+  /** The gate refuses the parked request (maintenance, or the pause timed out): `response` and a close. */
+  refuseHeld(response: string): void {
+    this.#guard(() => {
+      if (this.#state !== ST_HELD) return;
+      this.#heldHead = null;
+      if (this.socket.writable) this.socket.write(response);
+      this.#closeGracefully();
+    });
+  }
+
   /** Closes the connection at once (proxy shutdown). */
   destroy(): void {
     this.socket.destroy();
@@ -188,6 +221,7 @@ export class ClientConnection implements UpstreamOwner {
           this.#processPending();
           return;
         case ST_WAIT:
+        case ST_HELD:
           this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
           this.#pauseForPipeline();
           return;
@@ -262,6 +296,10 @@ export class ClientConnection implements UpstreamOwner {
     this.#deadlineKind = T_NONE;
     const keepAlive = isRequestKeepAlive(head);
     const framing = head.chunked ? Framing.CHUNKED : head.contentLength > 0 ? Framing.LENGTH : Framing.NONE;
+    if (this.#host.gate.state !== GATE_OPEN) {
+      this.#gate(head, rest, !head.upgrade && framing === Framing.NONE && keepAlive);
+      return;
+    }
     const target = this.#host.pickTarget();
     if (target === null) {
       if (!head.upgrade && framing === Framing.NONE && keepAlive) {
@@ -332,6 +370,30 @@ export class ClientConnection implements UpstreamOwner {
     else if (this.#state === ST_BODY) this.#arm(T_BODY, this.#host.settings.clientBodyTimeoutMs);
   }
 
+  /** Paused: the request is parked (or refused when proxy.maxHeldRequests are held); refused: the gate's 503. */
+  #gate(head: RequestHead, rest: Buffer | null, canKeepAlive: boolean): void {
+    const gate = this.#host.gate;
+    if (gate.state === GATE_REFUSE) {
+      if (canKeepAlive) {
+        this.socket.write(gate.refusal(head, false));
+        this.#pending = rest;
+      } else {
+        this.socket.write(gate.refusal(head, true));
+        this.#closeGracefully();
+      }
+      return;
+    }
+    if (!gate.admit(this)) {
+      this.socket.write(gate.overflowResponse());
+      this.#closeGracefully();
+      return;
+    }
+    this.#state = ST_HELD;
+    this.#heldHead = head;
+    this.#pending = rest;
+    this.#pauseForPipeline();
+  }
+
   #attach(target: Target, connection: UpstreamConnection): void {
     this.#target = target;
     this.#upstream = connection;
@@ -394,6 +456,7 @@ export class ClientConnection implements UpstreamOwner {
         return;
       case ST_BODY:
       case ST_WAIT:
+      case ST_HELD:
         // Like nginx: a client that closes its side while its request is in flight gave up on it.
         this.#abort();
         return;

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import {DEFAULT_MAX_HELD_REQUESTS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
@@ -9,6 +10,7 @@ import type {ConnectionHost, ProxySettings} from './client-connection.ts';
 import {formatHostPort, normalizeIp} from './forwarded-headers.ts';
 import type {RequestMetrics} from './request-metrics.ts';
 import {Target} from './target.ts';
+import {TrafficGate} from './traffic-gate.ts';
 
 export type ProxyOptions = {
   host: string;
@@ -32,6 +34,8 @@ export type ProxyOptions = {
   clientSendTimeoutMs: number;
   /** Client connections open at once; one more is answered 503 and closed. */
   maxConnections: number;
+  /** Requests held at once while paused; one more is answered 503 with Retry-After. @default 1000 (proxy.maxHeldRequests) */
+  maxHeldRequests?: number;
   /**
    * The process's open-file limit (RLIMIT_NOFILE), when known: the connection cap is lowered so that
    * clients and their app connections leave RESERVED_FDS descriptors for the control socket, health
@@ -51,10 +55,10 @@ export type ProxyOptionsUpdate = Partial<Omit<ProxyOptions, `host` | `port` | `l
 
 const NUMERIC_OPTIONS = [
   `maxHeaderBytes`, `requestHeadTimeoutMs`, `clientIdleTimeoutMs`, `upstreamResponseTimeoutMs`, `upstreamIdleTimeoutMs`,
-  `clientBodyTimeoutMs`, `clientSendTimeoutMs`, `maxConnections`,
+  `clientBodyTimeoutMs`, `clientSendTimeoutMs`, `maxConnections`, `maxHeldRequests`,
 ] as const;
 /** Options that must be > 0 (the others accept 0 = off). */
-const POSITIVE_OPTIONS = new Set([`maxHeaderBytes`, `upstreamIdleTimeoutMs`, `maxConnections`]);
+const POSITIVE_OPTIONS = new Set([`maxHeaderBytes`, `upstreamIdleTimeoutMs`, `maxConnections`, `maxHeldRequests`]);
 /** File descriptors left free when the connection cap follows the open-file limit. */
 export const RESERVED_FDS = 128;
 /** How long a connection refused at the cap may take to read its 503 before it is destroyed. */
@@ -107,6 +111,8 @@ export class ProxyServer {
   readonly #fdCap: number;
   #refused = 0;
   #refusedLoggedAt = 0;
+  /** Pause, maintenance and the switch hold of a deploy. */
+  readonly gate: TrafficGate;
 
   private constructor(options: ProxyOptions) {
     this.#listenOptions = {host: options.host, port: options.port, reusePort: options.reusePort};
@@ -122,15 +128,20 @@ export class ProxyServer {
       clientSendTimeoutMs: options.clientSendTimeoutMs,
     };
     this.#maxConnections = options.maxConnections;
+    this.gate = new TrafficGate({maxHeld: options.maxHeldRequests ?? DEFAULT_MAX_HELD_REQUESTS, onChange: () => this.#log.warn(`pause timed out: requests are answered 503 until resume`, {})});
     this.#fdCap = options.openFileLimit === undefined ? Infinity : Math.max(1, Math.floor((options.openFileLimit - RESERVED_FDS) / 2));
     this.#metrics = options.metrics ?? null;
     this.#host = {
       settings: this.#settings,
       metrics: this.#metrics,
       accessLog: options.accessLog ?? null,
+      gate: this.gate,
       pickTarget: () => this.#pickTarget(),
       pickFallback: (failed) => this.#pickFallback(failed),
-      forget: (connection) => this.#clients.delete(connection),
+      forget: (connection) => {
+        this.#clients.delete(connection);
+        this.gate.forget(connection);
+      },
       reportFailure: (error) => this.#log.error(`proxy error`, {err: error}),
     };
     this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => this.#accept(socket));
@@ -286,6 +297,7 @@ export class ProxyServer {
       const value = options[key];
       if (value === undefined) continue;
       if (key === `maxConnections`) this.#maxConnections = value;
+      else if (key === `maxHeldRequests`) this.gate.maxHeld = value;
       else this.#settings[key] = value;
     }
     if (options.trustForwarded !== undefined) this.#settings.trustForwarded = [...options.trustForwarded];
@@ -315,6 +327,7 @@ export class ProxyServer {
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       if (this.#sweeper !== null) clearInterval(this.#sweeper);
+      this.gate.close();
       this.#active = [];
       this.#fallback = [];
       this.#server.close(() => resolve());

@@ -82,6 +82,12 @@ export type StateFailedDeploy = {
   processes: Array<{id: string; lines: number; logPaths?: {stdout: string; stderr: string}}>;
 };
 
+/** Pause and maintenance (`rollbridge pause`, `maintenance on`): a restarted daemon takes them up again. */
+export type StateTraffic = {
+  pause: {since: string; deadline: string | null; expired: boolean} | null;
+  maintenance: {since: string; message: string; retryAfterSeconds: number} | null;
+};
+
 export type DaemonState = {
   format: 1;
   application: string;
@@ -97,6 +103,8 @@ export type DaemonState = {
   pending?: StatePendingProcess[];
   /** The failed deploys `logs --release` shows, oldest first; absent when there are none. */
   failedDeploys?: StateFailedDeploy[];
+  /** Absent: traffic flows (files written before 0.2 have none). */
+  traffic?: StateTraffic;
 };
 
 /**
@@ -242,6 +250,7 @@ function checkState(value: unknown): string | null {
   for (const key of [`releases`, `services`, `singletons`]) {
     if (!Array.isArray(state[key])) return `"${key}" is not an array`;
   }
+  if (state.traffic !== undefined && !isStateTraffic(state.traffic)) return `"traffic" is not {pause, maintenance} as this version writes it`;
   const processes: unknown[] = [...state.services as unknown[], ...state.singletons as unknown[]];
   const pending: unknown[] = [];
   if (state.pending !== undefined) {
@@ -290,6 +299,27 @@ function isFailedDeploy(value: unknown): boolean {
     if (typeof id !== `string` || !Number.isInteger(lines) || (lines as number) < 0) return false;
     return logPaths === undefined || (typeof logPaths === `object` && logPaths !== null && typeof logPaths.stdout === `string` && path.isAbsolute(logPaths.stdout) && typeof logPaths.stderr === `string` && path.isAbsolute(logPaths.stderr));
   });
+}
+
+function isStateTraffic(value: unknown): value is StateTraffic {
+  if (typeof value !== `object` || value === null) return false;
+  const {pause, maintenance} = value as Record<string, unknown>;
+  if (pause !== null) {
+    if (typeof pause !== `object` || pause === undefined) return false;
+    const {since, deadline, expired} = pause as Record<string, unknown>;
+    if (typeof since !== `string` || (deadline !== null && typeof deadline !== `string`) || typeof expired !== `boolean`) return false;
+  }
+  if (maintenance !== null) {
+    if (typeof maintenance !== `object` || maintenance === undefined) return false;
+    const {since, message, retryAfterSeconds} = maintenance as Record<string, unknown>;
+    if (typeof since !== `string` || typeof message !== `string` || !Number.isInteger(retryAfterSeconds)) return false;
+  }
+  return true;
+}
+
+/** True when the state holds a pause or maintenance (kept in the file even with no process left). */
+export function hasTrafficState(state: DaemonState): boolean {
+  return state.traffic !== undefined && (state.traffic.pause !== null || state.traffic.maintenance !== null);
 }
 
 /** Every process the state lists with a pid (releases, services, singletons), each once. */

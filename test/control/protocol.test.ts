@@ -14,7 +14,7 @@ function codeOf(fn: () => unknown): string {
 }
 
 test(`defines params and result schemas for every command`, () => {
-  assert.deepEqual(Object.keys(ControlCommands).sort(), [`deploy`, `events`, `logs`, `replace`, `restart`, `rollback`, `shutdown`, `status`, `stop`, `takeover`].sort());
+  assert.deepEqual(Object.keys(ControlCommands).sort(), [`deploy`, `events`, `logs`, `replace`, `restart`, `rollback`, `shutdown`, `status`, `stop`, `takeover`, `pause`, `resume`, `maintenance`].sort());
 });
 
 test(`splits a request line into id, command and params`, () => {

@@ -9,6 +9,8 @@ import {createTempDir} from '../helpers/temp-dir.ts';
 
 export const STATUS = {application: `demo`, activeReleaseId: `r1`, proxy: {host: `127.0.0.1`, port: 8182}};
 
+const TRAFFIC = {mode: `open` as const, pause: null, maintenance: null, held: 0, maxHeld: 1_000, switchHold: false};
+
 /** Handlers answering with fixed values; tests override the ones they exercise. */
 export function createTestHandlers(overrides: Partial<ControlHandlers> = {}): ControlHandlers {
   return {
@@ -21,6 +23,9 @@ export function createTestHandlers(overrides: Partial<ControlHandlers> = {}): Co
     logs: async () => ({sources: [{id: `web`, source: `release r1 (active)`, logs: [{at: `2026-01-01T00:00:00.000Z`, stream: `stdout`, line: `hello`}]}]}),
     shutdown: async () => ({message: `shutdown`}),
     replace: async () => ({previousPid: process.pid, pid: process.pid, durationMs: 1}),
+    pause: async () => ({changed: true, traffic: TRAFFIC}),
+    resume: async () => ({changed: true, released: 0, traffic: TRAFFIC}),
+    maintenance: async () => ({changed: true, traffic: TRAFFIC}),
     takeover: async (params) => ({activeReleaseId: params.releaseId ?? `r2`, portGapMs: 4, legacy: {stopped: params.legacy.processes.length, killed: 0}, durationMs: 7}),
     ...overrides,
   };

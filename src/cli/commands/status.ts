@@ -1,5 +1,5 @@
 import {Command, Option} from 'clipanion';
-import type {ProcessStatusView, StatusResult} from '../../control/protocol.ts';
+import type {ProcessStatusView, StatusResult, TrafficStatusView} from '../../control/protocol.ts';
 import {BaseCommand} from '../base-command.ts';
 import {formatDuration, formatTable, plural, terminalSafe} from '../render.ts';
 import {describeSocketChoice, formatSocketChoice} from '../socket-access.ts';
@@ -104,6 +104,17 @@ export function formatStatusProblem(problem: StatusProblem): string {
   return `${problem.where} ${problem.processId ?? `?`}: expected ${problem.expected}, is ${problem.actual}`;
 }
 
+/** One line: `open`, `paused since … (held 3 of 1000, 503 from …)`, `maintenance since …: "message"`. */
+export function formatTraffic(traffic: TrafficStatusView): string {
+  const hold = traffic.switchHold ? `, a deploy holds traffic for its switch` : ``;
+  if (traffic.maintenance) return `maintenance since ${traffic.maintenance.since} (503, Retry-After ${traffic.maintenance.retryAfterSeconds}s): "${traffic.maintenance.message}"`;
+  if (traffic.pause) {
+    const until = traffic.pause.expired ? `timed out: requests are answered 503 until "rollbridge resume"` : traffic.pause.deadline === null ? `held until "rollbridge resume"` : `held until "rollbridge resume" or ${traffic.pause.deadline}`;
+    return `paused since ${traffic.pause.since}, ${until} (${traffic.held} of at most ${traffic.maxHeld} held)${hold}`;
+  }
+  return traffic.switchHold ? `held by a deploy for its switch (${traffic.held} held)` : `open`;
+}
+
 /** Releases a terminal shows without `--all`: what runs or serves now. */
 const CURRENT_RELEASE_STATES = new Set([`starting`, `active`, `draining`]);
 
@@ -120,6 +131,7 @@ export function renderStatus(status: StatusResult, options: {all?: boolean} = {}
     `rollbridge "${status.application}": proxy ${proxy ? `${proxy.host}:${proxy.port}` : `?`}, active release ${status.activeReleaseId ?? `none`}` +
       (daemon ? `, daemon pid ${daemon.pid} up ${formatDuration(daemon.uptimeMs)}` : ``) +
       (daemon?.deploying ? `, ${daemon.deploying} in progress` : ``),
+    ...(status.traffic !== undefined && (status.traffic.mode !== `open` || status.traffic.switchHold) ? [`traffic: ${formatTraffic(status.traffic)}`] : []),
     ``,
   ];
   const rows: string[][] = [];
