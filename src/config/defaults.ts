@@ -59,5 +59,13 @@ export const DEFAULT_HOOK_TIMEOUT_MS = 600_000;
 /** Output lines of a hook kept in its event. */
 export const HOOK_OUTPUT_LINES = 20;
 export const DEFAULT_WATCH_WINDOW_MS = 0;
+/** `switch: "hold"`: requests are held at most this long before the deploy rolls back to the previous release. */
+export const DEFAULT_HOLD_TIMEOUT_MS = 30_000;
+/** deploy --canary without --canary-window. */
+export const DEFAULT_CANARY_WINDOW_MS = 60_000;
+export const DEFAULT_CANARY_MIN_REQUESTS = 20;
+export const DEFAULT_CANARY_MAX_5XX_INCREASE_PERCENT = 1;
+export const DEFAULT_CANARY_MAX_P95_RATIO = 1.5;
+export const DEFAULT_CANARY_MIN_P95_INCREASE_MS = 50;
 export const DEFAULT_WATCH_MAX_5XX_PERCENT = 10;
 export const DEFAULT_WATCH_MIN_REQUESTS = 20;

@@ -36,18 +36,24 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_METRICS_HOST,
   DEFAULT_MAX_HELD_REQUESTS,
+  DEFAULT_HOLD_TIMEOUT_MS,
+  DEFAULT_CANARY_MIN_REQUESTS,
+  DEFAULT_CANARY_MAX_5XX_INCREASE_PERCENT,
+  DEFAULT_CANARY_MAX_P95_RATIO,
+  DEFAULT_CANARY_MIN_P95_INCREASE_MS,
   DEFAULT_UPSTREAM_RESPONSE_TIMEOUT_MS,
   DEFAULT_WS_CLOSE_JITTER_MS,
 } from './defaults.ts';
 import {getDefaultControlPath, getDefaultLogDir} from './paths.ts';
 import {suggest} from './suggest.ts';
-import type {Config, ConfigIssue, ConfigNotice, ConfigWarning, DeployStrategy, HealthConfig, HealthType, LivenessConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig} from './types.ts';
+import type {Config, ConfigIssue, ConfigNotice, ConfigWarning, DeployStrategy, HealthConfig, HealthType, LivenessConfig, PortRange, ProcessConfig, ProcessPolicy, ProxyConfig, SwitchMode} from './types.ts';
 
 export type ConfigValidationResult = {config: Config | null; issues: ConfigIssue[]; warnings: ConfigWarning[]; notices: ConfigNotice[]};
 
 export const PROCESS_POLICIES: readonly ProcessPolicy[] = [`proxied`, `companion`, `singleton`, `service`];
 export const HEALTH_TYPES: readonly HealthType[] = [`http`, `tcp`, `command`, `notify`];
 export const DEPLOY_STRATEGIES: readonly DeployStrategy[] = [`persistent`, `handoff`];
+export const SWITCH_MODES: readonly SwitchMode[] = [`overlap`, `hold`];
 
 /** Largest delay Node timers honour; a bigger one fires after 1 ms (TimeoutOverflowWarning). */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -195,6 +201,7 @@ const timerMs = leaf<number>(`a number of milliseconds from 0 to ${MAX_TIMER_MS}
 const positiveTimerMs = leaf<number>(`a number of milliseconds from 1 to ${MAX_TIMER_MS}`, (value) => isFiniteNumber(value) && value > 0 && value <= MAX_TIMER_MS);
 const portNumber = leaf<number>(`an integer port from 0 to ${MAX_PORT}`, (value) => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_PORT);
 const urlPath = leaf<string>(`a URL path starting with "/"`, (value) => typeof value === `string` && value.startsWith(`/`));
+const ratioAtLeastOne = leaf<number>(`a number greater than or equal to 1`, (value) => isFiniteNumber(value) && value >= 1);
 const backoffFactor = leaf<number>(`a number greater than or equal to 1`, (value) => isFiniteNumber(value) && value >= 1);
 const gracefulStop = leaf<number | `indefinite`>(`a number of milliseconds from 0 to ${MAX_TIMER_MS}, or "indefinite"`, (value) => value === `indefinite` || (isFiniteNumber(value) && value >= 0 && value <= MAX_TIMER_MS));
 const userOrGroup = leaf<string | number>(`a non-negative integer id or a name`, (value) => (Number.isSafeInteger(value) && (value as number) >= 0) || (typeof value === `string` && value.trim() !== ``));
@@ -316,6 +323,8 @@ const processShape = {
   command: required(nonEmptyString, (p) => `Add ${p}, the shell command that starts the process`),
   policy: optional(oneOf(PROCESS_POLICIES)),
   deployStrategy: optional(oneOf(DEPLOY_STRATEGIES)),
+  switch: optional(oneOf(SWITCH_MODES)),
+  holdTimeoutMs: optional(positiveTimerMs),
   cwd: optional(nonEmptyString),
   env: optional(stringValues),
   port: optional(portSpec),
@@ -401,6 +410,13 @@ const watchShape = {
   minRequests: optional(nonNegativeInteger),
 };
 
+const canaryShape = {
+  minRequests: optional(positiveInteger),
+  max5xxIncreasePercent: optional(nonNegativeNumber),
+  maxP95Ratio: optional(ratioAtLeastOne),
+  minP95IncreaseMs: optional(nonNegativeNumber),
+};
+
 const logsShape = {
   dir: optional(nonEmptyString),
   maxBytes: optional(positiveInteger),
@@ -418,6 +434,7 @@ const configShape = {
   legacyTakeover: optional(objectOf(legacyTakeoverShape, `{screens: ["app"]}`)),
   hooks: optional(objectOf(hooksShape, `{beforeSwitch: "npm run migrate", timeoutMs: 300000}`)),
   watch: optional(objectOf(watchShape, `{windowMs: 30000, max5xxPercent: 10}`)),
+  canary: optional(objectOf(canaryShape, `{minRequests: 50, max5xxIncreasePercent: 1}`)),
   logs: optional(objectOf(logsShape, `{dir: "/var/log/app", maxBytes: 10485760, files: 3}`)),
   metrics: optional(objectOf(metricsShape, `{listen: "127.0.0.1:9464"}`)),
 };
@@ -523,6 +540,13 @@ function checkProcesses(processes: unknown[], issues: ConfigIssue[], warnings: C
       if (!hasPort) {
         issues.push({path: `${at}.port`, message: `Proxied process ${id === undefined ? at : `"${id}"`} has no port`, fix: `Set ${at}.port to the port the process listens on (e.g. 3000, or {from: 3000, to: 3009})`});
       }
+    }
+
+    if (entry[`switch`] === `hold` && policy !== `proxied`) {
+      issues.push({path: `${at}.switch`, message: `${label} sets switch "hold" but its policy is "${policy ?? `companion`}"; only the proxied process is switched`, fix: `Remove ${at}.switch, or set it on the process with policy "proxied"`});
+    }
+    if (entry[`holdTimeoutMs`] !== undefined && entry[`switch`] !== `hold`) {
+      issues.push({path: `${at}.holdTimeoutMs`, message: `${label} sets holdTimeoutMs but not switch "hold"`, fix: `Set ${at}.switch to "hold", or remove ${at}.holdTimeoutMs`});
     }
 
     if (entry[`deployStrategy`] === `handoff`) {
@@ -708,6 +732,7 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
   const legacy = raw.legacyTakeover ?? undefined;
   const hooks = orEmpty(raw.hooks);
   const watch = orEmpty(raw.watch);
+  const canary = orEmpty(raw.canary);
   const logs = orEmpty(raw.logs);
   const metrics = orEmpty(raw.metrics);
   const accessLog = raw.proxy.accessLog ?? undefined;
@@ -743,6 +768,12 @@ function normalizeConfig(raw: RawConfig, configPath: string): Config {
       windowMs: watch.windowMs ?? DEFAULT_WATCH_WINDOW_MS,
       max5xxPercent: watch.max5xxPercent ?? DEFAULT_WATCH_MAX_5XX_PERCENT,
       minRequests: watch.minRequests ?? DEFAULT_WATCH_MIN_REQUESTS,
+    },
+    canary: {
+      minRequests: canary.minRequests ?? DEFAULT_CANARY_MIN_REQUESTS,
+      max5xxIncreasePercent: canary.max5xxIncreasePercent ?? DEFAULT_CANARY_MAX_5XX_INCREASE_PERCENT,
+      maxP95Ratio: canary.maxP95Ratio ?? DEFAULT_CANARY_MAX_P95_RATIO,
+      minP95IncreaseMs: canary.minP95IncreaseMs ?? DEFAULT_CANARY_MIN_P95_INCREASE_MS,
     },
     logs: {
       dir: logs.dir == null ? getDefaultLogDir(application) : path.resolve(configDir, logs.dir),
@@ -811,6 +842,8 @@ function normalizeProcess(raw: RawProcess, proxy: ProxyConfig): ProcessConfig {
     command: raw.command,
     policy: raw.policy ?? `companion`,
     deployStrategy: raw.deployStrategy ?? `persistent`,
+    switch: raw.switch ?? `overlap`,
+    holdTimeoutMs: raw.holdTimeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS,
     cwd: raw.cwd ?? undefined,
     env: {...(raw.env ?? {})},
     port: normalizePortValue(raw.port),

@@ -4,6 +4,8 @@
  */
 export type ProcessPolicy = `proxied` | `companion` | `singleton` | `service`;
 export type DeployStrategy = `persistent` | `handoff`;
+/** How a deploy replaces the proxied process: `overlap` (start the new one beside the old, then switch) or `hold` (pause, stop the old, start the new, switch, resume). */
+export type SwitchMode = `overlap` | `hold`;
 
 export type PortRange = {from: number; to: number};
 
@@ -73,6 +75,10 @@ export type ProcessConfig = {
   command: string;
   policy: ProcessPolicy;
   deployStrategy: DeployStrategy;
+  /** Proxied only: `hold` never runs the new web process beside the previous one (product §5.11). */
+  switch: SwitchMode;
+  /** With `switch: "hold"`: longest time requests are held before the deploy rolls back to the previous release. */
+  holdTimeoutMs: number;
   /** Templated; relative values resolve against the release path. undefined = release path. */
   cwd: string | undefined;
   env: Record<string, string>;
@@ -177,6 +183,17 @@ export type LogsConfig = {
   files: number;
 };
 
+/** How `deploy --canary` judges the canary (docs/operations.md "Canary deploys"). */
+export type CanaryConfig = {
+  /** Fewest requests the canary must receive in its window; fewer → rolled back. */
+  minRequests: number;
+  /** Canary 5xx share may exceed the stable one by at most this many percentage points. */
+  max5xxIncreasePercent: number;
+  /** Canary p95 above stable p95 × this (and by more than minP95IncreaseMs) → rolled back. */
+  maxP95Ratio: number;
+  minP95IncreaseMs: number;
+};
+
 export type Config = {
   /** Absolute path of the file this config was loaded from. */
   configPath: string;
@@ -190,6 +207,7 @@ export type Config = {
   legacyTakeover: LegacyTakeoverConfig | undefined;
   hooks: HooksConfig;
   watch: WatchConfig;
+  canary: CanaryConfig;
   logs: LogsConfig;
   metrics: MetricsConfig;
   processes: ProcessConfig[];

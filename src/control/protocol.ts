@@ -54,6 +54,10 @@ export const isDeployParams = t.isObject({
   watchMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)])),
   /** Do nothing (`skipped`, `changed: false`) when this release id is already active with the same path and revision. */
   skipIfActive: t.isOptional(t.isBoolean()),
+  /** Canary: this share of the clients (1–99 %) goes to the new release over canaryWindowMs, then it is promoted or rolled back (ERR_CANARY_REJECTED). */
+  canaryPercent: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(1, 99)])),
+  /** The canary window in ms (1 ms – 24 h). @default 60000 */
+  canaryWindowMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(1, 86_400_000)])),
 });
 
 export const isRollbackParams = t.isObject({
@@ -383,6 +387,26 @@ export const isHookResult = t.isObject({
   output: t.isArray(t.isString()),
 }, LOOSE);
 
+const isCanaryFigures = t.isObject({
+  releaseId: t.isString(),
+  requests: t.isNumber(),
+  /** 5xx responses plus proxy errors (502/504). */
+  errors: t.isNumber(),
+  errorPercent: t.isNumber(),
+  p95Ms: t.isNullable(t.isNumber()),
+}, LOOSE);
+
+/** How a canary was judged (deploy result `canary`, ERR_CANARY_REJECTED `details.canary`). */
+export const isCanaryReport = t.isObject({
+  verdict: t.isEnum([`promoted`, `rolled-back`]),
+  reason: t.isString(),
+  percent: t.isNumber(),
+  windowMs: t.isNumber(),
+  durationMs: t.isNumber(),
+  canary: isCanaryFigures,
+  stable: isCanaryFigures,
+}, LOOSE);
+
 export const isDeployResult = t.isObject({
   /** Null only when nothing is active, e.g. after a dry run on an empty daemon. */
   activeReleaseId: t.isNullable(t.isString()),
@@ -402,6 +426,10 @@ export const isDeployResult = t.isObject({
   hooks: t.isOptional(t.isArray(isHookResult)),
   /** Only for `dryRun`: what the deploy would do. */
   plan: t.isOptional(isDeployPlanView),
+  /** deploy --canary: the verdict (`promoted`; a rejected canary is an ERR_CANARY_REJECTED error) and the figures. */
+  canary: t.isOptional(isCanaryReport),
+  /** A `switch: "hold"` deploy: how long requests were held, of which draining the previous web process. */
+  switchHold: t.isOptional(t.isObject({heldMs: t.isNumber(), drainMs: t.isNumber(), holdTimeoutMs: t.isNumber()}, LOOSE)),
 }, LOOSE);
 
 /** What `restart --dry-run` would do: the processes in restart order, how each is restarted and checked. */
@@ -748,6 +776,7 @@ export function listLegacyUnsupported(command: ControlCommandName, params: Recor
   if (command === `restart` && Array.isArray(params.processIds) && params.processIds.length > 0) unsupported.push(`several --process (0.1 would restart every process)`);
   if (command === `deploy` && params.skipIfActive === true) unsupported.push(`--skip-if-active (0.1 would deploy the active release again)`);
   if (command === `logs` && typeof params.releaseId === `string`) unsupported.push(`logs --release (0.1 shows every process, and no failed release)`);
+  if (command === `deploy` && params.canaryPercent !== undefined) unsupported.push(`--canary (0.1 would switch every client at once)`);
   return unsupported;
 }
 

@@ -31,8 +31,10 @@ export class ActiveRelease {
    * Routes new traffic to `release` (null: to nothing) and makes it the active release. Switching to
    * the active release again re-reads its targets (a replaced process) and its `fallback`; during a
    * watch window `fallback` is the previous release, which gets requests the new one cannot take.
+   * `canary` (deploy --canary) sends that share of the clients to the canary release while `release`
+   * stays the active one; the next switch ends the split.
    */
-  switchTo(release: Release | null, options: {fallback?: Release | null | undefined} = {}): void {
+  switchTo(release: Release | null, options: {fallback?: Release | null | undefined; canary?: {release: Release; percent: number} | undefined} = {}): void {
     if (release !== null && release !== this.#release) {
       release.state = `active`;
       release.activatedAt ??= new Date();
@@ -43,6 +45,7 @@ export class ActiveRelease {
     }
     this.#release = release;
     if (release === null) this.#proxy.setActiveTargets([]);
+    else if (options.canary) this.#proxy.setActiveTargets(release.targets, {canary: {releaseId: options.canary.release.releaseId, percent: options.canary.percent, targets: options.canary.release.targets}});
     else if (options.fallback) this.#proxy.setActiveTargets(release.targets, {fallback: options.fallback.targets});
     else this.#proxy.setActiveTargets(release.targets);
   }

@@ -4,6 +4,7 @@ import type {PortAllocator} from '../supervisor/port-allocator.ts';
 import type {ActiveRelease} from './active-release.ts';
 import type {FailedDeploys} from './failed-deploys.ts';
 import type {ProcessRoster} from './process-roster.ts';
+import type {StateSwitchHold} from '../state/state-file.ts';
 
 /** What the deploy steps share: the parts the Deployer facade owns, handed to each step. */
 export type DeployContext = {
@@ -22,4 +23,6 @@ export type DeployContext = {
    * ERR_STATE_WRITE_FAILED. Called before a spawn, after a switch, before a reply.
    */
   readonly commit: () => Promise<void>;
+  /** The hold-on-switch in progress (recorded in the state file), or null. */
+  readonly switchHold: {current: StateSwitchHold | null};
 };

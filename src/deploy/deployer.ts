@@ -67,7 +67,7 @@ export class Deployer {
     const log = options.log.child({component: `deploy`});
     this.#roster = new ProcessRoster({ports: options.ports, log, baseEnv: options.baseEnv});
     this.#active = new ActiveRelease({proxy: options.proxy, config: options.config});
-    this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, failedDeploys: new FailedDeploys(), active: this.#active, changed: () => this.#changed(), commit: () => this.#stateWriter()};
+    this.#context = {proxy: options.proxy, ports: options.ports, log, roster: this.#roster, failedDeploys: new FailedDeploys(), active: this.#active, changed: () => this.#changed(), commit: () => this.#stateWriter(), switchHold: {current: null}};
     this.#roster.onMemoryLimit((release, managed, shouldRestart) => restartForMemory(this.#context, this.#queue, release, managed, shouldRestart));
     this.#roster.onLivenessFailed((release, managed, failure, shouldRestart) => restartForLiveness(this.#context, this.#queue, release, managed, failure, shouldRestart));
   }
@@ -212,9 +212,14 @@ export class Deployer {
   }
 
   /** What the state file records (see ProcessRoster.snapshot). */
-  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons` | `pending` | `failedDeploys`> {
+  snapshot(): Pick<DaemonState, `activeReleaseId` | `releases` | `services` | `singletons` | `pending` | `failedDeploys` | `switchHold`> {
     const failedDeploys = this.#context.failedDeploys.snapshot();
-    return {...this.#roster.snapshot(this.#active.release, this.#active.config), ...(failedDeploys.length > 0 ? {failedDeploys} : {})};
+    const hold = this.#context.switchHold.current;
+    return {
+      ...this.#roster.snapshot(this.#active.release, this.#active.config),
+      ...(failedDeploys.length > 0 ? {failedDeploys} : {}),
+      ...(hold === null ? {} : {switchHold: {...hold}}),
+    };
   }
 
   /** Re-adoption after a daemon restart (restore.ts); runs before the control socket accepts commands. */

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {loadConfig} from '../config/load.ts';
+import {DEFAULT_CANARY_WINDOW_MS} from '../config/defaults.ts';
 import {diffLiveReload} from '../config/live-reload.ts';
 import type {Config} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
@@ -19,6 +20,9 @@ import {replaceSingletons, restoreSingletons} from './singletons.ts';
 import {formatMs, startedPhase, waitUntilHealthy, waitUntilListening, waitUntilReady} from './startup-checks.ts';
 import type {PhaseReporter} from './startup-checks.ts';
 import {watchRelease} from './watch-window.ts';
+import {checkCanary, runCanary} from './canary.ts';
+import type {CanaryReport} from './canary.ts';
+import {SwitchHold, webProcessesOf} from './switch-hold.ts';
 
 export type DeployRequest = {
   releasePath: string;
@@ -35,6 +39,9 @@ export type DeployRequest = {
   watchMs?: number | undefined;
   /** Do nothing when this release id is already active with the same release path and revision. */
   skipIfActive?: boolean | undefined;
+  /** deploy --canary: this share of the clients (1–99 %) goes to the new release for canaryWindowMs, then the verdict. */
+  canaryPercent?: number | undefined;
+  canaryWindowMs?: number | undefined;
   /**
    * In-process only (never from the control socket): runs right after the switch, before the
    * singletons; a throw switches back and fails the deploy. Legacy takeover stops the legacy app and
@@ -62,6 +69,10 @@ export type DeployResult = {
   timings?: DeployTimings;
   hooks?: HookResult[];
   plan?: DeployPlanView;
+  /** deploy --canary: the figures and the verdict (always `promoted` here; a rejected canary is ERR_CANARY_REJECTED). */
+  canary?: CanaryReport;
+  /** `switch: "hold"`: how long requests were held (heldMs), of which draining the previous web process (drainMs). */
+  switchHold?: {heldMs: number; drainMs: number; holdTimeoutMs: number};
 };
 
 /**
@@ -113,6 +124,27 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     const plan = planRelease(config);
     const startedServices: string[] = [];
     const hooks: HookResult[] = [];
+    const canaryPercent = request.canaryPercent;
+    const holdDefinition = config.processes.find((process) => process.policy === `proxied` && process.switch === `hold`);
+    if (canaryPercent !== undefined) checkCanary(previous, releaseId, holdDefinition);
+    // Hold-on-switch only when a previous web process runs (nothing to overlap with otherwise).
+    const holdFrom = holdDefinition && previous && webProcessesOf(previous).some((managed) => managed.state === `running` || managed.state === `starting`) ? previous : null;
+    // Set once the hold began (right before the new web process starts).
+    const holding: {hold: SwitchHold | null; drainMs: number} = {hold: null, drainMs: 0};
+    const holdStep: HoldStep | null = holdFrom === null || holdDefinition === undefined ? null : {
+      before: async () => {
+        if (holding.hold !== null) return;
+        const hold = await SwitchHold.begin(context, holdFrom, release, holdDefinition);
+        holding.hold = hold;
+        phase(`holding`, {previousReleaseId: holdFrom.releaseId, detail: `new requests are held (at most ${hold.budgetMs} ms) while ${holdFrom.releaseId}'s web process drains and stops`});
+        const stopped = await hold.stopPrevious();
+        holding.drainMs = stopped.drainMs;
+        phase(`previousStopped`, {previousReleaseId: holdFrom.releaseId, detail: `drained in ${stopped.drainMs} ms${stopped.timedOut ? ` (drain timed out)` : ``}`});
+      },
+      within: (work, what) => (holding.hold === null ? work : holding.hold.within(work, what)),
+    };
+    let holdFigures: DeployResult[`switchHold`];
+    let canary: CanaryReport | undefined;
     // Recorded (state `starting`) before anything of it runs: a daemon killed from here on finds and
     // stops what this deploy started.
     roster.releases.push(release);
@@ -123,7 +155,7 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       createReleaseProcesses(context, release, plan);
       await timed(`stateWriteMs`, () => context.commit());
       await startServices(context, release, plan, phase);
-      await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true, timed);
+      await startReleaseProcesses(context, release, plan, phase, request.skipHealthCheck === true, timed, holdStep);
       if (config.hooks.beforeSwitch && request.skipBeforeSwitch === true) {
         log.warn(`hook skipped`, {hook: `beforeSwitch`, releaseId});
       } else if (config.hooks.beforeSwitch) {
@@ -133,13 +165,21 @@ export async function runDeployment(context: DeployContext, request: DeployReque
         if (!result.ok) throw hookFailure(result, releaseId);
         phase(`beforeSwitch`, {exitCode: result.exitCode});
       }
+      if (canaryPercent !== undefined && previous !== null) {
+        canary = await runCanary(context, release, previous, canaryPercent, request.canaryWindowMs ?? DEFAULT_CANARY_WINDOW_MS, phase);
+      }
     } catch (error) {
       await abortRelease(context, release, startedServices, error);
+      // The previous web process was stopped for the hold: it starts again and gets the held requests.
+      await holding.hold?.rollBack(error);
       throw error;
     }
+    const hold = holding.hold;
     // The switch: from here on new requests and upgrades go to the new release.
     const watchMs = request.watchMs ?? config.watch.windowMs;
-    const watching = previous !== null && watchMs > 0;
+    // After a hold the previous web process is stopped: it cannot stay warm for a watch window.
+    const watching = previous !== null && watchMs > 0 && hold === null;
+    if (hold !== null && watchMs > 0) log.warn(`watch window skipped`, {releaseId, reason: `switch: "hold" stopped the previous web process`});
     const switchStartedAt = performance.now();
     active.switchTo(release, {fallback: watching ? previous : null});
     log.info(`traffic switched`, {previousReleaseId: previous?.releaseId ?? null, releaseId});
@@ -150,10 +190,17 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     try {
       // Durable before singletons are replaced, the previous release retires or the command is answered.
       await timed(`switchStateWriteMs`, () => context.commit());
+      if (hold !== null) {
+        const heldMs = hold.finish();
+        holdFigures = {heldMs, drainMs: holding.drainMs, holdTimeoutMs: hold.budgetMs};
+        phase(`resumed`, {detail: `requests were held ${heldMs} ms`, heldMs});
+      }
       if (request.onSwitched) await request.onSwitched(release, phase);
       singletons = await replaceSingletons(context, release, plan, previous, phase);
     } catch (error) {
+      hold?.holdAgain();
       await switchBack(context, release, previous, error);
+      await hold?.rollBack(error);
       throw error;
     }
     if (previous && watching) {
@@ -191,6 +238,8 @@ export async function runDeployment(context: DeployContext, request: DeployReque
       phases,
       timings: roundTimings(timings),
       ...(hooks.length > 0 ? {hooks} : {}),
+      ...(canary !== undefined ? {canary} : {}),
+      ...(holdFigures !== undefined ? {switchHold: holdFigures} : {}),
     };
   } catch (error) {
     // `error` (the message) is rollbridge 0.1's field, which scripts read from `events`; `err` is ours.
@@ -299,13 +348,22 @@ function roundTimings(timings: DeployTimings): DeployTimings {
   return rounded;
 }
 
-async function startReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter, skipHealthCheck: boolean, timed: Timed): Promise<void> {
+/** Hold-on-switch around the start of the proxied process: `before` holds and stops the previous one; `within` bounds each wait by the budget. */
+type HoldStep = {before(): Promise<void>; within<T>(work: Promise<T>, what: string): Promise<T>};
+
+async function startReleaseProcesses(context: DeployContext, release: Release, plan: ReleasePlan, phase: PhaseReporter, skipHealthCheck: boolean, timed: Timed, hold: HoldStep | null): Promise<void> {
   const {roster, log, proxy} = context;
   for (const [index, instance] of plan.instances.entries()) {
     roster.assertRunning();
     const managed = release.processes[index] as ManagedProcess;
-    await timed(`spawnMs`, () => managed.start(`deploy`));
-    if (instance.process.policy !== `proxied`) {
+    const proxied = instance.process.policy === `proxied`;
+    if (proxied && hold !== null) {
+      await hold.before();
+      await timed(`spawnMs`, () => hold.within(managed.start(`deploy`), `the start of ${instance.instanceId}`));
+    } else {
+      await timed(`spawnMs`, () => managed.start(`deploy`));
+    }
+    if (!proxied) {
       phase(`started`, startedPhase(managed, instance.process.policy));
       await waitUntilReady(release, instance.process, managed, log, phase);
       continue;
@@ -314,7 +372,10 @@ async function startReleaseProcesses(context: DeployContext, release: Release, p
     if (port === undefined) continue;
     phase(`started`, {processId: instance.instanceId, pid: managed.pid, port});
     if (instance.process.health && !skipHealthCheck) {
-      await timed(`healthMs`, () => waitUntilHealthy(release, managed, instance.process, port, instance.configIndex, phase));
+      await timed(`healthMs`, () => {
+        const healthy = waitUntilHealthy(release, managed, instance.process, port, instance.configIndex, phase);
+        return hold === null ? healthy : hold.within(healthy, `the health check of ${instance.instanceId}`);
+      });
       phase(`healthy`, {processId: instance.instanceId});
     } else {
       if (skipHealthCheck) log.warn(`health check skipped`, {releaseId: release.releaseId, processId: instance.instanceId});

@@ -84,6 +84,22 @@ export async function restoreState(context: DeployContext, state: DaemonState, i
     report.started.push(label);
     return false;
   };
+  // A daemon killed during a deploy's switch hold: the release it had not switched to yet must not run
+  // beside the one that serves (their web processes may share a lock), so its survivors stop first.
+  const hold = state.switchHold;
+  if (hold !== undefined && hold.releaseId !== state.activeReleaseId) {
+    log.warn(`switch hold interrupted by a daemon restart`, {releaseId: hold.releaseId, previousReleaseId: hold.previousReleaseId, startedAt: hold.startedAt});
+    for (const saved of state.releases) {
+      if (saved.releaseId !== hold.releaseId || saved.releaseId === state.activeReleaseId) continue;
+      for (const entry of [...saved.processes, ...saved.pending ?? []]) {
+        const found = take(entry);
+        if (!found) continue;
+        await stopStray(found, log);
+        if (entry.key !== undefined) carriers.delete(entry.key);
+        report.stopped.push(`${found.id} (release ${saved.releaseId}, switch hold not completed)`);
+      }
+    }
+  }
   let active: Release | null = null;
   const retiring: Release[] = [];
   for (const saved of state.releases) {

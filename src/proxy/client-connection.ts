@@ -34,7 +34,8 @@ export type ConnectionHost = {
   readonly settings: ProxySettings;
   /** Pause, maintenance and the switch hold: checked once per request. */
   readonly gate: TrafficGate;
-  pickTarget(): Target | null;
+  /** The active target for this request (a canary split may pick the canary and set `client.canaryCookie`). */
+  pickTarget(head: RequestHead, client: RoutedClient): Target | null;
   /** Another serving target for a request that failed on `failed` before any response byte (replicas, or the fallback release of a watch window). */
   pickFallback(failed: Target): Target | null;
   forget(connection: ClientConnection): void;
@@ -43,6 +44,13 @@ export type ConnectionHost = {
   readonly metrics: RequestMetrics | null;
   /** `proxy.accessLog`, null when off (request ids are added only with it). */
   readonly accessLog: AccessLog | null;
+};
+
+/** What routing may read from, and note on, the connection a request came from. */
+export type RoutedClient = {
+  readonly peer: Peer;
+  /** A Set-Cookie line (CRLF-terminated) to add to this request's response (canary stickiness), or null. */
+  canaryCookie: string | null;
 };
 
 export type RequestEvent = {
@@ -94,7 +102,7 @@ const SAFE_REUSE_IDLE_MS = 1_000;
  * active target, relays bodies untouched, and hands upgraded connections to a WebSocketRelay.
  * One request at a time; pipelined bytes wait until the response has ended.
  */
-export class ClientConnection implements UpstreamOwner, HeldRequest {
+export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClient {
   readonly socket: net.Socket;
   readonly #host: ConnectionHost;
   #peer: Peer;
@@ -143,6 +151,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
   #served: Target | null = null;
   #bytesAtStart = 0;
   #requestId = ``;
+  canaryCookie: string | null = null;
   /** The parked request while ST_HELD (its following bytes wait in #pending). */
   #heldHead: RequestHead | null = null;
 
@@ -201,6 +210,10 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
       if (this.socket.writable) this.socket.write(response);
       this.#closeGracefully();
     });
+  }
+
+  get peer(): Peer {
+    return this.#peer;
   }
 
   /** Closes the connection at once (proxy shutdown). */
@@ -300,7 +313,12 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
       this.#gate(head, rest, !head.upgrade && framing === Framing.NONE && keepAlive);
       return;
     }
-    const target = this.#host.pickTarget();
+    if (this.#trustForwarded !== this.#host.settings.trustForwarded) {
+      this.#trustForwarded = this.#host.settings.trustForwarded;
+      this.#peer = resolvePeer(this.socket.remoteAddress, this.#trustForwarded);
+    }
+    this.canaryCookie = null;
+    const target = this.#host.pickTarget(head, this);
     if (target === null) {
       if (!head.upgrade && framing === Framing.NONE && keepAlive) {
         const response = errorResponse(503, false);
@@ -329,11 +347,8 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
     this.#retried = false;
     this.#failedOver = false;
     this.#statusCode = 0;
-    if (this.#observing || requestChannel.hasSubscribers) this.#startedAt = performance.now();
-    if (this.#trustForwarded !== this.#host.settings.trustForwarded) {
-      this.#trustForwarded = this.#host.settings.trustForwarded;
-      this.#peer = resolvePeer(this.socket.remoteAddress, this.#trustForwarded);
-    }
+    // 0: neither metrics nor a subscriber when the request began, so it is not published (its duration is unknown).
+    this.#startedAt = this.#observing || requestChannel.hasSubscribers ? performance.now() : 0;
     let addRequestId: string | null = null;
     if (this.#observing) {
       this.#exchangeOpen = true;
@@ -567,9 +582,10 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
       if (retiring) this.#closeAfterResponse = true;
       // The app closing its side (e.g. it is shutting down) leaves the client connection usable.
       const dropConnection = retiring || (response.connectionClose && !this.#closeAfterResponse);
-      if (dropConnection || response.framingLines.length > 0) {
+      const cookie = this.canaryCookie;
+      if (dropConnection || response.framingLines.length > 0 || cookie !== null) {
         const ranges = dropConnection ? mergeRanges(response.connectionLines, response.framingLines) : response.framingLines;
-        const extra = retiring ? `${response.framingExtra}Connection: close\r\n` : response.framingExtra;
+        const extra = `${retiring ? `${response.framingExtra}Connection: close\r\n` : response.framingExtra}${cookie ?? ``}`;
         this.socket.cork();
         this.#writeToClient(rebuildHead(buffer.toString(`latin1`, 0, headEnd), ranges, extra), true);
         if (n > 0) this.#writeToClient(buffer.subarray(headEnd, headEnd + n));
@@ -651,7 +667,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
 
   /** The keep-alive race: the app closed a reused connection as we sent on it. Replay once on a new one. */
   #retry(): void {
-    const target = this.#host.pickTarget();
+    const target = this.#host.pickTarget(this.#head!, this);
     if (target === null) {
       this.#upstream!.destroy();
       this.#upstream = null;
@@ -705,7 +721,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest {
     target.release(connection, this.#upstreamReusable);
     target.endRequest();
     if (this.#exchangeOpen) this.#complete(statusClassOf(this.#statusCode));
-    if (requestChannel.hasSubscribers) this.#publish(target);
+    if (this.#startedAt !== 0 && requestChannel.hasSubscribers) this.#publish(target);
     this.#head = null;
     this.#replay = null;
     if (this.#closeAfterResponse || this.#clientEnded) {

@@ -10,6 +10,9 @@ import type {ConnectionHost, ProxySettings} from './client-connection.ts';
 import {formatHostPort, normalizeIp} from './forwarded-headers.ts';
 import type {RequestMetrics} from './request-metrics.ts';
 import {Target} from './target.ts';
+import {CanarySplit} from './canary-split.ts';
+import type {RequestHead} from './http-head.ts';
+import type {RoutedClient} from './client-connection.ts';
 import {TrafficGate} from './traffic-gate.ts';
 
 export type ProxyOptions = {
@@ -102,6 +105,8 @@ export class ProxyServer {
   readonly #metrics: RequestMetrics | null;
   #active: readonly Target[] = [];
   #fallback: readonly Target[] = [];
+  /** deploy --canary: a share of the clients goes to these targets instead of #active. */
+  #split: CanarySplit | null = null;
   #next = 0;
   #address: {host: string; port: number} = {host: ``, port: 0};
   #sweeper: NodeJS.Timeout | null = null;
@@ -136,7 +141,7 @@ export class ProxyServer {
       metrics: this.#metrics,
       accessLog: options.accessLog ?? null,
       gate: this.gate,
-      pickTarget: () => this.#pickTarget(),
+      pickTarget: (head, client) => (this.#split === null ? this.#pickTarget() : this.#pickSplit(head, client)),
       pickFallback: (failed) => this.#pickFallback(failed),
       forget: (connection) => {
         this.#clients.delete(connection);
@@ -275,10 +280,16 @@ export class ProxyServer {
    * `fallback` targets (a deploy's watch window keeps the previous release warm) receive a request
    * whose active target refused the connection or died before answering an idempotent request.
    */
-  setActiveTargets(targets: readonly Target[], options: {fallback?: readonly Target[]} = {}): void {
+  setActiveTargets(targets: readonly Target[], options: {fallback?: readonly Target[]; canary?: {releaseId: string; percent: number; targets: readonly Target[]}} = {}): void {
     this.#active = Object.freeze([...targets]);
     this.#fallback = Object.freeze([...(options.fallback ?? [])]);
+    this.#split = options.canary === undefined ? null : new CanarySplit(options.canary);
     this.#next = 0;
+  }
+
+  /** The canary split in force (deploy --canary), or null. */
+  get canary(): CanarySplit | null {
+    return this.#split;
   }
 
   get activeTargets(): readonly Target[] {
@@ -330,6 +341,7 @@ export class ProxyServer {
       this.gate.close();
       this.#active = [];
       this.#fallback = [];
+      this.#split = null;
       this.#server.close(() => resolve());
       for (const client of [...this.#clients]) client.destroy();
       for (const target of this.#targets) target.close();
@@ -342,6 +354,14 @@ export class ProxyServer {
     for (const target of this.#active) if (target !== failed && target.state === `serving`) return target;
     for (const target of this.#fallback) if (target !== failed && target.state === `serving`) return target;
     return null;
+  }
+
+  /** A canary split: the client's side, sticky by cookie or address; a side with no serving target falls back to the other. */
+  #pickSplit(head: RequestHead, client: RoutedClient): Target | null {
+    const split = this.#split!;
+    const {canary, setCookie} = split.assign(head, client.peer);
+    client.canaryCookie = setCookie;
+    return (canary ? split.pickCanary() : null) ?? this.#pickTarget() ?? split.pickCanary();
   }
 
   #pickTarget(): Target | null {

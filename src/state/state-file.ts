@@ -88,6 +88,13 @@ export type StateTraffic = {
   maintenance: {since: string; message: string; retryAfterSeconds: number} | null;
 };
 
+/** A deploy's hold-on-switch in progress: the new release's web process must not run beside the previous one. */
+export type StateSwitchHold = {
+  releaseId: string;
+  previousReleaseId: string;
+  startedAt: string;
+};
+
 export type DaemonState = {
   format: 1;
   application: string;
@@ -103,6 +110,8 @@ export type DaemonState = {
   pending?: StatePendingProcess[];
   /** The failed deploys `logs --release` shows, oldest first; absent when there are none. */
   failedDeploys?: StateFailedDeploy[];
+  /** Present while a deploy holds requests for a `switch: "hold"` process (restore stops that release's survivors first). */
+  switchHold?: StateSwitchHold;
   /** Absent: traffic flows (files written before 0.2 have none). */
   traffic?: StateTraffic;
 };
@@ -249,6 +258,10 @@ function checkState(value: unknown): string | null {
   if (state.format !== 1) return `unknown format ${JSON.stringify(state.format)} (expected 1)`;
   for (const key of [`releases`, `services`, `singletons`]) {
     if (!Array.isArray(state[key])) return `"${key}" is not an array`;
+  }
+  if (state.switchHold !== undefined) {
+    const hold = state.switchHold as Partial<StateSwitchHold> | null;
+    if (typeof hold !== `object` || hold === null || typeof hold.releaseId !== `string` || typeof hold.previousReleaseId !== `string` || typeof hold.startedAt !== `string`) return `"switchHold" is not {releaseId, previousReleaseId, startedAt}`;
   }
   if (state.traffic !== undefined && !isStateTraffic(state.traffic)) return `"traffic" is not {pause, maintenance} as this version writes it`;
   const processes: unknown[] = [...state.services as unknown[], ...state.singletons as unknown[]];

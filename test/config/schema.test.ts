@@ -64,6 +64,8 @@ test(`returns a normalized config with every upstream default and no issues for 
     command: `node server.js`,
     policy: `proxied`,
     deployStrategy: `persistent`,
+    switch: `overlap`,
+    holdTimeoutMs: 30_000,
     cwd: undefined,
     env: {},
     port: {from: 3000, to: 3000},

@@ -8,6 +8,7 @@ import {test} from 'node:test';
 import type {TestContext} from 'node:test';
 import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {requireCommands} from '../helpers/system-packages.ts';
 import {assertMatchesSchema} from '../helpers/json-schemas.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
@@ -36,16 +37,17 @@ function json<T = Json>(result: Run, schema: string, exitCode = 0): T {
 }
 
 /** A project with one proxied web app, a daemon started by `ensure-daemon` and release r1 deployed. */
-async function startProject(t: TestContext): Promise<{dir: string; port: number}> {
+async function startProject(t: TestContext, web: Json = {}, extra: Json = {}): Promise<{dir: string; port: number}> {
   const dir = createTempDir(t, `rb-traffic-`);
   fs.writeFileSync(path.join(dir, `rollbridge.json`), JSON.stringify({
     application: `traffic-e2e`,
     control: {path: path.join(dir, `control.sock`)},
     logs: {dir: path.join(dir, `logs`)},
     proxy: {host: `127.0.0.1`, port: 0, drainTimeoutMs: 1_000, forceStopTimeoutMs: 2_000},
-    processes: [{id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}}],
+    processes: [{id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000}, ...web}],
+    ...extra,
   }, null, 2));
-  fs.mkdirSync(path.join(dir, `releases`, `r1`), {recursive: true});
+  for (const name of [`r1`, `r2`, `flaky-3`]) fs.mkdirSync(path.join(dir, `releases`, name), {recursive: true});
   const started = await run([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], {cwd: dir});
   assert.equal(started.code, 0, started.stderr);
   const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
@@ -93,4 +95,59 @@ test(`pause, resume and maintenance on the binary: JSON per schema, human lines,
     const usage = json<{error: {code: string}}>(await run([...args, `--json`], {cwd: dir}), `error.schema.json`, 2);
     assert.equal(usage.error.code, `ERR_USAGE`, args.join(` `));
   }
+});
+
+/** Requests from 20 client addresses (X-Forwarded-For from loopback) until the returned stop(). */
+function load(port: number): {failed: () => number; stop: () => Promise<void>} {
+  let running = true;
+  let failed = 0;
+  const stopAt = Date.now() + 30_000;
+  let next = 0;
+  const loops = Array.from({length: 4}, async () => {
+    while (running && Date.now() < stopAt) {
+      const result = await httpGet(port, `/`, {headers: {'x-forwarded-for': `192.0.2.${(next++ % 20) + 1}`}}).catch(() => null);
+      if (result?.status !== 200) failed++;
+    }
+  });
+  return {failed: () => failed, stop: async () => {
+    running = false;
+    await Promise.all(loops);
+  }};
+}
+
+test(`deploy --canary on the binary: a healthy canary is promoted (exit 0, canary figures per schema), a flaky one rolled back (exit 1, ERR_CANARY_REJECTED)`, async (t) => {
+  const {dir, port} = await startProject(t, {}, {canary: {minRequests: 10}});
+  const traffic = load(port);
+  t.after(() => traffic.stop());
+  const promoted = json<{activeReleaseId: string; canary: {verdict: string; canary: {requests: number}}}>(await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--canary`, `50`, `--canary-window`, `1500ms`, `--json`], {cwd: dir}), `deploy.schema.json`);
+  assert.equal(promoted.activeReleaseId, `r2`);
+  assert.equal(promoted.canary.verdict, `promoted`);
+  assert.ok(promoted.canary.canary.requests >= 10);
+  const rejected = await run([`deploy`, `--release-path`, `releases/flaky-3`, `--release-id`, `flaky-3`, `--canary`, `50%`, `--canary-window`, `10s`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  assert.equal(rejected.code, 1, rejected.stdout + rejected.stderr);
+  assert.match(rejected.stdout, /✗ canary rolled-back: 5xx/);
+  assert.match(rejected.stderr, /ERR_CANARY_REJECTED: Canary flaky-3 was rolled back after \d+ ms at 50%: 5xx [\d.]+% \(\d+ of \d+\) vs stable 0%/);
+  assert.match(rejected.stderr, /fix: Check "rollbridge logs --release flaky-3"/);
+  await traffic.stop();
+  assert.equal(json<{activeReleaseId: string}>(await run([`status`, `--json`], {cwd: dir}), `status.schema.json`).activeReleaseId, `r2`);
+  for (const args of [[`--canary`, `0`], [`--canary`, `100`], [`--canary-window`, `5s`], [`--canary`, `10`, `--canary-window`, `0`]]) {
+    const usage = json<{error: {code: string}}>(await run([`deploy`, `--release-path`, `releases/r2`, ...args, `--json`], {cwd: dir}), `error.schema.json`, 2);
+    assert.equal(usage.error.code, `ERR_USAGE`, args.join(` `));
+  }
+});
+
+test(`a switch: "hold" deploy on the binary prints how long requests were held and reports switchHold per schema`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
+  const lock = path.join(createTempDir(t, `rb-lock-`), `web.lock`);
+  const {dir, port} = await startProject(t, {command: `exec flock -n "${lock}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000});
+  const traffic = load(port);
+  t.after(() => traffic.stop());
+  const human = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /holding new requests \(new requests are held \(at most 10000 ms\)/);
+  assert.match(human.stdout, /^ {2}requests were held (\d+ms|[\d.]+s) for the switch \(limit 10\.0s\)$/m);
+  const result = json<{switchHold: {heldMs: number}}>(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1b`, `--json`], {cwd: dir}), `deploy.schema.json`);
+  assert.ok(result.switchHold.heldMs > 0);
+  await traffic.stop();
+  assert.equal(traffic.failed(), 0);
 });

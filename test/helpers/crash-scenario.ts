@@ -15,7 +15,9 @@ const REPO_ROOT = path.resolve(import.meta.dirname, `..`, `..`);
 const WEB_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `web-app.cjs`);
 const RECORDER = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recorder.cjs`);
 
-export const CRASH_PHASES = [`before-spawn`, `health-check`, `after-switch`, `drain`, `restart-drain`] as const;
+// `hold-*`: the web process has `switch: "hold"` and takes an exclusive flock, so two copies can never
+// run; the kill lands while requests are held (the previous copy draining, or the new one started).
+export const CRASH_PHASES = [`before-spawn`, `health-check`, `after-switch`, `drain`, `restart-drain`, `hold-drain`, `hold-start`] as const;
 export type CrashPhase = typeof CRASH_PHASES[number];
 
 /** How to run the CLI: the binary, or Node with src/main.ts. */
@@ -36,6 +38,8 @@ export type CrashOutcome = {
   undone: number;
   /** The proxy answered with a release other than the one status calls active (after the last deploy). */
   proxyMismatch: boolean;
+  /** Right after the restart, a request through the proxy was answered 200 (not held, not refused). */
+  servedAfterRestart: boolean;
   finalDeployOk: boolean;
   /** Why a count is not 0, for the report. */
   details: string[];
@@ -56,6 +60,8 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
   const socketPath = path.join(dir, `c.sock`);
   const recorder = `exec "${process.execPath}" "${RECORDER}"`;
   const env = {RECORD_FILE: path.join(dir, `record.log`)};
+  const hold = phase === `hold-drain` || phase === `hold-start`;
+  const webCommand = hold ? `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"` : `exec "${process.execPath}" "${WEB_APP}"`;
   fs.writeFileSync(configPath, JSON.stringify({
     application,
     control: {path: socketPath},
@@ -65,7 +71,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
       {id: `beacon`, command: recorder, policy: `service`, port: servicePort, env},
       {id: `scheduler`, command: recorder, policy: `singleton`, env},
       {id: `worker`, command: recorder, policy: `companion`, env},
-      {id: `web`, command: `exec "${process.execPath}" "${WEB_APP}"`, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_BOOT_MS: `300`, APP_EVENTS_FILE: path.join(dir, `web-events.jsonl`)}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 10_000}},
+      {id: `web`, command: webCommand, policy: `proxied`, port: {from: 0, to: 0}, env: {APP_BOOT_MS: `300`, APP_EVENTS_FILE: path.join(dir, `web-events.jsonl`)}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 10_000}, ...(hold ? {switch: `hold`, holdTimeoutMs: 15_000} : {})},
     ],
   }, null, 2));
   const release = (name: string) => {
@@ -112,6 +118,8 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
       'after-switch': (message, data) => message === `traffic switched` && data.releaseId === `r2`,
       'drain': () => false,
       'restart-drain': (message) => message === `process replaced`,
+      'hold-drain': (message, data) => message === `switch hold started` && data.releaseId === `r2`,
+      'hold-start': (message, data) => message === `process started` && data.releaseId === `r2` && data.id === `web`,
     };
     const stream = events.call(`events`, {follow: true, limit: 1}, {onProgress: (frame) => {
       const event = frame.event as {message?: string; data?: Record<string, unknown>} | undefined;
@@ -119,7 +127,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
     }}).catch(() => undefined);
 
     let acknowledged = false;
-    if (phase === `drain` || phase === `restart-drain`) {
+    if (phase === `drain` || phase === `restart-drain` || phase === `hold-drain`) {
       // A slow request keeps the old web process draining.
       const slow = httpGet(proxyPort, `/slow?ms=1500`).catch(() => undefined);
       const webEvents = path.join(dir, `web-events.jsonl`);
@@ -129,6 +137,8 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
         acknowledged = run.code === 0;
         if (!acknowledged) details.push(`the r2 deploy failed before the kill: ${run.stdout}${run.stderr}`);
         kill();
+      } else if (phase === `hold-drain`) {
+        acknowledged = (await deploy(`r2`)).code === 0;
       } else {
         const run = await rollbridge([`restart`, `--process`, `web`, `--json`]);
         acknowledged = run.code === 0;
@@ -144,6 +154,9 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
 
     await ensureDaemon();
     const restored = await status();
+    const answer = await httpGet(proxyPort, `/release`, 5_000).catch((error: unknown) => `failed: ${String(error)}`);
+    const servedAfterRestart = answer.trim() === restored.activeReleaseId;
+    if (!servedAfterRestart) details.push(`right after the restart the proxy answered "${answer.trim()}", status says ${restored.activeReleaseId} is active`);
     let undone = 0;
     if (acknowledged && phase !== `restart-drain` && restored.activeReleaseId !== `r2`) {
       undone = 1;
@@ -185,7 +198,13 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
         details.push(`${count} copies of ${id}`);
       }
     }
-    return {phase, killed, acknowledged, activeAfterRestart: restored.activeReleaseId, unsupervised, duplicates, undone, proxyMismatch, finalDeployOk: final.code === 0, details};
+    // One web process at the end (the lock makes a second copy impossible in the hold phases anyway).
+    const webs = perProcessId.get(`web`) ?? 0;
+    if (webs > 1) {
+      duplicates += webs - 1;
+      details.push(`${webs} copies of web`);
+    }
+    return {phase, killed, acknowledged, activeAfterRestart: restored.activeReleaseId, unsupervised, duplicates, undone, proxyMismatch, servedAfterRestart, finalDeployOk: final.code === 0, details};
   } finally {
     const client = await ControlClient.connect(socketPath).catch(() => null);
     await client?.call(`shutdown`, {}).catch(() => undefined);
@@ -233,13 +252,14 @@ function runCli(cli: CrashCli, args: string[], cwd: string): Promise<{code: numb
   });
 }
 
-function httpGet(port: number, pathname: string): Promise<string> {
+function httpGet(port: number, pathname: string, timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const request = http.get({host: `127.0.0.1`, port, path: pathname, agent: false}, (response) => {
+    const request = http.get({host: `127.0.0.1`, port, path: pathname, agent: false, timeout: timeoutMs}, (response) => {
       let body = ``;
       response.setEncoding(`utf8`).on(`data`, (chunk: string) => (body += chunk)).on(`end`, () => resolve(body)).on(`error`, reject);
     });
     request.on(`error`, reject);
+    request.on(`timeout`, () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
   });
 }
 

@@ -55,6 +55,19 @@ export class DeployCommand extends StreamingCommand {
       daemon let go, binds the proxy port and switches; the result carries \`upgrade\` (the port gap,
       the 0.1 processes stopped). See docs/migrating-from-0.1.md.
 
+      \`--canary <percent> [--canary-window <duration>]\` (default window 60s): once healthy, the new release
+      takes that share of the clients (1-99), sticky per client (the \`rollbridge-canary\` cookie the proxy
+      sets, else a hash of the client address: the last X-Forwarded-For address from a trusted peer, or the
+      connection's). Over the window the 5xx share and p95 latency of both releases are compared; the canary
+      is then promoted (the full switch follows; the result's \`canary\` has the figures) or rolled back
+      (exit 1, ERR_CANARY_REJECTED with the figures in \`details.canary\`). The rules and their \`canary.*\`
+      keys: docs/operations.md "Canary deploys".
+
+      A proxied process with \`switch: "hold"\` never runs beside its previous copy: new requests are held,
+      the previous web process drains and stops, the new one starts and passes its health check, traffic
+      switches and the held requests go on, within \`holdTimeoutMs\`; otherwise the previous one starts
+      again and gets them. The result's \`switchHold.heldMs\` says how long requests were held.
+
       Exit codes: \`0\` the new release serves traffic; \`1\` the deploy failed and the previous release
       still serves (the error shows the failed process's or hook's last output lines, \`details.output\`
       with \`--json\`). A failing \`hooks.afterSwitch\` runs after the switch, which stands: the exit code
@@ -70,6 +83,7 @@ export class DeployCommand extends StreamingCommand {
       [`Show what a deploy would do, changing nothing (works without a daemon)`, `$0 deploy --release-path ./releases/43 --dry-run`],
       [`Stream each phase as NDJSON for a CI log or a wrapper`, `$0 deploy --release-path ./releases/43 --json --stream`],
       [`Watch the new release for 30 s and switch back automatically on trouble`, `$0 deploy --release-path ./releases/43 --watch 30s`],
+      [`Send 10% of the clients to the new release for 5 minutes, then promote or roll back by itself`, `$0 deploy --release-path ./releases/43 --canary 10 --canary-window 5m`],
     ],
   });
 
@@ -82,6 +96,8 @@ export class DeployCommand extends StreamingCommand {
   skipHealthCheck = Option.Boolean(`--skip-health-check`, false, {description: `Switch without waiting for the health check, only for the port to accept connections (emergencies only; logged)`});
   skipBeforeSwitch = Option.Boolean(`--skip-before-switch`, false, {description: `Do not run hooks.beforeSwitch (e.g. migrations) for this deploy (logged)`});
   watch = Option.String(`--watch`, {description: `Keep the previous release warm this long after the switch (e.g. 30s) and switch back if the new web process exits, fails its health check or answers too many 5xx (default: watch.windowMs)`});
+  canary = Option.String(`--canary`, {description: `Send this percentage of the clients (1-99) to the new release first, judge it over --canary-window, then promote or roll back (exit 1, ERR_CANARY_REJECTED)`});
+  canaryWindow = Option.String(`--canary-window`, {description: `With --canary: how long both releases are compared (e.g. 60s, 5m; default 60s)`});
   dryRun = Option.Boolean(`--dry-run`, false, {description: `Print the plan (what starts, which ports, what drains, what stops) and change nothing; needs no daemon`});
   daemonLogPath = Option.String(`--daemon-log-path`, {description: `With --ensure-daemon: where the daemon's output is appended`});
   daemonPidPath = Option.String(`--daemon-pid-path`, {description: `With --ensure-daemon: where the daemon's pid is written`});
@@ -92,6 +108,10 @@ export class DeployCommand extends StreamingCommand {
     // Since the process started (performance's time origin): the runtime's start and module loading.
     const runStartedAt = performance.now();
     const watchMs = this.parseDuration(`--watch`, this.watch);
+    const canaryPercent = parseCanaryPercent(this.canary);
+    const canaryWindowMs = this.parseDuration(`--canary-window`, this.canaryWindow);
+    if (canaryWindowMs !== undefined && canaryPercent === undefined) throw new UsageError(`--canary-window goes with --canary <percent>`);
+    if (canaryWindowMs === 0) throw new UsageError(`Invalid value for --canary-window: the window must be longer than 0 (got "${this.canaryWindow}")`);
     if (this.skipIfActive && this.releaseId === undefined && this.revision === undefined) {
       throw new UsageError(`--skip-if-active needs --release-id or --revision: a generated release id is never the active one`);
     }
@@ -127,6 +147,8 @@ export class DeployCommand extends StreamingCommand {
         ...(this.skipBeforeSwitch ? {skipBeforeSwitch: true} : {}),
         ...(this.skipIfActive ? {skipIfActive: true} : {}),
         ...(watchMs !== undefined ? {watchMs} : {}),
+        ...(canaryPercent !== undefined ? {canaryPercent} : {}),
+        ...(canaryWindowMs !== undefined ? {canaryWindowMs} : {}),
       }, {onProgress});
     } finally {
       client.close();
@@ -140,6 +162,8 @@ export class DeployCommand extends StreamingCommand {
       this.writeLine(`✓ release ${result.releaseId} is already active with the same release path and revision; nothing was changed`);
     } else {
       this.writeLine(`✓ release ${result.activeReleaseId} is active (previous: ${result.previousReleaseId ?? `none`}) in ${formatDuration(result.durationMs)}`);
+      if (result.canary) this.writeLine(`  canary promoted after ${formatDuration(result.canary.durationMs)} at ${result.canary.percent}%: ${result.canary.reason}`);
+      if (result.switchHold) this.writeLine(`  requests were held ${formatDuration(result.switchHold.heldMs)} for the switch (limit ${formatDuration(result.switchHold.holdTimeoutMs)})`);
       // The switch stands when hooks.afterSwitch fails (exit code 0), but a terminal must not read it as success.
       for (const hook of result.hooks ?? []) if (hook.hook === `afterSwitch` && !hook.ok) this.context.stderr.write(formatFailedAfterSwitch(hook, result.activeReleaseId));
     }
@@ -269,6 +293,15 @@ export function formatFailedAfterSwitch(hook: NonNullable<DeployResult[`hooks`]>
   return text;
 }
 
+/** `--canary 10` or `10%`: an integer percentage from 1 to 99. */
+function parseCanaryPercent(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d{1,2})%?$/.exec(value.trim());
+  const percent = match ? Number(match[1]) : NaN;
+  if (!(percent >= 1 && percent <= 99)) throw new UsageError(`Invalid value for --canary: expected a percentage of the clients from 1 to 99, such as 10 (got "${value}")`);
+  return percent;
+}
+
 export function formatPhase(event: ProgressEvent): string {
   const duration = typeof event.durationMs === `number` ? ` (${formatDuration(event.durationMs)})` : ``;
   switch (event.phase) {
@@ -290,6 +323,11 @@ export function formatPhase(event: ProgressEvent): string {
     case `watching`: return `  watching ${String(event.releaseId)} (${String(event.detail ?? ``)})`;
     case `watched`: return `  watch window passed${duration}`;
     case `draining`: return `  draining ${String(event.previousReleaseId)} (${String(event.detail ?? `in the background`)})`;
+    case `holding`: return `  holding new requests (${String(event.detail ?? ``)})`;
+    case `previousStopped`: return `  stopped ${String(event.previousReleaseId)}'s web process (${String(event.detail ?? ``)})`;
+    case `resumed`: return `  resumed: ${String(event.detail ?? ``)}`;
+    case `canary`: return `  canary: ${String(event.detail ?? ``)}`;
+    case `canaryJudged`: return `  ${event.ok === false ? `✗` : `✓`} canary ${String(event.detail ?? ``)}`;
     case `afterSwitch`: return event.ok === false ? `  ✗ afterSwitch failed (exit ${String(event.exitCode)})${duration}` : `  afterSwitch${duration}`;
     default: return `  ${String(event.phase)}${duration}`;
   }

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import test from 'node:test';
+import type {TestContext} from 'node:test';
+import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
+import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
+import type {TestDaemon} from '../helpers/daemon.ts';
+import {httpGet} from '../helpers/http.ts';
+import {requireCommands} from '../helpers/system-packages.ts';
+import {waitFor} from '../helpers/wait-for.ts';
+
+/** The web app behind an exclusive, non-blocking flock: a second copy exits 1 at once while the first runs. */
+function lockedWeb(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return webConfig(dir, {}, {command: `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000, ...overrides});
+}
+
+/** 8 keep-alive clients looping on / until stop() (or 30 s): counts answers by body and every failure. */
+function startLoad(t: TestContext, daemon: TestDaemon): {served: Map<string, number>; failures: string[]; stop: () => Promise<void>} {
+  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
+  t.after(() => agent.destroy());
+  let running = true;
+  const stopAt = Date.now() + 30_000;
+  const served = new Map<string, number>();
+  const failures: string[] = [];
+  const clients = Array.from({length: 8}, async () => {
+    while (running && Date.now() < stopAt) {
+      try {
+        const result = await httpGet(daemon.proxyPort, `/`, {agent});
+        if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
+        else failures.push(`HTTP ${result.status}: ${result.body.trim()}`);
+      } catch (error) {
+        failures.push(String(error));
+      }
+    }
+  });
+  return {served, failures, stop: async () => {
+    running = false;
+    await Promise.all(clients);
+  }};
+}
+
+test(`hold-on-switch deploys an app that cannot run twice (flock) under load with 0 failed requests and reports the hold time`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {command: `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"`}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  // The usual overlapping deploy cannot work for this app: the new copy does not get the lock.
+  await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_PROCESS_EXITED`);
+  fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir)));
+  const load = startLoad(t, daemon);
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
+  const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
+  await waitFor(() => (load.served.get(`v3`) ?? 0) >= 50, {what: `load on v3`});
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  const hold = result.switchHold as {heldMs: number; drainMs: number; holdTimeoutMs: number};
+  assert.equal(hold.holdTimeoutMs, 10_000);
+  assert.ok(hold.heldMs > 0 && hold.heldMs < 10_000, JSON.stringify(hold));
+  t.diagnostic(`hold-on-switch: requests held ${hold.heldMs} ms (drain of the previous web process ${hold.drainMs} ms); served v1 ${load.served.get(`v1`)}, v3 ${load.served.get(`v3`)}, failed ${load.failures.length}`);
+  const phases = (result.phases as Array<{phase: string}>).map((entry) => entry.phase);
+  assert.deepEqual(phases.filter((phase) => [`holding`, `previousStopped`, `started`, `healthy`, `switched`, `resumed`].includes(phase)), [`holding`, `previousStopped`, `started`, `healthy`, `switched`, `resumed`]);
+  const status = await daemon.call(`status`);
+  assert.equal(status.activeReleaseId, `v3`);
+  assert.equal((status.traffic as {switchHold: boolean; mode: string}).switchHold, false);
+});
+
+test(`a new release that is not healthy within holdTimeoutMs is rolled back: the previous web process starts again and answers every held request`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
+  const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {holdTimeoutMs: 1_500}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const load = startLoad(t, daemon);
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
+  const before = load.served.get(`v1`) ?? 0;
+  // "bad" releases never pass their health check.
+  await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`bad-2`), releaseId: `bad-2`}), (error: unknown) => {
+    assert.ok(isRollbridgeError(error), String(error));
+    assert.equal(error.code, `ERR_SWITCH_HOLD_TIMEOUT`, error.message);
+    assert.match(error.message, /held \d+ ms for the switch to release bad-2, the limit processes\[0\]\.holdTimeoutMs is 1500 ms/);
+    assert.match(error.fix ?? ``, /Raise processes\[0\]\.holdTimeoutMs/);
+    return true;
+  });
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= before + 50, {what: `v1 serving again`});
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  assert.equal(load.served.get(`bad-2`) ?? 0, 0);
+  const status = await daemon.call(`status`);
+  assert.equal(status.activeReleaseId, `v1`);
+  assert.equal((status.traffic as {switchHold: boolean}).switchHold, false);
+  await daemon.record((record) => record.msg === `switch hold rolled back`, `switch hold rolled back`);
+});
+
+test(`a config with switch "hold" on a process that is not proxied, or holdTimeoutMs without it, is refused with a fix`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  fs.writeFileSync(daemon.configPath, JSON.stringify({...webConfig(daemon.dir), processes: [
+    ...(webConfig(daemon.dir).processes as unknown[]),
+    {id: `worker`, command: `sleep 60`, switch: `hold`},
+    {id: `clock`, command: `sleep 60`, holdTimeoutMs: 5_000},
+  ]}));
+  await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`}), (error: unknown) => {
+    assert.ok(isRollbridgeError(error), String(error));
+    assert.equal(error.code, `ERR_CONFIG_INVALID`);
+    assert.match(error.message, /Process "worker" sets switch "hold" but its policy is "companion"/);
+    assert.match(error.message, /Process "clock" sets holdTimeoutMs but not switch "hold"/);
+    const issues = (error.details.issues as Array<{path: string; fix: string}>).map((issue) => [issue.path, issue.fix]);
+    assert.deepEqual(issues, [
+      [`processes[1].switch`, `Remove processes[1].switch, or set it on the process with policy "proxied"`],
+      [`processes[2].holdTimeoutMs`, `Set processes[2].switch to "hold", or remove processes[2].holdTimeoutMs`],
+    ]);
+    return true;
+  });
+});
