@@ -16,6 +16,7 @@ import {buildInstanceSpec} from './instance-spec.ts';
 import {orderProcesses} from './plan.ts';
 import type {Release} from './release.ts';
 import {formatMs, startedPhase, waitUntilHealthy, waitUntilListening, waitUntilReady} from './startup-checks.ts';
+import {restartHeld} from './switch-hold.ts';
 
 export type RestartRequest = {
   processId?: string | undefined;
@@ -151,6 +152,8 @@ async function restartOne(context: DeployContext, managed: ManagedProcess, skipH
   const release = active.release;
   const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
   if (release && release.processes.includes(managed) && definition?.policy === `proxied`) {
+    // A web process that must never run twice cannot get a copy beside it: it restarts in place, requests held.
+    if (definition.switch === `hold`) return {process: await restartHeld(context, release, managed, `manual`, {skipHealthCheck}), drained: null};
     return switchToReplacement(context, release, managed, `manual`, {skipHealthCheck, report});
   }
   await managed.stop();
@@ -167,8 +170,10 @@ function describeRestart(context: DeployContext, targets: ManagedProcess[], requ
   const processes = targets.map((managed) => {
     const definition = active.config.processes.find((process) => process.id === managed.spec.processId);
     const policy = definition?.policy ?? `unknown`;
-    const replaced = policy === `proxied` && active.release?.processes.includes(managed) === true;
-    const check = skip ? null : replaced ? (definition?.health ? `health` as const : null) : (definition?.readiness ? `readiness` as const : null);
+    const proxied = policy === `proxied` && active.release?.processes.includes(managed) === true;
+    // A `switch: "hold"` web process restarts in place (requests held), the others are replaced.
+    const replaced = proxied && definition?.switch !== `hold`;
+    const check = skip ? null : proxied ? (definition?.health ? `health` as const : null) : (definition?.readiness ? `readiness` as const : null);
     return {id: managed.id, processId: managed.spec.processId, policy, pid: managed.pid ?? null, how: replaced ? `replace` as const : `restart` as const, check};
   });
   return {processes, hooks: {beforeSwitch: request.beforeSwitch ? (active.config.hooks.beforeSwitch ?? null) : null}, cooldownMs: request.cooldownMs ?? 0};
@@ -284,7 +289,9 @@ export async function restartForMemory(context: DeployContext, queue: SerialQueu
   const policy = active.config.processes.find((process) => process.id === managed.spec.processId)?.policy;
   if (release === active.release && release.processes.includes(managed) && policy === `proxied`) {
     await queue.run(async () => {
-      if (release === active.release && release.processes.includes(managed)) await replaceProxied(context, release, managed, `memory`);
+      if (release !== active.release || !release.processes.includes(managed)) return;
+      const definition = release.config.processes.find((process) => process.id === managed.spec.processId);
+      await (definition?.switch === `hold` ? restartHeld(context, release, managed, `memory`) : replaceProxied(context, release, managed, `memory`));
     });
     return;
   }

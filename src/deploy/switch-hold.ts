@@ -72,20 +72,11 @@ export class SwitchHold {
   }
 
   /** `work`, or ERR_SWITCH_HOLD_TIMEOUT when the budget runs out first. */
-  async within<T>(work: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new RollbridgeError(ErrorCode.SWITCH_HOLD_TIMEOUT, `Requests were held ${this.elapsedMs} ms for the switch to release ${this.#release.releaseId}, the limit ${this.#configKey} is ${this.budgetMs} ms (still waiting for ${what})`, {
-        fix: `Raise ${this.#configKey}, or make the web process start and pass its health check faster`,
-        details: {releaseId: this.#release.releaseId, previousReleaseId: this.#previous.releaseId, holdTimeoutMs: this.budgetMs, waitingFor: what},
-      })), this.#remainingMs());
-    });
-    work.catch(() => undefined);
-    try {
-      return await Promise.race([work, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  within<T>(work: Promise<T>, what: string): Promise<T> {
+    return withinBudget(work, this.#remainingMs(), () => new RollbridgeError(ErrorCode.SWITCH_HOLD_TIMEOUT, `Requests were held ${this.elapsedMs} ms for the switch to release ${this.#release.releaseId}, the limit ${this.#configKey} is ${this.budgetMs} ms (still waiting for ${what})`, {
+      fix: `Raise ${this.#configKey}, or make the web process start and pass its health check faster`,
+      details: {releaseId: this.#release.releaseId, previousReleaseId: this.#previous.releaseId, holdTimeoutMs: this.budgetMs, waitingFor: what},
+    }));
   }
 
   /** The switch is recorded: held requests go on to the new release. Returns how long they were held. */
@@ -143,6 +134,57 @@ export class SwitchHold {
     this.#context.switchHold.current = null;
     this.#resume?.();
     this.#resume = null;
+  }
+}
+
+/**
+ * `restart` (or a memory restart) of a `switch: "hold"` web process, which cannot be replaced by a copy
+ * beside it: requests are held while it drains, stops, starts again on its port and passes its health
+ * check, then they go on. Bounded by `holdTimeoutMs` (ERR_SWITCH_HOLD_TIMEOUT); requests are never
+ * left held. A daemon killed meanwhile restarts it like any dead process of the active release.
+ */
+export async function restartHeld(context: DeployContext, release: Release, managed: ManagedProcess, reason: `manual` | `memory`, options: {skipHealthCheck?: boolean} = {}): Promise<ManagedProcess> {
+  const {proxy, log} = context;
+  const definition = release.config.processes.find((process) => process.id === managed.spec.processId);
+  const port = release.instancePorts[managed.id] ?? (definition ? release.ports[definition.id] : undefined);
+  const oldTarget = release.targets.find((target) => target.processId === managed.id);
+  if (!definition || port === undefined || !oldTarget) throw new Error(`Assertion failed: ${managed.id} is not a proxied instance of release ${release.releaseId}`);
+  const configIndex = release.config.processes.indexOf(definition);
+  const resume = proxy.gate.holdForSwitch();
+  const startedAt = performance.now();
+  const remainingMs = () => Math.max(0, definition.holdTimeoutMs - (performance.now() - startedAt));
+  log.info(`switch hold started`, {releaseId: release.releaseId, processId: managed.id, reason, holdTimeoutMs: definition.holdTimeoutMs});
+  try {
+    await oldTarget.drain({timeoutMs: Math.min(release.config.proxy.drainTimeoutMs, remainingMs()), wsCloseJitterMs: Math.min(release.config.proxy.wsCloseJitterMs, remainingMs())});
+    await managed.stop();
+    const target = proxy.createTarget({releaseId: release.releaseId, processId: managed.id, host: release.config.proxy.upstreamHost, port});
+    release.targets.splice(release.targets.indexOf(oldTarget), 1, target);
+    oldTarget.close();
+    if (release === context.active.release) context.active.switchTo(release);
+    await managed.start(reason);
+    context.changed();
+    if (definition.health && options.skipHealthCheck !== true) {
+      await withinBudget(waitUntilHealthy(release, managed, definition, port, configIndex), remainingMs(), () => new RollbridgeError(ErrorCode.SWITCH_HOLD_TIMEOUT, `Requests were held ${Math.round(performance.now() - startedAt)} ms for the restart of ${managed.id}, the limit processes[${configIndex}].holdTimeoutMs is ${definition.holdTimeoutMs} ms (still waiting for its health check); requests go to it again`, {
+        fix: `Raise processes[${configIndex}].holdTimeoutMs, or make the web process start and pass its health check faster; check "rollbridge logs --process ${managed.id}"`,
+        details: {releaseId: release.releaseId, processId: managed.id, holdTimeoutMs: definition.holdTimeoutMs},
+      }));
+    }
+    log.info(`switch hold ended`, {releaseId: release.releaseId, processId: managed.id, heldMs: Math.round(performance.now() - startedAt)});
+    return managed;
+  } finally {
+    resume();
+  }
+}
+
+async function withinBudget<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(onTimeout()), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

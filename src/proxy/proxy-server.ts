@@ -325,6 +325,8 @@ export class ProxyServer {
   async retire(options: {idleGraceMs: number; deadlineMs: number; wsCloseJitterMs: number}): Promise<{remaining: number}> {
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     this.#server.close();
+    // Requests this daemon holds (paused) cannot reach the successor: they get 503 + Retry-After now.
+    this.gate.refuseAllHeld();
     for (const client of this.#clients) client.retire(options.idleGraceMs);
     const deadline = performance.now() + options.deadlineMs;
     while (this.#clients.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));

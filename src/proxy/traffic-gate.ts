@@ -202,6 +202,13 @@ export class TrafficGate {
     return pausedResponse(`The service is paused and holds as many requests as it may (proxy.maxHeldRequests ${this.#maxHeld}); retry later.`, true);
   }
 
+  /** Answers every held request 503 with Retry-After (a daemon handing over: its successor holds new ones). */
+  refuseAllHeld(): void {
+    const held = [...this.#held];
+    this.#held.clear();
+    for (const request of held) request.refuseHeld(pausedResponse(`The service is paused; retry later.`, true));
+  }
+
   /** Ends the timer (proxy shutdown); held requests are left to the connections' destruction. */
   close(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);

@@ -110,3 +110,25 @@ test(`a config with switch "hold" on a process that is not proxied, or holdTimeo
     return true;
   });
 });
+
+test(`restart --process web of a switch "hold" app restarts it in place with requests held: 0 failed, a new pid on the same port`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
+  const daemon = await startDaemon(t, (dir) => lockedWeb(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  type Web = {releases: Array<{processes: Array<{id: string; pid: number; port: number}>}>};
+  const web = async () => ((await daemon.call(`status`)) as unknown as Web).releases[0]!.processes.find((process) => process.id === `web`)!;
+  const before = await web();
+  const plan = await daemon.call(`restart`, {processId: `web`, dryRun: true});
+  assert.deepEqual((plan.plan as {processes: Array<{how: string; check: string}>}).processes.map(({how, check}) => ({how, check})), [{how: `restart`, check: `health`}]);
+  const load = startLoad(t, daemon);
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
+  const served = load.served.get(`v1`) ?? 0;
+  await daemon.call(`restart`, {processId: `web`});
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= served + 50, {what: `load after the restart`});
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  const after = await web();
+  assert.notEqual(after.pid, before.pid);
+  assert.equal(after.port, before.port);
+  await daemon.record((record) => record.msg === `switch hold ended` && record.processId === `web`, `switch hold ended for the restart`);
+});

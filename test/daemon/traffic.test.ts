@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {isPidAlive} from '../helpers/processes.ts';
+import {MAIN} from '../helpers/run-cli.ts';
+import {beforeRemoving} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type Traffic = {mode: string; held: number; maxHeld: number; switchHold: boolean; pause: {expired: boolean; deadline: string | null} | null; maintenance: {message: string; retryAfterSeconds: number} | null};
@@ -194,4 +199,29 @@ test(`a pipelined pair of requests held while paused both go on after resume`, a
   await daemon.call(`resume`);
   await waitFor(() => (received.match(/HTTP\/1\.1 200/g) ?? []).length === 2 && received.endsWith(`hello`), {what: `both pipelined responses`});
   assert.match(received, /v1\n/);
+});
+
+test(`a pause carries over a daemon replacement; requests the old daemon held are answered 503 with Retry-After`, async (t) => {
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  await daemon.call(`pause`, {timeoutMs: 0});
+  const held = httpGet(daemon.proxyPort);
+  await waitFor(async () => (await trafficOf(daemon)).held === 1, {what: `a held request`});
+  const token = fs.readFileSync(`${daemon.socketPath}.token`, `utf8`).trim();
+  await daemon.call(`replace`, {token, executable: {file: process.execPath, args: [MAIN]}, logPath: path.join(daemon.dir, `successor.log`)});
+  const answer = await held;
+  assert.equal(answer.status, 503);
+  assert.equal(answer.headers[`retry-after`], `5`);
+  const successor = await trafficOf(daemon);
+  assert.equal(successor.mode, `paused`);
+  const next = httpGet(daemon.proxyPort);
+  await waitFor(async () => (await trafficOf(daemon)).held === 1, {what: `a request held by the successor`});
+  await daemon.call(`resume`);
+  assert.equal((await next).body, `v1\n`);
+  // The successor is not the test's child: it is shut down before the directory (its socket, state) goes.
+  const pid = ((await daemon.call(`status`)).daemon as {pid: number}).pid;
+  beforeRemoving(daemon.dir, async () => {
+    await daemon.call(`shutdown`).catch(() => undefined);
+    await waitFor(() => !isPidAlive(pid), {what: `the successor daemon to exit`});
+  });
 });

@@ -17,7 +17,8 @@ const RECORDER = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `recorder.cjs`
 
 // `hold-*`: the web process has `switch: "hold"` and takes an exclusive flock, so two copies can never
 // run; the kill lands while requests are held (the previous copy draining, or the new one started).
-export const CRASH_PHASES = [`before-spawn`, `health-check`, `after-switch`, `drain`, `restart-drain`, `hold-drain`, `hold-start`] as const;
+// `canary`: r2 is deployed with --canary and the kill lands while it takes its share of the clients.
+export const CRASH_PHASES = [`before-spawn`, `health-check`, `after-switch`, `drain`, `restart-drain`, `hold-drain`, `hold-start`, `canary`] as const;
 export type CrashPhase = typeof CRASH_PHASES[number];
 
 /** How to run the CLI: the binary, or Node with src/main.ts. */
@@ -92,7 +93,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
       client.close();
     }
   };
-  const deploy = (releaseId: string) => rollbridge([`deploy`, `--release-path`, release(releaseId), `--release-id`, releaseId, `--json`]);
+  const deploy = (releaseId: string) => rollbridge([`deploy`, `--release-path`, release(releaseId), `--release-id`, releaseId, `--json`, ...(phase === `canary` && releaseId === `r2` ? [`--canary`, `50`, `--canary-window`, `10s`] : [])]);
   const details: string[] = [];
   try {
     await ensureDaemon();
@@ -120,6 +121,7 @@ export async function runCrashScenario(options: {cli: CrashCli; phase: CrashPhas
       'restart-drain': (message) => message === `process replaced`,
       'hold-drain': (message, data) => message === `switch hold started` && data.releaseId === `r2`,
       'hold-start': (message, data) => message === `process started` && data.releaseId === `r2` && data.id === `web`,
+      'canary': (message, data) => message === `canary started` && data.releaseId === `r2`,
     };
     const stream = events.call(`events`, {follow: true, limit: 1}, {onProgress: (frame) => {
       const event = frame.event as {message?: string; data?: Record<string, unknown>} | undefined;
