@@ -12,7 +12,7 @@ import {PrometheusText} from './prometheus-text.ts';
 /** What the metrics read from the rest of the daemon (narrow parts, never the Daemon itself). */
 export type MetricsSources = {
   requests: RequestMetrics;
-  proxy: Pick<ProxyServer, `liveTargets` | `connections`>;
+  proxy: Pick<ProxyServer, `liveTargets` | `connections` | `gate`>;
   deployer: Pick<Deployer, `activeRelease` | `releases` | `processSources`>;
   accessLog: Pick<BufferedLogFile, `written` | `dropped`> | null;
   version: string;
@@ -20,6 +20,21 @@ export type MetricsSources = {
 
 type RestartReason = `crash` | `memory` | `manual` | `liveness`;
 type RollbackTrigger = `command` | `watch` | `failed_switch`;
+
+type HoldOutcome = `served` | `rolled_back` | `failed`;
+
+/** Bounds (seconds) of the switch hold histogram: a hold is a drain, a stop, a start and a health check. */
+const HOLD_BUCKETS_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
+
+/** The events that end a switch hold (their `heldMs`), by outcome. */
+const HOLD_END_EVENTS: ReadonlyMap<string, HoldOutcome> = new Map([
+  [`switch hold ended`, `served`],
+  [`switch hold rolled back`, `rolled_back`],
+  [`switch hold failed`, `failed`],
+  [`previous release did not come back after the switch hold`, `failed`],
+]);
+
+const TRAFFIC_MODES = [`open`, `paused`, `maintenance`] as const;
 
 const HEALTH_CHECK_CODES: ReadonlyMap<string, string> = new Map([
   [ErrorCode.HEALTH_CHECK_FAILED, `health`],
@@ -42,6 +57,9 @@ export class DaemonMetrics {
   readonly #healthCheckFailures = new Map<string, number>();
   /** process → failed liveness probes. Bounded by the configured processes. */
   readonly #livenessFailures = new Map<string, number>();
+  readonly #canaries = {promoted: 0, rolled_back: 0};
+  /** Per outcome: non-cumulative counts over HOLD_BUCKETS_SECONDS (+Inf last) and the sum in seconds. */
+  readonly #holds = new Map<HoldOutcome, {buckets: Float64Array; sumSeconds: number}>();
 
   constructor(sources: MetricsSources) {
     this.#sources = sources;
@@ -83,7 +101,27 @@ export class DaemonMetrics {
         // A watch-window switch-back is counted from the deploy's outcome.
         if (codeOf(record) !== ErrorCode.WATCH_ROLLED_BACK) this.#rollbacks.failed_switch++;
         return;
+      case `canary promoted`:
+        this.#canaries.promoted++;
+        return;
+      case `canary rolled back`:
+        this.#canaries.rolled_back++;
+        return;
     }
+    const hold = HOLD_END_EVENTS.get(record.msg);
+    if (hold !== undefined && typeof record.heldMs === `number`) this.#recordHold(hold, record.heldMs / 1000);
+  }
+
+  #recordHold(outcome: HoldOutcome, seconds: number): void {
+    let entry = this.#holds.get(outcome);
+    if (entry === undefined) {
+      entry = {buckets: new Float64Array(HOLD_BUCKETS_SECONDS.length + 1), sumSeconds: 0};
+      this.#holds.set(outcome, entry);
+    }
+    let bucket = 0;
+    while (bucket < HOLD_BUCKETS_SECONDS.length && seconds > HOLD_BUCKETS_SECONDS[bucket]!) bucket++;
+    entry.buckets[bucket]!++;
+    entry.sumSeconds += seconds;
   }
 
   /** Forgets the request series of releases the deployer pruned (after every deploy, and at each scrape). */
@@ -151,6 +189,17 @@ export class DaemonMetrics {
     for (const check of HEALTH_CHECK_CODES.values()) out.sample(`rollbridge_health_check_failures_total`, {check}, this.#healthCheckFailures.get(check) ?? 0);
     out.family(`rollbridge_liveness_check_failures_total`, `counter`, `Failed liveness probes (health.liveness, readiness.liveness) of the active release's processes, by process`);
     for (const [process, count] of this.#livenessFailures) out.sample(`rollbridge_liveness_check_failures_total`, {process}, count);
+
+    const traffic = proxy.gate.status;
+    out.family(`rollbridge_traffic_mode`, `gauge`, `1 for the proxy's traffic mode (open; paused: rollbridge pause; maintenance: rollbridge maintenance on), 0 for the others`);
+    for (const mode of TRAFFIC_MODES) out.sample(`rollbridge_traffic_mode`, {mode}, traffic.mode === mode ? 1 : 0);
+    out.family(`rollbridge_traffic_pause_expired`, `gauge`, `1 while a pause has outlived its timeout (requests are answered 503 until resume)`).sample(`rollbridge_traffic_pause_expired`, null, traffic.pause?.expired === true ? 1 : 0);
+    out.family(`rollbridge_traffic_switch_hold`, `gauge`, `1 while a deploy or restart holds requests for a switch: "hold" web process`).sample(`rollbridge_traffic_switch_hold`, null, traffic.switchHold ? 1 : 0);
+    out.family(`rollbridge_requests_held`, `gauge`, `Requests the proxy holds right now (pause or switch hold); at proxy.maxHeldRequests one more is answered 503`).sample(`rollbridge_requests_held`, null, traffic.held);
+    out.family(`rollbridge_switch_hold_duration_seconds`, `histogram`, `How long requests were held for a switch: "hold" web process, by outcome (served: they went on to the new or restarted process; rolled_back: to the previous release; failed)`);
+    for (const [outcome, entry] of this.#holds) out.histogram(`rollbridge_switch_hold_duration_seconds`, {outcome}, HOLD_BUCKETS_SECONDS, entry.buckets, entry.sumSeconds);
+    out.family(`rollbridge_canaries_total`, `counter`, `deploy --canary verdicts (promoted: the full switch followed; rolled_back: ERR_CANARY_REJECTED)`);
+    for (const [outcome, count] of Object.entries(this.#canaries)) out.sample(`rollbridge_canaries_total`, {outcome}, count);
 
     const active = deployer.activeRelease;
     out.family(`rollbridge_active_release_info`, `gauge`, `The release the proxy sends new requests to (absent when none)`);

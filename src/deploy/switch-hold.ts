@@ -120,7 +120,7 @@ export class SwitchHold {
       await context.commit().catch(() => undefined);
       context.log.info(`switch hold rolled back`, {previousReleaseId: previous.releaseId, heldMs: this.elapsedMs});
     } catch (error) {
-      context.log.error(`previous release did not come back after the switch hold`, {previousReleaseId: previous.releaseId, err: error});
+      context.log.error(`previous release did not come back after the switch hold`, {previousReleaseId: previous.releaseId, heldMs: this.elapsedMs, err: error});
     } finally {
       this.#end();
     }
@@ -171,6 +171,9 @@ export async function restartHeld(context: DeployContext, release: Release, mana
     }
     log.info(`switch hold ended`, {releaseId: release.releaseId, processId: managed.id, heldMs: Math.round(performance.now() - startedAt)});
     return managed;
+  } catch (error) {
+    log.warn(`switch hold failed`, {releaseId: release.releaseId, processId: managed.id, heldMs: Math.round(performance.now() - startedAt), err: error});
+    throw error;
   } finally {
     resume();
   }

@@ -154,6 +154,8 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   canaryCookie: string | null = null;
   /** The parked request while ST_HELD (its following bytes wait in #pending). */
   #heldHead: RequestHead | null = null;
+  /** performance.now() when the request was parked: its duration includes the hold. 0: not held. */
+  #heldSince = 0;
 
   #timer: NodeJS.Timeout | null = null;
   #timerDueAt = 0;
@@ -198,6 +200,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
       this.#state = ST_HEAD;
       this.#resumeClient();
       this.#startExchange(head, rest);
+      this.#heldSince = 0;
       if (this.#state === ST_HEAD) this.#processPending();
     });
   }
@@ -206,8 +209,9 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   refuseHeld(response: string): void {
     this.#guard(() => {
       if (this.#state !== ST_HELD) return;
-      this.#heldHead = null;
-      if (this.socket.writable) this.socket.write(response);
+      const sent = this.socket.writable;
+      if (sent) this.socket.write(response);
+      this.#endHeld(sent ? 503 : 0, sent ? Buffer.byteLength(response) : 0);
       this.#closeGracefully();
     });
   }
@@ -348,7 +352,8 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     this.#failedOver = false;
     this.#statusCode = 0;
     // 0: neither metrics nor a subscriber when the request began, so it is not published (its duration is unknown).
-    this.#startedAt = this.#observing || requestChannel.hasSubscribers ? performance.now() : 0;
+    // A request the gate held began when it was parked.
+    this.#startedAt = this.#observing || requestChannel.hasSubscribers ? (this.#heldSince || performance.now()) : 0;
     let addRequestId: string | null = null;
     if (this.#observing) {
       this.#exchangeOpen = true;
@@ -388,23 +393,19 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   /** Paused: the request is parked (or refused when proxy.maxHeldRequests are held); refused: the gate's 503. */
   #gate(head: RequestHead, rest: Buffer | null, canKeepAlive: boolean): void {
     const gate = this.#host.gate;
-    if (gate.state === GATE_REFUSE) {
-      if (canKeepAlive) {
-        this.socket.write(gate.refusal(head, false));
-        this.#pending = rest;
-      } else {
-        this.socket.write(gate.refusal(head, true));
-        this.#closeGracefully();
-      }
-      return;
-    }
-    if (!gate.admit(this)) {
-      this.socket.write(gate.overflowResponse());
-      this.#closeGracefully();
+    if (gate.state === GATE_REFUSE || !gate.admit(this)) {
+      // Maintenance or an expired pause (keep-alive when the request allows it), else the queue is full (close).
+      const refused = gate.state === GATE_REFUSE;
+      const response = refused ? gate.refusal(head, !canKeepAlive) : gate.overflowResponse();
+      this.socket.write(response);
+      if (this.#observing) this.#recordRejected(head, 503, Buffer.byteLength(response));
+      if (refused && canKeepAlive) this.#pending = rest;
+      else this.#closeGracefully();
       return;
     }
     this.#state = ST_HELD;
     this.#heldHead = head;
+    this.#heldSince = performance.now();
     this.#pending = rest;
     this.#pauseForPipeline();
   }
@@ -485,6 +486,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
 
   #onClose(): void {
     if (this.#exchangeOpen) this.#complete(STATUS_ABORTED);
+    else if (this.#state === ST_HELD) this.#endHeld(0, 0);
     this.#state = ST_CLOSED;
     this.#deadlineKind = T_NONE;
     if (this.#timer !== null) {
@@ -773,10 +775,14 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     });
   }
 
-  /** A request the proxy refused before any target took it: no active release (503), a malformed or late head. */
-  #recordRejected(head: RequestHead | null, status: number, bytes: number): void {
+  /**
+   * A request the proxy answered before any target took it: no active release (503), a malformed or late
+   * head, the traffic gate (maintenance, an expired pause, a full hold queue: 503). Status 0: none was
+   * sent (a held request whose client left); `durationMs`: how long it was held.
+   */
+  #recordRejected(head: RequestHead | null, status: number, bytes: number, durationMs = 0): void {
     const metrics = this.#host.metrics;
-    if (metrics !== null) metrics.unrouted.record(head === null ? METHOD_UNKNOWN : methodClassOf(head.method), STATUS_PROXY_ERROR, -1);
+    if (metrics !== null) metrics.unrouted.record(head === null ? METHOD_UNKNOWN : methodClassOf(head.method), status === 0 ? STATUS_ABORTED : STATUS_PROXY_ERROR, -1);
     const accessLog = this.#host.accessLog;
     if (accessLog === null) return;
     accessLog.record({
@@ -784,13 +790,21 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
       target: head === null ? `` : requestTargetOf(head),
       status,
       bytes,
-      durationMs: 0,
+      durationMs,
       releaseId: null,
       processId: null,
       clientIp: this.#peer.ip,
       requestId: head === null ? `` : resolveRequestId(head).requestId,
       retried: false,
     });
+  }
+
+  /** The held request ends without reaching a target: answered by the gate (503) or left by its client (0). */
+  #endHeld(status: number, bytes: number): void {
+    const head = this.#heldHead;
+    this.#heldHead = null;
+    if (head !== null && this.#observing) this.#recordRejected(head, status, bytes, performance.now() - this.#heldSince);
+    this.#heldSince = 0;
   }
 
   #becomeWebSocket(buffer: Buffer, headEnd: number): void {
@@ -867,6 +881,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
 
   #abort(): void {
     if (this.#exchangeOpen) this.#complete(STATUS_ABORTED);
+    else if (this.#state === ST_HELD) this.#endHeld(0, 0);
     this.#state = ST_CLOSED;
     this.#releaseFailed();
     this.socket.destroy();

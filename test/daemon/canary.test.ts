@@ -5,6 +5,9 @@ import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import type {TestDaemon} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
+import {freePort} from '../helpers/ports.ts';
+import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type Figures = {releaseId: string; requests: number; errors: number; errorPercent: number; p95Ms: number | null};
@@ -18,13 +21,12 @@ const CLIENTS = 40;
  * client which releases answered and every failure.
  */
 function startClients(t: TestContext, daemon: TestDaemon) {
-  let running = true;
-  const stopAt = Date.now() + 30_000;
+  const load = loadSwitch(t, 30_000);
   const byClient = Array.from({length: CLIENTS}, () => ({releases: new Set<string>(), ok: 0, failed: 0}));
   let next = 0;
   let total = 0;
   const loops = Array.from({length: 6}, async () => {
-    while (running && Date.now() < stopAt) {
+    while (load.on()) {
       const index = next++ % CLIENTS;
       const client = byClient[index]!;
       try {
@@ -40,23 +42,21 @@ function startClients(t: TestContext, daemon: TestDaemon) {
       }
     }
   });
-  t.after(() => {
-    running = false;
-  });
   return {
     byClient,
     get total() {
       return total;
     },
     stop: async () => {
-      running = false;
+      load.stop();
       await Promise.all(loops);
     },
   };
 }
 
 test(`a canary answering 500 to 20% of its requests is rolled back by itself; only its clients saw failures, and they are bounded by its share`, async (t) => {
-  const daemon = await startDaemon(t, (dir) => webConfig(dir, {canary: {minRequests: 20}}));
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {canary: {minRequests: 20}, metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const clients = startClients(t, daemon);
   await waitFor(() => clients.total >= 100, {what: `load on v1`});
@@ -91,10 +91,13 @@ test(`a canary answering 500 to 20% of its requests is rolled back by itself; on
   t.diagnostic(`canary clients ${canaryClients.length}/${CLIENTS}; failed requests ${failed} of ${clients.total}`);
   // Sticky: a client stays on the side it was given (v1 clients never saw the canary).
   for (const client of clients.byClient) if (!client.releases.has(`flaky-2`)) assert.deepEqual([...client.releases], [`v1`]);
+  const samples = parseExposition((await scrape(metricsPort)).body);
+  assert.deepEqual([sumOf(samples, `rollbridge_canaries_total`, {outcome: `rolled_back`}), sumOf(samples, `rollbridge_canaries_total`, {outcome: `promoted`})], [1, 0]);
 });
 
 test(`a healthy canary is promoted after its window, with the figures in the result; the cookie keeps a client on its side`, async (t) => {
-  const daemon = await startDaemon(t, (dir) => webConfig(dir, {canary: {minRequests: 20}}));
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {canary: {minRequests: 20}, metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const clients = startClients(t, daemon);
   await waitFor(() => clients.total >= 100, {what: `load on v1`});
@@ -128,6 +131,8 @@ test(`a healthy canary is promoted after its window, with the figures in the res
   assert.equal(failed, 0);
   assert.ok((result.phases as Array<{phase: string}>).some((entry) => entry.phase === `canaryJudged`));
   assert.equal((await httpGet(daemon.proxyPort, `/`)).headers[`set-cookie`], undefined, `no cookie once the canary is over`);
+  const samples = parseExposition((await scrape(metricsPort)).body);
+  assert.deepEqual([sumOf(samples, `rollbridge_canaries_total`, {outcome: `promoted`}), sumOf(samples, `rollbridge_canaries_total`, {outcome: `rolled_back`})], [1, 0]);
 });
 
 test(`a canary that gets too few requests is rolled back, and one without an active release is refused`, async (t) => {

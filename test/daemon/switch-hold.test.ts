@@ -8,24 +8,32 @@ import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
 import type {TestDaemon} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
+import {freePort} from '../helpers/ports.ts';
+import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
+import type {Sample} from '../helpers/prometheus-text.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 /** The web app behind an exclusive, non-blocking flock: a second copy exits 1 at once while the first runs. */
-function lockedWeb(dir: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return webConfig(dir, {}, {command: `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000, ...overrides});
+function lockedWeb(dir: string, overrides: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
+  return webConfig(dir, top, {command: `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000, ...overrides});
+}
+
+/** The switch hold histogram's count and sum (seconds) for one outcome. */
+function holdsOf(samples: Sample[], outcome: string): {count: number; sumSeconds: number} {
+  return {count: sumOf(samples, `rollbridge_switch_hold_duration_seconds_count`, {outcome}), sumSeconds: sumOf(samples, `rollbridge_switch_hold_duration_seconds_sum`, {outcome})};
 }
 
 /** 8 keep-alive clients looping on / until stop() (or 30 s): counts answers by body and every failure. */
 function startLoad(t: TestContext, daemon: TestDaemon): {served: Map<string, number>; failures: string[]; stop: () => Promise<void>} {
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
-  const stopAt = Date.now() + 30_000;
+  const load = loadSwitch(t, 30_000);
   const served = new Map<string, number>();
   const failures: string[] = [];
   const clients = Array.from({length: 8}, async () => {
-    while (running && Date.now() < stopAt) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/`, {agent});
         if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
@@ -36,18 +44,19 @@ function startLoad(t: TestContext, daemon: TestDaemon): {served: Map<string, num
     }
   });
   return {served, failures, stop: async () => {
-    running = false;
+    load.stop();
     await Promise.all(clients);
   }};
 }
 
 test(`hold-on-switch deploys an app that cannot run twice (flock) under load with 0 failed requests and reports the hold time`, async (t) => {
   if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
-  const daemon = await startDaemon(t, (dir) => webConfig(dir, {}, {command: `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"`}));
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {metrics: {listen: metricsPort}}, {command: `exec flock -n "${path.join(dir, `web.lock`)}" "${process.execPath}" "${WEB_APP}"`}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   // The usual overlapping deploy cannot work for this app: the new copy does not get the lock.
   await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_PROCESS_EXITED`);
-  fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir)));
+  fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir, {}, {metrics: {listen: metricsPort}})));
   const load = startLoad(t, daemon);
   await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
   const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
@@ -63,11 +72,16 @@ test(`hold-on-switch deploys an app that cannot run twice (flock) under load wit
   const status = await daemon.call(`status`);
   assert.equal(status.activeReleaseId, `v3`);
   assert.equal((status.traffic as {switchHold: boolean; mode: string}).switchHold, false);
+  // The hold is in the metrics with the duration the deploy reported.
+  const samples = parseExposition((await scrape(metricsPort)).body);
+  assert.deepEqual(holdsOf(samples, `served`), {count: 1, sumSeconds: hold.heldMs / 1000});
+  assert.deepEqual([sumOf(samples, `rollbridge_traffic_switch_hold`), sumOf(samples, `rollbridge_requests_held`)], [0, 0]);
 });
 
 test(`a new release that is not healthy within holdTimeoutMs is rolled back: the previous web process starts again and answers every held request`, async (t) => {
   if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
-  const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {holdTimeoutMs: 1_500}));
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {holdTimeoutMs: 1_500}, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const load = startLoad(t, daemon);
   await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
@@ -87,7 +101,10 @@ test(`a new release that is not healthy within holdTimeoutMs is rolled back: the
   const status = await daemon.call(`status`);
   assert.equal(status.activeReleaseId, `v1`);
   assert.equal((status.traffic as {switchHold: boolean}).switchHold, false);
-  await daemon.record((record) => record.msg === `switch hold rolled back`, `switch hold rolled back`);
+  const rolledBack = await daemon.record((record) => record.msg === `switch hold rolled back`, `switch hold rolled back`);
+  const holds = holdsOf(parseExposition((await scrape(metricsPort)).body), `rolled_back`);
+  assert.deepEqual(holds, {count: 1, sumSeconds: (rolledBack.heldMs as number) / 1000});
+  assert.ok(holds.sumSeconds >= 1.5, `held at least holdTimeoutMs (${holds.sumSeconds} s)`);
 });
 
 test(`a config with switch "hold" on a process that is not proxied, or holdTimeoutMs without it, is refused with a fix`, async (t) => {

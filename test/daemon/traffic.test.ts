@@ -7,7 +7,11 @@ import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
+import {freePort} from '../helpers/ports.ts';
 import {isPidAlive} from '../helpers/processes.ts';
+import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
+import type {Sample} from '../helpers/prometheus-text.ts';
 import {MAIN} from '../helpers/run-cli.ts';
 import {beforeRemoving} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
@@ -18,18 +22,21 @@ async function trafficOf(daemon: {call: (command: string, params?: Record<string
   return (await daemon.call(`status`)).traffic as Traffic;
 }
 
+async function samplesAt(port: number): Promise<Sample[]> {
+  return parseExposition((await scrape(port)).body);
+}
+
 test(`pause holds requests under load without failing one; resume answers every held request, from a release deployed meanwhile`, async (t) => {
-  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const agent = new http.Agent({keepAlive: true, maxSockets: 8});
   t.after(() => agent.destroy());
-  let running = true;
+  const load = loadSwitch(t, 20_000);
   let failures = 0;
   const served = new Map<string, number>();
-  // Bounded: the loop ends at `running = false` or after 20 s whatever happens.
-  const stopAt = Date.now() + 20_000;
   const clients = Array.from({length: 8}, async () => {
-    while (running && Date.now() < stopAt) {
+    while (load.on()) {
       try {
         const result = await httpGet(daemon.proxyPort, `/`, {agent});
         if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
@@ -45,6 +52,9 @@ test(`pause holds requests under load without failing one; resume answers every 
   assert.equal((paused.traffic as Traffic).mode, `paused`);
   // Every client ends up waiting on a held request.
   await waitFor(async () => (await trafficOf(daemon)).held === 8, {what: `8 held requests`});
+  const whilePaused = await samplesAt(metricsPort);
+  assert.deepEqual([`open`, `paused`, `maintenance`].map((mode) => sumOf(whilePaused, `rollbridge_traffic_mode`, {mode})), [0, 1, 0]);
+  assert.equal(sumOf(whilePaused, `rollbridge_requests_held`), 8);
   const answeredWhilePaused = [...served.values()].reduce((a, b) => a + b, 0);
   // Health checks are not held: a deploy completes while paused.
   const deployed = await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
@@ -55,9 +65,12 @@ test(`pause holds requests under load without failing one; resume answers every 
   assert.equal(resumed.changed, true);
   assert.equal(resumed.released, 8);
   await waitFor(() => (served.get(`v2`) ?? 0) >= 50, {what: `load on v2 after resume`});
-  running = false;
+  load.stop();
   await Promise.all(clients);
   assert.equal(failures, 0);
+  const after = await samplesAt(metricsPort);
+  assert.deepEqual([sumOf(after, `rollbridge_traffic_mode`, {mode: `open`}), sumOf(after, `rollbridge_requests_held`)], [1, 0]);
+  assert.equal(sumOf(after, `rollbridge_http_requests_total`, {status: `proxy_error`}), 0, `no request was refused`);
   assert.equal((await daemon.call(`resume`)).changed, false, `a second resume changes nothing`);
   await daemon.record((record) => record.msg === `traffic resumed`, `traffic resumed`);
 });
@@ -97,7 +110,8 @@ test(`at proxy.maxHeldRequests one more request is answered 503 at once`, async 
 });
 
 test(`maintenance answers 503 with Retry-After and a page in the format the client accepts, ends held requests, and off serves again`, async (t) => {
-  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  const metricsPort = await freePort();
+  const daemon = await startDaemon(t, (dir) => webConfig(dir, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   await daemon.call(`pause`, {timeoutMs: 0});
   const held = httpGet(daemon.proxyPort);
@@ -126,6 +140,11 @@ test(`maintenance answers 503 with Retry-After and a page in the format the clie
   // A request with a body gets the page and a close (its body is not read).
   const post = await httpGet(daemon.proxyPort, `/echo`, {method: `POST`, body: `x`.repeat(10_000)});
   assert.equal(post.status, 503);
+  // The 5 answers of maintenance (the held request's included) are the proxy's own, without a release.
+  const during = await samplesAt(metricsPort);
+  assert.equal(sumOf(during, `rollbridge_traffic_mode`, {mode: `maintenance`}), 1);
+  assert.equal(sumOf(during, `rollbridge_http_requests_total`, {release: ``, status: `proxy_error`}), 5);
+  assert.equal(sumOf(during, `rollbridge_http_requests_total`, {release: ``, method: `POST`, status: `proxy_error`}), 1);
 
   await assert.rejects(daemon.call(`pause`), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_TRAFFIC_MAINTENANCE` && /maintenance off/.test(error.fix ?? ``));
   await assert.rejects(daemon.call(`resume`), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_TRAFFIC_MAINTENANCE`);

@@ -1,7 +1,6 @@
 // Traffic control on the built binary (issue 14 items 3-5): pause, resume, maintenance as scripts and
 // operators see them (--json against docs/schemas, human lines, usage errors, exit codes).
 import assert from 'node:assert/strict';
-import {execFile} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
@@ -10,26 +9,16 @@ import {WEB_APP} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
 import {assertMatchesSchema} from '../helpers/json-schemas.ts';
-import {isPidAlive} from '../helpers/processes.ts';
-import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
+import {loadSwitch} from '../helpers/load-switch.ts';
+import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
-import {getBinaryPath} from './binary-path.ts';
+import {ensureBinaryDaemon, runBinary} from './binary-run.ts';
+import type {BinaryRun} from './binary-run.ts';
 
-type Run = {code: number; stdout: string; stderr: string};
 type Json = Record<string, unknown>;
 type Traffic = {mode: string; held: number; pause: {expired: boolean} | null; maintenance: {message: string; retryAfterSeconds: number} | null};
 
-const BINARY = getBinaryPath();
-
-function run(args: string[], options: {cwd: string; env?: Record<string, string>}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(BINARY, args, {cwd: options.cwd, env: {...process.env, ROLLBRIDGE_OUTPUT: ``, ...options.env}, timeout: 60_000}, (error, stdout, stderr) => {
-      resolve({code: error ? (typeof error.code === `number` ? error.code : 1) : 0, stdout, stderr});
-    });
-  });
-}
-
-function json<T = Json>(result: Run, schema: string, exitCode = 0): T {
+function json<T = Json>(result: BinaryRun, schema: string, exitCode = 0): T {
   assert.equal(result.code, exitCode, result.stderr + result.stdout);
   const document = JSON.parse(result.stdout) as unknown;
   assertMatchesSchema(schema, document);
@@ -48,90 +37,82 @@ async function startProject(t: TestContext, web: Json = {}, extra: Json = {}): P
     ...extra,
   }, null, 2));
   for (const name of [`r1`, `r2`, `flaky-3`]) fs.mkdirSync(path.join(dir, `releases`, name), {recursive: true});
-  const started = await run([`ensure-daemon`, `--json`, `--daemon-log-path`, path.join(dir, `daemon.log`), `--daemon-pid-path`, path.join(dir, `daemon.pid`)], {cwd: dir});
-  assert.equal(started.code, 0, started.stderr);
-  const pid = Number(fs.readFileSync(path.join(dir, `daemon.pid`), `utf8`));
-  beforeRemoving(dir, async () => {
-    if (!isPidAlive(pid)) return;
-    await run([`shutdown`], {cwd: dir});
-    await waitFor(() => !isPidAlive(pid), {what: `the daemon ${pid} to exit`});
-  });
-  json(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], {cwd: dir}), `deploy.schema.json`);
-  const status = json<{proxy: {port: number}}>(await run([`status`, `--json`], {cwd: dir}), `status.schema.json`);
+  await ensureBinaryDaemon(dir);
+  json(await runBinary([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1`, `--json`], dir), `deploy.schema.json`);
+  const status = json<{proxy: {port: number}}>(await runBinary([`status`, `--json`], dir), `status.schema.json`);
   return {dir, port: status.proxy.port};
 }
 
 test(`pause, resume and maintenance on the binary: JSON per schema, human lines, usage errors and ERR_TRAFFIC_MAINTENANCE`, async (t) => {
   const {dir, port} = await startProject(t);
-  const paused = json<{changed: boolean; traffic: Traffic}>(await run([`pause`, `--timeout`, `0`, `--json`], {cwd: dir}), `pause.schema.json`);
+  const paused = json<{changed: boolean; traffic: Traffic}>(await runBinary([`pause`, `--timeout`, `0`, `--json`], dir), `pause.schema.json`);
   assert.equal(paused.changed, true);
   assert.equal(paused.traffic.mode, `paused`);
   const held = httpGet(port, `/release`);
-  await waitFor(async () => (json<{traffic: Traffic}>(await run([`status`, `--json`], {cwd: dir}), `status.schema.json`)).traffic.held === 1, {what: `a held request`});
-  const human = await run([`status`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  await waitFor(async () => (json<{traffic: Traffic}>(await runBinary([`status`, `--json`], dir), `status.schema.json`)).traffic.held === 1, {what: `a held request`});
+  const human = await runBinary([`status`], dir, `human`);
   assert.match(human.stdout, /^traffic: paused since \S+, held until "rollbridge resume" \(1 of at most 1000 held\)$/m);
-  const resumed = json<{changed: boolean; released: number}>(await run([`resume`, `--json`], {cwd: dir}), `resume.schema.json`);
+  const resumed = json<{changed: boolean; released: number}>(await runBinary([`resume`, `--json`], dir), `resume.schema.json`);
   assert.deepEqual([resumed.changed, resumed.released], [true, 1]);
   assert.equal((await held).body, `r1\n`);
-  const again = await run([`resume`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  const again = await runBinary([`resume`], dir, `human`);
   assert.match(again.stdout, /^Not paused: open$/m);
 
-  const on = json<{traffic: Traffic}>(await run([`maintenance`, `on`, `--message`, `Back soon`, `--retry-after`, `2m`, `--json`], {cwd: dir}), `maintenance.schema.json`);
+  const on = json<{traffic: Traffic}>(await runBinary([`maintenance`, `on`, `--message`, `Back soon`, `--retry-after`, `2m`, `--json`], dir), `maintenance.schema.json`);
   assert.deepEqual(on.traffic.maintenance && {message: on.traffic.maintenance.message, retryAfterSeconds: on.traffic.maintenance.retryAfterSeconds}, {message: `Back soon`, retryAfterSeconds: 120});
   const page = await httpGet(port, `/`, {headers: {accept: `application/json`}});
   assert.equal(page.status, 503);
   assert.equal(page.headers[`retry-after`], `120`);
   assert.equal(JSON.parse(page.body).message, `Back soon`);
-  const refused = json<{error: {code: string; fix: string}}>(await run([`pause`, `--json`], {cwd: dir}), `error.schema.json`, 1);
+  const refused = json<{error: {code: string; fix: string}}>(await runBinary([`pause`, `--json`], dir), `error.schema.json`, 1);
   assert.equal(refused.error.code, `ERR_TRAFFIC_MAINTENANCE`);
-  const refusedHuman = await run([`pause`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  const refusedHuman = await runBinary([`pause`], dir, `human`);
   assert.equal(refusedHuman.code, 1);
   assert.match(refusedHuman.stderr, /fix: Run "rollbridge maintenance off" first/);
-  const off = await run([`maintenance`, `off`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  const off = await runBinary([`maintenance`, `off`], dir, `human`);
   assert.match(off.stdout, /^Maintenance off: open$/m);
   assert.equal((await httpGet(port, `/release`)).body, `r1\n`);
 
   for (const args of [[`maintenance`, `maybe`], [`maintenance`, `off`, `--message`, `x`], [`maintenance`, `on`, `--retry-after`, `1500ms`], [`pause`, `--timeout`, `soon`]]) {
-    const usage = json<{error: {code: string}}>(await run([...args, `--json`], {cwd: dir}), `error.schema.json`, 2);
+    const usage = json<{error: {code: string}}>(await runBinary([...args, `--json`], dir), `error.schema.json`, 2);
     assert.equal(usage.error.code, `ERR_USAGE`, args.join(` `));
   }
 });
 
 /** Requests from 20 client addresses (X-Forwarded-For from loopback) until the returned stop(). */
-function load(port: number): {failed: () => number; stop: () => Promise<void>} {
-  let running = true;
+function load(t: TestContext, port: number): {failed: () => number; stop: () => Promise<void>} {
+  const on = loadSwitch(t, 30_000);
   let failed = 0;
-  const stopAt = Date.now() + 30_000;
   let next = 0;
   const loops = Array.from({length: 4}, async () => {
-    while (running && Date.now() < stopAt) {
+    while (on.on()) {
       const result = await httpGet(port, `/`, {headers: {'x-forwarded-for': `192.0.2.${(next++ % 20) + 1}`}}).catch(() => null);
       if (result?.status !== 200) failed++;
     }
   });
   return {failed: () => failed, stop: async () => {
-    running = false;
+    on.stop();
     await Promise.all(loops);
   }};
 }
 
 test(`deploy --canary on the binary: a healthy canary is promoted (exit 0, canary figures per schema), a flaky one rolled back (exit 1, ERR_CANARY_REJECTED)`, async (t) => {
   const {dir, port} = await startProject(t, {}, {canary: {minRequests: 10}});
-  const traffic = load(port);
+  const traffic = load(t, port);
   t.after(() => traffic.stop());
-  const promoted = json<{activeReleaseId: string; canary: {verdict: string; canary: {requests: number}}}>(await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--canary`, `50`, `--canary-window`, `1500ms`, `--json`], {cwd: dir}), `deploy.schema.json`);
+  const promoted = json<{activeReleaseId: string; canary: {verdict: string; canary: {requests: number}}}>(await runBinary([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`, `--canary`, `50`, `--canary-window`, `1500ms`, `--json`], dir), `deploy.schema.json`);
   assert.equal(promoted.activeReleaseId, `r2`);
   assert.equal(promoted.canary.verdict, `promoted`);
   assert.ok(promoted.canary.canary.requests >= 10);
-  const rejected = await run([`deploy`, `--release-path`, `releases/flaky-3`, `--release-id`, `flaky-3`, `--canary`, `50%`, `--canary-window`, `10s`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  const rejected = await runBinary([`deploy`, `--release-path`, `releases/flaky-3`, `--release-id`, `flaky-3`, `--canary`, `50%`, `--canary-window`, `10s`], dir, `human`);
   assert.equal(rejected.code, 1, rejected.stdout + rejected.stderr);
   assert.match(rejected.stdout, /✗ canary rolled-back: 5xx/);
   assert.match(rejected.stderr, /ERR_CANARY_REJECTED: Canary flaky-3 was rolled back after \d+ ms at 50%: 5xx [\d.]+% \(\d+ of \d+\) vs stable 0%/);
   assert.match(rejected.stderr, /fix: Check "rollbridge logs --release flaky-3"/);
   await traffic.stop();
-  assert.equal(json<{activeReleaseId: string}>(await run([`status`, `--json`], {cwd: dir}), `status.schema.json`).activeReleaseId, `r2`);
+  assert.equal(json<{activeReleaseId: string}>(await runBinary([`status`, `--json`], dir), `status.schema.json`).activeReleaseId, `r2`);
   for (const args of [[`--canary`, `0`], [`--canary`, `100`], [`--canary-window`, `5s`], [`--canary`, `10`, `--canary-window`, `0`]]) {
-    const usage = json<{error: {code: string}}>(await run([`deploy`, `--release-path`, `releases/r2`, ...args, `--json`], {cwd: dir}), `error.schema.json`, 2);
+    const usage = json<{error: {code: string}}>(await runBinary([`deploy`, `--release-path`, `releases/r2`, ...args, `--json`], dir), `error.schema.json`, 2);
     assert.equal(usage.error.code, `ERR_USAGE`, args.join(` `));
   }
 });
@@ -140,13 +121,13 @@ test(`a switch: "hold" deploy on the binary prints how long requests were held a
   if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
   const lock = path.join(createTempDir(t, `rb-lock-`), `web.lock`);
   const {dir, port} = await startProject(t, {command: `exec flock -n "${lock}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000});
-  const traffic = load(port);
+  const traffic = load(t, port);
   t.after(() => traffic.stop());
-  const human = await run([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`], {cwd: dir, env: {ROLLBRIDGE_OUTPUT: `human`}});
+  const human = await runBinary([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`], dir, `human`);
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /holding new requests \(new requests are held \(at most 10000 ms\)/);
   assert.match(human.stdout, /^ {2}requests were held (\d+ms|[\d.]+s) for the switch \(limit 10\.0s\)$/m);
-  const result = json<{switchHold: {heldMs: number}}>(await run([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1b`, `--json`], {cwd: dir}), `deploy.schema.json`);
+  const result = json<{switchHold: {heldMs: number}}>(await runBinary([`deploy`, `--release-path`, `releases/r1`, `--release-id`, `r1b`, `--json`], dir), `deploy.schema.json`);
   assert.ok(result.switchHold.heldMs > 0);
   await traffic.stop();
   assert.equal(traffic.failed(), 0);

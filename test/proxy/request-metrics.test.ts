@@ -87,6 +87,57 @@ test(`a 502 for an app that refuses connections is the proxy's error, counted fo
   assert.deepEqual([sink.lines[1]?.path, sink.lines[1]?.status, sink.lines[1]?.releaseId], [`/gone`, 502, `r1`]);
 });
 
+test(`requests the traffic gate answers are recorded like the proxy's other answers; a held request's duration includes the hold`, async (t) => {
+  const metrics = new RequestMetrics();
+  const sink = memorySink();
+  const proxy = await startProxy(t, {metrics, accessLog: new AccessLog(sink, {includeQuery: false}), maxHeldRequests: 1});
+  const app = await startApp(t, `v1`);
+  proxy.setActiveTargets([addTarget(proxy, app, `r1`)]);
+  const port = proxy.address.port;
+  const series = metrics.seriesFor(`r1`, `web`);
+  const line = (path: string) => sink.lines.find((entry) => entry.path === path);
+
+  proxy.gate.setMaintenance({message: `Back soon`, retryAfterSeconds: 60});
+  assert.equal((await request(port, {path: `/maintenance`})).status, 503);
+  assert.equal(count(metrics.unrouted, `GET`, `proxy_error`), 1);
+  assert.deepEqual([line(`/maintenance`)?.status, line(`/maintenance`)?.releaseId], [503, null]);
+  proxy.gate.setMaintenance(null);
+
+  // Paused: the first request is held, one more is over proxy.maxHeldRequests (1) and answered 503 at once.
+  proxy.gate.pause(0);
+  const held = request(port, {path: `/held`, agent: false});
+  await waitFor(() => proxy.gate.status.held === 1, {what: `the request held`});
+  const heldAt = performance.now();
+  assert.equal((await request(port, {path: `/overflow`, agent: false})).status, 503);
+  assert.equal(line(`/overflow`)?.status, 503);
+  // A held request its client gives up on: no status, counted as aborted.
+  const gone = rawClient(t, port);
+  proxy.gate.maxHeld = 2;
+  gone.socket.write(`POST /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+  await waitFor(() => proxy.gate.status.held === 2, {what: `the second request held`});
+  gone.socket.destroy();
+  await waitFor(() => line(`/gone`) !== undefined, {what: `the abandoned held request recorded`});
+  assert.equal(line(`/gone`)?.status, 0);
+  assert.equal(count(metrics.unrouted, `POST`, `aborted`), 1);
+  const resumedAt = performance.now();
+  proxy.gate.resume();
+  assert.equal((await held).status, 200);
+  assert.equal(line(`/held`)?.releaseId, `r1`);
+  // It was parked before heldAt and went on after resumedAt.
+  assert.ok((line(`/held`)?.durationMs as number) >= resumedAt - heldAt, `held ${String(line(`/held`)?.durationMs)} ms`);
+  assert.equal(count(series, `GET`, `2xx`), 1);
+
+  // A pause that times out answers the request it held 503, recorded with the time it was held.
+  proxy.gate.pause(0);
+  const expired = request(port, {path: `/expired`, agent: false});
+  await waitFor(() => proxy.gate.status.held === 1, {what: `the request held`});
+  proxy.gate.pause(100); // pausing again restarts the timeout: it expires 100 ms from now
+  assert.equal((await expired).status, 503);
+  assert.equal(line(`/expired`)?.status, 503);
+  assert.ok((line(`/expired`)?.durationMs as number) >= 100, `held until the pause timed out (${String(line(`/expired`)?.durationMs)} ms)`);
+  assert.equal(count(metrics.unrouted, `GET`, `proxy_error`), 3, `maintenance, overflow, expired`);
+});
+
 test(`retainReleases forgets the series of releases the daemon pruned`, () => {
   const metrics = new RequestMetrics();
   metrics.seriesFor(`r1`, `web`).record(0, 1, 1);
