@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import test from 'node:test';
-import type {TestContext} from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
-import type {TestDaemon} from '../helpers/daemon.ts';
-import {httpGet} from '../helpers/http.ts';
-import {loadSwitch} from '../helpers/load-switch.ts';
+import {startKeepAliveLoad} from '../helpers/keep-alive-load.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
 import {freePort} from '../helpers/ports.ts';
 import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
@@ -25,30 +21,6 @@ function holdsOf(samples: Sample[], outcome: string): {count: number; sumSeconds
   return {count: sumOf(samples, `rollbridge_switch_hold_duration_seconds_count`, {outcome}), sumSeconds: sumOf(samples, `rollbridge_switch_hold_duration_seconds_sum`, {outcome})};
 }
 
-/** 8 keep-alive clients looping on / until stop() (or 30 s): counts answers by body and every failure. */
-function startLoad(t: TestContext, daemon: TestDaemon): {served: Map<string, number>; failures: string[]; stop: () => Promise<void>} {
-  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
-  t.after(() => agent.destroy());
-  const load = loadSwitch(t, 30_000);
-  const served = new Map<string, number>();
-  const failures: string[] = [];
-  const clients = Array.from({length: 8}, async () => {
-    while (load.on()) {
-      try {
-        const result = await httpGet(daemon.proxyPort, `/`, {agent});
-        if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
-        else failures.push(`HTTP ${result.status}: ${result.body.trim()}`);
-      } catch (error) {
-        failures.push(String(error));
-      }
-    }
-  });
-  return {served, failures, stop: async () => {
-    load.stop();
-    await Promise.all(clients);
-  }};
-}
-
 test(`hold-on-switch deploys an app that cannot run twice (flock) under load with 0 failed requests and reports the hold time`, async (t) => {
   if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
   const metricsPort = await freePort();
@@ -57,7 +29,7 @@ test(`hold-on-switch deploys an app that cannot run twice (flock) under load wit
   // The usual overlapping deploy cannot work for this app: the new copy does not get the lock.
   await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_PROCESS_EXITED`);
   fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir, {}, {metrics: {listen: metricsPort}})));
-  const load = startLoad(t, daemon);
+  const load = startKeepAliveLoad(t, daemon.proxyPort);
   await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
   const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
   await waitFor(() => (load.served.get(`v3`) ?? 0) >= 50, {what: `load on v3`});
@@ -83,7 +55,7 @@ test(`a new release that is not healthy within holdTimeoutMs is rolled back: the
   const metricsPort = await freePort();
   const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {holdTimeoutMs: 1_500}, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
-  const load = startLoad(t, daemon);
+  const load = startKeepAliveLoad(t, daemon.proxyPort);
   await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
   const before = load.served.get(`v1`) ?? 0;
   // "bad" releases never pass their health check.
@@ -137,7 +109,7 @@ test(`restart --process web of a switch "hold" app restarts it in place with req
   const before = await web();
   const plan = await daemon.call(`restart`, {processId: `web`, dryRun: true});
   assert.deepEqual((plan.plan as {processes: Array<{how: string; check: string}>}).processes.map(({how, check}) => ({how, check})), [{how: `restart`, check: `health`}]);
-  const load = startLoad(t, daemon);
+  const load = startKeepAliveLoad(t, daemon.proxyPort);
   await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
   const served = load.served.get(`v1`) ?? 0;
   await daemon.call(`restart`, {processId: `web`});

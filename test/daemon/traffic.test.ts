@@ -7,7 +7,7 @@ import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
-import {loadSwitch} from '../helpers/load-switch.ts';
+import {startKeepAliveLoad} from '../helpers/keep-alive-load.ts';
 import {freePort} from '../helpers/ports.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
@@ -30,22 +30,8 @@ test(`pause holds requests under load without failing one; resume answers every 
   const metricsPort = await freePort();
   const daemon = await startDaemon(t, (dir) => webConfig(dir, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
-  const agent = new http.Agent({keepAlive: true, maxSockets: 8});
-  t.after(() => agent.destroy());
-  const load = loadSwitch(t, 20_000);
-  let failures = 0;
-  const served = new Map<string, number>();
-  const clients = Array.from({length: 8}, async () => {
-    while (load.on()) {
-      try {
-        const result = await httpGet(daemon.proxyPort, `/`, {agent});
-        if (result.status === 200) served.set(result.body.trim(), (served.get(result.body.trim()) ?? 0) + 1);
-        else failures += 1;
-      } catch {
-        failures += 1;
-      }
-    }
-  });
+  const load = startKeepAliveLoad(t, daemon.proxyPort, {maxMs: 20_000});
+  const served = load.served;
   await waitFor(() => (served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
   const paused = await daemon.call(`pause`, {timeoutMs: 0});
   assert.equal(paused.changed, true);
@@ -55,19 +41,18 @@ test(`pause holds requests under load without failing one; resume answers every 
   const whilePaused = await samplesAt(metricsPort);
   assert.deepEqual([`open`, `paused`, `maintenance`].map((mode) => sumOf(whilePaused, `rollbridge_traffic_mode`, {mode})), [0, 1, 0]);
   assert.equal(sumOf(whilePaused, `rollbridge_requests_held`), 8);
-  const answeredWhilePaused = [...served.values()].reduce((a, b) => a + b, 0);
+  const answeredWhilePaused = load.answered();
   // Health checks are not held: a deploy completes while paused.
   const deployed = await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
   assert.equal(deployed.activeReleaseId, `v2`);
-  assert.equal([...served.values()].reduce((a, b) => a + b, 0), answeredWhilePaused, `no request was answered while paused`);
+  assert.equal(load.answered(), answeredWhilePaused, `no request was answered while paused`);
   assert.equal((await trafficOf(daemon)).held, 8);
   const resumed = await daemon.call(`resume`);
   assert.equal(resumed.changed, true);
   assert.equal(resumed.released, 8);
   await waitFor(() => (served.get(`v2`) ?? 0) >= 50, {what: `load on v2 after resume`});
-  load.stop();
-  await Promise.all(clients);
-  assert.equal(failures, 0);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
   const after = await samplesAt(metricsPort);
   assert.deepEqual([sumOf(after, `rollbridge_traffic_mode`, {mode: `open`}), sumOf(after, `rollbridge_requests_held`)], [1, 0]);
   assert.equal(sumOf(after, `rollbridge_http_requests_total`, {status: `proxy_error`}), 0, `no request was refused`);
