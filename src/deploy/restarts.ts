@@ -313,10 +313,17 @@ export async function restartForLiveness(context: DeployContext, queue: SerialQu
     // Replaced, draining or stopped for good while it waited: nothing to do.
     if (!inRelease && !roster.isDaemonWide(managed)) return;
     if (inRelease && (release !== active.release || release.state !== `active`)) return;
-    const policy = release.config.processes.find((process) => process.id === managed.spec.processId)?.policy;
+    const definition = release.config.processes.find((process) => process.id === managed.spec.processId);
     const evidence = {check: failure.check, failures: failure.failures, lastError: failure.lastError, output: failure.output};
-    if (inRelease && policy === `proxied`) {
-      await replaceProxied(context, release, managed, `liveness`, {evidence});
+    if (inRelease && definition?.policy === `proxied`) {
+      if (definition.switch !== `hold`) {
+        await replaceProxied(context, release, managed, `liveness`, {evidence});
+        return;
+      }
+      // A web process that must never run twice cannot get a copy beside it: it restarts in place, requests held.
+      const previousPid = managed.pid;
+      await restartHeld(context, release, managed, `liveness`);
+      log.info(`process restarted`, {releaseId: release.releaseId, processId: managed.id, previousPid, pid: managed.pid, reason: `liveness`, ...evidence});
       return;
     }
     const previousPid = managed.pid;
@@ -325,7 +332,7 @@ export async function restartForLiveness(context: DeployContext, queue: SerialQu
     await managed.start(`liveness`);
     log.info(`process restarted`, {releaseId: inRelease ? release.releaseId : null, processId: managed.id, previousPid, pid: managed.pid, reason: `liveness`, ...evidence});
     const owner = inRelease ? release : roster.ownerOf(managed);
-    const definition = owner?.config.processes.find((process) => process.id === managed.spec.processId);
-    if (owner && definition) await waitUntilReady(owner, definition, managed, log);
+    const ownDefinition = owner?.config.processes.find((process) => process.id === managed.spec.processId);
+    if (owner && ownDefinition) await waitUntilReady(owner, ownDefinition, managed, log);
   });
 }

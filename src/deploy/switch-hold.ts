@@ -138,12 +138,12 @@ export class SwitchHold {
 }
 
 /**
- * `restart` (or a memory restart) of a `switch: "hold"` web process, which cannot be replaced by a copy
+ * `restart` (or a memory or liveness restart) of a `switch: "hold"` web process, which cannot be replaced by a copy
  * beside it: requests are held while it drains, stops, starts again on its port and passes its health
  * check, then they go on. Bounded by `holdTimeoutMs` (ERR_SWITCH_HOLD_TIMEOUT); requests are never
  * left held. A daemon killed meanwhile restarts it like any dead process of the active release.
  */
-export async function restartHeld(context: DeployContext, release: Release, managed: ManagedProcess, reason: `manual` | `memory`, options: {skipHealthCheck?: boolean} = {}): Promise<ManagedProcess> {
+export async function restartHeld(context: DeployContext, release: Release, managed: ManagedProcess, reason: `manual` | `memory` | `liveness`, options: {skipHealthCheck?: boolean} = {}): Promise<ManagedProcess> {
   const {proxy, log} = context;
   const definition = release.config.processes.find((process) => process.id === managed.spec.processId);
   const port = release.instancePorts[managed.id] ?? (definition ? release.ports[definition.id] : undefined);

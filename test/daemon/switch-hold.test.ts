@@ -4,6 +4,7 @@ import path from 'node:path';
 import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
+import {httpGet} from '../helpers/http.ts';
 import {startKeepAliveLoad} from '../helpers/keep-alive-load.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
 import {freePort} from '../helpers/ports.ts';
@@ -120,4 +121,35 @@ test(`restart --process web of a switch "hold" app restarts it in place with req
   assert.notEqual(after.pid, before.pid);
   assert.equal(after.port, before.port);
   await daemon.record((record) => record.msg === `switch hold ended` && record.processId === `web`, `switch hold ended for the restart`);
+});
+
+test(`a switch "hold" web process failing its liveness checks is restarted in place with requests held: 0 failed, a new pid on the same port`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
+  let sickFile = ``;
+  const daemon = await startDaemon(t, (dir) => {
+    sickFile = path.join(dir, `sick-pid`);
+    return lockedWeb(dir, {env: {APP_SICK_FILE: sickFile}, health: {path: `/ping`, intervalMs: 20, timeoutMs: 5_000, liveness: {intervalMs: 100, failureThreshold: 3, probeTimeoutMs: 1_000}}});
+  });
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  type Web = {releases: Array<{processes: Array<{id: string; pid: number; port: number; lastStartReason?: string}>}>};
+  const web = async () => ((await daemon.call(`status`)) as unknown as Web).releases[0]!.processes.find((process) => process.id === `web`)!;
+  const before = await web();
+  const load = startKeepAliveLoad(t, daemon.proxyPort);
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
+  // /ping of the app (flock's child) answers 503 from now on, though it still serves: its liveness checks
+  // fail. A copy beside it could not start (the lock), so it must be restarted in place.
+  const appPid = (await httpGet(daemon.proxyPort, `/pid`)).body.trim();
+  fs.writeFileSync(sickFile, appPid);
+  const restarted = await daemon.record((record) => record.msg === `process restarted` && record.reason === `liveness`, `the liveness restart`);
+  assert.equal(restarted.previousPid, before.pid);
+  assert.notEqual((await httpGet(daemon.proxyPort, `/pid`)).body.trim(), appPid);
+  const served = load.served.get(`v1`) ?? 0;
+  await waitFor(() => (load.served.get(`v1`) ?? 0) >= served + 50, {what: `load after the restart`});
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  const after = await web();
+  assert.notEqual(after.pid, before.pid);
+  assert.equal(after.port, before.port);
+  assert.equal(after.lastStartReason, `liveness`);
+  await daemon.record((record) => record.msg === `switch hold ended` && record.processId === `web`, `switch hold ended for the liveness restart`);
 });
