@@ -205,13 +205,13 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     });
   }
 
-  /** The gate refuses the parked request (maintenance, or the pause timed out): `response` and a close. */
-  refuseHeld(response: string): void {
+  /** The gate refuses the parked request (maintenance, or the pause timed out): its response and a close. */
+  refuseHeld(respond: (head: RequestHead) => string): void {
     this.#guard(() => {
       if (this.#state !== ST_HELD) return;
-      const sent = this.socket.writable;
-      if (sent) this.socket.write(response);
-      this.#endHeld(sent ? 503 : 0, sent ? Buffer.byteLength(response) : 0);
+      const response = this.socket.writable ? respond(this.#heldHead!) : null;
+      if (response !== null) this.socket.write(response);
+      this.#endHeld(response !== null ? 503 : 0, response !== null ? Buffer.byteLength(response) : 0);
       this.#closeGracefully();
     });
   }

@@ -12,8 +12,8 @@ export const GATE_REFUSE = 2;
 export type HeldRequest = {
   /** Sends the request on (the gate opened). */
   releaseHeld(): void;
-  /** Answers it with this complete response and closes the connection (maintenance, or the pause timed out). */
-  refuseHeld(response: string): void;
+  /** Answers it with the complete response `respond` builds for its head, and closes the connection (maintenance, or the pause timed out). */
+  refuseHeld(respond: (head: RequestHead) => string): void;
 };
 
 /** An operator's pause, as `status` reports it and the state file keeps it. */
@@ -206,7 +206,7 @@ export class TrafficGate {
   refuseAllHeld(): void {
     const held = [...this.#held];
     this.#held.clear();
-    for (const request of held) request.refuseHeld(pausedResponse(`The service is paused; retry later.`, true));
+    for (const request of held) request.refuseHeld(() => pausedResponse(`The service is paused; retry later.`, true));
   }
 
   /** Ends the timer (proxy shutdown); held requests are left to the connections' destruction. */
@@ -254,7 +254,7 @@ export class TrafficGate {
     this.#held.clear();
     for (const request of held) {
       if (state === GATE_OPEN) request.releaseHeld();
-      else request.refuseHeld(this.refusal(null, true));
+      else request.refuseHeld((head) => this.refusal(head, true));
     }
   }
 }

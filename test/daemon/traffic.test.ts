@@ -99,7 +99,7 @@ test(`maintenance answers 503 with Retry-After and a page in the format the clie
   const daemon = await startDaemon(t, (dir) => webConfig(dir, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   await daemon.call(`pause`, {timeoutMs: 0});
-  const held = httpGet(daemon.proxyPort);
+  const held = httpGet(daemon.proxyPort, `/api`, {headers: {accept: `application/json`}});
   await waitFor(async () => (await trafficOf(daemon)).held === 1, {what: `a held request`});
   const on = await daemon.call(`maintenance`, {enabled: true, message: `Back at 14:00 <UTC> & "soon"`, retryAfterSeconds: 120});
   assert.equal(on.changed, true);
@@ -108,6 +108,7 @@ test(`maintenance answers 503 with Retry-After and a page in the format the clie
   const heldResult = await held;
   assert.equal(heldResult.status, 503);
   assert.equal(heldResult.headers[`retry-after`], `120`);
+  assert.match(String(heldResult.headers[`content-type`]), /^application\/json/, `the held request gets the page in the format it accepts`);
 
   const agent = new http.Agent({keepAlive: true, maxSockets: 1});
   t.after(() => agent.destroy());
