@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -8,30 +7,12 @@ import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {freePort} from '../helpers/ports.ts';
 import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
-import {requireCommands} from '../helpers/system-packages.ts';
-import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
+import {fillUp, mountSmallDisk} from '../helpers/small-disk.ts';
 
 type AccessLine = {time: string; method: string; path: string; status: number; bytes: number; durationMs: number; releaseId: string | null; processId: string | null; clientIp: string; requestId: string; retried: boolean};
 
 const GENERATED_ID = /^[0-9a-f]{16}-[0-9a-f]+$/;
-
-/** Writes into `file` until the filesystem refuses with ENOSPC (big chunks, then single bytes). */
-function fillUp(file: string): void {
-  const fd = fs.openSync(file, `w`);
-  try {
-    for (const size of [64 * 1024, 1]) {
-      const chunk = Buffer.alloc(size, 120);
-      try {
-        while (true) fs.writeSync(fd, chunk);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== `ENOSPC`) throw error;
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 function readLines(file: string): AccessLine[] {
   if (!fs.existsSync(file)) return [];
@@ -110,16 +91,9 @@ test(`proxy.accessLog keeps the query with includeQuery and rotates like the pro
 });
 
 test(`on a full disk the access log drops lines and counts them, requests never fail, and no line is torn`, async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip(`mounting a small tmpfs (a real full disk) needs root`);
-    return;
-  }
-  if (!requireCommands(t, [{command: `mount`, pkg: `mount`}, {command: `umount`, pkg: `mount`}])) return;
-  const dir = createTempDir(t);
-  const full = path.join(dir, `full`);
-  fs.mkdirSync(full);
-  execFileSync(`mount`, [`-t`, `tmpfs`, `-o`, `size=256k,mode=0700`, `rollbridge-test`, full]);
-  beforeRemoving(dir, () => execFileSync(`umount`, [`-l`, full]));
+  const disk = mountSmallDisk(t, `256k`);
+  if (disk === null) return;
+  const {dir, full} = disk;
   const file = path.join(full, `access.log`);
   const metricsPort = await freePort();
   const daemon = await startDaemon(t, (root) => webConfig(root, {

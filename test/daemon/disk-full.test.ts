@@ -1,42 +1,16 @@
 import assert from 'node:assert/strict';
-import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
-import {requireCommands} from '../helpers/system-packages.ts';
-import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
-
-/** Writes into `file` until the filesystem refuses with ENOSPC (big chunks, then single bytes). */
-function fillUp(file: string): void {
-  const fd = fs.openSync(file, `w`);
-  try {
-    for (const size of [64 * 1024, 1]) {
-      const chunk = Buffer.alloc(size, 120);
-      try {
-        while (true) fs.writeSync(fd, chunk);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== `ENOSPC`) throw error;
-      }
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+import {fillUp, mountSmallDisk} from '../helpers/small-disk.ts';
 
 test(`issue-9: a deploy on a full logs.dir fails with ENOSPC, the path and its free space; the events file never holds a torn line`, async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip(`mounting a small tmpfs (a real full disk) needs root`);
-    return;
-  }
-  if (!requireCommands(t, [{command: `mount`, pkg: `mount`}, {command: `umount`, pkg: `mount`}])) return;
-  const dir = createTempDir(t);
-  const full = path.join(dir, `full`);
-  fs.mkdirSync(full);
-  execFileSync(`mount`, [`-t`, `tmpfs`, `-o`, `size=1m,mode=0700`, `rollbridge-test`, full]);
-  beforeRemoving(dir, () => execFileSync(`umount`, [`-l`, full]));
+  const disk = mountSmallDisk(t, `1m`);
+  if (disk === null) return;
+  const {dir, full} = disk;
   const eventsPath = path.join(full, `events.jsonl`);
   const daemon = await startDaemon(t, (root) => webConfig(root, {logs: {dir: path.join(full, `logs`)}, eventsPath}), {dir});
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
