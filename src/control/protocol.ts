@@ -182,7 +182,7 @@ export const PROCESS_STATES = [`starting`, `running`, `stopping`, `stopped`, `fa
 export const RELEASE_STATES = [`starting`, `active`, `draining`, `stopped`, `failed`] as const;
 export const START_REASONS = [`deploy`, `crash`, `manual`, `memory`, `liveness`] as const;
 
-/** A process's liveness checks (`health.liveness`/`readiness.liveness`): present once they are configured and the process ran. */
+/** A process's liveness checks (`health.liveness`/`readiness.liveness`): present once they are configured (`pending` until the first probe). */
 export const isLivenessStatus = t.isObject({
   /** pending: not probed yet (release not active yet, or just restarted); failing: the last probe failed. */
   state: t.isEnum([`pending`, `passing`, `failing`]),

@@ -43,6 +43,9 @@ export class LivenessCheck {
     if (!this.#stopped) return;
     this.#stopped = false;
     this.#controller = new AbortController();
+    // Status shows the check (pending) from the start, with the instance's liveness restarts.
+    this.#failures = 0;
+    this.#record(`pending`);
     this.#schedule();
   }
 

@@ -17,7 +17,7 @@ import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 import {ensureBinaryDaemon, runBinary as run} from './binary-run.ts';
 
-type WebView = {id: string; pid: number; lastStartReason?: string; liveness?: {state: string; consecutiveFailures: number; lastError?: string; restarts: number}};
+type WebView = {id: string; state: string; pid?: number; lastStartReason?: string; liveness?: {state: string; consecutiveFailures: number; lastError?: string; restarts: number}};
 type Status = {releases: Array<{processes: WebView[]}>};
 
 async function web(dir: string): Promise<WebView | undefined> {
@@ -77,7 +77,7 @@ test(`the binary replaces a web process failing its liveness checks; status --js
 
   const replaced = await waitFor(async () => {
     const view = await web(dir);
-    return view && view.pid !== passing.pid ? view : null;
+    return view && view.state === `running` && view.pid !== undefined && view.pid !== passing.pid && view.liveness !== undefined ? view : null;
   }, {what: `the replacement in status --json`});
   assert.equal(replaced.lastStartReason, `liveness`);
   assert.equal(replaced.liveness?.restarts, 1);
@@ -104,7 +104,8 @@ test(`the binary replaces a web process failing its liveness checks; status --js
   fs.writeFileSync(sickFile, String(replaced.pid));
   const second = await waitFor(async () => {
     const view = await web(dir);
-    return view && view.pid !== replaced.pid && view.pid !== passing.pid ? view : null;
+    // Running (pid known, restart counted) and its liveness check registered.
+    return view && view.state === `running` && view.pid !== undefined && view.pid !== replaced.pid && view.pid !== passing.pid && view.liveness !== undefined ? view : null;
   }, {what: `the second replacement in status --json`, timeoutMs: 20_000});
   assert.equal(second.liveness?.restarts, 2);
   const again = await run([`status`], dir, `human`);
