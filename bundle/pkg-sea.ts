@@ -3,6 +3,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {buildFailure} from './build-failure.ts';
 
+/**
+ * V8 flags baked into the binary (the SEA config's `execArgv`, Node ≥ 24.6; NODE_OPTIONS still adds to
+ * them). `--max-semi-space-size=2` (MiB): V8 otherwise grows the young generation to 16 MiB per
+ * semi-space after a burst of allocation (a deploy, a load peak) and keeps it committed, which was
+ * most of the daemon's RSS growth over deploys; measured in docs/benchmarks.md (memory,
+ * deploys-memory and throughput parts). `--no-maglev`: V8's mid-tier compiler is 2.2 MB of the
+ * binary's code that the daemon paged in (idle RSS 63.7 -> 61.8 MB) for no measurable proxy CPU per
+ * request (hot code is TurboFan's either way); bundle/README.md. The code-cache training run
+ * (train-code-cache.ts) runs with them too: V8 accepts a code cache only under the flags it was made with.
+ */
+export const SEA_EXEC_ARGV = [`--max-semi-space-size=2`, `--no-maglev`];
+
 /** The Linux CPU architectures the binary is built for. */
 export type LinuxArch = `x64` | `arm64`;
 
@@ -105,6 +117,8 @@ export type PkgOptions = {
   pkgCli: string;
   /** Receives every line pkg prints. */
   onLine?: (line: string) => void;
+  /** SEA assets, key → file (only pkg-sea-child.ts takes them: `--asset key=file`). */
+  assets?: Record<string, string>;
 };
 
 /** True for any pkg output line that means it is about to fetch something from the network. */
@@ -121,7 +135,8 @@ export async function runPkgSea(options: PkgOptions): Promise<{durationMs: numbe
     throw new Error(`Assertion failed: pkg output path must be absolute, got ${options.output}`);
   }
   const startedAt = performance.now();
-  const args = [options.pkgCli, options.entry, `--sea`, `--target`, options.target, `--output`, options.output];
+  const assets = Object.entries(options.assets ?? {}).flatMap(([key, file]) => [`--asset`, `${key}=${path.resolve(file)}`]);
+  const args = [options.pkgCli, options.entry, `--sea`, `--target`, options.target, `--output`, options.output, ...assets];
   const child = spawn(process.execPath, args, {
     cwd: path.dirname(options.entry),
     env: {...process.env, HOME: options.pkgHome},

@@ -110,3 +110,24 @@ test(`the bundle is ASCII only: comments esbuild keeps are rewritten, strings ke
   assert.equal(run.status, 0, run.stderr);
   assert.equal(run.stdout, `${JSON.stringify([`→ … — §`, `✓ 2`])}\n`);
 });
+
+test(`a split build resolves the entry's import('./cli/cli.ts') to the loader and leaves the CLI's own imports alone`, async (t) => {
+  const dir = createTempDir(t);
+  fs.mkdirSync(path.join(dir, `cli`));
+  writeFiles(dir, {
+    'main.ts': `void import('./cli/cli.ts').then(({name}) => process.stdout.write(name + '\\n'));\n`,
+    'loader.ts': `export const name = 'loader';\n`,
+  });
+  writeFiles(path.join(dir, `cli`), {
+    'cli.ts': `import {inner} from './inner.ts';\nexport const name = 'cli ' + inner;\n`,
+    'inner.ts': `export const inner = 'inner';\n`,
+  });
+  const common = {commit: `abc1234`, version: `9.8.7`, target: `node24`};
+
+  const main = await bundleCli({...common, entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out`, `main.cjs`), cliLoader: path.join(dir, `loader.ts`)});
+  const whole = await bundleCli({...common, entry: path.join(dir, `main.ts`), outfile: path.join(dir, `out`, `whole.cjs`)});
+
+  assert.equal(spawnSync(process.execPath, [main.outfile], {encoding: `utf8`}).stdout, `loader\n`);
+  assert.doesNotMatch(fs.readFileSync(main.outfile, `utf8`), /inner/, `the CLI is not in the split main script`);
+  assert.equal(spawnSync(process.execPath, [whole.outfile], {encoding: `utf8`}).stdout, `cli inner\n`, `without cliLoader the CLI is bundled in`);
+});

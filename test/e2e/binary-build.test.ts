@@ -25,6 +25,31 @@ test(`the binary prints its version, commit and embedded Node with an empty envi
   assert.match(result.stdout, /\b(?:[0-9a-f]{7,40}|unknown)\b/, `a commit (or "unknown") is printed`);
 });
 
+test(`the binary runs its CLI with the trained code cache, and V8 accepts that cache`, (t) => {
+  const binary = getBinaryPath();
+  const cwd = createTempDir(t);
+
+  const result = spawnSync(binary, [`--help`], {cwd, env: {ROLLBRIDGE_DEBUG_CODE_CACHE: `1`}, encoding: `utf8`});
+
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /rollbridge deploy /);
+  assert.equal(result.stderr, `rollbridge: code cache accepted\n`);
+  const silent = spawnSync(binary, [`--help`], {cwd, env: {}, encoding: `utf8`});
+  assert.equal(silent.stderr, ``, `no code cache line without ROLLBRIDGE_DEBUG_CODE_CACHE`);
+});
+
+test(`the binary's CLI loads an ESM config file with import() and prints no warning about how`, (t) => {
+  const binary = getBinaryPath();
+  const cwd = createTempDir(t);
+  fs.writeFileSync(path.join(cwd, `rollbridge.js`), `export default {application: 'esm', proxy: {}, processes: [{id: 'web', command: 'sleep 1', policy: 'proxied', port: {from: 47_950, to: 47_959}}]};\n`);
+
+  const result = spawnSync(binary, [`validate`], {cwd, env: {}, encoding: `utf8`});
+
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /rollbridge\.js is valid/);
+  assert.equal(result.stderr, ``);
+});
+
 test(`the .sha256 file matches the binary in sha256sum format`, () => {
   const binary = getBinaryPath();
 
