@@ -9,6 +9,17 @@ export type UpstreamOwner = {
 };
 
 /**
+ * Every app connection reads into this one buffer (net's `onread`), and each read is copied out at
+ * once into a Buffer of its own length (from Node's allocation pool when small). Compared with
+ * 'data' events this skips, per read, a 64 KiB allocation that is then shrunk, an ArrayBuffer to
+ * track and free, and the Readable stream's bookkeeping: about 3 µs of CPU per proxied request here
+ * (one response read per request). Each chunk handed on still owns its bytes, so a chunk queued for a
+ * slow client, kept as a partial head or relayed by a WebSocket is never overwritten by the next read
+ * (the reads of all connections happen one at a time, on this thread).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
  * One TCP connection to the app. Listeners are attached once and dispatch to the current owner,
  * so handing the connection from request to request costs nothing.
  */
@@ -23,12 +34,7 @@ export class UpstreamConnection {
 
   constructor(pool: UpstreamPool, host: string, port: number) {
     this.#pool = pool;
-    this.socket = net.connect({host, port, noDelay: true});
-    this.socket.on(`data`, (chunk: Buffer) => {
-      const owner = this.owner;
-      if (owner === null) this.socket.destroy(); // an idle app connection must not speak
-      else owner.onUpstreamData(chunk);
-    });
+    this.socket = net.connect({host, port, noDelay: true, onread: {buffer: READ_BUFFER, callback: (length) => this.#onRead(length)}});
     this.socket.on(`drain`, () => this.owner?.onUpstreamDrain());
     this.socket.on(`end`, () => this.#gone());
     this.socket.on(`error`, (error) => {
@@ -39,6 +45,19 @@ export class UpstreamConnection {
       this.#gone();
       this.#pool.forget(this);
     });
+  }
+
+  /** One read of `length` bytes into READ_BUFFER; returns true to keep reading (pausing is the owner's, via socket.pause()). */
+  #onRead(length: number): boolean {
+    const owner = this.owner;
+    if (owner === null) {
+      this.socket.destroy(); // an idle app connection must not speak
+      return false;
+    }
+    const chunk = Buffer.allocUnsafe(length);
+    READ_BUFFER.copy(chunk, 0, 0, length);
+    owner.onUpstreamData(chunk);
+    return true;
   }
 
   #gone(): void {
