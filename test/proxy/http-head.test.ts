@@ -140,3 +140,47 @@ test(`strips Connection and Keep-Alive lines from a response head`, () => {
   const head = parseResponseHead(Buffer.from(text), text.length)!;
   assert.equal(stripConnectionLines(Buffer.from(text), text.length, head.connectionLines), `HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n`);
 });
+
+test(`recognises every header name it acts on in any case, and no other name of the same length`, () => {
+  const mixed = request(`POST / HTTP/1.1\r\nhOsT: a\r\ncOnNeCtIoN: kEeP-aLiVe\r\nKEEP-ALIVE: timeout=5\r\nX-rEqUeSt-Id: abc\r\ncontent-LENGTH: 3\r\nX-FORWARDED-FOR: 1.2.3.4\r\nx-Forwarded-Host: h\r\nX-forwarded-PORT: 81\r\nproxy-CONNECTION: x\r\nX-Forwarded-PROTO: https\r\n\r\n`);
+  assert.equal(mixed.host, `a`);
+  assert.equal(mixed.connection, `keep-alive`);
+  assert.equal(mixed.requestId, `abc`);
+  assert.equal(mixed.contentLength, 3);
+  assert.equal(mixed.forwardedFor, `1.2.3.4`);
+  assert.equal(mixed.forwardedHost, `h`);
+  assert.equal(mixed.forwardedPort, `81`);
+  assert.equal(mixed.forwardedProto, `https`);
+  assert.equal(mixed.strip.length / 2, 7, `Connection, Keep-Alive, Proxy-Connection and the four X-Forwarded-* lines`);
+  assert.equal(request(`POST / HTTP/1.1\r\nHost: a\r\ntRaNsFeR-eNcOdInG: chunked\r\n\r\n`).chunked, true);
+  // Same lengths, one byte off (including "-" against other token characters): plain headers.
+  const lookalikes = request(`GET / HTTP/1.1\r\nHost: a\r\nHosu: b\r\nConnectioo: close\r\nKeep_Alive: x\r\nX-Request_ID: z\r\nContent-Lengtg: 5\r\nX-Forwarded+For: 9.9.9.9\r\nTransfer-Encodinh: chunked\r\n\r\n`);
+  assert.equal(lookalikes.connection, undefined);
+  assert.equal(lookalikes.requestId, undefined);
+  assert.equal(lookalikes.contentLength, -1);
+  assert.equal(lookalikes.chunked, false);
+  assert.equal(lookalikes.forwardedFor, undefined);
+  assert.deepEqual(lookalikes.strip, []);
+  const text = `HTTP/1.1 200 OK\r\ncOnTeNt-LeNgTh: 2\r\nCONNECTION: Keep-Alive\r\nkeep-alive: timeout=5\r\nConnectioo: close\r\n\r\n`;
+  const response = parseResponseHead(Buffer.from(text), text.length)!;
+  assert.equal(response.contentLength, 2);
+  assert.equal(response.connectionKeepAlive, true);
+  assert.equal(response.connectionClose, false);
+  assert.equal(response.connectionLines.length, 4);
+});
+
+test(`finds a Connection token anywhere in a list, with optional whitespace around it, and only whole`, () => {
+  const keepAlive = (connection: string) => isRequestKeepAlive(request(`GET / HTTP/1.1\r\nHost: a\r\nConnection: ${connection}\r\n\r\n`));
+  assert.equal(keepAlive(`upgrade, close`), false);
+  assert.equal(keepAlive(`upgrade ,\tclose\t, te`), false);
+  assert.equal(keepAlive(`,,close`), false);
+  assert.equal(keepAlive(`closed, unclose, clos, close-x`), true);
+  assert.equal(keepAlive(``), true);
+  const response = (connection: string) => {
+    const text = `HTTP/1.1 200 OK\r\nConnection: ${connection}\r\n\r\n`;
+    return parseResponseHead(Buffer.from(text), text.length)!;
+  };
+  assert.equal(response(`TE , Close`).connectionClose, true);
+  assert.equal(response(`keep-alive,upgrade`).connectionKeepAlive, true);
+  assert.equal(response(`keep-alives`).connectionKeepAlive, false);
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {AccessLog} from '../../src/proxy/access-log.ts';
+import {AccessLog, formatDurationMs} from '../../src/proxy/access-log.ts';
 import type {AccessLogSink} from '../../src/proxy/access-log.ts';
 import {METHOD_CLASSES, RequestMetrics, STATUS_CLASSES} from '../../src/proxy/request-metrics.ts';
 import type {RequestSeries} from '../../src/proxy/request-metrics.ts';
@@ -145,6 +145,13 @@ test(`retainReleases forgets the series of releases the daemon pruned`, () => {
   metrics.seriesFor(`r2`, `web#1`).record(0, 1, 1);
   metrics.retainReleases(new Set([`r2`]));
   assert.deepEqual([...metrics.series()].map((series) => `${series.releaseId}/${series.processId}`), [`r2/web`, `r2/web#1`]);
+});
+
+test(`prints access log durations exactly as the rounded number would print, to the microsecond`, () => {
+  const reference = (ms: number) => `${Math.round(ms * 1000) / 1000}`;
+  const samples = [0, 0.0004, 0.0005, 0.001, 0.0015, 0.01, 0.1, 0.5, 1, 1.05, 2.1005, 999.9995, 1000, 60_000.25, 1e9 + 0.1234, 0.1 + 0.2];
+  for (let i = 0; i < 20_000; i++) samples.push(i / 997, i * 0.0001, i * 13.0007);
+  for (const ms of samples) assert.equal(formatDurationMs(ms), reference(ms), `durationMs ${ms}`);
 });
 
 test(`puts each latency in the first bucket whose bound holds it`, () => {
