@@ -18,13 +18,20 @@ export type BufferedLogFileOptions = {
 };
 
 const DEFAULT_FLUSH_INTERVAL_MS = 200;
-/** A batch this large is written at once instead of at the next interval. */
+/** A batch this large is written at once instead of at the next interval; also the size of a block. */
 const FLUSH_BYTES = 64 * 1024;
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+/** Encoded lines waiting to be written: `length` bytes of `buffer`, holding `lines` whole lines. */
+type Block = {buffer: Buffer; length: number; lines: number};
 
 /**
  * A file of lines written in batches (one asynchronous write per batch, never one write per line, and
  * never a synchronous write on the caller's path), rotated like the process logs (log-rotation.ts).
+ * Each line is encoded into a block of bytes as it comes, so no string outlives its write() call (an
+ * access log line is a tree of a dozen string parts: kept until the batch, hundreds of them were
+ * copied by every young-generation GC and then joined and encoded at once); two blocks are reused
+ * in turn, one filling while the other is written.
  * When the disk cannot take the lines (full, failing, too slow), lines are dropped and counted in
  * `dropped`, never thrown at the caller; a batch cut short by a full disk is cut back, so the file
  * never holds a torn line.
@@ -38,7 +45,12 @@ export class BufferedLogFile {
   #files: number;
   #fd: number;
   #size: number;
-  #chunks: string[] = [];
+  /** Full blocks waiting for the next write, oldest first. */
+  #blocks: Block[] = [];
+  /** The block lines are encoded into (null until the first line after a write took it). */
+  #current: Block | null = null;
+  /** A written block's buffer, reused for the next one. */
+  #spare: Buffer | null = null;
   #bufferedBytes = 0;
   #writing = false;
   #timer: NodeJS.Timeout | null = null;
@@ -83,8 +95,14 @@ export class BufferedLogFile {
       this.#dropped++;
       return;
     }
-    this.#chunks.push(line);
-    this.#bufferedBytes += line.length;
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit, so a line given this much room is never cut.
+    const room = line.length * 3;
+    let block = this.#current;
+    if (block === null || block.length + room > block.buffer.length) block = this.#startBlock(room);
+    const bytes = block.buffer.write(line, block.length);
+    block.length += bytes;
+    block.lines++;
+    this.#bufferedBytes += bytes;
     if (this.#writing) return;
     if (this.#bufferedBytes >= FLUSH_BYTES) {
       this.#flush();
@@ -99,7 +117,7 @@ export class BufferedLogFile {
 
   /** Resolves once every line queued so far has been written (or dropped). */
   flush(): Promise<void> {
-    if (!this.#writing && this.#chunks.length === 0) return Promise.resolve();
+    if (!this.#writing && !this.#hasLines()) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.#idle.push(resolve));
     this.#flush();
     return done;
@@ -114,24 +132,50 @@ export class BufferedLogFile {
     fs.closeSync(this.#fd);
   }
 
+  #hasLines(): boolean {
+    return this.#blocks.length > 0 || (this.#current !== null && this.#current.lines > 0);
+  }
+
+  /** Seals the block being filled (if any) and starts one with at least `room` bytes free. */
+  #startBlock(room: number): Block {
+    if (this.#current !== null && this.#current.lines > 0) this.#blocks.push(this.#current);
+    const spare = this.#spare;
+    this.#spare = null;
+    const buffer = spare !== null && spare.length >= room ? spare : Buffer.allocUnsafeSlow(Math.max(FLUSH_BYTES, room));
+    const block: Block = {buffer, length: 0, lines: 0};
+    this.#current = block;
+    return block;
+  }
+
   #flush(): void {
     if (this.#timer !== null) {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
     if (this.#writing) return;
-    if (this.#chunks.length === 0) {
+    if (!this.#hasLines()) {
       this.#settleIdle();
       return;
     }
-    const lines = this.#chunks.length;
-    const buffer = Buffer.from(this.#chunks.join(``));
-    this.#chunks = [];
+    const batch = this.#blocks;
+    if (this.#current !== null && this.#current.lines > 0) batch.push(this.#current);
+    this.#blocks = [];
+    this.#current = null;
+    let lines = 0;
+    let total = 0;
+    const buffers: Buffer[] = [];
+    for (const block of batch) {
+      lines += block.lines;
+      total += block.length;
+      buffers.push(block.buffer.subarray(0, block.length));
+    }
     this.#bufferedBytes = 0;
     this.#writing = true;
     const sizeBefore = this.#size;
-    fs.write(this.#fd, buffer, 0, buffer.length, null, (error, bytes) => {
-      if (error === null && bytes === buffer.length) {
+    const written = (error: NodeJS.ErrnoException | null, bytes: number): void => {
+      const reusable = batch[0]!.buffer;
+      if (reusable.length === FLUSH_BYTES) this.#spare = reusable;
+      if (error === null && bytes === total) {
         this.#size += bytes;
         this.#written += lines;
         if (this.#failing) this.#log.info(`access log writes again`, {path: this.path});
@@ -142,19 +186,21 @@ export class BufferedLogFile {
       }
       // A short write (the disk filled up mid-batch) is cut back to where the batch began.
       this.#dropped += lines;
-      if (!this.#failing) this.#log.warn(`access log write failed; lines are dropped until it works again`, {path: this.path, err: error ?? new Error(`short write (${bytes} of ${buffer.length} bytes)`)});
+      if (!this.#failing) this.#log.warn(`access log write failed; lines are dropped until it works again`, {path: this.path, err: error ?? new Error(`short write (${bytes} of ${total} bytes)`)});
       this.#failing = true;
       if (error === null) {
         fs.ftruncate(this.#fd, sizeBefore, () => this.#afterWrite());
         return;
       }
       this.#afterWrite();
-    });
+    };
+    if (buffers.length === 1) fs.write(this.#fd, buffers[0]!, 0, total, null, written);
+    else fs.writev(this.#fd, buffers, null, written);
   }
 
   #afterWrite(): void {
     this.#writing = false;
-    if (this.#chunks.length > 0 && !this.#closed) this.#flush();
+    if (this.#hasLines() && !this.#closed) this.#flush();
     else this.#settleIdle();
   }
 
