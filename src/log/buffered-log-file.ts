@@ -18,8 +18,10 @@ export type BufferedLogFileOptions = {
 };
 
 const DEFAULT_FLUSH_INTERVAL_MS = 200;
-/** A batch this large is written at once instead of at the next interval; also the size of a block. */
+/** A batch this large is written at once instead of at the next interval. */
 const FLUSH_BYTES = 64 * 1024;
+/** Lines are encoded into blocks this large: a batch reaches FLUSH_BYTES within one block (one write, not a writev of two). */
+const BLOCK_BYTES = FLUSH_BYTES + 16 * 1024;
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 /** Encoded lines waiting to be written: `length` bytes of `buffer`, holding `lines` whole lines. */
@@ -104,15 +106,17 @@ export class BufferedLogFile {
     block.lines++;
     this.#bufferedBytes += bytes;
     if (this.#writing) return;
-    if (this.#bufferedBytes >= FLUSH_BYTES) {
+    if (this.#bufferedBytes >= FLUSH_BYTES) this.#flush();
+    else this.#armTimer();
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== null) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
       this.#flush();
-    } else if (this.#timer === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#flush();
-      }, this.#flushIntervalMs);
-      this.#timer.unref();
-    }
+    }, this.#flushIntervalMs);
+    this.#timer.unref();
   }
 
   /** Resolves once every line queued so far has been written (or dropped). */
@@ -141,7 +145,7 @@ export class BufferedLogFile {
     if (this.#current !== null && this.#current.lines > 0) this.#blocks.push(this.#current);
     const spare = this.#spare;
     this.#spare = null;
-    const buffer = spare !== null && spare.length >= room ? spare : Buffer.allocUnsafeSlow(Math.max(FLUSH_BYTES, room));
+    const buffer = spare !== null && spare.length >= room ? spare : Buffer.allocUnsafeSlow(Math.max(BLOCK_BYTES, room));
     const block: Block = {buffer, length: 0, lines: 0};
     this.#current = block;
     return block;
@@ -174,7 +178,7 @@ export class BufferedLogFile {
     const sizeBefore = this.#size;
     const written = (error: NodeJS.ErrnoException | null, bytes: number): void => {
       const reusable = batch[0]!.buffer;
-      if (reusable.length === FLUSH_BYTES) this.#spare = reusable;
+      if (reusable.length === BLOCK_BYTES) this.#spare = reusable;
       if (error === null && bytes === total) {
         this.#size += bytes;
         this.#written += lines;
@@ -198,10 +202,16 @@ export class BufferedLogFile {
     else fs.writev(this.#fd, buffers, null, written);
   }
 
+  /**
+   * What came in during the write goes out at once only when it is a full batch or someone waits in
+   * flush(); else at the next interval. (Writing whatever was there as soon as the previous write
+   * returned made one write per few lines under load: a thread-pool round trip per handful of requests.)
+   */
   #afterWrite(): void {
     this.#writing = false;
-    if (this.#hasLines() && !this.#closed) this.#flush();
-    else this.#settleIdle();
+    if (!this.#hasLines() || this.#closed) this.#settleIdle();
+    else if (this.#bufferedBytes >= FLUSH_BYTES || this.#idle.length > 0) this.#flush();
+    else this.#armTimer();
   }
 
   #settleIdle(): void {
