@@ -43,13 +43,16 @@ export async function waitForReady(readiness: ProbeCheck & WaitSettings, target:
   while (Date.now() < deadline) {
     options.signal?.throwIfAborted();
     attempts += 1;
-    const result = await probeCheck(readiness, target, Math.max(1, Math.min(readiness.probeTimeoutMs, deadline - Date.now())), options.signal);
+    const probeTimeoutMs = Math.max(1, Math.min(readiness.probeTimeoutMs, deadline - Date.now()));
+    const result = await probeCheck(readiness, target, probeTimeoutMs, options.signal);
     if (result.ok) {
       passes += 1;
       if (passes >= readiness.successThreshold) return {attempts, durationMs: Date.now() - startedAt};
     } else {
       passes = 0;
-      lastFailure = result.error;
+      // A probe cut short by the overall deadline says less than the failure before it (as health-check.ts).
+      const clamped = probeTimeoutMs < readiness.probeTimeoutMs && attempts > 1;
+      if (!clamped || !/ timed out after /.test(result.error)) lastFailure = result.error;
     }
     const waitMs = Math.min(readiness.intervalMs, Math.max(10, (Date.now() - startedAt) / 5));
     if (Date.now() + waitMs >= deadline) break;

@@ -145,7 +145,7 @@ test(`logs shows a failed deploy's output: by default beside the active release,
   const proxyPort = await waitFor(async () => {
     const status = JSON.parse((await run([`status`, `--json`], dir)).stdout) as {activeReleaseId: string; proxy: {port: number}};
     return status.activeReleaseId === `crash1` ? status.proxy.port : undefined;
-  }, {what: `the switch to crash1`});
+  }, {what: `the switch to crash1`, timeoutMs: 30_000});
   await httpGet(proxyPort, `/release`);
   const watched = parse<{error: {code: string; fix: string}}>(await watching, null, 1);
   assert.equal(watched.error.code, `ERR_WATCH_ROLLED_BACK`);
