@@ -10,7 +10,6 @@ import {requireCommands} from '../helpers/system-packages.ts';
 import {freePort} from '../helpers/ports.ts';
 import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
 import type {Sample} from '../helpers/prometheus-text.ts';
-import {waitFor} from '../helpers/wait-for.ts';
 
 /** The web app behind an exclusive, non-blocking flock: a second copy exits 1 at once while the first runs. */
 function lockedWeb(dir: string, overrides: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
@@ -31,9 +30,9 @@ test(`hold-on-switch deploys an app that cannot run twice (flock) under load wit
   await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_PROCESS_EXITED`);
   fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir, {}, {metrics: {listen: metricsPort}})));
   const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
+  await load.servedMore(`v1`);
   const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
-  await waitFor(() => (load.served.get(`v3`) ?? 0) >= 50, {what: `load on v3`});
+  await load.servedMore(`v3`);
   await load.stop();
   assert.deepEqual(load.failures, []);
   const hold = result.switchHold as {heldMs: number; drainMs: number; holdTimeoutMs: number};
@@ -57,8 +56,7 @@ test(`a new release that is not healthy within holdTimeoutMs is rolled back: the
   const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {holdTimeoutMs: 1_500}, {metrics: {listen: metricsPort}}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
   const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
-  const before = load.served.get(`v1`) ?? 0;
+  await load.servedMore(`v1`);
   // "bad" releases never pass their health check.
   await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`bad-2`), releaseId: `bad-2`}), (error: unknown) => {
     assert.ok(isRollbridgeError(error), String(error));
@@ -67,7 +65,7 @@ test(`a new release that is not healthy within holdTimeoutMs is rolled back: the
     assert.match(error.fix ?? ``, /Raise processes\[0\]\.holdTimeoutMs/);
     return true;
   });
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= before + 50, {what: `v1 serving again`});
+  await load.servedMore(`v1`);
   await load.stop();
   assert.deepEqual(load.failures, []);
   assert.equal(load.served.get(`bad-2`) ?? 0, 0);
@@ -111,10 +109,9 @@ test(`restart --process web of a switch "hold" app restarts it in place with req
   const plan = await daemon.call(`restart`, {processId: `web`, dryRun: true});
   assert.deepEqual((plan.plan as {processes: Array<{how: string; check: string}>}).processes.map(({how, check}) => ({how, check})), [{how: `restart`, check: `health`}]);
   const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
-  const served = load.served.get(`v1`) ?? 0;
+  await load.servedMore(`v1`);
   await daemon.call(`restart`, {processId: `web`});
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= served + 50, {what: `load after the restart`});
+  await load.servedMore(`v1`);
   await load.stop();
   assert.deepEqual(load.failures, []);
   const after = await web();
@@ -135,7 +132,7 @@ test(`a switch "hold" web process failing its liveness checks is restarted in pl
   const web = async () => ((await daemon.call(`status`)) as unknown as Web).releases[0]!.processes.find((process) => process.id === `web`)!;
   const before = await web();
   const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= 50, {what: `load on v1`});
+  await load.servedMore(`v1`);
   // /ping of the app (flock's child) answers 503 from now on, though it still serves: its liveness checks
   // fail. A copy beside it could not start (the lock), so it must be restarted in place.
   const appPid = (await httpGet(daemon.proxyPort, `/pid`)).body.trim();
@@ -143,8 +140,7 @@ test(`a switch "hold" web process failing its liveness checks is restarted in pl
   const restarted = await daemon.record((record) => record.msg === `process restarted` && record.reason === `liveness`, `the liveness restart`);
   assert.equal(restarted.previousPid, before.pid);
   assert.notEqual((await httpGet(daemon.proxyPort, `/pid`)).body.trim(), appPid);
-  const served = load.served.get(`v1`) ?? 0;
-  await waitFor(() => (load.served.get(`v1`) ?? 0) >= served + 50, {what: `load after the restart`});
+  await load.servedMore(`v1`);
   await load.stop();
   assert.deepEqual(load.failures, []);
   const after = await web();

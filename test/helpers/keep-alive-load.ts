@@ -5,6 +5,7 @@ import http from 'node:http';
 import type {TestContext} from 'node:test';
 import {httpGet} from './http.ts';
 import {loadSwitch} from './load-switch.ts';
+import {waitFor} from './wait-for.ts';
 
 export type KeepAliveLoad = {
   /** Answers 200 by body (the release that answered). */
@@ -13,6 +14,8 @@ export type KeepAliveLoad = {
   failures: string[];
   /** All 200 answers so far. */
   answered(): number;
+  /** Resolves once `release` answered `count` more requests than when called. */
+  servedMore(release: string, count?: number): Promise<void>;
   stop(): Promise<void>;
 };
 
@@ -38,6 +41,10 @@ export function startKeepAliveLoad(t: TestContext, port: number, options: {clien
     served,
     failures,
     answered: () => [...served.values()].reduce((a, b) => a + b, 0),
+    servedMore: async (release, count = 50) => {
+      const from = served.get(release) ?? 0;
+      await waitFor(() => (served.get(release) ?? 0) >= from + count, {what: `${count} more requests answered by ${release}`});
+    },
     stop: async () => {
       load.stop();
       await Promise.all(loops);
