@@ -5,7 +5,7 @@ import {DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES} from '../config/defaults.ts';
 import type {LifecycleConfig, RestartConfig} from '../config/types.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import type {Logger} from '../log/logger.ts';
-import {isProcessGroupAlive, readProcStat} from '../system/proc.ts';
+import {isLiveProcess, isProcessGroupAlive, readProcStat} from '../system/proc.ts';
 import {NotifySocket} from './notify-socket.ts';
 import type {NotifyState} from './notify-socket.ts';
 import type {OutputLine} from './output-buffer.ts';
@@ -202,7 +202,7 @@ export class ManagedProcess {
     });
     const check = (): void => {
       const stat = readProcStat(recorded.pid);
-      if (stat !== null && stat.startTime === recorded.startTime && stat.state !== `Z` && stat.state !== `X`) return;
+      if (stat !== null && stat.startTime === recorded.startTime && isLiveProcess(stat)) return;
       clearInterval(this.#adoptedPoll);
       this.#adoptedPoll = undefined;
       this.#handleExit(undefined, null, null);

@@ -51,19 +51,44 @@ export function parseProcStat(text: string): ProcStat | null {
   return {pid, ppid, pgrp, session, state, startTime, cpuTicks: Number.isFinite(cpuTicks) ? cpuTicks : 0, comm: text.slice(open + 1, close)};
 }
 
-/** Live (not zombie, not dead) members of a process group. */
+/** Live members of a process group (see isLiveProcess: a zombie whose other threads still exit counts). */
 export function listProcessGroupMembers(pgid: number): number[] {
-  return readAllStats().filter((stat) => stat.pgrp === pgid && isLiveState(stat.state)).map((stat) => stat.pid);
+  return readAllStats().filter((stat) => stat.pgrp === pgid && isLiveProcess(stat)).map((stat) => stat.pid);
 }
 
-/** True while any member of the group is alive; zombies do not count. */
+/**
+ * True while any member of the group is alive; zombies do not count, but a process whose main thread
+ * is a zombie while its other threads are still exiting does (see isLiveProcess).
+ */
 export function isProcessGroupAlive(pgid: number): boolean {
   if (!fs.existsSync(`${PROC_ROOT}/self/stat`)) return isGroupSignalable(pgid);
   for (const pid of listPids()) {
     const stat = readProcStat(pid);
-    if (stat !== null && stat.pgrp === pgid && isLiveState(stat.state)) return true;
+    if (stat !== null && stat.pgrp === pgid && isLiveProcess(stat)) return true;
   }
   return false;
+}
+
+/**
+ * True until every thread of the process has exited. `/proc/<pid>/stat` shows the main thread only:
+ * it turns `Z` as soon as the main thread exits, while the other threads (Node's workers after
+ * process.exit(), a thread outliving its main thread) may still run and still hold the process's
+ * descriptors: its locks, its listening socket. Those are released only when the last thread exits,
+ * so a zombie main thread is looked behind, in `/proc/<pid>/task`.
+ */
+export function isLiveProcess(stat: ProcStat): boolean {
+  if (isLiveState(stat.state)) return true;
+  if (stat.state !== `Z`) return false;
+  let tasks: string[];
+  try {
+    tasks = fs.readdirSync(`${PROC_ROOT}/${stat.pid}/task`);
+  } catch {
+    return false;
+  }
+  return tasks.some((tid) => {
+    const task = Number(tid) === stat.pid ? null : readTaskStat(stat.pid, tid);
+    return task !== null && isLiveState(task.state);
+  });
 }
 
 export function readProcessStartTime(pid: number): number | null {
@@ -151,6 +176,14 @@ export function listDescendants(pid: number): number[] {
     }
   }
   return descendants;
+}
+
+function readTaskStat(pid: number, tid: string): ProcStat | null {
+  try {
+    return parseProcStat(fs.readFileSync(`${PROC_ROOT}/${pid}/task/${tid}/stat`, `utf8`));
+  } catch {
+    return null;
+  }
 }
 
 function isLiveState(state: string): boolean {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
-import {WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
+import {LINGERING_THREAD_APP, WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {startKeepAliveLoad} from '../helpers/keep-alive-load.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
@@ -48,6 +48,23 @@ test(`hold-on-switch deploys an app that cannot run twice (flock) under load wit
   const samples = parseExposition((await scrape(metricsPort)).body);
   assert.deepEqual(holdsOf(samples, `served`), {count: 1, sumSeconds: hold.heldMs / 1000});
   assert.deepEqual([sumOf(samples, `rollbridge_traffic_switch_hold`), sumOf(samples, `rollbridge_requests_held`)], [0, 0]);
+});
+
+test(`a hold deploy starts the new web process only once every thread of the previous one has exited: a lock held by a thread outliving its zombie main thread is free by then`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}, {command: `python3`, pkg: `python3`}])) return;
+  // Under the lock, the web app runs as the child of a process whose main thread exits at SIGTERM while another
+  // thread keeps the lock 1.5 s longer: /proc shows it as a zombie meanwhile. Node's worker threads do the same for
+  // a moment after process.exit() on a loaded machine, which is how the new copy once found the lock still held.
+  const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {command: `exec flock -n "${path.join(dir, `web.lock`)}" python3 "${LINGERING_THREAD_APP}" 1500 "${process.execPath}" "${WEB_APP}"`}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  const load = startKeepAliveLoad(t, daemon.proxyPort);
+  await load.servedMore(`v1`);
+  const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  await load.servedMore(`v2`);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  assert.equal(result.activeReleaseId, `v2`);
+  assert.ok((result.switchHold as {heldMs: number}).heldMs > 0);
 });
 
 test(`a new release that is not healthy within holdTimeoutMs is rolled back: the previous web process starts again and answers every held request`, async (t) => {

@@ -120,11 +120,8 @@ test(`deploy --canary on the binary: a healthy canary is promoted (exit 0, canar
 test(`a switch: "hold" deploy on the binary prints how long requests were held and reports switchHold per schema`, async (t) => {
   if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
   const lock = path.join(createTempDir(t, `rb-lock-`), `web.lock`);
-  // This test is about what the binary prints and reports. That a second copy never runs beside the first is
-  // tested with `flock -n` on the daemon (switch-hold.test.ts). Here the lock is waited for (-w): in about one
-  // full-suite run in three, the second hold deploy's new copy found the lock still held, and its cause is not
-  // found yet (see the session note).
-  const {dir, port} = await startProject(t, {command: `exec flock -w 10 "${lock}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000});
+  // flock -n: a second copy exits 1 at once if it ever runs beside the first, so both hold deploys prove no overlap.
+  const {dir, port} = await startProject(t, {command: `exec flock -n "${lock}" "${process.execPath}" "${WEB_APP}"`, switch: `hold`, holdTimeoutMs: 10_000});
   const traffic = load(t, port);
   t.after(() => traffic.stop());
   const human = await runBinary([`deploy`, `--release-path`, `releases/r2`, `--release-id`, `r2`], dir, `human`);

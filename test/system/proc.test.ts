@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
+import {once} from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
@@ -15,7 +16,9 @@ import {
   readProcStat,
   readRssBytes,
 } from '../../src/system/proc.ts';
+import {LINGERING_THREAD_APP} from '../helpers/daemon.ts';
 import {killQuietly} from '../helpers/processes.ts';
+import {requireCommands} from '../helpers/system-packages.ts';
 import {createTempDir} from '../helpers/temp-dir.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
@@ -106,6 +109,23 @@ test(`does not count a zombie as a live group member`, async (t) => {
   assert.deepEqual(listProcessGroupMembers(zombie), []);
   assert.equal(readProcessGroupRss(zombie), null);
   assert.deepEqual(listDescendants(parent), []);
+});
+
+test(`counts a process whose main thread exited while another thread runs on as alive: /proc/<pid>/stat shows a zombie, yet it still holds its descriptors`, async (t) => {
+  if (!requireCommands(t, [{command: `python3`, pkg: `python3`}])) return;
+  const child = spawn(`python3`, [LINGERING_THREAD_APP, `600000`], {detached: true, stdio: [`ignore`, `pipe`, `ignore`]});
+  const pid = child.pid;
+  assert.ok(pid !== undefined);
+  t.after(() => killQuietly(pid));
+  await once(child.stdout, `data`);
+  // Its main thread exits at SIGTERM; the other thread sleeps on (10 minutes) until it is killed below.
+  process.kill(pid, `SIGTERM`);
+  await waitFor(() => readProcStat(pid)?.state === `Z`, {what: `the main thread to exit`});
+  assert.equal(isProcessGroupAlive(pid), true);
+  assert.deepEqual(listProcessGroupMembers(pid), [pid]);
+  process.kill(pid, `SIGKILL`);
+  await waitFor(() => !isProcessGroupAlive(pid), {what: `the last thread to exit`});
+  assert.deepEqual(listProcessGroupMembers(pid), []);
 });
 
 test(`measures the resident memory of a process and of its live group`, async (t) => {
