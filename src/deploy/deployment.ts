@@ -127,8 +127,9 @@ export async function runDeployment(context: DeployContext, request: DeployReque
     const canaryPercent = request.canaryPercent;
     const holdDefinition = config.processes.find((process) => process.policy === `proxied` && process.switch === `hold`);
     if (canaryPercent !== undefined) checkCanary(previous, releaseId, holdDefinition);
-    // Hold-on-switch only when a previous web process runs (nothing to overlap with otherwise).
-    const holdFrom = holdDefinition && previous && webProcessesOf(previous).some((managed) => managed.state === `running` || managed.state === `starting`) ? previous : null;
+    // Hold-on-switch unless every previous web process is stopped for good: one running, starting, stopping or
+    // crashed and waiting for its automatic restart would run (again) beside the new one.
+    const holdFrom = holdDefinition && previous && webProcessesOf(previous).some((managed) => managed.state !== `stopped`) ? previous : null;
     // Set once the hold began (right before the new web process starts).
     const holding: {hold: SwitchHold | null; drainMs: number} = {hold: null, drainMs: 0};
     const holdStep: HoldStep | null = holdFrom === null || holdDefinition === undefined ? null : {

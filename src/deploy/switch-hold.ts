@@ -64,7 +64,8 @@ export class SwitchHold {
     const startedAt = performance.now();
     const timeoutMs = Math.max(0, Math.min(previous.config.proxy.drainTimeoutMs, this.#remainingMs()));
     const drains = await Promise.all(previous.targets.map((target) => target.drain({timeoutMs, wsCloseJitterMs: Math.min(previous.config.proxy.wsCloseJitterMs, timeoutMs)})));
-    const web = webProcessesOf(previous);
+    // Also a crashed one: its stop cancels the automatic restart that would bring it back beside the new one.
+    const web = webProcessesOf(previous).filter((managed) => managed.state !== `stopped`);
     this.#stopped = web;
     await Promise.all(web.map((managed) => managed.stop()));
     this.#context.changed();

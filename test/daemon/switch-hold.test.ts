@@ -67,6 +67,28 @@ test(`a hold deploy starts the new web process only once every thread of the pre
   assert.ok((result.switchHold as {heldMs: number}).heldMs > 0);
 });
 
+test(`a hold deploy while the previous web process crashed and waits for its automatic restart still holds: the restart is cancelled, the previous copy never comes back beside the new one`, async (t) => {
+  if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
+  const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {restartDelayMs: 2_000}));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  type Web = {releases: Array<{releaseId: string; processes: Array<{id: string; pid?: number; state: string}>}>};
+  const web = async (releaseId: string) => ((await daemon.call(`status`)) as unknown as Web).releases.find((release) => release.releaseId === releaseId)?.processes.find((process) => process.id === `web`);
+  const crashed = (await web(`v1`))?.pid;
+  assert.ok(crashed !== undefined);
+  process.kill(-crashed, `SIGKILL`);
+  await daemon.record((record) => record.msg === `process restart scheduled` && record.id === `web`, `v1's restart to be scheduled`);
+  // v2 takes 4 s to listen: without the hold, v1's restart (2 s after its crash) would come during the deploy.
+  fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir, {restartDelayMs: 2_000, env: {APP_BOOT_MS: `4000`}})));
+  const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
+  assert.equal(result.activeReleaseId, `v2`);
+  await daemon.record((record) => record.msg === `traffic switched` && record.releaseId === `v2`, `the switch to v2`);
+  const deployedAt = daemon.records.findIndex((record) => record.msg === `deploy starting` && record.releaseId === `v2`);
+  const restarts = daemon.records.slice(deployedAt).filter((record) => record.msg === `process started` && record.reason === `crash`);
+  assert.deepEqual(restarts, []);
+  assert.ok(result.switchHold !== undefined, `the deploy held: ${JSON.stringify(result.phases)}`);
+  assert.equal((await httpGet(daemon.proxyPort, `/release`)).body, `v2\n`);
+});
+
 test(`a new release that is not healthy within holdTimeoutMs is rolled back: the previous web process starts again and answers every held request`, async (t) => {
   if (!requireCommands(t, [{command: `flock`, pkg: `util-linux`}])) return;
   const metricsPort = await freePort();
