@@ -27,7 +27,7 @@ const USAGE = `Usage: npm run build -- [--entry <file>] [--skip-compress] [--kee
   --entry <file>    CLI entry to bundle (default: src/main.ts)
   --skip-compress   Do not write the compressed copy (faster local builds)
   --keep-symbols    Do not strip the base Node binary before injection (bigger; native backtraces)
-  --no-code-cache   Build through pkg's public CLI, without V8's code cache (slower start-up)
+  --no-code-cache   One script, without the CLI's trained code cache (slower start-up)
   --arch <arch>     Only this architecture (default: both x64 and arm64)
 `;
 
@@ -167,9 +167,8 @@ async function buildBinary(options: BuildOptions & {arch: LinuxArch; nodeBinary:
     target,
     pkgHome,
     assets: options.assets,
-    pkgCli: options.codeCache
-      ? path.join(BUNDLE_DIR, `pkg-sea-child.ts`)
-      : path.join(REPO_ROOT, `node_modules`, `@yao-pkg`, `pkg`, `lib-es5`, `bin.js`),
+    // Every build: pkg's CLI cannot pass the SEA config (execArgv, execArgvExtension, assets).
+    pkgCli: path.join(BUNDLE_DIR, `pkg-sea-child.ts`),
   });
   const codeCache = options.codeCache && arch === process.arch;
   log(`pkg built ${binaryName} (${codeCache ? `with` : `without`} code cache) in ${formatMs(pkg.durationMs)}`);
@@ -222,11 +221,11 @@ function smokeTest(binary: string, nodeVersion: string, runner: Arm64Runner | nu
       fix: `Run \`node bundle/dist/rollbridge.cjs --version\` with Node 24 to see whether the bundle itself works`,
     });
   }
-  // A warning here (say "Code cache data rejected", when the code cache was made with other V8 flags
-  // than the binary runs with) would be printed by every command.
+  // A warning here (say "Code cache data rejected", were the SEA's main script given a code cache that
+  // the daemon's V8 flags make V8 reject) would be printed by every command.
   if (runner === null && (result.stderr ?? ``).trim() !== ``) {
     throw buildFailure(`The built binary wrote to stderr on \`--version\`: ${result.stderr.trim()}`, {
-      fix: `A code cache V8 rejects means the blob generator ran with other code-generation flags than the SEA's execArgv: keep CODEGEN_FLAGS in bundle/pkg-sea-child.ts in step with SEA_EXEC_ARGV`,
+      fix: `Keep useCodeCache off for the SEA's main script in bundle/pkg-sea-child.ts (a code-generation flag such as the daemon's --no-maglev makes V8 reject it), and see what else the binary printed`,
     });
   }
   const firstLine = output.split(`\n`)[0] ?? ``;

@@ -4,16 +4,16 @@ import path from 'node:path';
 import {buildFailure} from './build-failure.ts';
 
 /**
- * V8 flags baked into the binary (the SEA config's `execArgv`, Node ≥ 24.6; NODE_OPTIONS still adds to
- * them). `--max-semi-space-size=2` (MiB): V8 otherwise grows the young generation to 16 MiB per
- * semi-space after a burst of allocation (a deploy, a load peak) and keeps it committed, which was
- * most of the daemon's RSS growth over deploys; measured in docs/benchmarks.md (memory,
- * deploys-memory and throughput parts). `--no-maglev`: V8's mid-tier compiler is 2.2 MB of the
- * binary's code that the daemon paged in (idle RSS 63.7 -> 61.8 MB) for no measurable proxy CPU per
- * request (hot code is TurboFan's either way); bundle/README.md. The code-cache training run
- * (train-code-cache.ts) runs with them too: V8 accepts a code cache only under the flags it was made with.
+ * V8 flags baked into the binary for every command (the SEA config's `execArgv`, Node >= 24.6;
+ * `--node-options="…"` adds to them, see pkg-sea-child.ts). `--max-semi-space-size=2` (MiB): V8 otherwise
+ * grows the young generation to 16 MiB per semi-space after a burst of allocation (a deploy, a load peak)
+ * and keeps it committed, which was most of the daemon's RSS growth over deploys; measured in
+ * docs/benchmarks.md (memory, deploys-memory and throughput parts). It does not change code generation,
+ * so Node's code cache of its built-in modules stays valid. The daemon's own flags (`--no-maglev`) are
+ * DAEMON_V8_FLAGS in src/config/daemon-env.ts. The code-cache training run (train-code-cache.ts) runs with
+ * these flags: V8 accepts a code cache only under the flags it was made with.
  */
-export const SEA_EXEC_ARGV = [`--max-semi-space-size=2`, `--no-maglev`];
+export const SEA_EXEC_ARGV = [`--max-semi-space-size=2`];
 
 /** The Linux CPU architectures the binary is built for. */
 export type LinuxArch = `x64` | `arm64`;

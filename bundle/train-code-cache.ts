@@ -34,7 +34,7 @@ const {cli, script} = runCliScript(fs.readFileSync(bundle, `latin1`), {filename:
 const discard = () => new Writable({write: (_chunk, _encoding, callback) => callback()});
 const codes: number[] = [];
 for (const argv of TRAINING_RUNS) {
-  codes.push(await cli.runCli(argv, {cwd: workDir, env: {}, stdout: discard(), stderr: discard(), selfCommand: {file: process.execPath, args: []}, output: `auto`}));
+  codes.push(await cli.runCli(argv, {cwd: workDir, env: {}, stdout: discard(), stderr: discard(), selfCommand: {file: process.execPath, args: [], standalone: true}, output: `auto`}));
 }
 // Every run must have failed at the connect (exit 1): a 0 would mean a daemon answered, a 2 a usage error.
 if (codes.some((code) => code !== 1)) {

@@ -6,7 +6,7 @@ import type {ChildProcess} from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
-import {daemonLaunchEnv} from '../../src/config/daemon-env.ts';
+import {daemonExecutable, daemonLaunchEnv} from '../../src/config/daemon-env.ts';
 import {isAlive} from './process-usage.ts';
 import {cliEnv, runRollbridge} from './rollbridge-cli.ts';
 import type {CliRun, RollbridgeCli} from './rollbridge-cli.ts';
@@ -84,7 +84,9 @@ export class BenchDaemon {
     const configPath = path.join(dir, `rollbridge.json`);
     const logPath = path.join(dir, `daemon.log`);
     fs.writeFileSync(configPath, `${JSON.stringify({...options.config, control: {path: path.join(dir, `c.sock`)}, statePath: path.join(dir, `state.json`)}, null, 2)}\n`);
-    const argv = [cli.file, ...cli.prefixArgs, `daemon`, `--config`, configPath];
+    // Started as ensure-daemon starts a daemon: the binary's daemon V8 flags, the malloc settings.
+    const executable = daemonExecutable({file: cli.file, args: cli.prefixArgs, standalone: cli.kind === `binary`});
+    const argv = [executable.file, ...executable.args, `daemon`, `--config`, configPath];
     const logFd = fs.openSync(logPath, `a`);
     const env = daemonLaunchEnv(cliEnv()) as NodeJS.ProcessEnv;
     let child: ChildProcess;

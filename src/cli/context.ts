@@ -15,10 +15,13 @@ export type CliContext = BaseContext & {
   cwd: string;
   env: Record<string, string | undefined>;
   /** Absolute path of the program to re-run for detached daemons (the binary, or node + main.ts). */
-  selfCommand: {file: string; args: string[]};
+  selfCommand: SelfCommand;
   /** `ROLLBRIDGE_OUTPUT` (absent = auto), or null when it holds something else: the command then fails with a usage error. */
   output?: OutputMode | null;
 };
+
+/** How to run this rollbridge again: the standalone binary (`standalone`, no args), or node with its flags and main.ts. */
+export type SelfCommand = {file: string; args: string[]; standalone: boolean};
 
 export function createProcessContext(): Omit<CliContext, keyof BaseContext> & Partial<BaseContext> {
   return {
@@ -39,9 +42,9 @@ export function parseOutputMode(value: string | undefined): OutputMode | null {
   return (OUTPUT_MODES as readonly string[]).includes(mode) ? mode as OutputMode : null;
 }
 
-function getSelfCommand(): {file: string; args: string[]} {
+function getSelfCommand(): SelfCommand {
   // Inside the standalone binary argv[1] is the binary itself (or a virtual path); from the sources it is main.ts.
   const entry = process.argv[1];
   const isStandalone = entry === undefined || entry === process.execPath || !/\.(?:[cm]?[jt]s)$/.test(entry);
-  return isStandalone ? {file: process.execPath, args: []} : {file: process.execPath, args: [...process.execArgv, entry]};
+  return isStandalone ? {file: process.execPath, args: [], standalone: true} : {file: process.execPath, args: [...process.execArgv, entry], standalone: false};
 }

@@ -5,7 +5,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {ControlClient} from '../control/client.ts';
 import {getDefaultDaemonLogPath, getDefaultDaemonPidPath, getRuntimeDir, getUid} from '../config/paths.ts';
 import type {Config} from '../config/types.ts';
-import {daemonLaunchEnv} from '../config/daemon-env.ts';
+import {daemonExecutable, daemonLaunchEnv} from '../config/daemon-env.ts';
 import {DEFAULT_DAEMON_START_TIMEOUT_MS} from '../config/defaults.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage, isRollbridgeError} from '../errors/rollbridge-error.ts';
@@ -55,7 +55,8 @@ export async function ensureDaemon(config: Config, context: CliContext, options:
   const {spawn} = await import('node:child_process');
   let child;
   try {
-    child = spawn(context.selfCommand.file, [...context.selfCommand.args, `daemon`, `--config`, config.configPath, ...(options.controlPath === undefined ? [] : [`--control-path`, options.controlPath]), ...(options.daemonArgs ?? [])], {
+    const executable = daemonExecutable(context.selfCommand);
+    child = spawn(executable.file, [...executable.args, `daemon`, `--config`, config.configPath, ...(options.controlPath === undefined ? [] : [`--control-path`, options.controlPath]), ...(options.daemonArgs ?? [])], {
       cwd: path.dirname(config.configPath),
       // With the daemon's malloc settings (config/daemon-env.ts), which its processes do not inherit.
       env: daemonLaunchEnv(context.env) as NodeJS.ProcessEnv,
@@ -131,7 +132,7 @@ export async function replaceDaemon(config: Config, context: CliContext, options
   const client = await ControlClient.connect(config.control.path);
   let result: {previousPid: number; pid: number; durationMs: number};
   try {
-    result = await client.call(`replace`, {token, executable: {file: context.selfCommand.file, args: [...context.selfCommand.args]}, logPath});
+    result = await client.call(`replace`, {token, executable: daemonExecutable(context.selfCommand), logPath});
   } finally {
     client.close();
   }

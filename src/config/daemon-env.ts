@@ -1,5 +1,6 @@
 /**
- * The glibc malloc settings a daemon runs with, and how they are kept from the processes it starts.
+ * How a daemon is started: the V8 flags of the standalone binary's daemon, the glibc malloc settings it
+ * runs with, and how those settings are kept from the processes it starts.
  *
  * glibc reads them once, when a process starts, so the program that starts the daemon sets them:
  * `ensure-daemon` (and `deploy --ensure-daemon`, `legacy-takeover`) and the daemon starting its
@@ -22,6 +23,25 @@ export const DAEMON_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_MMAP_THRESHOLD_: `131072`,
   MALLOC_TRIM_THRESHOLD_: `131072`,
 };
+
+/**
+ * V8 flags the daemon runs with and the other commands do not. `--no-maglev`: Maglev, V8's mid-tier
+ * compiler, is code in the binary that a daemon pages in once its functions get warm (2.2 MB of its idle
+ * RSS), and its compile jobs leave freed memory in malloc's arenas. Baked into the binary for every
+ * command it cost each command ~10 ms: V8 then rejects Node's own code cache for its built-in modules
+ * (made without the flag) and compiles every one the command loads (streams, net, tty…) from source.
+ * The binary takes them as `--node-options=…` (its SEA config's execArgvExtension `cli`); NODE_OPTIONS
+ * does not accept V8 flags.
+ */
+export const DAEMON_V8_FLAGS: readonly string[] = [`--no-maglev`];
+
+/**
+ * The program and arguments that start a daemon (before `daemon` and its options): the standalone
+ * binary with DAEMON_V8_FLAGS. Node running the sources (development, tests) runs without them.
+ */
+export function daemonExecutable(self: {file: string; args: readonly string[]; standalone: boolean}): {file: string; args: string[]} {
+  return self.standalone ? {file: self.file, args: [`--node-options=${DAEMON_V8_FLAGS.join(` `)}`, ...self.args]} : {file: self.file, args: [...self.args]};
+}
 
 /** The names (comma-separated) of the variables the daemon's starter added to its environment. */
 export const DAEMON_ENV_ADDED = `ROLLBRIDGE_DAEMON_ENV_ADDED`;
