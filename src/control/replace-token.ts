@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
+import {randomBytes} from '../util/random-bytes.ts';
 
 /**
  * The token file beside the control socket (mode 0600): whoever can read it is the daemon's user (or
@@ -14,7 +14,7 @@ export function tokenPathOf(controlPath: string): string {
 
 /** Writes a fresh token (temp file 0600, renamed into place); returns it. */
 export function writeToken(controlPath: string): string {
-  const token = crypto.randomBytes(32).toString(`hex`);
+  const token = randomBytes(32).toString(`hex`);
   const target = tokenPathOf(controlPath);
   const temp = `${target}.${process.pid}.tmp`;
   fs.writeFileSync(temp, `${token}\n`, {mode: 0o600});

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
@@ -46,7 +45,7 @@ const READY_MESSAGE = `rollbridge:ready`;
 export async function handOver(daemon: HandoverHost, params: ParamsOf<`replace`>, token: string): Promise<{result: ResultOf<`replace`>; retire: () => Promise<void>}> {
   const expected = Buffer.from(token);
   const given = Buffer.from(params.token);
-  if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) {
+  if (expected.length !== given.length || !process.getBuiltinModule(`node:crypto`).timingSafeEqual(expected, given)) {
     throw new RollbridgeError(ErrorCode.DAEMON_REPLACE_REFUSED, `The replacement request carried a wrong token`, {
       fix: `Run "rollbridge ensure-daemon --replace" as the daemon's user (or root): it reads ${tokenPathOf(daemon.config.control.path)}`,
     });

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import type {Config, ProcessConfig} from '../config/types.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
@@ -18,6 +17,7 @@ import type {DaemonState, StatePendingProcess, StateProcess, StateRelease} from 
 import {buildInstanceSpec} from './instance-spec.ts';
 import type {Release} from './release.ts';
 import {isoTime} from '../util/iso-time.ts';
+import {randomBytes} from '../util/random-bytes.ts';
 
 /** A daemon-wide service or a singleton, with the release whose definitions built it. */
 export type DaemonProcess = {process: ManagedProcess; release: Release | null; port: number | undefined};
@@ -281,7 +281,7 @@ export class ProcessRoster {
 
 /** A new process key: random, so keys never repeat across daemons. */
 export function newProcessKey(): string {
-  return crypto.randomBytes(9).toString(`base64url`);
+  return randomBytes(9).toString(`base64url`);
 }
 
 /** health.type "notify": NOTIFY_SOCKET in the environment, one socket per process key (bound at each start). */

@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import type net from 'node:net';
 import type {Target, WebSocketPair} from './target.ts';
 import type {UpstreamConnection, UpstreamOwner} from './upstream-pool.ts';
+import {randomBytes} from '../util/random-bytes.ts';
 
 /** After a 1001 close frame, how long the peers get to close before both sockets are destroyed. */
 const CLOSE_GRACE_MS = 1_000;
@@ -60,7 +60,7 @@ export class FrameTracker {
 /** A close frame with status 1001; masked when sent to the app (client-to-server frames must be). */
 export function createCloseFrame(masked: boolean): Buffer {
   if (!masked) return Buffer.from([0x88, 0x02, GOING_AWAY >> 8, GOING_AWAY & 0xff]);
-  const mask = crypto.randomBytes(4);
+  const mask = randomBytes(4);
   return Buffer.from([0x88, 0x82, mask[0]!, mask[1]!, mask[2]!, mask[3]!, (GOING_AWAY >> 8) ^ mask[0]!, (GOING_AWAY & 0xff) ^ mask[1]!]);
 }
 

@@ -1,4 +1,4 @@
-import {randomBytes} from 'node:crypto';
+import {randomBytes} from '../util/random-bytes.ts';
 import net from 'node:net';
 import {isTokenChar, mergeRanges} from './http-head.ts';
 import type {RequestHead} from './http-head.ts';

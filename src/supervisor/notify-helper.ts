@@ -1,6 +1,6 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import {randomBytes} from '../util/random-bytes.ts';
 import {NOTIFY_HELPER_ARM64, NOTIFY_HELPER_X64} from './notify-helper-binaries.ts';
 
 /**
@@ -30,7 +30,8 @@ export function installNotifyHelper(dir: string, arch: NodeJS.Architecture = pro
   const base64 = BINARIES[arch];
   if (base64 === undefined) throw new Error(`Assertion failed: no notify helper for ${arch}`);
   const bytes = Buffer.from(base64, `base64`);
-  const digest = crypto.createHash(`sha256`).update(bytes).digest(`hex`).slice(0, 16);
+  // node:crypto only where a notify process runs (util/random-bytes.ts says why the daemon avoids it).
+  const digest = process.getBuiltinModule(`node:crypto`).createHash(`sha256`).update(bytes).digest(`hex`).slice(0, 16);
   const target = path.join(dir, `notify-helper-${digest}`);
   const known = installed.get(target);
   if (known !== undefined && fs.existsSync(known)) return known;
@@ -42,7 +43,7 @@ export function installNotifyHelper(dir: string, arch: NodeJS.Architecture = pro
     current = null;
   }
   if (current === null || !current.equals(bytes)) {
-    const temporary = `${target}.${process.pid}.${crypto.randomBytes(4).toString(`hex`)}`;
+    const temporary = `${target}.${process.pid}.${randomBytes(4).toString(`hex`)}`;
     fs.writeFileSync(temporary, bytes, {mode: 0o500, flag: `wx`});
     fs.renameSync(temporary, target);
     // Helpers of other rollbridge versions: a running one keeps its inode, a daemon still using it writes it anew.
