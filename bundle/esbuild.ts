@@ -44,6 +44,10 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
       target: options.target,
       format: `cjs`,
       minify: options.minify ?? false,
+      // Whitespace and comments only (names and syntax stay as written): the script's text is held by every
+      // process (in the heap for lazy compilation, and as the binary's pages it was read from), so the
+      // 1.29 MB CLI script at 0.97 MB is 0.6 MB less RSS in each, the daemon's included.
+      minifyWhitespace: true,
       sourcemap: false,
       legalComments: `none`,
       logLevel: `silent`,
@@ -56,6 +60,7 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
     throw toBuildFailure(error);
   }
   asciiOnly(outfile);
+  shareEsmWrappers(outfile);
   return {outfile, bytes: fs.statSync(outfile).size, durationMs: performance.now() - startedAt, warnings: result.warnings.map(formatMessage)};
 }
 
@@ -97,4 +102,20 @@ function toBuildFailure(error: unknown): Error {
 
 function formatMessage(message: Message): string {
   return message.location ? `${message.location.file}:${message.location.line}:${message.location.column}: ${message.text}` : message.text;
+}
+
+/**
+ * esbuild turns each `import fs from 'node:fs'` into its own `__toESM(require("node:fs"), 1)`: a new object
+ * with one getter closure per property of the module (about 100 for node:fs), in every one of the ~100
+ * modules that import a built-in. The same module and mode now get the same object, as an ESM namespace
+ * is one object for all its importers: ~4,500 closures and their accessors less in every process's heap,
+ * and less start-up work. esbuild's helper is renamed and called once per (module, mode).
+ */
+function shareEsmWrappers(outfile: string): void {
+  const source = fs.readFileSync(outfile, `latin1`);
+  const helpers = source.match(/\bvar __toESM ?= ?/g) ?? [];
+  if (helpers.length === 0) return;
+  if (helpers.length !== 1) throw buildFailure(`esbuild's __toESM helper is defined ${helpers.length} times in ${outfile}`, {fix: `Check the esbuild output: bundle/esbuild.ts shareEsmWrappers() expects one helper`});
+  const shared = `var __toESMShared=[new WeakMap,new WeakMap];var __toESM=(mod,isNodeMode)=>{if(mod==null||typeof mod!=="object"&&typeof mod!=="function")return __toESMFresh(mod,isNodeMode);var seen=__toESMShared[isNodeMode?1:0],wrapper=seen.get(mod);if(wrapper===void 0)seen.set(mod,wrapper=__toESMFresh(mod,isNodeMode));return wrapper};var __toESMFresh=`;
+  fs.writeFileSync(outfile, source.replace(/\bvar __toESM ?= ?/, () => shared), `latin1`);
 }

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import {ErrorCode} from '../errors/codes.ts';
@@ -10,6 +9,7 @@ import {
   decodeResponseLine, encodeFrame, resultOf, validateParams,
 } from './protocol.ts';
 import type {ControlCommandName, ParamsOf, RequestId, ResponseFrame, ResultOf} from './protocol.ts';
+import {fsAsync} from '../util/fs-async.ts';
 
 export type ControlHandlerContext = {
   /** Sends a progress frame for this request; ignored once the final frame is sent or the client is gone. */
@@ -96,7 +96,7 @@ export class ControlServer {
   async relocate(target: string): Promise<void> {
     const socketPath = path.resolve(target);
     await prepareDirectory(socketPath, this.#options.group);
-    await fsp.rename(this.#path, socketPath);
+    await fsAsync.rename(this.#path, socketPath);
     this.#path = socketPath;
   }
 
@@ -355,9 +355,9 @@ async function prepareDirectory(socketPath: string, group: number | undefined): 
       throw listenFailed(socketPath, `its parent directory ${parent} does not exist`, undefined, `Create ${parent} or set a different control.path`);
     }
     try {
-      await fsp.mkdir(dir, {mode: 0o700});
+      await fsAsync.mkdir(dir, {mode: 0o700});
       // mkdir's mode is filtered by the umask; set the exact bits.
-      await fsp.chmod(dir, group === undefined ? 0o700 : 0o710);
+      await fsAsync.chmod(dir, group === undefined ? 0o700 : 0o710);
       if (group !== undefined) await chownOrThrow(dir, -1, group);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== `EEXIST`) {
@@ -419,7 +419,7 @@ async function probeOrWrap(socketPath: string): Promise<ProbeResult> {
 
 async function removeStale(socketPath: string, log: Logger): Promise<void> {
   try {
-    await fsp.unlink(socketPath);
+    await fsAsync.unlink(socketPath);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== `ENOENT`) {
       throw listenFailed(socketPath, `removing the stale socket failed (${codeOf(error)})`, error, `Remove ${socketPath} by hand or set a different control.path`);
@@ -436,23 +436,23 @@ async function removeStale(socketPath: string, log: Logger): Promise<void> {
 async function bindSocket(server: net.Server, socketPath: string, options: ControlServerOptions, log: Logger): Promise<{dev: number; ino: number}> {
   const tmpPath = `${socketPath}.${process.pid}.tmp`;
   const leftover = await tryLstat(tmpPath);
-  if (leftover?.isSocket()) await fsp.unlink(tmpPath);
+  if (leftover?.isSocket()) await fsAsync.unlink(tmpPath);
   try {
     await listen(server, tmpPath);
   } catch (error) {
     throw listenFailed(socketPath, `listening on ${tmpPath} failed (${codeOf(error)})`, error);
   }
   try {
-    await fsp.chmod(tmpPath, options.mode ?? DEFAULT_SOCKET_MODE);
+    await fsAsync.chmod(tmpPath, options.mode ?? DEFAULT_SOCKET_MODE);
     if (options.owner !== undefined || options.group !== undefined) await chownOrThrow(tmpPath, options.owner ?? -1, options.group ?? -1);
-    const stat = await fsp.lstat(tmpPath);
+    const stat = await fsAsync.lstat(tmpPath);
     // A successor renames its socket over the predecessor's: clients find one or the other, never none.
-    if (options.replaceExisting) await fsp.rename(tmpPath, socketPath);
+    if (options.replaceExisting) await fsAsync.rename(tmpPath, socketPath);
     else await publish(tmpPath, socketPath, options.application, log);
     return {dev: stat.dev, ino: stat.ino};
   } catch (error) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    await fsp.unlink(tmpPath).catch(() => {});
+    await fsAsync.unlink(tmpPath).catch(() => {});
     if (isRollbridgeError(error)) throw error;
     throw listenFailed(socketPath, `preparing the socket failed (${codeOf(error)})`, error);
   }
@@ -460,20 +460,20 @@ async function bindSocket(server: net.Server, socketPath: string, options: Contr
 
 async function publish(tmpPath: string, socketPath: string, application: string, log: Logger): Promise<void> {
   try {
-    await fsp.link(tmpPath, socketPath);
+    await fsAsync.link(tmpPath, socketPath);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === `EEXIST`) {
       // Someone took the path between our check and now.
       await clearSocketPath(socketPath, application, log);
-      await fsp.rename(tmpPath, socketPath);
+      await fsAsync.rename(tmpPath, socketPath);
       return;
     }
     // Filesystems without hard links for sockets: rename is still atomic, only not exclusive.
-    await fsp.rename(tmpPath, socketPath);
+    await fsAsync.rename(tmpPath, socketPath);
     return;
   }
-  await fsp.unlink(tmpPath);
+  await fsAsync.unlink(tmpPath);
 }
 
 function listen(server: net.Server, socketPath: string): Promise<void> {
@@ -489,7 +489,7 @@ function listen(server: net.Server, socketPath: string): Promise<void> {
 
 async function chownOrThrow(target: string, owner: number, group: number): Promise<void> {
   try {
-    await fsp.chown(target, owner, group);
+    await fsAsync.chown(target, owner, group);
   } catch (error) {
     const who = [owner === -1 ? undefined : `uid ${owner}`, group === -1 ? undefined : `gid ${group}`].filter(Boolean).join(` and `);
     throw new RollbridgeError(ErrorCode.CONTROL_SOCKET_PERMISSIONS, `Cannot give ${target} to ${who} (${codeOf(error)})`, {
@@ -502,7 +502,7 @@ async function chownOrThrow(target: string, owner: number, group: number): Promi
 
 async function tryLstat(target: string): Promise<fs.Stats | null> {
   try {
-    return await fsp.lstat(target);
+    return await fsAsync.lstat(target);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === `ENOENT` || (error as NodeJS.ErrnoException).code === `ENOTDIR`) return null;
     throw error;

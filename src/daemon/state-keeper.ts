@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import type {Logger} from '../log/logger.ts';
 import {hasTrafficState, listPendingProcesses, listStateProcesses, writeStateFile} from '../state/state-file.ts';
 import type {DaemonState} from '../state/state-file.ts';
+import {fsAsync} from '../util/fs-async.ts';
 
 // Changes are looked for this often; a write happens only when something changed (or REFRESH_MS passed).
 const CHECK_INTERVAL_MS = 500;
@@ -76,7 +76,7 @@ export class StateKeeper {
     await this.#chain;
     const state = this.#build();
     if (listStateProcesses(state).length === 0 && listPendingProcesses(state).length === 0 && !hasTrafficState(state)) {
-      await fs.promises.rm(this.#path, {force: true});
+      await fsAsync.rm(this.#path, {force: true});
       return;
     }
     await this.#write(true);

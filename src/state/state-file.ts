@@ -3,6 +3,7 @@ import path from 'node:path';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError} from '../errors/rollbridge-error.ts';
 import {readProcStat} from '../system/proc.ts';
+import {fsAsync} from '../util/fs-async.ts';
 import {CREATE_NEW_FLAGS, READ_FLAGS, currentUid, describeUnsafeDirectory, describeUnsafeFile} from '../util/private-file.ts';
 
 /**
@@ -139,18 +140,18 @@ export async function writeStateFile(statePath: string, state: DaemonState): Pro
   const text = `${JSON.stringify(state, null, 2)}\n`;
   try {
     // A new file only, never through a symlink someone planted at the temp name.
-    await fs.promises.rm(temp, {force: true});
-    const handle = await fs.promises.open(temp, CREATE_NEW_FLAGS, 0o600);
+    await fsAsync.rm(temp, {force: true});
+    const fd = await fsAsync.open(temp, CREATE_NEW_FLAGS, 0o600);
     try {
-      await handle.writeFile(text, `utf8`);
-      await handle.sync();
+      await fsAsync.writeFile(fd, text, `utf8`);
+      await fsAsync.fsync(fd);
     } finally {
-      await handle.close();
+      await fsAsync.close(fd);
     }
-    await fs.promises.rename(temp, statePath);
+    await fsAsync.rename(temp, statePath);
     await syncDirectory(path.dirname(statePath));
   } catch (error) {
-    await fs.promises.rm(temp, {force: true}).catch(() => undefined);
+    await fsAsync.rm(temp, {force: true}).catch(() => undefined);
     throw new RollbridgeError(ErrorCode.STATE_WRITE_FAILED, `Writing the state file ${statePath} failed: ${(error as Error).message}`, {
       fix: `Make the directory of statePath (${path.dirname(statePath)}) exist and writable by the daemon's user, or change statePath in the config`,
       details: {statePath, code: (error as NodeJS.ErrnoException).code},
@@ -160,14 +161,14 @@ export async function writeStateFile(statePath: string, state: DaemonState): Pro
 }
 
 async function syncDirectory(directory: string): Promise<void> {
-  const handle = await fs.promises.open(directory, `r`);
+  const fd = await fsAsync.open(directory, `r`);
   try {
-    await handle.sync();
+    await fsAsync.fsync(fd);
   } catch (error) {
     // Some filesystems refuse fsync on a directory; the rename is still atomic there.
     if ((error as NodeJS.ErrnoException).code !== `EINVAL`) throw error;
   } finally {
-    await handle.close();
+    await fsAsync.close(fd);
   }
 }
 
