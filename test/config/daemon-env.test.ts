@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {DAEMON_ENV_ADDED, DAEMON_MALLOC_ENV, childBaseEnv, daemonLaunchEnv} from '../../src/config/daemon-env.ts';
+import {DAEMON_ENV_ADDED, DAEMON_MALLOC_ENV, DAEMON_V8_FLAGS, childBaseEnv, daemonExecutable, daemonLaunchEnv} from '../../src/config/daemon-env.ts';
 
 const ALL = Object.keys(DAEMON_MALLOC_ENV).join(`,`);
 
@@ -30,4 +30,12 @@ test(`the list removes only the malloc settings: a forged one cannot take PATH f
   const env = {PATH: `/usr/bin`, MALLOC_ARENA_MAX: `2`, [DAEMON_ENV_ADDED]: `PATH,MALLOC_ARENA_MAX,HOME`};
   assert.deepEqual(childBaseEnv(env), {PATH: `/usr/bin`});
   assert.equal(childBaseEnv({PATH: `/usr/bin`}).PATH, `/usr/bin`);
+});
+
+test(`daemonExecutable gives the standalone binary the daemon's V8 flags through --node-options; node running the sources gets none`, () => {
+  assert.deepEqual(DAEMON_V8_FLAGS, [`--no-maglev`]);
+  assert.deepEqual(daemonExecutable({file: `/usr/local/bin/rollbridge`, args: [], standalone: true}), {file: `/usr/local/bin/rollbridge`, args: [`--node-options=--no-maglev`]});
+  const sources = {file: `/usr/bin/node`, args: [`--enable-source-maps`, `/srv/rollbridge/src/main.ts`], standalone: false};
+  assert.deepEqual(daemonExecutable(sources), {file: `/usr/bin/node`, args: [`--enable-source-maps`, `/srv/rollbridge/src/main.ts`]});
+  assert.notEqual(daemonExecutable(sources).args, sources.args, `a copy: the caller's arguments are not shared`);
 });

@@ -58,6 +58,21 @@ test(`the .sha256 file matches the binary in sha256sum format`, () => {
   assert.equal(fs.readFileSync(`${binary}.sha256`, `utf8`), `${digest}  rollbridge-linux-x64\n`);
 });
 
+test(`V8 flags reach the binary through --node-options, not NODE_OPTIONS (the apps'), and a run with the daemon's flags prints no warning`, (t) => {
+  const binary = getBinaryPath();
+  const cwd = createTempDir(t);
+
+  // --no-maglev changes code generation: V8 rejects the CLI's trained cache under it, and says nothing.
+  const flagged = spawnSync(binary, [`--node-options=--no-maglev`, `--help`], {cwd, env: {ROLLBRIDGE_DEBUG_CODE_CACHE: `1`}, encoding: `utf8`});
+  assert.equal(flagged.status, 0, flagged.stderr);
+  assert.match(flagged.stdout, /rollbridge deploy /, `--node-options is not an argument of the CLI`);
+  assert.equal(flagged.stderr, `rollbridge: code cache rejected\n`, `the flag applied, and no "Code cache data rejected" warning`);
+
+  const ignored = spawnSync(binary, [`--version`], {cwd, env: {NODE_OPTIONS: `--no-such-node-flag`}, encoding: `utf8`});
+  assert.equal(ignored.status, 0, ignored.stderr);
+  assert.equal(ignored.stderr, ``);
+});
+
 test(`the bundle embedded in the binary requires nothing but Node built-ins`, () => {
   getBinaryPath();
   const source = fs.readFileSync(path.join(REPO_ROOT, `bundle`, `dist`, `rollbridge.cjs`), `utf8`);

@@ -1,11 +1,12 @@
-// The daemon's malloc settings (src/config/daemon-env.ts) on the built binary: `ensure-daemon` and
-// `ensure-daemon --replace` start the daemon with them, and neither the app's processes nor the hooks
-// inherit them (read from /proc/<pid>/environ of each); a value the operator set is kept for both.
+// The daemon's malloc settings and V8 flags (src/config/daemon-env.ts) on the built binary: `ensure-daemon`
+// and `ensure-daemon --replace` start the daemon with them (its /proc/<pid>/environ and cmdline), and neither
+// the app's processes nor the hooks inherit the settings (read from /proc/<pid>/environ of each); a value the
+// operator set is kept for both.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {DAEMON_ENV_ADDED, DAEMON_MALLOC_ENV} from '../../src/config/daemon-env.ts';
+import {DAEMON_ENV_ADDED, DAEMON_MALLOC_ENV, DAEMON_V8_FLAGS} from '../../src/config/daemon-env.ts';
 import {REPO_ROOT} from '../helpers/run-cli.ts';
 import {isPidAlive} from '../helpers/processes.ts';
 import {beforeRemoving, createTempDir} from '../helpers/temp-dir.ts';
@@ -23,6 +24,12 @@ function readEnviron(pid: number): Record<string, string> {
     return [entry.slice(0, at), entry.slice(at + 1)];
   });
   return Object.fromEntries(entries);
+}
+
+/** The daemon's arguments up to its command (`daemon`): the binary's own, e.g. `--node-options=…`. */
+function argsBeforeCommand(pid: number): string[] {
+  const argv = fs.readFileSync(`/proc/${pid}/cmdline`, `utf8`).split(`\0`);
+  return argv.slice(1, argv.indexOf(`daemon`));
 }
 
 /** The variables under test in `env`, by name (absent ones left out). */
@@ -74,13 +81,15 @@ function shutDownAtEnd(dir: string): void {
   });
 }
 
-test(`ensure-daemon and --replace start the daemon with the malloc settings; the app and its hooks do not inherit them`, async (t) => {
+test(`ensure-daemon and --replace start the daemon with the malloc settings and its V8 flags; the app and its hooks do not inherit the settings`, async (t) => {
   const dir = createTempDir(t, `rb-denv-`);
   writeProject(dir, `daemon-env-e2e`);
   const daemonPid = await ensureBinaryDaemon(dir, WITHOUT);
   shutDownAtEnd(dir);
   const ours = {...DAEMON_MALLOC_ENV, [DAEMON_ENV_ADDED]: MALLOC_NAMES.join(`,`)};
   assert.deepEqual(pick(readEnviron(daemonPid)), ours);
+  const daemonArgs = [`--node-options=${DAEMON_V8_FLAGS.join(` `)}`];
+  assert.deepEqual(argsBeforeCommand(daemonPid), daemonArgs, `the binary runs the daemon with --node-options`);
 
   const appPid = await deploy(dir, `one`);
   assert.deepEqual(pick(readEnviron(appPid)), {}, `the app's environment has none of the daemon's malloc settings`);
@@ -93,6 +102,7 @@ test(`ensure-daemon and --replace start the daemon with the malloc settings; the
   const successorPid = (JSON.parse(replaced.stdout) as {pid: number}).pid;
   assert.notEqual(successorPid, daemonPid);
   assert.deepEqual(pick(readEnviron(successorPid)), ours, `the successor runs with the same settings`);
+  assert.deepEqual(argsBeforeCommand(successorPid), daemonArgs, `and the same V8 flags`);
   const nextAppPid = await deploy(dir, `two`);
   assert.deepEqual(pick(readEnviron(nextAppPid)), {}, `a process the successor starts does not inherit them either`);
   assert.deepEqual(pick(hookEnv(dir, `two`)), {});

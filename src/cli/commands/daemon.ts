@@ -16,7 +16,8 @@ export class DaemonCommand extends BaseCommand {
     details: `
       Binds the proxy port (\`proxy.host\`/\`proxy.port\`) and the control socket (\`control.path\`), then
       waits for deploys. Writes one JSON line per event on stdout. SIGINT/SIGTERM stop every managed
-      process gracefully and exit 0. Use it as a systemd \`ExecStart\`; \`ensure-daemon\` starts it detached.
+      process gracefully and exit 0. Use it as a systemd \`ExecStart\` as \`rollbridge --node-options=--no-maglev daemon …\`
+      (the daemon's own V8 flag, as \`ensure-daemon\` passes it; docs/operations.md); \`ensure-daemon\` starts it detached.
 
       With \`--release-path\` (rollbridge 0.1's boot-time bootstrap) the daemon deploys that release after
       binding the proxy port (which answers 503 meanwhile) and before the control socket opens, so no
@@ -30,7 +31,7 @@ export class DaemonCommand extends BaseCommand {
     examples: [
       [`Run the daemon for ./rollbridge.js`, `$0 daemon`],
       [`Run it for a config elsewhere`, `$0 daemon --config /etc/rollbridge/app.js`],
-      [`Start an exact release at boot (systemd ExecStart)`, `$0 daemon --config /etc/rollbridge/app.js --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1`],
+      [`Start an exact release at boot (systemd ExecStart)`, `$0 --node-options=--no-maglev daemon --config /etc/rollbridge/app.js --release-path /srv/app/releases/42 --release-id 42 --revision 3f2a9c1`],
     ],
   });
 
