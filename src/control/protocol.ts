@@ -14,6 +14,15 @@ import type {WireError} from '../errors/rollbridge-error.ts';
  * A request without an id is answered with `"id": null`.
  */
 
+/**
+ * A validator built on its first call. Built when this module loaded, the ~270 validators below cost every
+ * command ~2–4 ms of its start, while a command uses a few of them (`status`: its params and result).
+ */
+function lazy<V extends (...args: never[]) => boolean>(build: () => V): V {
+  let built: V | undefined;
+  return ((...args: Parameters<V>) => (built ??= build())(...args)) as V;
+}
+
 /** Release ids as they appear in paths and on the wire. */
 export const RELEASE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
@@ -38,9 +47,9 @@ const LOOSE = {extra: t.isUnknown()};
 
 // ── params ──────────────────────────────────────────────────────────────────────────────────────
 
-export const isStatusParams = t.isObject({});
+export const isStatusParams = lazy(() => t.isObject({}));
 
-export const isDeployParams = t.isObject({
+export const isDeployParams = lazy(() => t.isObject({
   releasePath: isAbsolutePath(),
   releaseId: t.isOptional(isReleaseId()),
   revision: t.isOptional(t.isString()),
@@ -58,18 +67,18 @@ export const isDeployParams = t.isObject({
   canaryPercent: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(1, 99)])),
   /** The canary window in ms (1 ms – 24 h). @default 60000 */
   canaryWindowMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isInInclusiveRange(1, 86_400_000)])),
-});
+}));
 
-export const isRollbackParams = t.isObject({
+export const isRollbackParams = lazy(() => t.isObject({
   releaseId: t.isOptional(isReleaseId()),
   wait: t.isOptional(t.isBoolean()),
-});
+}));
 
-export const isStopParams = t.isObject({
+export const isStopParams = lazy(() => t.isObject({
   releaseId: t.isOptional(isReleaseId()),
-});
+}));
 
-export const isRestartParams = t.isObject({
+export const isRestartParams = lazy(() => t.isObject({
   processId: t.isOptional(t.isString()),
   /** Several base or instance ids (`restart --process a --process b`); each must match. */
   processIds: t.isOptional(t.isArray(t.isString())),
@@ -87,56 +96,56 @@ export const isRestartParams = t.isObject({
   beforeSwitch: t.isOptional(t.isBoolean()),
   /** Return the plan (`plan`), restart nothing. */
   dryRun: t.isOptional(t.isBoolean()),
-});
+}));
 
-export const isEventsParams = t.isObject({
+export const isEventsParams = lazy(() => t.isObject({
   limit: t.isOptional(isPositiveInteger()),
   /** Stream every new event as a progress frame `{event}` until the client disconnects or the daemon stops. */
   follow: t.isOptional(t.isBoolean()),
-});
+}));
 
-export const isLogsParams = t.isObject({
+export const isLogsParams = lazy(() => t.isObject({
   processId: t.isOptional(t.isString()),
   /** Only this release (a retained one or a failed deploy); ERR_RELEASE_NOT_FOUND when the daemon keeps none. */
   releaseId: t.isOptional(t.isString()),
   /** Every retained release and failed deploy; by default only the active release and the latest failed deploy. */
   all: t.isOptional(t.isBoolean()),
-});
+}));
 
-export const isShutdownParams = t.isObject({});
+export const isShutdownParams = lazy(() => t.isObject({}));
 
 /** Longest pause timeout accepted (30 days). */
 const MAX_PAUSE_TIMEOUT_MS = 30 * 24 * 3_600_000;
 
-export const isPauseParams = t.isObject({
+export const isPauseParams = lazy(() => t.isObject({
   /** Held requests are answered 503 (with Retry-After) after this long; 0 = held until `resume`. @default 30000 */
   timeoutMs: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0), t.isAtMost(MAX_PAUSE_TIMEOUT_MS)])),
-});
+}));
 
-export const isResumeParams = t.isObject({});
+export const isResumeParams = lazy(() => t.isObject({}));
 
-export const isMaintenanceParams = t.cascade(t.isObject({
+export const isMaintenanceParams = lazy(() => t.cascade(t.isObject({
   enabled: t.isBoolean(),
   /** The page's text (plain, HTML-escaped, or JSON `message`): 1–1000 characters, no control characters. */
   // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
   message: t.isOptional(t.cascade(t.isString(), [t.hasMinLength(1), t.hasMaxLength(1_000), t.matchesRegExp(/^[^\u0000-\u001f\u007f]*$/)])),
   /** The Retry-After header in seconds (0–86400). @default 60 */
   retryAfterSeconds: t.isOptional(t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0), t.isAtMost(86_400)])),
-}), [t.hasKeyRelationship(`enabled`, t.KeyRelationship.Forbids, [`message`, `retryAfterSeconds`], {ignore: [true]})]);
+}), [t.hasKeyRelationship(`enabled`, t.KeyRelationship.Forbids, [`message`, `retryAfterSeconds`], {ignore: [true]})]));
 
 const isNonNegativeInteger = () => t.cascade(t.isNumber(), [t.isInteger(), t.isAtLeast(0)]);
 
 /** One screen session of a legacy plan (src/legacy/screen.ts ScreenSession). */
-const isLegacyScreenSession = t.isObject({
+const isLegacyScreenSession = lazy(() => t.isObject({
   pid: isPositiveInteger(),
   name: t.isString(),
   /** `PID.NAME` */
   id: t.isString(),
   state: t.isString(),
-});
+}));
 
 /** One process of a legacy plan (src/legacy/discover.ts LegacyProcess): pid + start time identify it. */
-const isLegacyProcess = t.isObject({
+const isLegacyProcess = lazy(() => t.isObject({
   pid: isPositiveInteger(),
   startTime: isNonNegativeInteger(),
   pgid: isNonNegativeInteger(),
@@ -144,17 +153,17 @@ const isLegacyProcess = t.isObject({
   args: t.isString(),
   state: t.isString(),
   source: t.isString(),
-});
+}));
 
 /** What the CLI discovered and the daemon stops (src/legacy/discover.ts LegacyPlan). */
-export const isLegacyPlan = t.isObject({
+export const isLegacyPlan = lazy(() => t.isObject({
   user: t.isObject({name: t.isString(), uid: isNonNegativeInteger()}),
   screens: t.isArray(isLegacyScreenSession),
   processes: t.isArray(isLegacyProcess),
   warnings: t.isArray(t.isString()),
-});
+}));
 
-export const isTakeoverParams = t.isObject({
+export const isTakeoverParams = lazy(() => t.isObject({
   releasePath: isAbsolutePath(),
   releaseId: t.isOptional(isReleaseId()),
   revision: t.isOptional(t.isString()),
@@ -166,15 +175,15 @@ export const isTakeoverParams = t.isObject({
    * this socket instead of being signalled first, and the new daemon's control socket moves to control.path afterwards.
    */
   legacyDaemon: t.isOptional(t.isObject({socketPath: isAbsolutePath(), pid: t.isNullable(isPositiveInteger())})),
-});
+}));
 
 /** Daemon replacement (product §8): only a caller that can read the daemon's token file (its user, or root) may ask. */
-export const isReplaceParams = t.isObject({
+export const isReplaceParams = lazy(() => t.isObject({
   token: t.isString(),
   /** How to run the new daemon: the binary (or node + main.ts) of the caller's build. */
   executable: t.isObject({file: isAbsolutePath(), args: t.isArray(t.isString())}),
   logPath: t.isOptional(isAbsolutePath()),
-});
+}));
 
 // ── results ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -183,7 +192,7 @@ export const RELEASE_STATES = [`starting`, `active`, `draining`, `stopped`, `fai
 export const START_REASONS = [`deploy`, `crash`, `manual`, `memory`, `liveness`] as const;
 
 /** A process's liveness checks (`health.liveness`/`readiness.liveness`): present once they are configured (`pending` until the first probe). */
-export const isLivenessStatus = t.isObject({
+export const isLivenessStatus = lazy(() => t.isObject({
   /** pending: not probed yet (release not active yet, or just restarted); failing: the last probe failed. */
   state: t.isEnum([`pending`, `passing`, `failing`]),
   consecutiveFailures: t.isNumber(),
@@ -192,21 +201,21 @@ export const isLivenessStatus = t.isObject({
   lastError: t.isOptional(t.isString()),
   /** Times this process was started (restarted in place, or as the replacement) because of failed liveness checks. */
   restarts: t.isNumber(),
-}, LOOSE);
+}, LOOSE));
 export type LivenessStatusView = t.InferType<typeof isLivenessStatus>;
 
 /** One line of a process's recent output. */
-export const isLogLine = t.isObject({
+export const isLogLine = lazy(() => t.isObject({
   /** ISO-8601 time the line was completed. */
   at: t.isString(),
   stream: t.isEnum([`stdout`, `stderr`]),
   line: t.isString(),
-}, LOOSE);
+}, LOOSE));
 
-const isLogPaths = t.isObject({stdout: t.isString(), stderr: t.isString()}, LOOSE);
+const isLogPaths = lazy(() => t.isObject({stdout: t.isString(), stderr: t.isString()}, LOOSE));
 
 /** One supervised process in the status document (upstream §4.20 ProcessStatus, plus `port`, `adopted`, `logPaths`). */
-export const isProcessStatus = t.isObject({
+export const isProcessStatus = lazy(() => t.isObject({
   /** Instance id: `web`, `worker#0`. */
   id: t.isString(),
   command: t.isString(),
@@ -238,12 +247,12 @@ export const isProcessStatus = t.isObject({
   logs: t.isArray(isLogLine),
   /** The files with the process's whole output (absent when it has none). */
   logPaths: t.isOptional(isLogPaths),
-}, LOOSE);
+}, LOOSE));
 
 const isConnections = () => t.isObject({http: t.isNumber(), websocket: t.isNumber()});
 
 /** One retained release in the status document (upstream §4.20 ReleaseStatus). */
-export const isReleaseStatus = t.isObject({
+export const isReleaseStatus = lazy(() => t.isObject({
   releaseId: t.isString(),
   releasePath: t.isString(),
   revision: t.isString(),
@@ -259,10 +268,10 @@ export const isReleaseStatus = t.isObject({
   /** Every process with a port, persistent services included. */
   ports: t.isOptional(t.isRecord(t.isNumber())),
   processes: t.isOptional(t.isArray(isProcessStatus)),
-}, LOOSE);
+}, LOOSE));
 
 /** The proxy's traffic state (`status.traffic`, and the result of pause, resume and maintenance). */
-export const isTrafficStatus = t.isObject({
+export const isTrafficStatus = lazy(() => t.isObject({
   mode: t.isEnum([`open`, `paused`, `maintenance`]),
   pause: t.isNullable(t.isObject({
     since: t.isString(),
@@ -278,14 +287,14 @@ export const isTrafficStatus = t.isObject({
   maxHeld: t.isNumber(),
   /** A deploy holds traffic for a `switch: "hold"` process right now. */
   switchHold: t.isBoolean(),
-}, LOOSE);
+}, LOOSE));
 
 /**
  * The status object (upstream §4.20 field names, plus `daemon`, `statePath`, `recovery`). Only
  * `application` is required, so the status of a rollbridge 0.1 daemon is read too; this build's
  * daemon sends every field.
  */
-export const isStatusResult = t.isObject({
+export const isStatusResult = lazy(() => t.isObject({
   activeReleaseId: t.isOptional(t.isNullable(t.isString())),
   application: t.isString(),
   control: t.isOptional(t.isObject({path: t.isString()}, LOOSE)),
@@ -320,13 +329,13 @@ export const isStatusResult = t.isObject({
   singletons: t.isOptional(t.isArray(t.isObject({id: t.isString(), releaseId: t.isOptional(t.isNullable(t.isString())), process: isProcessStatus}, LOOSE))),
   /** Pause and maintenance (absent from daemons before 0.2). */
   traffic: t.isOptional(isTrafficStatus),
-}, LOOSE);
+}, LOOSE));
 
 /**
  * One phase of a deploy, rollback, restart or takeover as it happens (progress frames, `--stream` lines,
  * the result's `phases`). Which fields are set depends on the phase.
  */
-export const isProgressEvent = t.isObject({
+export const isProgressEvent = lazy(() => t.isObject({
   /**
    * `target` (rollback), `started`, `ready`, `healthy` (or `listening`: its port accepts connections, without a health check), `beforeSwitch`, `switched`, `watching`, `watched`, `draining`,
    * `afterSwitch`, `restarting`, `replaced`, `drained`, `restarted`, `legacy-stopping`, `proxy-listening`, `legacy-stopped`;
@@ -354,12 +363,12 @@ export const isProgressEvent = t.isObject({
   detail: t.isOptional(t.isString()),
   exitCode: t.isOptional(t.isNullable(t.isNumber())),
   ok: t.isOptional(t.isBoolean()),
-}, LOOSE);
+}, LOOSE));
 
 const isPlanPort = () => t.isNullable(t.isOneOf([t.isNumber(), t.isString()]));
 
 /** What a deploy would do (`deploy --dry-run`): computed from the config and what runs now; nothing changes. */
-export const isDeployPlanView = t.isObject({
+export const isDeployPlanView = lazy(() => t.isObject({
   releaseId: t.isString(),
   releasePath: t.isString(),
   /** In start order; `port` is the configured port or range (`"4000-4009"`, `"ephemeral"`), or the port a kept service holds. */
@@ -374,9 +383,9 @@ export const isDeployPlanView = t.isObject({
     connections: t.isObject({http: t.isNumber(), websocket: t.isNumber()}),
     processes: t.isArray(t.isString()),
   })),
-});
+}));
 
-export const isHookResult = t.isObject({
+export const isHookResult = lazy(() => t.isObject({
   hook: t.isString(),
   ok: t.isBoolean(),
   exitCode: t.isNullable(t.isNumber()),
@@ -385,19 +394,19 @@ export const isHookResult = t.isObject({
   durationMs: t.isNumber(),
   /** The last lines of its stdout and stderr, interleaved. */
   output: t.isArray(t.isString()),
-}, LOOSE);
+}, LOOSE));
 
-const isCanaryFigures = t.isObject({
+const isCanaryFigures = lazy(() => t.isObject({
   releaseId: t.isString(),
   requests: t.isNumber(),
   /** 5xx responses plus proxy errors (502/504). */
   errors: t.isNumber(),
   errorPercent: t.isNumber(),
   p95Ms: t.isNullable(t.isNumber()),
-}, LOOSE);
+}, LOOSE));
 
 /** How a canary was judged (deploy result `canary`, ERR_CANARY_REJECTED `details.canary`). */
-export const isCanaryReport = t.isObject({
+export const isCanaryReport = lazy(() => t.isObject({
   verdict: t.isEnum([`promoted`, `rolled-back`]),
   reason: t.isString(),
   percent: t.isNumber(),
@@ -405,9 +414,9 @@ export const isCanaryReport = t.isObject({
   durationMs: t.isNumber(),
   canary: isCanaryFigures,
   stable: isCanaryFigures,
-}, LOOSE);
+}, LOOSE));
 
-export const isDeployResult = t.isObject({
+export const isDeployResult = lazy(() => t.isObject({
   /** Null only when nothing is active, e.g. after a dry run on an empty daemon. */
   activeReleaseId: t.isNullable(t.isString()),
   previousReleaseId: t.isNullable(t.isString()),
@@ -430,10 +439,10 @@ export const isDeployResult = t.isObject({
   canary: t.isOptional(isCanaryReport),
   /** A `switch: "hold"` deploy: how long requests were held, of which draining the previous web process. */
   switchHold: t.isOptional(t.isObject({heldMs: t.isNumber(), drainMs: t.isNumber(), holdTimeoutMs: t.isNumber()}, LOOSE)),
-}, LOOSE);
+}, LOOSE));
 
 /** What `restart --dry-run` would do: the processes in restart order, how each is restarted and checked. */
-export const isRestartPlanView = t.isObject({
+export const isRestartPlanView = lazy(() => t.isObject({
   processes: t.isArray(t.isObject({
     id: t.isString(),
     processId: t.isString(),
@@ -444,29 +453,29 @@ export const isRestartPlanView = t.isObject({
   })),
   hooks: t.isObject({beforeSwitch: t.isNullable(t.isString())}),
   cooldownMs: t.isNumber(),
-});
+}));
 
-export const isRestartResult = t.isObject({
+export const isRestartResult = lazy(() => t.isObject({
   restarted: t.isArray(t.isString()),
   /** Only for `dryRun`: the processes in restart order, how each is restarted and checked. */
   plan: t.isOptional(isRestartPlanView),
   /** hooks.beforeSwitch's result when `beforeSwitch` ran it. */
   hooks: t.isOptional(t.isArray(isHookResult)),
-}, LOOSE);
+}, LOOSE));
 
-export const isEvent = t.isObject({
+export const isEvent = lazy(() => t.isObject({
   at: t.isString(),
   message: t.isString(),
   level: t.isOptional(t.isEnum([`debug`, `info`, `warn`, `error`])),
   data: t.isRecord(t.isUnknown()),
-}, LOOSE);
+}, LOOSE));
 
-export const isEventsResult = t.isObject({
+export const isEventsResult = lazy(() => t.isObject({
   events: t.isArray(isEvent),
-}, LOOSE);
+}, LOOSE));
 
 /** The recent output of one managed process (`logs`), labelled with where it belongs. */
-export const isLogSource = t.isObject({
+export const isLogSource = lazy(() => t.isObject({
   id: t.isString(),
   /** `release <releaseId> (<state>)`, `service` or `singleton`. */
   source: t.isString(),
@@ -477,13 +486,13 @@ export const isLogSource = t.isObject({
   logs: t.isArray(isLogLine),
   /** The files with the process's whole output (absent when it has none, or from an older daemon). */
   logPaths: t.isOptional(isLogPaths),
-}, LOOSE);
+}, LOOSE));
 
-export const isLogsResult = t.isObject({
+export const isLogsResult = lazy(() => t.isObject({
   sources: t.isArray(isLogSource),
-}, LOOSE);
+}, LOOSE));
 
-export const isTakeoverResult = t.isObject({
+export const isTakeoverResult = lazy(() => t.isObject({
   activeReleaseId: t.isString(),
   /** From the first stop action on the legacy processes until the proxy port accepted connections again. */
   portGapMs: t.isNumber(),
@@ -495,24 +504,24 @@ export const isTakeoverResult = t.isObject({
   }, LOOSE),
   durationMs: t.isNumber(),
   phases: t.isOptional(t.isArray(t.isRecord(t.isUnknown()))),
-}, LOOSE);
+}, LOOSE));
 
-export const isReplaceResult = t.isObject({
+export const isReplaceResult = lazy(() => t.isObject({
   previousPid: isNonNegativeInteger(),
   pid: isNonNegativeInteger(),
   durationMs: t.isNumber(),
-}, LOOSE);
+}, LOOSE));
 
-export const isTrafficResult = t.isObject({
+export const isTrafficResult = lazy(() => t.isObject({
   changed: t.isBoolean(),
   /** `resume`: held requests sent on. */
   released: t.isOptional(t.isNumber()),
   traffic: isTrafficStatus,
-}, LOOSE);
+}, LOOSE));
 
-export const isShutdownResult = t.isObject({
+export const isShutdownResult = lazy(() => t.isObject({
   message: t.isLiteral(`shutdown`),
-}, LOOSE);
+}, LOOSE));
 
 /** Every command: its params and result schema. The CLI command of the same name sends it. */
 export const ControlCommands = {
@@ -535,7 +544,7 @@ export type DeployPlanView = t.InferType<typeof isDeployPlanView>;
 export type ProgressEvent = t.InferType<typeof isProgressEvent>;
 
 /** `events --follow` streams each event as a progress frame `{event}`. */
-export const isEventsProgress = t.isObject({event: isEvent}, LOOSE);
+export const isEventsProgress = lazy(() => t.isObject({event: isEvent}, LOOSE));
 
 /** The progress frames a command sends before its result (the others send none). */
 export const ControlProgress = {
