@@ -5,6 +5,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
+import {daemonExecutable, daemonLaunchEnv} from '../config/daemon-env.ts';
 import {ControlClient} from '../control/client.ts';
 import {ErrorCode} from '../errors/codes.ts';
 import {RollbridgeError, errorMessage} from '../errors/rollbridge-error.ts';
@@ -12,7 +13,8 @@ import {FrameReader, connectWebSocket, encodeFrame} from './verify-app.ts';
 
 export type VerifyOptions = {
   /** How to run this program again: the binary, or node + main.ts. */
-  self: {file: string; args: string[]};
+  /** How to run this rollbridge again (the CLI's `selfCommand`). */
+  self: {file: string; args: string[]; standalone: boolean};
   env: Record<string, string | undefined>;
   connections: number;
   websockets: number;
@@ -52,7 +54,9 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   for (let index = 1; index <= 3; index++) fs.mkdirSync(path.join(dir, `release-${index}`));
 
   const logFd = fs.openSync(path.join(dir, `daemon.log`), `a`);
-  const daemon = spawn(options.self.file, [...options.self.args, `daemon`, `--config`, configPath], {cwd: dir, env: options.env as NodeJS.ProcessEnv, stdio: [`ignore`, logFd, logFd]});
+  // Started as ensure-daemon starts a daemon: its V8 flags and malloc settings (config/daemon-env.ts).
+  const executable = daemonExecutable(options.self);
+  const daemon = spawn(executable.file, [...executable.args, `daemon`, `--config`, configPath], {cwd: dir, env: daemonLaunchEnv(options.env) as NodeJS.ProcessEnv, stdio: [`ignore`, logFd, logFd]});
   fs.closeSync(logFd);
   const daemonExited = new Promise<void>((resolve) => daemon.once(`exit`, () => resolve()));
   const call = async <T>(command: `status` | `deploy` | `shutdown`, params: Record<string, unknown>): Promise<T> => {
