@@ -27,9 +27,20 @@ export type HealthCheckOptions = {
 
 export type HealthCheckResult = {attempts: number; /** From the call, start delay included. */ durationMs: number};
 
-export type ProbeResult = {ok: true; status: number} | {ok: false; error: string; /** The HTTP status, when one was answered. */ status?: number};
+export type ProbeResult = {ok: true; status: number} | {
+  ok: false;
+  error: string;
+  /** The HTTP status, when one was answered. */
+  status?: number;
+  /** Nothing listens on the port yet (ECONNREFUSED). */
+  refused?: boolean;
+};
 
 const FIRST_RETRY_MS = 10;
+// While nothing listens (the connection is refused), a probe costs the app nothing: the next one comes
+// sooner, a twentieth of the time waited (at least 5 ms), so an app that boots in 150 ms is seen ~4 ms
+// after it listens instead of ~15 ms. Once something answers, the steps grow with a fifth of it.
+const REFUSED_RETRY_MS = 5;
 // A client error that every probe gets for this long and this many probes in a row fails the check
 // early: a wrong path (404) or an auth wall (401/403) does not go away by waiting out timeoutMs.
 const STEADY_CLIENT_ERROR_MS = 2_000;
@@ -75,9 +86,11 @@ export async function waitForHealthy(options: HealthCheckOptions): Promise<Healt
       const clamped = probeTimeoutMs < options.probeTimeoutMs && attempts > 1;
       if (!clamped || !result.error.startsWith(`probe timed out`)) lastFailure = result.error;
     }
-    // Steps grow with the time already waited (a fifth of it, at least 10 ms): an app that boots in
-    // 100 ms is seen within ~20 ms of listening, a slow one soon settles at intervalMs.
-    const waitMs = Math.max(0, Math.min(options.intervalMs, Math.max(FIRST_RETRY_MS, (Date.now() - probingSince) / 5)));
+    // Steps grow with the time already waited (a fifth of it, at least 10 ms; a twentieth and 5 ms while the
+    // connection is refused): an app that boots in 100 ms is seen within a few ms of listening, a slow one
+    // soon settles at intervalMs.
+    const refused = !result.ok && result.refused === true;
+    const waitMs = Math.max(0, Math.min(options.intervalMs, Math.max(refused ? REFUSED_RETRY_MS : FIRST_RETRY_MS, (Date.now() - probingSince) / (refused ? 20 : 5))));
     if (Date.now() + waitMs >= deadline) break;
     await abortableDelay(waitMs, signal);
   }
@@ -131,7 +144,7 @@ export async function probeHttp(url: string, timeoutMs: number, signal?: AbortSi
       response.on(`end`, () => settle(() => resolve(result)));
       response.on(`error`, (error) => settle(() => resolve({ok: false, error: describeProbeError(error)})));
     });
-    request.on(`error`, (error) => settle(() => resolve({ok: false, error: describeProbeError(error)})));
+    request.on(`error`, (error) => settle(() => resolve({ok: false, error: describeProbeError(error), ...((error as NodeJS.ErrnoException).code === `ECONNREFUSED` ? {refused: true} : {})})));
     const timer = setTimeout(() => settle(() => resolve({ok: false, error: `probe timed out after ${timeoutMs} ms`})), timeoutMs);
     signal?.addEventListener(`abort`, onAbort, {once: true});
   });

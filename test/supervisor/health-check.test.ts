@@ -78,6 +78,11 @@ test(`fails with ERR_HEALTH_CHECK_FAILED naming the last HTTP status and the con
   });
 });
 
+test(`an answer that is not 2xx is not marked as refused`, async (t) => {
+  const {url} = await startServer(t, respond(503));
+  assert.deepEqual(await probeHttp(url, 1_000), {ok: false, error: `HTTP 503`, status: 503});
+});
+
 test(`probes again soon after a failure, then backs off to intervalMs`, async (t) => {
   let probes = 0;
   const {url} = await startServer(t, (_request, response) => {
@@ -119,7 +124,7 @@ test(`never lets a probe run past the overall deadline`, async (t) => {
   });
 });
 
-test(`reports a refused connection with its address`, async () => {
+test(`reports a refused connection with its address, marked as refused (probed again sooner)`, async () => {
   // A port nothing listens on: bind one, then close it.
   const server = http.createServer();
   server.listen(0, `127.0.0.1`);
@@ -127,7 +132,7 @@ test(`reports a refused connection with its address`, async () => {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   const result = await probeHttp(`http://127.0.0.1:${port}/ping`, 1_000);
-  assert.deepEqual(result, {ok: false, error: `connect ECONNREFUSED 127.0.0.1:${port}`});
+  assert.deepEqual(result, {ok: false, error: `connect ECONNREFUSED 127.0.0.1:${port}`, refused: true});
 });
 
 test(`reports no attempts when timeoutMs leaves no time for a probe`, async (t) => {
