@@ -3,6 +3,7 @@ import type net from 'node:net';
 import {requestTargetOf} from './access-log.ts';
 import type {AccessLog} from './access-log.ts';
 import {BodyFramer, Framing} from './body-framing.ts';
+import {readAcceptedIntoSharedBuffer} from './shared-read.ts';
 import {errorResponse} from './error-response.ts';
 import type {ProxyErrorStatus} from './error-response.ts';
 import {buildUpstreamHead, resolvePeer, resolveRequestId} from './forwarded-headers.ts';
@@ -88,6 +89,8 @@ const IDEMPOTENT = new Set([`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE`])
 /** Request bytes (head + body) kept to send again: a refused connection (any method), the keep-alive race (idempotent only). */
 const MAX_REPLAY_BYTES = 64 * 1024;
 const MAX_RESPONSE_HEAD_BYTES = 128 * 1024;
+/** Bytes a client may send ahead of its request's end before reading stops (a Readable's default highWaterMark). */
+const PIPELINE_READ_AHEAD_BYTES = 64 * 1024;
 /** After answering with Connection: close, how long the client gets to read it before a hard close. */
 const LINGER_MS = 2_000;
 /**
@@ -111,6 +114,8 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   #state = ST_HEAD;
   #pending: Buffer | null = null;
   #pausedForPipeline = false;
+  /** Reads come through #onRead (shared-read.ts), else 'data' events; set once by the constructor. */
+  #readsShared = false;
   #pausedForBackpressure = false;
   #clientEnded = false;
 
@@ -170,12 +175,17 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     this.#trustForwarded = host.settings.trustForwarded;
     this.#peer = resolvePeer(socket.remoteAddress, this.#trustForwarded);
     this.#observing = host.metrics !== null || host.accessLog !== null;
-    socket.on(`data`, (chunk: Buffer) => this.#onData(chunk));
     socket.on(`drain`, () => this.#onDrain());
     socket.on(`end`, () => this.#guard(() => this.#onEnd()));
     socket.on(`error`, () => { /* 'close' follows */ });
     socket.on(`close`, () => this.#guard(() => this.#onClose()));
     this.#arm(T_IDLE, host.settings.clientIdleTimeoutMs);
+    // The server accepts paused (pauseOnConnect): reading starts here, into the shared buffer when this Node allows it.
+    this.#readsShared = readAcceptedIntoSharedBuffer(socket, this.#onRead);
+    if (!this.#readsShared) {
+      socket.on(`data`, (chunk: Buffer) => this.#onData(chunk));
+      socket.resume();
+    }
   }
 
   /**
@@ -228,6 +238,12 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   }
 
   // ---- client side ------------------------------------------------------------------------
+
+  /** One read (shared-read.ts); reading stops only through socket.pause() (#pauseForPipeline, backpressure). */
+  readonly #onRead = (chunk: Buffer): boolean => {
+    this.#onData(chunk);
+    return true;
+  };
 
   #onData(chunk: Buffer): void {
     try {
@@ -501,10 +517,14 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
     this.#host.forget(this);
   }
 
+  /**
+   * What the client sends while its request is in flight (or held) waits in #pending. Reading into the
+   * shared buffer goes on meanwhile, as a paused stream's did (up to its highWaterMark), so a client that
+   * leaves is noticed at once (a held request is let go); past PIPELINE_READ_AHEAD_BYTES reading stops.
+   */
   #pauseForPipeline(): void {
-    if (this.#pausedForPipeline) return;
     this.#pausedForPipeline = true;
-    this.socket.pause();
+    if (!this.#readsShared || (this.#pending !== null && this.#pending.length >= PIPELINE_READ_AHEAD_BYTES)) this.socket.pause();
   }
 
   #resumeClient(): void {

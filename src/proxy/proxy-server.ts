@@ -149,7 +149,7 @@ export class ProxyServer {
       },
       reportFailure: (error) => this.#log.error(`proxy error`, {err: error}),
     };
-    this.#server = net.createServer({allowHalfOpen: true, noDelay: true}, (socket) => this.#accept(socket));
+    this.#server = net.createServer({allowHalfOpen: true, noDelay: true, pauseOnConnect: true}, (socket) => this.#accept(socket));
     // Errors of a listen() attempt reject that attempt (and legacy takeover retries EADDRINUSE quietly).
     this.#server.on(`error`, (error) => {
       if (this.#server.listening) this.#log.error(`Proxy server error`, {err: error});
@@ -186,6 +186,7 @@ export class ProxyServer {
     // At the cap: a clear answer and a close, never a silent reset, and no file descriptor kept.
     this.#refused++;
     socket.on(`error`, () => undefined);
+    socket.resume(); // what the client sent is read and dropped, so the close is a FIN, not a reset
     // Its descriptor is released as soon as the answer is handed to the kernel (which still delivers
     // it and the FIN); a flood of refused connections must not itself exhaust the descriptors.
     socket.end(OVERLOADED_RESPONSE, () => socket.destroy());
