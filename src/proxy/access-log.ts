@@ -37,6 +37,18 @@ export function formatDurationMs(ms: number): string {
 }
 
 /**
+ * `value` as a JSON string: quoted as it is when it holds only printable ASCII other than `"` and `\`
+ * (every request-target the proxy accepts), else JSON.stringify's escaping.
+ */
+export function jsonString(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 32 || c > 126 || c === 34 || c === 92) return JSON.stringify(value);
+  }
+  return `"${value}"`;
+}
+
+/**
  * `proxy.accessLog`: one JSON line per request. The query string is left out unless `includeQuery`
  * (it often carries tokens and personal data).
  */
@@ -78,7 +90,7 @@ export class AccessLog {
     }
     // Built by hand (one line per request is the hot path of the access log): method and request id are
     // token characters and the address an IP, so only the path and the ids from the config need escaping.
-    this.#sink.write(`{"time":"${this.#time}","method":"${entry.method}","path":${JSON.stringify(target)},"status":${entry.status},"bytes":${entry.bytes},"durationMs":${formatDurationMs(entry.durationMs)},"releaseId":${this.#releaseJson},"processId":${this.#processJson},"clientIp":"${entry.clientIp}","requestId":"${entry.requestId}","retried":${entry.retried}}\n`);
+    this.#sink.write(`{"time":"${this.#time}","method":"${entry.method}","path":${jsonString(target)},"status":${entry.status},"bytes":${entry.bytes},"durationMs":${formatDurationMs(entry.durationMs)},"releaseId":${this.#releaseJson},"processId":${this.#processJson},"clientIp":"${entry.clientIp}","requestId":"${entry.requestId}","retried":${entry.retried}}\n`);
   }
 }
 

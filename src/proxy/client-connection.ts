@@ -379,9 +379,9 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
       this.#methodClass = methodClassOf(head.method);
       if (this.#host.accessLog !== null) {
         this.#bytesAtStart = this.#bytesToClient;
-        const resolved = resolveRequestId(head);
-        this.#requestId = resolved.requestId;
-        if (resolved.add) addRequestId = resolved.requestId;
+        const requestId = resolveRequestId(head);
+        this.#requestId = requestId;
+        if (requestId !== head.requestId) addRequestId = requestId;
       }
     }
     this.#upstreamHead = buildUpstreamHead(head, this.#peer, addRequestId);
@@ -818,7 +818,7 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
       releaseId: null,
       processId: null,
       clientIp: this.#peer.ip,
-      requestId: head === null ? `` : resolveRequestId(head).requestId,
+      requestId: head === null ? `` : resolveRequestId(head),
       retried: false,
     });
   }

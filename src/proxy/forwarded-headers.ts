@@ -77,15 +77,15 @@ export function generateRequestId(): string {
 }
 
 /**
- * The request id of a request: the client's X-Request-ID when valid, else a new one (generateRequestId);
- * an invalid id's lines are dropped from `head` (the app then sees only the new id).
- * Returns the id and whether the proxy must add the X-Request-ID line.
+ * The request id of a request: the client's X-Request-ID when valid (then `head.requestId` itself), else a
+ * new one (generateRequestId) that the proxy must add as an X-Request-ID line (a result other than
+ * `head.requestId`); an invalid id's lines are dropped from `head` (the app then sees only the new id).
  */
-export function resolveRequestId(head: RequestHead): {requestId: string; add: boolean} {
+export function resolveRequestId(head: RequestHead): string {
   const sent = head.requestId;
-  if (sent !== undefined && head.requestIdLines!.length === 2 && isValidRequestId(sent)) return {requestId: sent, add: false};
+  if (sent !== undefined && head.requestIdLines!.length === 2 && isValidRequestId(sent)) return sent;
   if (head.requestIdLines !== null) head.strip = mergeRanges(head.strip, head.requestIdLines);
-  return {requestId: generateRequestId(), add: true};
+  return generateRequestId();
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {AccessLog, formatDurationMs} from '../../src/proxy/access-log.ts';
+import {AccessLog, formatDurationMs, jsonString} from '../../src/proxy/access-log.ts';
 import type {AccessLogSink} from '../../src/proxy/access-log.ts';
 import {METHOD_CLASSES, RequestMetrics, STATUS_CLASSES} from '../../src/proxy/request-metrics.ts';
 import type {RequestSeries} from '../../src/proxy/request-metrics.ts';
@@ -152,6 +152,15 @@ test(`prints access log durations exactly as the rounded number would print, to 
   const samples = [0, 0.0004, 0.0005, 0.001, 0.0015, 0.01, 0.1, 0.5, 1, 1.05, 2.1005, 999.9995, 1000, 60_000.25, 1e9 + 0.1234, 0.1 + 0.2];
   for (let i = 0; i < 20_000; i++) samples.push(i / 997, i * 0.0001, i * 13.0007);
   for (const ms of samples) assert.equal(formatDurationMs(ms), reference(ms), `durationMs ${ms}`);
+});
+
+test(`the access log's path is the JSON string JSON.stringify makes, for any characters`, () => {
+  const samples = [``, `/`, `/a/b.html`, `/"quoted"`, `/back\\slash`, `/tab\there`, `/nul\u0000`, `/del\u007f`, `/caf\u00e9`, `/\u2028`, `/\ud800`, `/~!$&'()*+,;=:@[]{}|^\``];
+  for (const value of samples) assert.equal(jsonString(value), JSON.stringify(value), value);
+  for (let c = 0; c < 256; c++) {
+    const value = `/x${String.fromCharCode(c)}y`;
+    assert.equal(jsonString(value), JSON.stringify(value), `character ${c}`);
+  }
 });
 
 test(`puts each latency in the first bucket whose bound holds it`, () => {
