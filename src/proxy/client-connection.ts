@@ -91,6 +91,11 @@ const MAX_REPLAY_BYTES = 64 * 1024;
 const MAX_RESPONSE_HEAD_BYTES = 128 * 1024;
 /** Bytes a client may send ahead of its request's end before reading stops (a Readable's default highWaterMark). */
 const PIPELINE_READ_AHEAD_BYTES = 64 * 1024;
+/**
+ * Reads joined to #pending (each one a copy of all of it) before reading stops too: a client trickling
+ * a byte per read cannot make the proxy copy up to 64 KiB per byte it sends.
+ */
+const PIPELINE_READS_AHEAD = 16;
 /** After answering with Connection: close, how long the client gets to read it before a hard close. */
 const LINGER_MS = 2_000;
 /**
@@ -116,6 +121,8 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
   #pausedForPipeline = false;
   /** Reads come through #onRead (shared-read.ts), else 'data' events; set once by the constructor. */
   #readsShared = false;
+  /** Reads joined to #pending since the client was last resumed (see PIPELINE_READS_AHEAD). */
+  #readsAhead = 0;
   #pausedForBackpressure = false;
   #clientEnded = false;
 
@@ -524,10 +531,12 @@ export class ClientConnection implements UpstreamOwner, HeldRequest, RoutedClien
    */
   #pauseForPipeline(): void {
     this.#pausedForPipeline = true;
-    if (!this.#readsShared || (this.#pending !== null && this.#pending.length >= PIPELINE_READ_AHEAD_BYTES)) this.socket.pause();
+    this.#readsAhead++;
+    if (!this.#readsShared || this.#readsAhead > PIPELINE_READS_AHEAD || (this.#pending !== null && this.#pending.length >= PIPELINE_READ_AHEAD_BYTES)) this.socket.pause();
   }
 
   #resumeClient(): void {
+    this.#readsAhead = 0;
     this.#pausedForPipeline = false;
     this.#pausedForBackpressure = false;
     this.socket.resume();
