@@ -1,7 +1,7 @@
 import {setTimeout as delay} from 'node:timers/promises';
 import type {Config} from '../config/types.ts';
 import {describeReadinessCheck, healthProbeCheck, probeCheck} from '../supervisor/readiness.ts';
-import {isProcessGroupAlive} from '../system/proc.ts';
+import {hasMainThreadExited, isProcessGroupAlive} from '../system/proc.ts';
 import {formatHttpUrl} from './instance-spec.ts';
 import type {Release} from './release.ts';
 
@@ -38,7 +38,9 @@ export async function watchRelease(release: Release, windowMs: number, config: C
           const probeTarget = {processId: target.processId, host: target.host, port: target.port, cwd: managed?.spec.cwd ?? release.releasePath, env: managed?.spec.env ?? {}};
           const result = await probeCheck(check, probeTarget, web.health.probeTimeoutMs).catch(() => ({ok: false as const, error: `probe aborted`}));
           // A web process that died fails its probes too: its exit (reported a moment later) is the reason to give.
-          if (!result.ok && managed?.pgid !== undefined && !isProcessGroupAlive(managed.pgid)) continue;
+          // Its main thread gone is enough to tell: its other threads may take a while to close, and the exit is
+          // reported only after the last one (isLiveProcess).
+          if (!result.ok && managed !== undefined && isOnItsWayOut(managed.pid, managed.pgid)) continue;
           if (result.ok) failures = 0;
           else if (++failures >= 2) return `health check of ${check.kind === `http` ? formatHttpUrl(target.host, target.port, check.path ?? `/`) : describeReadinessCheck(check, target)} failed twice: ${result.error}`;
         }
@@ -51,4 +53,8 @@ export async function watchRelease(release: Release, windowMs: number, config: C
   } finally {
     controller.abort();
   }
+}
+
+function isOnItsWayOut(pid: number | undefined, pgid: number | undefined): boolean {
+  return (pid !== undefined && hasMainThreadExited(pid)) || (pgid !== undefined && !isProcessGroupAlive(pgid));
 }

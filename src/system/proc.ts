@@ -91,6 +91,15 @@ export function isLiveProcess(stat: ProcStat): boolean {
   });
 }
 
+/**
+ * True once the process's main thread has exited (a zombie, or gone from /proc): the process is on its way
+ * out, though its other threads may still be closing (isLiveProcess counts those as alive).
+ */
+export function hasMainThreadExited(pid: number): boolean {
+  const stat = readProcStat(pid);
+  return stat === null || stat.state === `Z` || stat.state === `X`;
+}
+
 export function readProcessStartTime(pid: number): number | null {
   return readProcStat(pid)?.startTime ?? null;
 }

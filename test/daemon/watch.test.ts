@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import test from 'node:test';
 import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
-import {startDaemon, webConfig} from '../helpers/daemon.ts';
+import {CRASH_LINGERING_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {loadSwitch} from '../helpers/load-switch.ts';
+import {requireCommands} from '../helpers/system-packages.ts';
 import {waitFor} from '../helpers/wait-for.ts';
 
 type ReleaseView = {releaseId: string; state: string};
@@ -49,6 +51,19 @@ test(`a new release that crashes inside its watch window is switched back with n
   const states = Object.fromEntries((status.releases as ReleaseView[]).map((release) => [release.releaseId, release.state]));
   assert.equal(states.v1, `active`);
   await daemon.record((record) => record.msg === `watch failed; switched back`, `watch failed; switched back`);
+});
+
+test(`a web process whose main thread exited while another thread still closes is switched back for its exit, not for its failed probes`, async (t) => {
+  if (!requireCommands(t, [{command: `python3`, pkg: `python3`}])) return;
+  // Its port refuses connections for 1.5 s before the exit is reported: probes every 20 ms fail meanwhile.
+  const daemon = await startDaemon(t, (dir) => webConfig(dir));
+  await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
+  // The config is read again at each deploy.
+  fs.writeFileSync(daemon.configPath, JSON.stringify(webConfig(daemon.dir, {}, {command: `exec python3 "${CRASH_LINGERING_APP}" {{port}} 1500`})));
+  const watched = daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`, watchMs: 20_000});
+  await waitFor(async () => (await daemon.call(`status`)).activeReleaseId === `v2`, {what: `the switch to v2`});
+  await httpGet(daemon.proxyPort, `/`);
+  await expectRolledBack(watched, /web process web exited \(code 1\)/);
 });
 
 test(`too many 5xx inside the watch window switch traffic back`, async (t) => {

@@ -10,6 +10,7 @@ import {waitFor} from './wait-for.ts';
 export const WEB_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `web-app.cjs`);
 /** Python: at SIGTERM its main thread exits while another thread lingers argv[1] ms (a zombie in /proc/<pid>/stat that still holds its descriptors). */
 export const LINGERING_THREAD_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `lingering-thread.py`);
+export const CRASH_LINGERING_APP = path.join(REPO_ROOT, `test`, `fixtures`, `apps`, `crash-lingering.py`);
 
 type After = {after(fn: () => unknown): void};
 
