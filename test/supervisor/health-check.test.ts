@@ -201,7 +201,9 @@ test(`the same 404 on every probe fails early, naming the URL, the status, the p
   assert.match(error.message, /HTTP 404 to each of the last \d+ probes over [\d.]+ s \(\d+ in all\)/);
   assert.equal(error.details.status, 404);
   assert.ok((error.details.steadyProbes as number) >= 5);
-  assert.equal(error.details.attempts, arrivals.length);
+  // Every probe is counted; on a loaded machine the last one may be cut off before the server saw it.
+  const attempts = error.details.attempts as number;
+  assert.ok(attempts >= arrivals.length && attempts <= arrivals.length + 1, `${attempts} attempts, ${arrivals.length} arrived`);
   assert.match(error.fix ?? ``, /^Set processes\[0\]\.health\.path to a path the app answers with 2xx \(now "\/ping"\)/);
 });
 
