@@ -13,9 +13,10 @@ import type {BenchContext, PartResult} from './part-result.ts';
 export async function benchCrash(ctx: BenchContext, result: PartResult): Promise<void> {
   const rounds = Math.max(1, Number(process.env.CRASH_ROUNDS ?? 5));
   const outcomes: CrashOutcome[] = [];
-  for (const phase of CRASH_PHASES) {
+  for (const [index, phase] of CRASH_PHASES.entries()) {
     for (let round = 1; round <= rounds; round++) {
-      const dir = path.join(ctx.workDir, `${phase.slice(0, 3)}${round}`);
+      // Short (the control socket lives in it) and unique: hold-drain and hold-start share a prefix.
+      const dir = path.join(ctx.workDir, `${phase.slice(0, 3)}${index}-${round}`);
       fs.mkdirSync(dir);
       const outcome = await runCrashScenario({cli: ctx.cli, phase, dir, application: `rb-bench-crash-${phase}-${round}`});
       outcomes.push(outcome);
