@@ -112,7 +112,7 @@ export async function benchThroughput(ctx: BenchContext, result: PartResult, opt
       header: [`round`, `target`, `req/s`, `p50 ms`, `p99 ms`, `CPU µs/request`],
       rows: ([`direct`, `proxy`, `observed`, `nginx`] as const).flatMap((name) => runs[name].map((run) => [String(run.round), name, String(Math.round(run.requestsPerSec)), String(run.p50Ms), String(run.p99Ms), Number.isFinite(run.cpuUsPerRequest) ? run.cpuUsPerRequest.toFixed(1) : `-`])),
     });
-    result.checks.push(check(`proxy req/s ÷ direct req/s (same run)`, `${proxy.ratio.toFixed(2)} (${round(proxy.ratio / UPSTREAM_RATIO, 1)}× upstream's 0.06${viaNginx ? `; nginx ${viaNginx.ratio.toFixed(2)}` : ``})`, `≥ ${THROUGHPUT_GOALS.ratio}`, proxy.ratio >= THROUGHPUT_GOALS.ratio));
+    result.checks.push(check(`proxy req/s ÷ direct req/s (same run)`, `${proxy.ratio.toFixed(3)} (${round(proxy.ratio / UPSTREAM_RATIO, 1)}× upstream's 0.06${viaNginx ? `; nginx ${viaNginx.ratio.toFixed(2)}` : ``})`, `≥ ${THROUGHPUT_GOALS.ratio}`, proxy.ratio >= THROUGHPUT_GOALS.ratio));
     if (viaNginx) {
       result.checks.push(check(`proxy p99 vs nginx p99`, `${proxy.p99Ms} ms vs ${viaNginx.p99Ms} ms (${round(proxy.p99Ms / viaNginx.p99Ms, 2)}×)`, `≤ ${THROUGHPUT_GOALS.p99VsNginx}×`, proxy.p99Ms <= THROUGHPUT_GOALS.p99VsNginx * viaNginx.p99Ms));
     } else {
