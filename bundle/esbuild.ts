@@ -54,7 +54,7 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
       define: {__ROLLBRIDGE_COMMIT__: JSON.stringify(options.commit), __ROLLBRIDGE_VERSION__: JSON.stringify(options.version)},
       // import.meta is empty in CommonJS output: fail the build instead of shipping a binary that breaks at run time.
       logOverride: {'empty-import-meta': `error`},
-      plugins: options.cliLoader === undefined ? [] : [replaceCliImport(path.resolve(options.entry), path.resolve(options.cliLoader))],
+      plugins: [clipanionWithoutStdin(), ...options.cliLoader === undefined ? [] : [replaceCliImport(path.resolve(options.entry), path.resolve(options.cliLoader))]],
     });
   } catch (error) {
     throw toBuildFailure(error);
@@ -62,6 +62,29 @@ export async function bundleCli(options: BundleOptions): Promise<BundleResult> {
   asciiOnly(outfile);
   shareEsmWrappers(outfile);
   return {outfile, bytes: fs.statSync(outfile).size, durationMs: performance.now() - startedAt, warnings: result.warnings.map(formatMessage)};
+}
+
+/**
+ * clipanion's Cli.js reads `process.stdin` when it loads (its `Cli.defaultContext`), and Node opens fd 0 as
+ * a stream then: when fd 0 is /dev/null or a file (CI runners, Ansible, systemd), that loads fs streams,
+ * FileHandle and readline, ~1.5 ms of every command's start and 0.2 MB of the daemon's RSS. No command reads
+ * its input, and every run passes its own context with a stdin opened on first use (src/cli/context.ts),
+ * so the default stays undefined. The build fails if clipanion's text is not the one this expects.
+ */
+function clipanionWithoutStdin(): Plugin {
+  const eager = `    stdin: process.stdin,\n`;
+  return {
+    name: `rollbridge-clipanion-stdin`,
+    setup(pluginBuild) {
+      pluginBuild.onLoad({filter: /[\\/]clipanion[\\/]lib[\\/]advanced[\\/]Cli\.js$/}, (args) => {
+        const source = fs.readFileSync(args.path, `utf8`);
+        if (source.split(eager).length !== 2) {
+          throw buildFailure(`clipanion's ${args.path} no longer sets Cli.defaultContext.stdin as expected`, {fix: `Check the clipanion upgrade: bundle/esbuild.ts clipanionWithoutStdin() replaces its one "stdin: process.stdin" line`});
+        }
+        return {contents: source.replace(eager, `    stdin: undefined,\n`), loader: `js`};
+      });
+    },
+  };
 }
 
 /** Resolves the entry's `import('./cli/cli.ts')` to `loader`; every other import (the CLI's own included) resolves as usual. */
