@@ -6,10 +6,12 @@ import {isRollbridgeError} from '../../src/errors/rollbridge-error.ts';
 import {LINGERING_THREAD_APP, WEB_APP, startDaemon, webConfig} from '../helpers/daemon.ts';
 import {httpGet} from '../helpers/http.ts';
 import {startKeepAliveLoad} from '../helpers/keep-alive-load.ts';
+import type {KeepAliveLoad} from '../helpers/keep-alive-load.ts';
 import {requireCommands} from '../helpers/system-packages.ts';
 import {freePort} from '../helpers/ports.ts';
 import {parseExposition, scrape, sumOf} from '../helpers/prometheus-text.ts';
 import type {Sample} from '../helpers/prometheus-text.ts';
+import type {TestDaemon} from '../helpers/daemon.ts';
 
 /** The web app behind an exclusive, non-blocking flock: a second copy exits 1 at once while the first runs. */
 function lockedWeb(dir: string, overrides: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Record<string, unknown> {
@@ -17,6 +19,17 @@ function lockedWeb(dir: string, overrides: Record<string, unknown> = {}, top: Re
 }
 
 /** The switch hold histogram's count and sum (seconds) for one outcome. */
+/** Runs `action` under keep-alive load: release `before` serves first, `after` once it is done, and no request fails. */
+async function underLoad<T>(t: test.TestContext, daemon: TestDaemon, before: string, after: string, action: () => Promise<T>): Promise<{result: T; load: KeepAliveLoad}> {
+  const load = startKeepAliveLoad(t, daemon.proxyPort);
+  await load.servedMore(before);
+  const result = await action();
+  await load.servedMore(after);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
+  return {result, load};
+}
+
 function holdsOf(samples: Sample[], outcome: string): {count: number; sumSeconds: number} {
   return {count: sumOf(samples, `rollbridge_switch_hold_duration_seconds_count`, {outcome}), sumSeconds: sumOf(samples, `rollbridge_switch_hold_duration_seconds_sum`, {outcome})};
 }
@@ -29,12 +42,7 @@ test(`hold-on-switch deploys an app that cannot run twice (flock) under load wit
   // The usual overlapping deploy cannot work for this app: the new copy does not get the lock.
   await assert.rejects(daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}), (error: unknown) => isRollbridgeError(error) && error.code === `ERR_PROCESS_EXITED`);
   fs.writeFileSync(daemon.configPath, JSON.stringify(lockedWeb(daemon.dir, {}, {metrics: {listen: metricsPort}})));
-  const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await load.servedMore(`v1`);
-  const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`});
-  await load.servedMore(`v3`);
-  await load.stop();
-  assert.deepEqual(load.failures, []);
+  const {result, load} = await underLoad(t, daemon, `v1`, `v3`, () => daemon.call(`deploy`, {releasePath: daemon.release(`v3`), releaseId: `v3`}));
   const hold = result.switchHold as {heldMs: number; drainMs: number; holdTimeoutMs: number};
   assert.equal(hold.holdTimeoutMs, 10_000);
   assert.ok(hold.heldMs > 0 && hold.heldMs < 10_000, JSON.stringify(hold));
@@ -57,12 +65,7 @@ test(`a hold deploy starts the new web process only once every thread of the pre
   // a moment after process.exit() on a loaded machine, which is how the new copy once found the lock still held.
   const daemon = await startDaemon(t, (dir) => lockedWeb(dir, {command: `exec flock -n "${path.join(dir, `web.lock`)}" python3 "${LINGERING_THREAD_APP}" 1500 "${process.execPath}" "${WEB_APP}"`}));
   await daemon.call(`deploy`, {releasePath: daemon.release(`v1`), releaseId: `v1`});
-  const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await load.servedMore(`v1`);
-  const result = await daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`});
-  await load.servedMore(`v2`);
-  await load.stop();
-  assert.deepEqual(load.failures, []);
+  const {result} = await underLoad(t, daemon, `v1`, `v2`, () => daemon.call(`deploy`, {releasePath: daemon.release(`v2`), releaseId: `v2`}));
   assert.equal(result.activeReleaseId, `v2`);
   assert.ok((result.switchHold as {heldMs: number}).heldMs > 0);
 });
@@ -147,12 +150,7 @@ test(`restart --process web of a switch "hold" app restarts it in place with req
   const before = await web();
   const plan = await daemon.call(`restart`, {processId: `web`, dryRun: true});
   assert.deepEqual((plan.plan as {processes: Array<{how: string; check: string}>}).processes.map(({how, check}) => ({how, check})), [{how: `restart`, check: `health`}]);
-  const load = startKeepAliveLoad(t, daemon.proxyPort);
-  await load.servedMore(`v1`);
-  await daemon.call(`restart`, {processId: `web`});
-  await load.servedMore(`v1`);
-  await load.stop();
-  assert.deepEqual(load.failures, []);
+  await underLoad(t, daemon, `v1`, `v1`, () => daemon.call(`restart`, {processId: `web`}));
   const after = await web();
   assert.notEqual(after.pid, before.pid);
   assert.equal(after.port, before.port);
